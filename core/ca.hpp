@@ -1,0 +1,60 @@
+// The certificate authority: its key and self-signed certificate, created or loaded.
+// Immutable after construction; safe to sign with from several threads at once
+// (share it as std::shared_ptr<const certificate_authority>).
+#pragma once
+
+#include "core/cert_record.hpp"
+#include "core/ossl.hpp"
+
+#include <boost/json/object.hpp>
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace certmate {
+
+struct ca_options {
+    key_type type = key_type::rsa4096;  // rsa4096 or ec_p384
+    subject_fields subject{.common_name = "CertMate Private CA", .organization = "CertMate"};
+    int validity_days = 3650;
+};
+
+class certificate_authority {
+public:
+    // New self-signed CA: SHA-256 (SHA-384 for P-384), 10 years, basicConstraints critical CA:TRUE
+    // pathlen:0, keyUsage critical keyCertSign+cRLSign, SKI, AKI.
+    static result<certificate_authority> create(const ca_options& opts, time_point now, const rng_fn& rng);
+    // errc::bad_passphrase for an encrypted key without the right passphrase; errc::crypto_failure
+    // when the key does not match the certificate or the certificate is not a CA.
+    static result<certificate_authority> load(std::string_view cert_pem, std::string_view key_pem,
+                                              std::optional<std::string_view> passphrase = std::nullopt);
+
+    X509* cert() const noexcept { return cert_.get(); }
+    EVP_PKEY* key() const noexcept { return key_.get(); }
+    // The digest to sign with: SHA-256, or nullptr for Ed25519 keys.
+    const EVP_MD* digest() const noexcept;
+
+    std::string cert_pem() const;
+    std::string cert_der() const;
+    // PKCS#8, encrypted when `passphrase` is given.
+    result<std::string> key_pem(std::optional<std::string_view> passphrase) const;
+
+    time_point not_before() const;
+    time_point not_after() const;
+    std::string subject_string() const;      // one-line RFC 2253
+    std::string fingerprint_sha256() const;
+    std::string serial_decimal() const;
+    std::string key_type_name() const;
+
+    // ca_metadata.json: subject, serial_number, fingerprint_sha256, key_type, not_before,
+    // not_after (RFC 3339), created_at, signature_algorithm.
+    boost::json::object metadata() const;
+
+private:
+    certificate_authority(ossl::x509 cert, ossl::pkey key) : cert_(std::move(cert)), key_(std::move(key)) {}
+    ossl::x509 cert_;
+    ossl::pkey key_;
+};
+
+} // namespace certmate

@@ -1,0 +1,52 @@
+// Keys and certificates to and from bytes; the facts about them the metadata records.
+// Thread-safety: free functions, safe from any thread.
+#pragma once
+
+#include "core/cert_record.hpp"
+#include "core/ossl.hpp"
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace certmate {
+
+// Generates a fresh private key. RSA sizes 2048/3072/4096, EC P-256/P-384, Ed25519.
+result<ossl::pkey> generate_key(key_type type);
+
+// PKCS#8 PEM; encrypted with AES-256-CBC (PBKDF2) when `passphrase` is given.
+result<std::string> private_key_to_pem(EVP_PKEY* key, std::optional<std::string_view> passphrase = std::nullopt);
+// Loads a PEM private key (PKCS#8 or traditional), decrypting it with `passphrase` if needed;
+// errc::bad_passphrase when it is encrypted and the passphrase is missing or wrong.
+result<ossl::pkey> load_private_key(std::string_view pem, std::optional<std::string_view> passphrase = std::nullopt);
+std::string public_key_to_pem(EVP_PKEY* key);
+
+// "rsa2048", "rsa3072", "rsa4096" (other RSA sizes: "rsa<bits>"), "ec-p256", "ec-p384", "ed25519".
+std::string describe_key(EVP_PKEY* key);
+// Allowed for client certificates: RSA >= 2048, EC P-256/P-384, Ed25519. errc::unsupported_key otherwise.
+result<void> check_allowed_key(EVP_PKEY* key);
+
+std::string cert_to_pem(X509* cert);
+std::string cert_to_der(X509* cert);
+result<ossl::x509> load_cert_pem(std::string_view pem);
+result<ossl::x509> load_cert_der(std::string_view der);
+
+// Hex, lower case, no separators.
+std::string fingerprint_sha256(X509* cert);
+std::string serial_to_decimal(const ASN1_INTEGER* serial);
+// Parses decimal, or hex with a 0x prefix; nullopt for anything else.
+std::optional<std::string> normalize_serial(std::string_view text);
+result<ossl::asn1_integer> decimal_to_asn1_integer(std::string_view decimal);
+// A random positive 128-bit serial as a decimal string (top bit cleared, never zero).
+std::string random_serial(const rng_fn& rng);
+
+time_point from_asn1_time(const ASN1_TIME* t);
+ossl::asn1_time to_asn1_time(time_point t);
+
+// Subject DN fields and SANs read back from a certificate or request.
+subject_fields read_subject(const X509_NAME* name);
+subject_alt_names read_sans(const GENERAL_NAMES* names);
+
+std::string sha256_hex(std::string_view data);
+
+} // namespace certmate

@@ -1,0 +1,45 @@
+// Where certificates persist. A second backend (PostgreSQL) must fit behind this interface.
+// Thread-safety: implementations are safe for concurrent calls on different identifiers;
+// calls on the same identifier are serialised by the caller (the core strand).
+#pragma once
+
+#include "core/cert_record.hpp"
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace certmate::storage {
+
+struct cert_files {
+    std::string cert_pem;
+    std::optional<std::string> key_pem;   // only when the key was generated here
+    std::optional<std::string> csr_pem;
+};
+
+enum class file_kind { cert, key, csr };
+
+struct load_report {
+    std::vector<cert_record> records;
+    std::vector<std::string> removed_leftovers;  // temp dirs of interrupted writes, removed
+    std::vector<std::string> skipped;            // unreadable entries, with the reason (logged, not loaded)
+};
+
+class cert_store {
+public:
+    virtual ~cert_store() = default;
+    // All or nothing: afterwards either the complete certificate exists or nothing does.
+    // errc::already_exists if the identifier is taken (in any usage).
+    virtual result<void> create(const cert_record& rec, const cert_files& files) = 0;
+    // Renewal: replaces certificate, key (if given; otherwise keeps the old one) and metadata, all or nothing.
+    virtual result<void> replace(const cert_record& rec, const cert_files& files) = 0;
+    // Atomically rewrites metadata.json only.
+    virtual result<void> write_metadata(const cert_record& rec) = 0;
+    // errc::not_found when absent (a CSR-issued certificate has no key).
+    virtual result<std::string> read_file(cert_usage usage, const std::string& id, file_kind kind) const = 0;
+    // Scans everything (using `threads` workers), removing leftovers of interrupted writes first.
+    virtual result<load_report> load_all(unsigned threads) = 0;
+};
+
+} // namespace certmate::storage

@@ -1,0 +1,35 @@
+// cert_store on the local file system, in the seed's layout:
+// certs/client/<usage>/<identifier>/{cert.crt, cert.key (0600), cert.csr, metadata.json}.
+// New certificates are written into certs/client/<usage>/.tmp-<identifier>-<random>/ and renamed
+// into place; replacements go through .new-/.old- directories so a crash at any step leaves
+// either the old or the new certificate; load_all() finishes or rolls back what it finds.
+#pragma once
+
+#include "storage/cert_store.hpp"
+#include "storage/layout.hpp"
+
+#include <functional>
+#include <mutex>
+
+namespace certmate::storage {
+
+class fs_store final : public cert_store {
+public:
+    explicit fs_store(layout l);
+
+    result<void> create(const cert_record& rec, const cert_files& files) override;
+    result<void> replace(const cert_record& rec, const cert_files& files) override;
+    result<void> write_metadata(const cert_record& rec) override;
+    result<std::string> read_file(cert_usage usage, const std::string& id, file_kind kind) const override;
+    result<load_report> load_all(unsigned threads) override;
+
+    // Test hook: called with a step name ("files-written", "dir-synced", "renamed", ...) during
+    // create/replace; returning false simulates a crash at that point (the call returns
+    // errc::storage_failure and leaves the disk as a crash would).
+    std::function<bool(std::string_view step)> crash_hook;
+
+private:
+    layout layout_;
+};
+
+} // namespace certmate::storage

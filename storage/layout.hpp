@@ -1,0 +1,32 @@
+// The seed's storage layout under data_dir (DESIGN.md 3). Only validated identifiers reach here.
+#pragma once
+
+#include "core/cert_record.hpp"
+
+#include <filesystem>
+
+namespace certmate::storage {
+
+namespace fs = std::filesystem;
+
+struct layout {
+    fs::path data_dir;
+
+    fs::path ca_dir() const { return data_dir / "certs" / "ca"; }
+    fs::path ca_cert() const { return ca_dir() / "ca.crt"; }
+    fs::path ca_key() const { return ca_dir() / "ca.key"; }
+    fs::path ca_metadata() const { return ca_dir() / "ca_metadata.json"; }
+    fs::path crl_pem() const { return ca_dir() / "crl.pem"; }
+    fs::path crl_dir() const { return data_dir / "certs" / "crl"; }
+    fs::path crl_der() const { return crl_dir() / "crl.der"; }
+    fs::path crl_state() const { return crl_dir() / "crl_state.json"; }
+    fs::path ocsp_dir() const { return data_dir / "certs" / "ocsp"; }
+    fs::path client_dir() const { return data_dir / "certs" / "client"; }
+    fs::path usage_dir(cert_usage u) const { return client_dir() / std::string(to_string(u)); }
+    fs::path cert_dir(cert_usage u, const std::string& id) const { return usage_dir(u) / id; }
+    fs::path audit_log() const { return data_dir / "logs" / "audit" / "certificate_audit.log"; }
+    fs::path state_dir() const { return data_dir / "state"; }
+    fs::path admin_token() const { return data_dir / "admin.token"; }
+};
+
+} // namespace certmate::storage
