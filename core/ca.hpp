@@ -14,9 +14,16 @@
 
 namespace certmate {
 
+inline subject_fields default_ca_subject() {
+    subject_fields s;
+    s.common_name = "CertMate Private CA";
+    s.organization = "CertMate";
+    return s;
+}
+
 struct ca_options {
     key_type type = key_type::rsa4096;  // rsa4096 or ec_p384
-    subject_fields subject{.common_name = "CertMate Private CA", .organization = "CertMate"};
+    subject_fields subject = default_ca_subject();
     int validity_days = 3650;
 };
 
