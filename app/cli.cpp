@@ -1,10 +1,203 @@
 #include "app/cli.hpp"
 
+#include "app/bootstrap.hpp"
+#include "app/config.hpp"
+#include "app/serve.hpp"
+#include "storage/atomic_file.hpp"
+#include "storage/audit_log.hpp"
+#include "storage/ca_files.hpp"
+
+#include <boost/program_options.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
 #include <iostream>
 
 namespace certmate::app {
-int run_cli(int, char**) {
-    std::cout << "certmate " << CERTMATE_VERSION << "\n";
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* usage_text = R"(usage: certmate [COMMAND] [OPTIONS]
+
+commands:
+  serve [-c FILE] [--data-dir DIR] [--listen HOST:PORT] [--check-config]   run the server (default)
+  init [-c FILE] [--data-dir DIR]                 create the CA, an admin token and a starter config
+  ca backup --out FILE [--data-dir DIR]           CA key, certificate, metadata and CRL state in one archive (0600)
+  ca restore --in FILE [--force] [--data-dir DIR] restore a CA backup (refuses a different CA without --force)
+  token create --name NAME --role viewer|operator|admin
+  audit verify [--data-dir DIR]                   walk the audit hash chain
+  version
+
+Every config key can be given as --section.key VALUE (see certmate.conf.example).
+)";
+
+struct parsed_args {
+    po::variables_map vm;
+    std::vector<std::string> overrides;  // --section.key VALUE, normalised
+    fs::path config_file;
+};
+
+// Parses the command's own options; the rest must be --section.key VALUE config overrides.
+parsed_args parse(const std::vector<std::string>& args, po::options_description own) {
+    own.add_options()("config,c", po::value<std::string>(), "config file")(
+        "data-dir", po::value<std::string>(), "data directory")("listen", po::value<std::string>(), "HOST:PORT");
+    parsed_args out;
+    auto parsed = po::command_line_parser(args).options(own).allow_unregistered().run();
+    po::store(parsed, out.vm);
+    po::notify(out.vm);
+    auto rest = po::collect_unrecognized(parsed.options, po::include_positional);
+    for (std::size_t i = 0; i < rest.size(); ++i) {
+        const auto& a = rest[i];
+        if (a.rfind("--", 0) != 0 || a.find('.') == std::string::npos)
+            throw error_exception(make_error(errc::invalid_argument, "unknown argument: " + a));
+        auto eq = a.find('=');
+        if (eq != std::string::npos) {
+            out.overrides.push_back(a.substr(0, eq));
+            out.overrides.push_back(a.substr(eq + 1));
+        } else {
+            if (i + 1 >= rest.size()) throw error_exception(make_error(errc::invalid_argument, a + " needs a value"));
+            out.overrides.push_back(a);
+            out.overrides.push_back(rest[++i]);
+        }
+    }
+    if (out.vm.count("data-dir")) out.overrides.insert(out.overrides.begin(), {"--storage.data_dir", out.vm["data-dir"].as<std::string>()});
+    if (out.vm.count("listen")) out.overrides.insert(out.overrides.begin(), {"--server.http_listen", out.vm["listen"].as<std::string>()});
+    out.config_file = resolve_config_file(out.vm.count("config") ? fs::path(out.vm["config"].as<std::string>()) : fs::path(),
+                                          out.overrides);
+    return out;
+}
+
+int cmd_init(const std::vector<std::string>& args) {
+    auto a = parse(args, po::options_description("init"));
+    auto cfg = load_config(a.config_file, a.overrides);
+    auto rep = init_data_dir(cfg, a.config_file);
+    if (!rep) throw error_exception(rep.error());
+    std::cout << (rep->created_ca ? "created CA " : "CA exists ") << rep->ca_fingerprint << " in "
+              << (cfg.data_dir / "certs" / "ca").string() << "\n";
+    if (!rep->admin_token.empty()) {
+        std::cout << "admin token (shown once, also in " << rep->admin_token_file.string() << "): " << rep->admin_token << "\n";
+        if (!rep->config_written.empty()) std::cout << "wrote starter config " << rep->config_written.string() << "\n";
+        else
+            std::cout << "add to the [auth] section of your config:\ntoken = "
+                      << token_config_value(token_entry{"admin", api_role::admin, sha256_hex_of(rep->admin_token)}) << "\n";
+    }
     return 0;
 }
+
+int cmd_ca(const std::vector<std::string>& args) {
+    if (args.empty()) throw error_exception(make_error(errc::invalid_argument, "ca: expected backup or restore"));
+    std::vector<std::string> rest(args.begin() + 1, args.end());
+    po::options_description own("ca");
+    own.add_options()("out", po::value<std::string>())("in", po::value<std::string>())("force", po::bool_switch());
+    auto a = parse(rest, own);
+    auto cfg = load_config(a.config_file, a.overrides);
+    storage::layout l{cfg.data_dir};
+    if (args[0] == "backup") {
+        if (!a.vm.count("out")) throw error_exception(make_error(errc::invalid_argument, "ca backup needs --out FILE"));
+        if (auto r = storage::backup_ca(l, a.vm["out"].as<std::string>()); !r) throw error_exception(r.error());
+        std::cout << "wrote CA backup " << a.vm["out"].as<std::string>() << "\n";
+        return 0;
+    }
+    if (args[0] == "restore") {
+        if (!a.vm.count("in")) throw error_exception(make_error(errc::invalid_argument, "ca restore needs --in FILE"));
+        if (auto r = storage::ensure_dir(l.data_dir, fs::perms(0700)); !r) throw error_exception(r.error());
+        auto rep = storage::restore_ca(l, a.vm["in"].as<std::string>(), a.vm["force"].as<bool>());
+        if (!rep) throw error_exception(rep.error());
+        auto audit = storage::audit_log::open(l.audit_log(), system_clock_fn());
+        if (audit) {
+            storage::audit_entry e;
+            e.operation = "ca_restore";
+            e.resource_type = "ca";
+            e.resource_id = rep->fingerprint_sha256;
+            e.user = "cli";
+            e.details = {{"files", rep->files}, {"replaced_different_ca", rep->replaced}};
+            if (auto w = (*audit)->append(e); !w) throw error_exception(w.error());
+        }
+        std::cout << "restored CA " << rep->fingerprint_sha256 << " (" << rep->files << " files)\n";
+        return 0;
+    }
+    throw error_exception(make_error(errc::invalid_argument, "ca: unknown subcommand " + args[0]));
+}
+
+int cmd_token(const std::vector<std::string>& args) {
+    if (args.empty() || args[0] != "create") throw error_exception(make_error(errc::invalid_argument, "token: expected create"));
+    po::options_description own("token");
+    own.add_options()("name", po::value<std::string>())("role", po::value<std::string>()->default_value("viewer"));
+    auto a = parse({args.begin() + 1, args.end()}, own);
+    if (!a.vm.count("name")) throw error_exception(make_error(errc::invalid_argument, "token create needs --name"));
+    auto role = parse_api_role(a.vm["role"].as<std::string>());
+    if (!role) throw error_exception(make_error(errc::invalid_argument, "--role must be viewer, operator or admin"));
+    token_entry t{a.vm["name"].as<std::string>(), *role, {}};
+    if (t.name.find(':') != std::string::npos || t.name.empty())
+        throw error_exception(make_error(errc::invalid_argument, "--name must be non-empty and without ':'"));
+    const auto token = new_token();
+    t.sha256_hex = sha256_hex_of(token);
+    std::cout << "token: " << token << "\nadd to the [auth] section of the config (then SIGHUP):\ntoken = "
+              << token_config_value(t) << "\n";
+    return 0;
+}
+
+int cmd_audit(const std::vector<std::string>& args) {
+    if (args.empty() || args[0] != "verify") throw error_exception(make_error(errc::invalid_argument, "audit: expected verify"));
+    auto a = parse({args.begin() + 1, args.end()}, po::options_description("audit"));
+    auto cfg = load_config(a.config_file, a.overrides);
+    storage::layout l{cfg.data_dir};
+    auto r = storage::verify_audit_file(l.audit_log());
+    if (r.ok) {
+        std::cout << "ok " << r.entries << " entries\n";
+        return 0;
+    }
+    std::cout << "broken at line " << r.bad_line << ": " << r.reason << "\n";
+    return 1;
+}
+
+} // namespace
+
+int run_cli(int argc, char** argv) {
+    auto logger = spdlog::stderr_color_mt("certmate");
+    spdlog::set_default_logger(logger);
+    std::vector<std::string> args(argv + 1, argv + argc);
+    std::string cmd = "serve";
+    if (!args.empty() && args[0].rfind("-", 0) != 0) {
+        cmd = args[0];
+        args.erase(args.begin());
+    }
+    try {
+        if (cmd == "version" || cmd == "--version") {
+            std::cout << "certmate " << CERTMATE_VERSION << "\n";
+            return 0;
+        }
+        if (cmd == "help" || cmd == "--help" || cmd == "-h") {
+            std::cout << usage_text;
+            return 0;
+        }
+        if (cmd == "init") return cmd_init(args);
+        if (cmd == "ca") return cmd_ca(args);
+        if (cmd == "token") return cmd_token(args);
+        if (cmd == "audit") return cmd_audit(args);
+        if (cmd == "serve") {
+            po::options_description own("serve");
+            own.add_options()("check-config", po::bool_switch());
+            auto a = parse(args, own);
+            auto cfg = load_config(a.config_file, a.overrides);
+            if (a.vm["check-config"].as<bool>()) {
+                std::cout << "config ok" << (a.config_file.empty() ? "" : ": " + a.config_file.string()) << "\n";
+                return 0;
+            }
+            return run_server(cfg, a.config_file, a.overrides);
+        }
+        std::cerr << "certmate: unknown command '" << cmd << "'\n" << usage_text;
+        return 2;
+    } catch (const error_exception& e) {
+        std::cerr << "certmate: " << e.err.message << "\n";
+        return 2;
+    } catch (const po::error& e) {
+        std::cerr << "certmate: " << e.what() << "\n";
+        return 2;
+    }
+}
+
 } // namespace certmate::app

@@ -25,6 +25,7 @@ std::string_view errc_name(errc e) noexcept {
     case errc::already_exists: return "ALREADY_EXISTS";
     case errc::already_revoked: return "ALREADY_REVOKED";
     case errc::not_on_hold: return "NOT_ON_HOLD";
+    case errc::conflict: return "CONFLICT";
     case errc::no_private_key: return "NO_PRIVATE_KEY";
     case errc::ca_missing: return "CA_MISSING";
     case errc::ca_mismatch: return "CA_MISMATCH";

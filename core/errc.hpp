@@ -20,6 +20,7 @@ enum class errc {
     already_exists,     // identifier taken
     already_revoked,    // second revoke (409)
     not_on_hold,        // unhold of a cert not on hold (409)
+    conflict,           // another operation on the same certificate is in flight, or the state forbids it (409)
     no_private_key,     // CSR-issued certificate: no key is held
     ca_missing,
     ca_mismatch,        // restore onto a different CA without --force

@@ -1,0 +1,34 @@
+// From a config to a ready data dir and service: `certmate init` and the start of `serve`.
+#pragma once
+
+#include "app/config.hpp"
+#include "core/service.hpp"
+
+#include <memory>
+#include <string>
+
+namespace certmate::app {
+
+struct init_report {
+    bool created_ca = false;
+    std::string ca_fingerprint;
+    std::string admin_token;                  // empty unless created now
+    std::filesystem::path admin_token_file;
+    std::filesystem::path config_written;     // starter config, when one was written
+};
+
+// Creates what is missing in the data dir: directories, the CA (encrypted when a passphrase is
+// configured), an admin token (printed once by the caller, kept in admin.token, 0600) and a starter
+// config holding its hash when `config_file` is empty and none exists. Idempotent.
+result<init_report> init_data_dir(const config& cfg, const std::filesystem::path& config_file);
+
+// Opens the CA, audit log and store, and loads the index.
+result<std::unique_ptr<cert_service>> open_service(const config& cfg);
+
+// `-c FILE` if given, else <data_dir>/certmate.conf when it exists (data_dir from the overrides).
+std::filesystem::path resolve_config_file(const std::filesystem::path& given, const std::vector<std::string>& overrides);
+
+// A new random bearer token (cm_ + 43 base64url characters).
+std::string new_token();
+
+} // namespace certmate::app

@@ -1,0 +1,269 @@
+#include "app/config.hpp"
+
+#include "core/keys.hpp"
+
+#include <boost/program_options.hpp>
+
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+namespace certmate::app {
+
+namespace po = boost::program_options;
+
+namespace {
+
+// Every key the file may hold, with the documentation that certmate.conf.example repeats.
+const std::vector<std::pair<const char*, const char*>>& known_keys() {
+    static const std::vector<std::pair<const char*, const char*>> keys = {
+        {"server.http_listen", "HOST:PORT of the plain HTTP listener (port 0 picks a free port)"},
+        {"server.https_listen", "HOST:PORT of the TLS listener; empty for none"},
+        {"server.threads", "io threads; 0 = one per core"},
+        {"server.pool_threads", "crypto/disk worker threads; 0 = one per core"},
+        {"server.api_on_http", "serve the API and dashboard on plain HTTP"},
+        {"server.max_connections", "connections beyond this get 503"},
+        {"server.shutdown_grace", "seconds in-flight requests get on SIGTERM"},
+        {"server.body_limit", "maximum request body in bytes"},
+        {"server.batch_body_limit", "maximum batch request body in bytes"},
+        {"server.metrics_public", "serve /metrics without a token"},
+        {"storage.data_dir", "where certificates, the CA and logs live"},
+        {"ca.key_type", "rsa4096 or ec-p384 (at init)"},
+        {"ca.common_name", "CA subject CN (at init)"},
+        {"ca.organization", "CA subject O (at init)"},
+        {"ca.passphrase_file", "file holding the CA key passphrase"},
+        {"issuance.public_url", "base URL put in CRL distribution point and AIA"},
+        {"issuance.default_validity_days", "validity when a request names none"},
+        {"issuance.max_validity_days", "upper bound for validity_days"},
+        {"issuance.default_key_type", "key type generated when a request names none"},
+        {"issuance.expiring_days", "\"expiring soon\" window in days"},
+        {"crl.validity_hours", "CRL nextUpdate - thisUpdate"},
+        {"renewal.enabled", "run the daily sweep"},
+        {"renewal.time", "local HH:MM of the daily sweep"},
+        {"renewal.threshold_days", "default renewal_threshold_days of new certificates"},
+        {"renewal.revoke_superseded", "revoke the old certificate (superseded) on renewal"},
+        {"tls.cert", "server certificate PEM (with chain)"},
+        {"tls.key", "server key PEM"},
+        {"tls.client_auth", "none, optional or require"},
+        {"rate_limit.default", "requests/min per client, default class; 0 = unlimited"},
+        {"rate_limit.create", "certificate creations/min"},
+        {"rate_limit.batch", "batch requests/min"},
+        {"rate_limit.ocsp", "OCSP queries/min"},
+        {"rate_limit.crl", "CRL downloads/min"},
+        {"auth.token", "name:role:sha256hex of a bearer token (repeatable)"},
+        {"log.level", "trace, debug, info, warn, error"},
+    };
+    return keys;
+}
+
+// The 1-based line of `key` (section.name) in `file`, or 0.
+int line_of(const std::filesystem::path& file, const std::string& key) {
+    std::ifstream in(file);
+    std::string line, section;
+    const auto dot = key.find('.');
+    const std::string want_section = key.substr(0, dot), want_name = key.substr(dot + 1);
+    for (int n = 1; std::getline(in, line); ++n) {
+        auto b = line.find_first_not_of(" \t");
+        if (b == std::string::npos || line[b] == '#' || line[b] == ';') continue;
+        if (line[b] == '[') {
+            section = line.substr(b + 1, line.find(']') - b - 1);
+            continue;
+        }
+        auto eq = line.find('=');
+        std::string name = line.substr(b, eq == std::string::npos ? std::string::npos : eq - b);
+        while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.pop_back();
+        if (section == want_section && name == want_name) return n;
+        if (section.empty() && name == key) return n;
+    }
+    return 0;
+}
+
+[[noreturn]] void reject(const config& c, const std::string& key, const std::string& why) {
+    std::string where;
+    if (!c.source.empty()) {
+        where = c.source.string();
+        if (int n = line_of(c.source, key)) where += ":" + std::to_string(n);
+        where += ": ";
+    }
+    throw error_exception(make_error(errc::invalid_argument, where + key + ": " + why, key));
+}
+
+long long to_int(const config& c, const std::string& key, const std::string& v, long long lo, long long hi) {
+    char* end = nullptr;
+    errno = 0;
+    long long n = std::strtoll(v.c_str(), &end, 10);
+    if (v.empty() || *end != '\0' || errno) reject(c, key, "'" + v + "' is not an integer");
+    if (n < lo || n > hi) reject(c, key, std::to_string(n) + " is out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    return n;
+}
+
+bool to_bool(const config& c, const std::string& key, const std::string& v) {
+    if (v == "true" || v == "yes" || v == "1" || v == "on") return true;
+    if (v == "false" || v == "no" || v == "0" || v == "off") return false;
+    reject(c, key, "'" + v + "' is not a boolean (true/false)");
+}
+
+void check_listen(const config& c, const std::string& key, const std::string& v, bool allow_empty) {
+    if (v.empty() && allow_empty) return;
+    auto colon = v.rfind(':');
+    if (colon == std::string::npos || colon == 0) reject(c, key, "'" + v + "' is not HOST:PORT");
+    to_int(c, key, v.substr(colon + 1), 0, 65535);
+}
+
+} // namespace
+
+std::string sha256_hex_of(std::string_view text) { return sha256_hex(text); }
+
+std::string token_config_value(const token_entry& t) {
+    return t.name + ":" + std::string(to_string(t.role)) + ":" + t.sha256_hex;
+}
+
+std::optional<token_entry> parse_token_entry(std::string_view value) {
+    auto a = value.find(':');
+    if (a == std::string_view::npos) return std::nullopt;
+    auto b = value.find(':', a + 1);
+    if (b == std::string_view::npos) return std::nullopt;
+    token_entry t;
+    t.name = std::string(value.substr(0, a));
+    auto role = parse_api_role(value.substr(a + 1, b - a - 1));
+    t.sha256_hex = std::string(value.substr(b + 1));
+    if (t.name.empty() || !role || t.sha256_hex.size() != 64 ||
+        t.sha256_hex.find_first_not_of("0123456789abcdef") != std::string::npos)
+        return std::nullopt;
+    t.role = *role;
+    return t;
+}
+
+config load_config(const std::filesystem::path& file, const std::vector<std::string>& overrides) {
+    config c;
+    c.source = file;
+    po::options_description desc;
+    for (const auto& [key, help] : known_keys()) {
+        if (std::string_view(key) == "auth.token")
+            desc.add_options()(key, po::value<std::vector<std::string>>()->composing(), help);
+        else
+            desc.add_options()(key, po::value<std::string>(), help);
+    }
+    po::variables_map vm;
+    try {
+        // Command-line overrides first: the first value stored wins in Program_options.
+        if (!overrides.empty()) {
+            std::vector<std::string> args = overrides;
+            auto parsed = po::command_line_parser(args).options(desc).run();
+            po::store(parsed, vm);
+        }
+        if (!file.empty()) {
+            std::ifstream in(file);
+            if (!in) throw error_exception(make_error(errc::invalid_argument, file.string() + ": cannot be read"));
+            auto parsed = po::parse_config_file(in, desc, true);
+            for (const auto& o : parsed.options)
+                if (o.unregistered) reject(c, o.string_key, "unknown key");
+            po::store(parsed, vm);
+        }
+        po::notify(vm);
+    } catch (const po::error& e) {
+        throw error_exception(make_error(errc::invalid_argument, (file.empty() ? std::string() : file.string() + ": ") + e.what()));
+    }
+
+    auto get = [&](const char* key) -> std::optional<std::string> {
+        if (!vm.count(key)) return std::nullopt;
+        return vm[key].as<std::string>();
+    };
+    auto& s = c.service;
+    if (auto v = get("server.http_listen")) { check_listen(c, "server.http_listen", *v, false); c.http_listen = *v; }
+    if (auto v = get("server.https_listen")) { check_listen(c, "server.https_listen", *v, true); c.https_listen = *v; }
+    if (auto v = get("server.threads")) c.threads = static_cast<unsigned>(to_int(c, "server.threads", *v, 0, 256));
+    if (auto v = get("server.pool_threads")) c.pool_threads = static_cast<unsigned>(to_int(c, "server.pool_threads", *v, 0, 256));
+    if (auto v = get("server.api_on_http")) c.api_on_http = to_bool(c, "server.api_on_http", *v);
+    if (auto v = get("server.max_connections")) c.max_connections = static_cast<unsigned>(to_int(c, "server.max_connections", *v, 1, 1000000));
+    if (auto v = get("server.shutdown_grace")) c.shutdown_grace = std::chrono::seconds(to_int(c, "server.shutdown_grace", *v, 0, 3600));
+    if (auto v = get("server.body_limit")) c.body_limit = static_cast<std::size_t>(to_int(c, "server.body_limit", *v, 1024, 1 << 30));
+    if (auto v = get("server.batch_body_limit")) c.batch_body_limit = static_cast<std::size_t>(to_int(c, "server.batch_body_limit", *v, 1024, 1LL << 32));
+    if (auto v = get("server.metrics_public")) c.metrics_public = to_bool(c, "server.metrics_public", *v);
+    if (auto v = get("storage.data_dir")) {
+        if (v->empty()) reject(c, "storage.data_dir", "must not be empty");
+        c.data_dir = *v;
+    }
+    if (auto v = get("ca.key_type")) {
+        auto k = parse_key_type(*v);
+        if (!k || (*k != key_type::rsa4096 && *k != key_type::ec_p384 && *k != key_type::rsa3072 && *k != key_type::ec_p256))
+            reject(c, "ca.key_type", "'" + *v + "' is not rsa4096 or ec-p384");
+        c.ca_key_type = *k;
+    }
+    if (auto v = get("ca.common_name")) c.ca_common_name = *v;
+    if (auto v = get("ca.organization")) c.ca_organization = *v;
+    if (auto v = get("ca.passphrase_file")) c.ca_passphrase_file = *v;
+    if (auto v = get("issuance.public_url")) {
+        if (v->rfind("http://", 0) != 0 && v->rfind("https://", 0) != 0) reject(c, "issuance.public_url", "must start with http:// or https://");
+        std::string u = *v;
+        while (!u.empty() && u.back() == '/') u.pop_back();
+        s.issuance.public_url = u;
+    }
+    if (auto v = get("issuance.max_validity_days")) s.issuance.max_validity_days = static_cast<int>(to_int(c, "issuance.max_validity_days", *v, 1, 36500));
+    if (auto v = get("issuance.default_validity_days")) s.issuance.default_validity_days = static_cast<int>(to_int(c, "issuance.default_validity_days", *v, 1, 36500));
+    if (s.issuance.default_validity_days > s.issuance.max_validity_days)
+        reject(c, "issuance.default_validity_days", "exceeds issuance.max_validity_days");
+    if (auto v = get("issuance.default_key_type")) {
+        auto k = parse_key_type(*v);
+        if (!k) reject(c, "issuance.default_key_type", "'" + *v + "' is not a key type");
+        s.default_key_type = *k;
+    }
+    if (auto v = get("issuance.expiring_days")) s.expiring_days = static_cast<int>(to_int(c, "issuance.expiring_days", *v, 1, 3650));
+    if (auto v = get("crl.validity_hours")) s.crl_validity = std::chrono::hours(to_int(c, "crl.validity_hours", *v, 1, 24 * 365));
+    if (auto v = get("renewal.enabled")) c.renewal_sweep_enabled = to_bool(c, "renewal.enabled", *v);
+    if (auto v = get("renewal.time")) {
+        int h = -1, m = -1;
+        char tail = 0;
+        if (std::sscanf(v->c_str(), "%d:%d%c", &h, &m, &tail) != 2 || h < 0 || h > 23 || m < 0 || m > 59)
+            reject(c, "renewal.time", "'" + *v + "' is not HH:MM");
+        c.renewal_time = *v;
+    }
+    if (auto v = get("renewal.threshold_days")) s.default_renewal_threshold_days = static_cast<int>(to_int(c, "renewal.threshold_days", *v, 1, 3650));
+    if (auto v = get("renewal.revoke_superseded")) s.revoke_superseded = to_bool(c, "renewal.revoke_superseded", *v);
+    if (auto v = get("tls.cert")) c.tls_cert = *v;
+    if (auto v = get("tls.key")) c.tls_key = *v;
+    if (auto v = get("tls.client_auth")) {
+        if (*v != "none" && *v != "optional" && *v != "require") reject(c, "tls.client_auth", "'" + *v + "' is not none, optional or require");
+        c.tls_client_auth = *v;
+    }
+    auto limit = [&](const char* key, int& out) {
+        if (auto v = get(key)) out = static_cast<int>(to_int(c, key, *v, 0, 1000000));
+    };
+    limit("rate_limit.default", c.limits.default_per_min);
+    limit("rate_limit.create", c.limits.create_per_min);
+    limit("rate_limit.batch", c.limits.batch_per_min);
+    limit("rate_limit.ocsp", c.limits.ocsp_per_min);
+    limit("rate_limit.crl", c.limits.crl_per_min);
+    if (vm.count("auth.token")) {
+        for (const auto& t : vm["auth.token"].as<std::vector<std::string>>()) {
+            auto e = parse_token_entry(t);
+            if (!e) reject(c, "auth.token", "'" + t.substr(0, t.find(':')) + ":...' is not name:role:sha256hex");
+            c.tokens.push_back(*e);
+        }
+    }
+    if (auto v = get("log.level")) {
+        static const std::vector<std::string> levels = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+        if (std::find(levels.begin(), levels.end(), *v) == levels.end()) reject(c, "log.level", "'" + *v + "' is not a log level");
+        c.log_level = *v;
+    }
+    if (!c.https_listen.empty() && (c.tls_cert.empty() || c.tls_key.empty()))
+        reject(c, "server.https_listen", "needs tls.cert and tls.key");
+    return c;
+}
+
+std::optional<std::string> ca_passphrase(const config& c) {
+    if (!c.ca_passphrase_file.empty()) {
+        std::ifstream in(c.ca_passphrase_file);
+        if (!in) throw error_exception(make_error(errc::invalid_argument, "ca.passphrase_file cannot be read: " + c.ca_passphrase_file.string()));
+        std::string p;
+        std::getline(in, p);
+        if (p.empty()) throw error_exception(make_error(errc::invalid_argument, "ca.passphrase_file is empty"));
+        return p;
+    }
+    if (const char* env = std::getenv("CERTMATE_CA_PASSPHRASE"); env && *env) return std::string(env);
+    return std::nullopt;
+}
+
+} // namespace certmate::app

@@ -1,0 +1,656 @@
+#include "core/service.hpp"
+
+#include "core/cert_json.hpp"
+#include "core/csr.hpp"
+#include "core/keys.hpp"
+#include "core/pkcs12.hpp"
+#include "storage/atomic_file.hpp"
+#include "storage/ca_files.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace certmate {
+
+namespace {
+
+constexpr std::chrono::hours day{24};
+
+boost::json::object details_of(const cert_record& r) {
+    return {{"serial_number", r.serial_number},
+            {"common_name", r.subject.common_name},
+            {"cert_usage", std::string(to_string(r.usage))}};
+}
+
+// Appends the outcome of a mutation; a failed append is logged (the log turns unhealthy and
+// refuses the next mutation).
+void audit_outcome(storage::audit_log& log, std::string operation, const std::string& id, const principal& who,
+                   boost::json::object details, const error* err) {
+    storage::audit_entry e;
+    e.operation = std::move(operation);
+    e.resource_id = id;
+    e.user = who.user;
+    e.ip_address = who.ip;
+    e.details = std::move(details);
+    if (err) {
+        e.status = "failure";
+        e.error = err->message;
+    }
+    if (auto r = log.append(e); !r) spdlog::error("audit append failed for {} {}: {}", e.operation, id, r.error().message);
+}
+
+template <class T>
+result<T> audited(storage::audit_log& log, const std::string& operation, const std::string& id, const principal& who,
+                  result<T> r, boost::json::object details) {
+    if (r) {
+        audit_outcome(log, operation, id, who, std::move(details), nullptr);
+    } else {
+        const error e = r.error();
+        audit_outcome(log, operation, id, who, std::move(details), &e);
+    }
+    return r;
+}
+
+int lifetime_days(const cert_record& r) {
+    auto d = std::chrono::duration_cast<std::chrono::hours>(r.expires_at - r.not_before).count() / 24;
+    return static_cast<int>(std::max<long>(1, d));
+}
+
+// EKUs beyond clientAuth that a certificate carries, by name.
+std::vector<std::string> extra_ekus(const cert_record& r) {
+    std::vector<std::string> out;
+    for (const auto& e : r.extended_key_usage)
+        if (e != "clientAuth") out.push_back(e);
+    return out;
+}
+
+} // namespace
+
+cert_service::cert_service(std::shared_ptr<const certificate_authority> ca, std::unique_ptr<storage::cert_store> store,
+                           std::shared_ptr<storage::audit_log> audit, storage::layout layout, service_config cfg,
+                           clock_fn clock, rng_fn rng)
+    : ca_(std::move(ca)), store_(std::move(store)), audit_(std::move(audit)), layout_(std::move(layout)),
+      cfg_(std::move(cfg)), clock_(std::move(clock)), rng_(std::move(rng)) {}
+
+result<storage::load_report> cert_service::load() {
+    auto report = store_->load_all(std::max(1u, cfg_.load_threads));
+    if (!report) return report.error();
+    for (const auto& left : report->removed_leftovers) spdlog::warn("storage: cleaned leftover of an interrupted write: {}", left);
+    for (const auto& skip : report->skipped) spdlog::warn("storage: skipped {}", skip);
+    for (const auto& rec : report->records) index_.upsert(rec);
+
+    auto state = storage::load_crl_state(layout_);
+    if (!state) return state.error();
+    crl_number_ = state->crl_number;
+    crl_dirty_ = true;
+    if (state->this_update && state->next_update) {
+        auto der = storage::read_file(layout_.crl_der());
+        auto pem = storage::read_file(layout_.crl_pem());
+        if (der && pem) {
+            auto crl = std::make_shared<built_crl>();
+            crl->der = std::move(*der);
+            crl->pem = std::move(*pem);
+            crl->crl_number = state->crl_number;
+            crl->this_update = *state->this_update;
+            crl->next_update = *state->next_update;
+            std::atomic_store(&crl_, std::shared_ptr<const built_crl>(std::move(crl)));
+        }
+    }
+    spdlog::info("loaded {} certificates; CRL number {}", index_.size(), crl_number_);
+    return report;
+}
+
+result<void> cert_service::check_writable() const {
+    if (!audit_->healthy())
+        return make_error(errc::audit_unavailable, "the audit log cannot be written; mutations are refused");
+    return {};
+}
+
+result<const cert_record*> cert_service::find_for_mutation(const std::string& id) const {
+    if (!valid_identifier(id)) return make_error(errc::invalid_identifier, "invalid certificate identifier", "identifier");
+    const cert_record* rec = index_.find(id);
+    if (!rec) return make_error(errc::not_found, "certificate not found");
+    if (busy_ids_.count(id)) return make_error(errc::conflict, "another operation on this certificate is in progress");
+    return rec;
+}
+
+std::string cert_service::reserve_serial() {
+    for (;;) {
+        std::string s = random_serial(rng_);
+        if (!index_.serial_exists(s) && !reserved_serials_.count(s)) {
+            reserved_serials_.insert(s);
+            return s;
+        }
+    }
+}
+
+std::string cert_service::generate_identifier() {
+    static constexpr char hex[] = "0123456789abcdef";
+    for (;;) {
+        unsigned char b[6];
+        rng_(b);
+        std::string id = "cert-";
+        for (unsigned char c : b) {
+            id += hex[c >> 4];
+            id += hex[c & 15];
+        }
+        if (!index_.find(id) && !busy_ids_.count(id)) return id;
+    }
+}
+
+cert_view cert_service::view(const cert_record& r, std::string pem) const {
+    return cert_view{r, status_at(r, clock_()), std::move(pem)};
+}
+
+result<staged<cert_view>> cert_service::stage_create(create_request req, const principal& who) {
+    if (auto w = check_writable(); !w) return w.error();
+
+    std::string id = req.identifier;
+    if (id.empty()) {
+        id = generate_identifier();
+    } else {
+        if (!valid_identifier(id))
+            return make_error(errc::invalid_identifier,
+                              "identifier must match [A-Za-z0-9][A-Za-z0-9._-]{0,63}", "identifier");
+        if (index_.find(id) || busy_ids_.count(id))
+            return make_error(errc::already_exists, "a certificate with this identifier already exists", "identifier");
+    }
+    if (!req.csr_pem.empty() && req.key)
+        return make_error(errc::invalid_argument, "key_type cannot be combined with a CSR", "key_type");
+    if (req.renewal_threshold_days && (*req.renewal_threshold_days < 1 || *req.renewal_threshold_days > 3650))
+        return make_error(errc::invalid_argument, "renewal_threshold_days must be between 1 and 3650",
+                          "renewal_threshold_days");
+
+    // A parsed CSR is a verified CSR: checked here, before anything is reserved.
+    std::shared_ptr<parsed_csr> csr;
+    if (!req.csr_pem.empty()) {
+        auto parsed = parse_csr(req.csr_pem);
+        if (!parsed) {
+            auto e = parsed.error();
+            if (e.field.empty()) e.field = "csr";
+            return e;
+        }
+        csr = std::make_shared<parsed_csr>(std::move(*parsed));
+        // The CSR contributes the subject and SANs the request leaves empty.
+        auto& s = req.subject;
+        const auto& c = csr->subject;
+        if (s.common_name.empty()) s = c;
+        if (req.sans.empty()) req.sans = csr->sans;
+    }
+    if (req.subject.common_name.empty())
+        return make_error(errc::invalid_argument, "common_name is required", "common_name");
+
+    issue_request ireq;
+    ireq.subject = req.subject;
+    ireq.sans = req.sans;
+    ireq.usage = req.usage;
+    ireq.extra_eku = req.extra_eku;
+    ireq.validity_days = req.validity_days ? req.validity_days : cfg_.issuance.default_validity_days;
+    if (auto v = validate_issue_request(ireq, cfg_.issuance); !v) return v.error();
+
+    ireq.serial_decimal = reserve_serial();
+    busy_ids_.insert(id);
+
+    cert_record base;
+    base.identifier = id;
+    base.usage = req.usage;
+    base.notes = req.notes;
+    base.renewal.renewal_enabled = req.renewal_enabled.value_or(true);
+    base.renewal.renewal_threshold_days = req.renewal_threshold_days.value_or(cfg_.default_renewal_threshold_days);
+    base.role = req.role;
+    base.sans = req.sans;
+
+    const key_type ktype = req.key.value_or(cfg_.default_key_type);
+    const time_point now = clock_();
+    auto ca = ca_;
+    auto* store = store_.get();
+    auto audit = audit_;
+    const auto policy = cfg_.issuance;
+
+    staged<cert_view> s;
+    s.work = [=]() -> result<cert_view> {
+        boost::json::object details{{"cert_usage", std::string(to_string(base.usage))},
+                                    {"common_name", ireq.subject.common_name},
+                                    {"method", csr ? "csr" : "generated"}};
+        auto run = [&]() -> result<cert_view> {
+            storage::cert_files files;
+            cert_record rec = base;
+            result<issued_cert> issued = make_error(errc::internal, "not issued");
+            if (csr) {
+                issued = issue_certificate(*ca, csr->public_key.get(), ireq, policy, now);
+                files.csr_pem = csr->pem;
+                rec.key_type = csr->key_type;
+            } else {
+                auto gen = create_csr(ireq.subject, ireq.sans, ktype);
+                if (!gen) return gen.error();
+                issued = issue_certificate(*ca, gen->key.get(), ireq, policy, now);
+                files.key_pem = gen->key_pem;
+                files.csr_pem = gen->csr_pem;
+                rec.key_type = gen->key_type;
+                rec.has_private_key = true;
+            }
+            if (!issued) return issued.error();
+            rec.subject = ireq.subject;
+            rec.serial_number = issued->serial_decimal;
+            rec.key_usage = issued->key_usage;
+            rec.extended_key_usage = issued->extended_key_usage;
+            rec.created_at = now;
+            rec.not_before = issued->not_before;
+            rec.expires_at = issued->not_after;
+            rec.fingerprint_sha256 = issued->fingerprint_sha256;
+            files.cert_pem = issued->pem;
+            if (auto w = store->create(rec, files); !w) return w.error();
+            return cert_view{rec, status_at(rec, now), issued->pem};
+        };
+        auto r = run();
+        if (r) details["serial_number"] = r->record.serial_number;
+        return audited(*audit, "create", base.identifier, who, std::move(r), std::move(details));
+    };
+    s.commit = [this, id, serial = ireq.serial_decimal](result<cert_view> r) -> result<cert_view> {
+        busy_ids_.erase(id);
+        reserved_serials_.erase(serial);
+        if (r) index_.upsert(r->record);
+        return r;
+    };
+    return s;
+}
+
+result<staged<cert_view>> cert_service::stage_revoke(const std::string& id, revoke_request req, const principal& who) {
+    if (auto w = check_writable(); !w) return w.error();
+    auto found = find_for_mutation(id);
+    if (!found) return found.error();
+    const cert_record& cur = **found;
+    if (cur.revocation.revoked) return make_error(errc::already_revoked, "certificate is already revoked");
+
+    cert_record updated = cur;
+    updated.revocation.revoked = true;
+    updated.revocation.revoked_at = clock_();
+    updated.revocation.reason = req.reason;
+    busy_ids_.insert(id);
+
+    auto* store = store_.get();
+    auto audit = audit_;
+    const time_point now = clock_();
+    staged<cert_view> s;
+    s.work = [=]() -> result<cert_view> {
+        auto details = details_of(updated);
+        details["reason"] = std::string(to_string(req.reason));
+        result<cert_view> r = make_error(errc::internal, "");
+        if (auto w = store->write_metadata(updated); !w)
+            r = w.error();
+        else
+            r = cert_view{updated, status_at(updated, now), {}};
+        return audited(*audit, "revoke", id, who, std::move(r), std::move(details));
+    };
+    s.commit = [this, id](result<cert_view> r) -> result<cert_view> {
+        busy_ids_.erase(id);
+        if (r) {
+            index_.upsert(r->record);
+            crl_dirty_ = true;
+        }
+        return r;
+    };
+    return s;
+}
+
+result<staged<cert_view>> cert_service::stage_unhold(const std::string& id, const principal& who) {
+    if (auto w = check_writable(); !w) return w.error();
+    auto found = find_for_mutation(id);
+    if (!found) return found.error();
+    const cert_record& cur = **found;
+    if (!cur.revocation.revoked || cur.revocation.reason != revocation_reason::certificate_hold)
+        return make_error(errc::not_on_hold, "certificate is not on hold");
+
+    cert_record updated = cur;
+    updated.revocation = revocation_info{};
+    busy_ids_.insert(id);
+
+    auto* store = store_.get();
+    auto audit = audit_;
+    const time_point now = clock_();
+    staged<cert_view> s;
+    s.work = [=]() -> result<cert_view> {
+        result<cert_view> r = make_error(errc::internal, "");
+        if (auto w = store->write_metadata(updated); !w)
+            r = w.error();
+        else
+            r = cert_view{updated, status_at(updated, now), {}};
+        return audited(*audit, "unhold", id, who, std::move(r), details_of(updated));
+    };
+    s.commit = [this, id](result<cert_view> r) -> result<cert_view> {
+        busy_ids_.erase(id);
+        if (r) {
+            index_.upsert(r->record);
+            crl_dirty_ = true;
+        }
+        return r;
+    };
+    return s;
+}
+
+result<staged<cert_view>> cert_service::stage_renew(const std::string& id, int validity_days, const principal& who,
+                                                    bool automatic) {
+    if (auto w = check_writable(); !w) return w.error();
+    auto found = find_for_mutation(id);
+    if (!found) return found.error();
+    const cert_record& cur = **found;
+    if (cur.revocation.revoked) return make_error(errc::conflict, "a revoked certificate cannot be renewed");
+    if (validity_days < 0 || validity_days > cfg_.issuance.max_validity_days)
+        return make_error(errc::invalid_argument,
+                          "validity_days must be between 1 and " + std::to_string(cfg_.issuance.max_validity_days),
+                          "validity_days");
+
+    issue_request ireq;
+    ireq.subject = cur.subject;
+    ireq.sans = cur.sans;
+    ireq.usage = cur.usage;
+    ireq.extra_eku = extra_ekus(cur);
+    ireq.validity_days = validity_days ? validity_days : std::min(lifetime_days(cur), cfg_.issuance.max_validity_days);
+    ireq.serial_decimal = reserve_serial();
+    busy_ids_.insert(id);
+
+    auto ca = ca_;
+    auto* store = store_.get();
+    auto audit = audit_;
+    const auto policy = cfg_.issuance;
+    const bool revoke_old = cfg_.revoke_superseded;
+    const time_point now = clock_();
+    const std::string operation = automatic ? "auto_renew" : "renew";
+
+    staged<cert_view> s;
+    s.work = [=]() -> result<cert_view> {
+        auto run = [&]() -> result<cert_view> {
+            storage::cert_files files;
+            cert_record rec = cur;
+            result<issued_cert> issued = make_error(errc::internal, "not issued");
+            if (cur.has_private_key) {
+                // Re-key: a fresh key of the same type.
+                auto type = parse_key_type(cur.key_type);
+                if (!type) return make_error(errc::unsupported_key, "cannot re-key a " + cur.key_type + " key");
+                auto gen = create_csr(ireq.subject, ireq.sans, *type);
+                if (!gen) return gen.error();
+                issued = issue_certificate(*ca, gen->key.get(), ireq, policy, now);
+                files.key_pem = gen->key_pem;
+                files.csr_pem = gen->csr_pem;
+            } else {
+                // Re-sign the stored CSR's key.
+                auto pem = store->read_file(cur.usage, cur.identifier, storage::file_kind::csr);
+                if (!pem) return make_error(errc::not_found, "the stored CSR of this certificate is missing");
+                auto csr = parse_csr(*pem);
+                if (!csr) return make_error(errc::invalid_csr, "the stored CSR is unusable: " + csr.error().message);
+                issued = issue_certificate(*ca, csr->public_key.get(), ireq, policy, now);
+            }
+            if (!issued) return issued.error();
+            history_entry h;
+            h.serial_number = cur.serial_number;
+            h.not_before = cur.not_before;
+            h.expires_at = cur.expires_at;
+            h.fingerprint_sha256 = cur.fingerprint_sha256;
+            h.superseded_at = now;
+            h.revoked = revoke_old;
+            rec.history.push_back(std::move(h));
+            rec.serial_number = issued->serial_decimal;
+            rec.key_usage = issued->key_usage;
+            rec.extended_key_usage = issued->extended_key_usage;
+            rec.created_at = now;
+            rec.not_before = issued->not_before;
+            rec.expires_at = issued->not_after;
+            rec.fingerprint_sha256 = issued->fingerprint_sha256;
+            rec.renewal.last_renewed_at = now;
+            files.cert_pem = issued->pem;
+            if (auto w = store->replace(rec, files); !w) return w.error();
+            return cert_view{rec, status_at(rec, now), issued->pem};
+        };
+        auto r = run();
+        auto details = details_of(cur);
+        details["previous_serial"] = cur.serial_number;
+        if (r) details["serial_number"] = r->record.serial_number;
+        return audited(*audit, operation, id, who, std::move(r), std::move(details));
+    };
+    s.commit = [this, id, serial = ireq.serial_decimal, revoke_old](result<cert_view> r) -> result<cert_view> {
+        busy_ids_.erase(id);
+        reserved_serials_.erase(serial);
+        if (r) {
+            index_.upsert(r->record);
+            if (revoke_old) crl_dirty_ = true;
+        }
+        return r;
+    };
+    return s;
+}
+
+result<staged<cert_view>> cert_service::stage_update(const std::string& id, update_request req, const principal& who) {
+    if (auto w = check_writable(); !w) return w.error();
+    auto found = find_for_mutation(id);
+    if (!found) return found.error();
+    if (req.renewal_threshold_days && (*req.renewal_threshold_days < 1 || *req.renewal_threshold_days > 3650))
+        return make_error(errc::invalid_argument, "renewal_threshold_days must be between 1 and 3650",
+                          "renewal_threshold_days");
+    if (req.notes && req.notes->size() > 4096)
+        return make_error(errc::invalid_argument, "notes must be at most 4096 bytes", "notes");
+
+    cert_record updated = **found;
+    boost::json::object changed;
+    if (req.notes) {
+        updated.notes = *req.notes;
+        changed["notes"] = *req.notes;
+    }
+    if (req.renewal_enabled) {
+        updated.renewal.renewal_enabled = *req.renewal_enabled;
+        changed["renewal_enabled"] = *req.renewal_enabled;
+    }
+    if (req.renewal_threshold_days) {
+        updated.renewal.renewal_threshold_days = *req.renewal_threshold_days;
+        changed["renewal_threshold_days"] = *req.renewal_threshold_days;
+    }
+    if (req.role) {
+        updated.role = *req.role;
+        changed["api_role"] = *req.role ? boost::json::value(std::string(to_string(**req.role))) : boost::json::value(nullptr);
+    }
+    busy_ids_.insert(id);
+
+    auto* store = store_.get();
+    auto audit = audit_;
+    const time_point now = clock_();
+    staged<cert_view> s;
+    s.work = [=]() -> result<cert_view> {
+        result<cert_view> r = make_error(errc::internal, "");
+        if (auto w = store->write_metadata(updated); !w)
+            r = w.error();
+        else
+            r = cert_view{updated, status_at(updated, now), {}};
+        return audited(*audit, "update", id, who, std::move(r), {{"changed", changed}});
+    };
+    s.commit = [this, id](result<cert_view> r) -> result<cert_view> {
+        busy_ids_.erase(id);
+        if (r) index_.upsert(r->record);
+        return r;
+    };
+    return s;
+}
+
+result<staged<downloaded_file>> cert_service::stage_download(const std::string& id, file_format f,
+                                                            const principal& who) {
+    if (!valid_identifier(id)) return make_error(errc::invalid_identifier, "invalid certificate identifier", "identifier");
+    const cert_record* rec = index_.find(id);
+    if (!rec) return make_error(errc::not_found, "certificate not found");
+    if (f == file_format::key_pem) {
+        if (!rec->has_private_key) return make_error(errc::no_private_key, "no private key is held for this certificate");
+        if (auto w = check_writable(); !w) return w.error();
+    }
+    auto* store = store_.get();
+    auto audit = audit_;
+    auto ca = ca_;
+    const cert_usage usage = rec->usage;
+    const auto details = details_of(*rec);
+    staged<downloaded_file> s;
+    s.work = [=]() -> result<downloaded_file> {
+        using storage::file_kind;
+        const file_kind kind = f == file_format::key_pem   ? file_kind::key
+                               : f == file_format::csr_pem ? file_kind::csr
+                                                           : file_kind::cert;
+        auto data = store->read_file(usage, id, kind);
+        result<downloaded_file> r = make_error(errc::internal, "");
+        if (!data) {
+            r = data.error().code == errc::not_found && kind == file_kind::csr
+                    ? make_error(errc::not_found, "no CSR is stored for this certificate")
+                    : data.error();
+        } else if (f == file_format::cert_der) {
+            auto cert = load_cert_pem(*data);
+            if (!cert) r = cert.error();
+            else r = downloaded_file{cert_to_der(cert->get()), id};
+        } else if (f == file_format::chain_pem) {
+            std::string chain = *data;
+            if (!chain.empty() && chain.back() != '\n') chain += '\n';
+            r = downloaded_file{chain + ca->cert_pem(), id};
+        } else {
+            r = downloaded_file{std::move(*data), id};
+        }
+        if (f != file_format::key_pem) return r;
+        auto d = details;
+        d["format"] = "private_key_pem";
+        return audited(*audit, "download", id, who, std::move(r), std::move(d));
+    };
+    s.commit = [](result<downloaded_file> r) { return r; };
+    return s;
+}
+
+result<staged<downloaded_file>> cert_service::stage_pkcs12(const std::string& id, std::string password,
+                                                          const principal& who) {
+    if (!valid_identifier(id)) return make_error(errc::invalid_identifier, "invalid certificate identifier", "identifier");
+    const cert_record* rec = index_.find(id);
+    if (!rec) return make_error(errc::not_found, "certificate not found");
+    if (!rec->has_private_key) return make_error(errc::no_private_key, "no private key is held for this certificate");
+    if (password.size() < 8) return make_error(errc::invalid_argument, "password must be at least 8 characters", "password");
+    if (auto w = check_writable(); !w) return w.error();
+
+    auto* store = store_.get();
+    auto audit = audit_;
+    auto ca = ca_;
+    const cert_usage usage = rec->usage;
+    auto details = details_of(*rec);
+    details["format"] = "pkcs12";
+    const std::string name = rec->subject.common_name;
+    staged<downloaded_file> s;
+    s.work = [=]() -> result<downloaded_file> {
+        auto run = [&]() -> result<downloaded_file> {
+            auto cert = store->read_file(usage, id, storage::file_kind::cert);
+            if (!cert) return cert.error();
+            auto key = store->read_file(usage, id, storage::file_kind::key);
+            if (!key) return key.error();
+            auto p12 = build_pkcs12(*cert, *key, ca->cert_pem(), password, name);
+            if (!p12) return p12.error();
+            return downloaded_file{std::move(*p12), id};
+        };
+        return audited(*audit, "download", id, who, run(), details);
+    };
+    s.commit = [](result<downloaded_file> r) { return r; };
+    return s;
+}
+
+bool cert_service::crl_due(std::chrono::seconds margin) const {
+    auto crl = current_crl();
+    return !crl || clock_() + margin >= crl->next_update;
+}
+
+std::optional<staged<std::shared_ptr<const built_crl>>> cert_service::stage_crl_build(bool force) {
+    if (crl_building_) {
+        if (force) crl_dirty_ = true;
+        return std::nullopt;
+    }
+    // Rebuild when a quarter of the validity is left at the latest.
+    const auto margin = std::chrono::duration_cast<std::chrono::seconds>(cfg_.crl_validity) / 4;
+    if (!force && !crl_dirty_ && !crl_due(margin)) return std::nullopt;
+
+    std::vector<crl_entry> entries;
+    for (const auto& r : index_.revoked()) entries.push_back(crl_entry{r.serial_decimal, r.revoked_at, r.reason, {}});
+    crl_params params;
+    params.crl_number = crl_number_ + 1;
+    params.this_update = clock_();
+    params.next_update = params.this_update + cfg_.crl_validity;
+    crl_building_ = true;
+    crl_dirty_ = false;
+
+    auto ca = ca_;
+    const auto paths = layout_;
+    staged<std::shared_ptr<const built_crl>> s;
+    s.work = [=]() -> result<std::shared_ptr<const built_crl>> {
+        // The number is persisted before the CRL carrying it is published, so it only grows.
+        storage::crl_state st{params.crl_number, params.this_update, params.next_update};
+        if (auto w = storage::save_crl_state(paths, st); !w) return w.error();
+        auto crl = build_crl(*ca, entries, params);
+        if (!crl) return crl.error();
+        if (auto w = storage::write_file_atomic(paths.crl_der(), crl->der); !w) return w.error();
+        if (auto w = storage::write_file_atomic(paths.crl_pem(), crl->pem); !w) return w.error();
+        return std::shared_ptr<const built_crl>(std::make_shared<built_crl>(std::move(*crl)));
+    };
+    s.commit = [this, number = params.crl_number](result<std::shared_ptr<const built_crl>> r)
+        -> result<std::shared_ptr<const built_crl>> {
+        crl_building_ = false;
+        crl_number_ = std::max(crl_number_, number);
+        if (r) {
+            std::atomic_store(&crl_, *r);
+            spdlog::info("CRL {} published", number);
+        } else {
+            crl_dirty_ = true;
+            spdlog::error("CRL build failed: {}", r.error().message);
+        }
+        return r;
+    };
+    return s;
+}
+
+result<cert_view> cert_service::get(const std::string& id) const {
+    if (!valid_identifier(id)) return make_error(errc::invalid_identifier, "invalid certificate identifier", "identifier");
+    const cert_record* rec = index_.find(id);
+    if (!rec) return make_error(errc::not_found, "certificate not found");
+    return view(*rec);
+}
+
+storage::list_page cert_service::list(const storage::list_query& q) const {
+    return index_.query(q, clock_(), cfg_.expiring_days);
+}
+
+storage::cert_stats cert_service::stats() const { return index_.stats(clock_(), cfg_.expiring_days); }
+
+ocsp_lookup cert_service::lookup_serial(std::string_view serial_text) const {
+    ocsp_lookup out;
+    auto serial = normalize_serial(serial_text);
+    if (!serial) return out;
+    out.serial_decimal = *serial;
+    auto st = index_.find_serial(*serial);
+    if (!st) return out;
+    if (st->revoked) {
+        out.status = ocsp_lookup::state::revoked;
+        out.revoked_at = st->revoked_at;
+        out.reason = st->reason;
+    } else {
+        out.status = ocsp_lookup::state::good;
+    }
+    return out;
+}
+
+std::vector<std::string> cert_service::renewal_plan(time_point now) const { return index_.due_for_renewal(now); }
+
+renewal_summary cert_service::run_renewal_sweep_sync(const principal& who) {
+    renewal_summary sum;
+    sum.started_at = clock_();
+    auto plan = renewal_plan(sum.started_at);
+    sum.candidates = plan.size();
+    for (const auto& id : plan) {
+        auto r = run_sync(stage_renew(id, 0, who, true));
+        renewal_outcome o{id, bool(r), r ? r->record.serial_number : std::string(), r ? std::string() : r.error().message};
+        (o.ok ? sum.renewed : sum.failed)++;
+        sum.outcomes.push_back(std::move(o));
+    }
+    sum.finished_at = clock_();
+    return sum;
+}
+
+void cert_service::audit(const storage::audit_entry& e) {
+    if (auto r = audit_->append(e); !r) spdlog::error("audit append failed: {}", r.error().message);
+}
+
+} // namespace certmate

@@ -1,0 +1,203 @@
+// The certificate service: the lifecycle of client certificates over a cert_store, the
+// in-memory index, the audit log and the CRL state (DESIGN.md 2-5, 8, 9).
+//
+// Threading contract. Every member marked [strand] touches mutable state and must be called
+// from one serialising context at a time (the core strand in the server; the only thread in
+// the CLI and unit tests). A mutation is staged: `stage_*()` [strand] validates and reserves
+// (identifier, serial), and returns a `staged<T>` whose `work` is heavy and touches no service
+// state (key generation, signing, file writes, fsync, audit append: run it on the thread pool)
+// and whose `commit` applies the outcome to the index [strand]. `commit` must always run, also
+// when `work` failed, since it releases the reservation. `run_sync()` runs the three steps in
+// sequence for callers without executors.
+// No Asio here: clock and RNG are parameters.
+#pragma once
+
+#include "core/ca.hpp"
+#include "core/cert_record.hpp"
+#include "core/crl.hpp"
+#include "core/issue.hpp"
+#include "storage/audit_log.hpp"
+#include "storage/cert_index.hpp"
+#include "storage/cert_store.hpp"
+#include "storage/layout.hpp"
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace certmate {
+
+struct service_config {
+    issuance_policy issuance;
+    key_type default_key_type = key_type::rsa2048;
+    int expiring_days = 30;                    // "expiring soon" in stats and status=expiring
+    int default_renewal_threshold_days = 30;
+    bool revoke_superseded = false;            // renewal revokes the old certificate as `superseded`
+    std::chrono::hours crl_validity{24};
+    unsigned load_threads = 4;
+};
+
+// Who asks: recorded in the audit log.
+struct principal {
+    std::string user = "system";
+    std::string ip;
+};
+
+struct create_request {
+    std::string identifier;                    // generated (cert-<12 hex>) when empty
+    subject_fields subject;                    // common_name required unless a CSR supplies it
+    subject_alt_names sans;
+    cert_usage usage = cert_usage::api_mtls;
+    std::optional<key_type> key;               // generated key type (not with csr)
+    std::string csr_pem;                       // when set: no key is generated
+    int validity_days = 0;                     // 0 = policy default
+    std::vector<std::string> extra_eku;
+    std::string notes;
+    std::optional<bool> renewal_enabled;
+    std::optional<int> renewal_threshold_days;
+    std::optional<api_role> role;
+};
+
+struct update_request {
+    std::optional<std::string> notes;
+    std::optional<bool> renewal_enabled;
+    std::optional<int> renewal_threshold_days;
+    std::optional<std::optional<api_role>> role; // set: some(role) or some(nullopt) = clear
+};
+
+// A certificate as answered: its metadata, status now, and (create/renew) the PEM.
+struct cert_view {
+    cert_record record;
+    cert_status status = cert_status::active;
+    std::string certificate_pem;
+};
+
+struct revoke_request {
+    revocation_reason reason = revocation_reason::unspecified;
+};
+
+struct downloaded_file {
+    std::string data;
+    std::string identifier;
+};
+
+struct renewal_outcome {
+    std::string identifier;
+    bool ok = false;
+    std::string new_serial;
+    std::string error;
+};
+struct renewal_summary {
+    time_point started_at{};
+    time_point finished_at{};
+    std::size_t candidates = 0, renewed = 0, failed = 0;
+    std::vector<renewal_outcome> outcomes;
+};
+
+struct ocsp_lookup {
+    enum class state { good, revoked, unknown } status = state::unknown;
+    std::string serial_decimal;
+    time_point revoked_at{};
+    revocation_reason reason = revocation_reason::unspecified;
+};
+
+template <class T>
+struct staged {
+    std::function<result<T>()> work;               // [pool]
+    std::function<result<T>(result<T>)> commit;    // [strand]
+};
+
+template <class T>
+result<T> run_sync(result<staged<T>> s) {
+    if (!s) return s.error();
+    return s->commit(s->work());
+}
+
+class cert_service {
+public:
+    cert_service(std::shared_ptr<const certificate_authority> ca, std::unique_ptr<storage::cert_store> store,
+                 std::shared_ptr<storage::audit_log> audit, storage::layout layout, service_config cfg,
+                 clock_fn clock, rng_fn rng);
+
+    // [strand] Loads every certificate into the index (on `cfg.load_threads` workers) and the
+    // persisted CRL state; logs leftovers removed.
+    result<storage::load_report> load();
+
+    // ---- mutations (staged) ----
+    result<staged<cert_view>> stage_create(create_request req, const principal& who);
+    result<staged<cert_view>> stage_revoke(const std::string& id, revoke_request req, const principal& who);
+    result<staged<cert_view>> stage_unhold(const std::string& id, const principal& who);
+    // `validity_days` 0 = the certificate's current lifetime, capped by policy. `automatic`
+    // audits as auto_renew.
+    result<staged<cert_view>> stage_renew(const std::string& id, int validity_days, const principal& who,
+                                          bool automatic = false);
+    result<staged<cert_view>> stage_update(const std::string& id, update_request req, const principal& who);
+    // Private key (no_private_key for CSR-issued), certificate PEM/DER, CSR, chain (leaf + CA).
+    // Key downloads are audited.
+    enum class file_format { cert_pem, cert_der, key_pem, csr_pem, chain_pem };
+    result<staged<downloaded_file>> stage_download(const std::string& id, file_format f, const principal& who);
+    result<staged<downloaded_file>> stage_pkcs12(const std::string& id, std::string password, const principal& who);
+
+    // ---- CRL ----
+    // [strand] Stages a CRL build when one is needed (after revocations, or before nextUpdate
+    // runs out), or nothing when one is already running (it will be re-run: bursts coalesce).
+    // The CRL number is persisted (crl_state.json) before the CRL is published.
+    std::optional<staged<std::shared_ptr<const built_crl>>> stage_crl_build(bool force = false);
+    // [any thread] The current CRL (null before the first build).
+    std::shared_ptr<const built_crl> current_crl() const { return std::atomic_load(&crl_); }
+    bool crl_rebuild_needed() const { return crl_dirty_; }
+    // [strand] True when nextUpdate is within `margin` (or no CRL exists).
+    bool crl_due(std::chrono::seconds margin) const;
+
+    // ---- reads [strand] ----
+    result<cert_view> get(const std::string& id) const;
+    storage::list_page list(const storage::list_query& q) const;
+    storage::cert_stats stats() const;
+    ocsp_lookup lookup_serial(std::string_view serial_text) const;
+    // Identifiers the sweep would renew at `now`.
+    std::vector<std::string> renewal_plan(time_point now) const;
+    std::size_t size() const { return index_.size(); }
+
+    // Whole sweep, synchronously (CLI, tests): every candidate at clock() renewed, failures reported.
+    renewal_summary run_renewal_sweep_sync(const principal& who);
+
+    // Appends an audit line (denied requests, downloads); errors logged, not returned.
+    void audit(const storage::audit_entry& e);
+
+    const certificate_authority& ca() const { return *ca_; }
+    std::shared_ptr<const certificate_authority> ca_ptr() const { return ca_; }
+    const service_config& config() const { return cfg_; }
+    const storage::layout& paths() const { return layout_; }
+    storage::audit_log& audit_log() { return *audit_; }
+    time_point now() const { return clock_(); }
+
+private:
+    result<void> check_writable() const;       // fail closed when the audit log is down
+    result<const cert_record*> find_for_mutation(const std::string& id) const;
+    std::string reserve_serial();
+    std::string generate_identifier();
+    cert_view view(const cert_record& r, std::string pem = {}) const;
+
+    std::shared_ptr<const certificate_authority> ca_;
+    std::unique_ptr<storage::cert_store> store_;
+    std::shared_ptr<storage::audit_log> audit_;
+    storage::layout layout_;
+    service_config cfg_;
+    clock_fn clock_;
+    rng_fn rng_;
+
+    storage::cert_index index_;
+    std::set<std::string> busy_ids_;           // identifiers with a staged mutation in flight
+    std::set<std::string> reserved_serials_;
+
+    std::shared_ptr<const built_crl> crl_;      // swapped whole (atomic_load/store)
+    std::uint64_t crl_number_ = 0;              // last number persisted
+    bool crl_dirty_ = true;
+    bool crl_building_ = false;
+};
+
+} // namespace certmate

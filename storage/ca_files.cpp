@@ -1,0 +1,200 @@
+#include "storage/ca_files.hpp"
+
+#include "core/keys.hpp"
+#include "storage/atomic_file.hpp"
+
+#include <boost/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace certmate::storage {
+
+namespace json = boost::json;
+
+bool ca_exists(const layout& l) {
+    std::error_code ec;
+    return fs::exists(l.ca_cert(), ec) && fs::exists(l.ca_key(), ec);
+}
+
+result<void> save_ca(const layout& l, const certificate_authority& ca, std::optional<std::string_view> passphrase) {
+    if (ca_exists(l)) return make_error(errc::already_exists, "a CA already exists in " + l.ca_dir().string());
+    if (auto r = ensure_dir(l.ca_dir(), fs::perms(0700)); !r) return r;
+    auto key = ca.key_pem(passphrase);
+    if (!key) return key.error();
+    // The key first: a CA certificate without its key would be useless.
+    if (auto r = write_file_atomic(l.ca_key(), *key, fs::perms(0600)); !r) return r;
+    if (auto r = write_file_atomic(l.ca_metadata(), json::serialize(ca.metadata()) + "\n"); !r) return r;
+    return write_file_atomic(l.ca_cert(), ca.cert_pem());
+}
+
+result<std::shared_ptr<const certificate_authority>> load_ca(const layout& l, std::optional<std::string_view> passphrase) {
+    if (!ca_exists(l)) return make_error(errc::ca_missing, "no CA in " + l.ca_dir().string());
+    auto cert = read_file(l.ca_cert());
+    if (!cert) return cert.error();
+    auto key = read_file(l.ca_key());
+    if (!key) return key.error();
+    auto ca = certificate_authority::load(*cert, *key, passphrase);
+    if (!ca) return ca.error();
+    return std::shared_ptr<const certificate_authority>(std::make_shared<certificate_authority>(std::move(*ca)));
+}
+
+result<crl_state> load_crl_state(const layout& l) {
+    std::error_code ec;
+    if (!fs::exists(l.crl_state(), ec)) return crl_state{};
+    auto text = read_file(l.crl_state());
+    if (!text) return text.error();
+    boost::system::error_code jec;
+    auto v = json::parse(*text, jec);
+    if (jec || !v.is_object()) return make_error(errc::storage_failure, "crl_state.json is not valid JSON");
+    const auto& o = v.as_object();
+    crl_state s;
+    auto n = o.if_contains("crl_number");
+    if (!n) return make_error(errc::storage_failure, "crl_state.json lacks crl_number");
+    if (n->is_uint64()) s.crl_number = n->as_uint64();
+    else if (n->is_int64() && n->as_int64() >= 0) s.crl_number = static_cast<std::uint64_t>(n->as_int64());
+    else return make_error(errc::storage_failure, "crl_state.json: crl_number is not a number");
+    auto time_of = [&](const char* k) -> std::optional<time_point> {
+        auto p = o.if_contains(k);
+        if (!p || !p->is_string()) return std::nullopt;
+        return parse_time(p->as_string());
+    };
+    s.this_update = time_of("this_update");
+    s.next_update = time_of("next_update");
+    return s;
+}
+
+result<void> save_crl_state(const layout& l, const crl_state& s) {
+    if (auto r = ensure_dir(l.crl_dir()); !r) return r;
+    json::object o{{"crl_number", s.crl_number}};
+    o["this_update"] = s.this_update ? json::value(format_time(*s.this_update)) : json::value(nullptr);
+    o["next_update"] = s.next_update ? json::value(format_time(*s.next_update)) : json::value(nullptr);
+    return write_file_atomic(l.crl_state(), json::serialize(o) + "\n");
+}
+
+std::vector<std::string> ca_backup_members() {
+    return {"certs/ca/ca.crt",       "certs/ca/ca.key",          "certs/ca/ca_metadata.json",
+            "certs/ca/crl.pem",      "certs/crl/crl.der",        "certs/crl/crl_state.json",
+            "certs/ocsp/responder.crt", "certs/ocsp/responder.key"};
+}
+
+namespace {
+
+bool is_key_member(const std::string& name) { return name.size() > 4 && name.substr(name.size() - 4) == ".key"; }
+
+void put_octal(char* field, std::size_t width, std::uint64_t value) {
+    // width includes the terminating NUL.
+    std::snprintf(field, width, "%0*llo", static_cast<int>(width - 1), static_cast<unsigned long long>(value));
+}
+
+} // namespace
+
+std::string tar_pack(const std::vector<std::pair<std::string, std::string>>& files) {
+    std::string out;
+    for (const auto& [name, data] : files) {
+        char h[512];
+        std::memset(h, 0, sizeof h);
+        std::memcpy(h, name.data(), std::min<std::size_t>(name.size(), 99));
+        put_octal(h + 100, 8, is_key_member(name) ? 0600 : 0644);
+        put_octal(h + 108, 8, 0);
+        put_octal(h + 116, 8, 0);
+        put_octal(h + 124, 12, data.size());
+        put_octal(h + 136, 12, 0);
+        h[156] = '0';
+        std::memcpy(h + 257, "ustar", 6);
+        std::memcpy(h + 263, "00", 2);
+        std::memset(h + 148, ' ', 8);
+        unsigned sum = 0;
+        for (unsigned char c : h) sum += c;
+        std::snprintf(h + 148, 8, "%06o", sum);
+        h[155] = ' ';
+        out.append(h, sizeof h);
+        out += data;
+        out.append((512 - data.size() % 512) % 512, '\0');
+    }
+    out.append(1024, '\0');
+    return out;
+}
+
+result<std::vector<std::pair<std::string, std::string>>> tar_unpack(std::string_view a) {
+    std::vector<std::pair<std::string, std::string>> files;
+    std::size_t pos = 0;
+    auto bad = [](const char* why) { return make_error(errc::invalid_argument, std::string("not a CertMate CA backup: ") + why); };
+    while (pos + 512 <= a.size()) {
+        std::string_view h = a.substr(pos, 512);
+        if (h.find_first_not_of('\0') == std::string_view::npos) return files;
+        unsigned sum = 0;
+        for (std::size_t i = 0; i < 512; ++i) sum += (i >= 148 && i < 156) ? ' ' : static_cast<unsigned char>(h[i]);
+        unsigned stored = static_cast<unsigned>(std::strtoul(std::string(h.substr(148, 8)).c_str(), nullptr, 8));
+        if (sum != stored) return bad("header checksum mismatch");
+        if (h[156] != '0' && h[156] != '\0') return bad("unexpected entry type");
+        std::string name(h.substr(0, 100).data(), strnlen(h.data(), 100));
+        std::uint64_t size = std::strtoull(std::string(h.substr(124, 12)).c_str(), nullptr, 8);
+        pos += 512;
+        if (size > a.size() - pos) return bad("truncated");
+        files.emplace_back(std::move(name), std::string(a.substr(pos, size)));
+        pos += (size + 511) / 512 * 512;
+    }
+    return bad("missing end-of-archive marker");
+}
+
+result<void> backup_ca(const layout& l, const fs::path& archive) {
+    if (!ca_exists(l)) return make_error(errc::ca_missing, "no CA in " + l.ca_dir().string());
+    std::vector<std::pair<std::string, std::string>> files;
+    for (const auto& m : ca_backup_members()) {
+        std::error_code ec;
+        if (!fs::exists(l.data_dir / m, ec)) continue;
+        auto data = read_file(l.data_dir / m);
+        if (!data) return data.error();
+        files.emplace_back(m, std::move(*data));
+    }
+    return write_file_atomic(archive, tar_pack(files), fs::perms(0600));
+}
+
+result<restore_report> restore_ca(const layout& l, const fs::path& archive, bool force) {
+    auto bytes = read_file(archive);
+    if (!bytes) return bytes.error();
+    auto files = tar_unpack(*bytes);
+    if (!files) return files.error();
+    const auto allowed = ca_backup_members();
+    std::string cert_pem;
+    bool has_key = false;
+    for (const auto& [name, data] : *files) {
+        if (std::find(allowed.begin(), allowed.end(), name) == allowed.end())
+            return make_error(errc::invalid_argument, "unexpected member in CA backup: " + name);
+        if (name == "certs/ca/ca.crt") cert_pem = data;
+        if (name == "certs/ca/ca.key") has_key = true;
+    }
+    if (cert_pem.empty() || !has_key) return make_error(errc::invalid_argument, "CA backup lacks ca.crt or ca.key");
+    auto cert = load_cert_pem(cert_pem);
+    if (!cert) return make_error(errc::invalid_argument, "CA backup holds an unreadable ca.crt");
+    restore_report rep;
+    rep.fingerprint_sha256 = fingerprint_sha256(cert->get());
+
+    if (ca_exists(l)) {
+        auto existing = read_file(l.ca_cert());
+        if (!existing) return existing.error();
+        auto ec = load_cert_pem(*existing);
+        const bool same = ec && fingerprint_sha256(ec->get()) == rep.fingerprint_sha256;
+        if (!same && !force)
+            return make_error(errc::ca_mismatch, "the data dir holds a different CA; use --force to replace it");
+        rep.replaced = !same;
+    }
+    // The key first, the certificate last: a half-restored CA never pairs a new cert with an old key.
+    std::stable_sort(files->begin(), files->end(), [](const auto& a, const auto& b) {
+        auto rank = [](const std::string& n) { return is_key_member(n) ? 0 : n == "certs/ca/ca.crt" ? 2 : 1; };
+        return rank(a.first) < rank(b.first);
+    });
+    for (const auto& [name, data] : *files) {
+        const fs::path target = l.data_dir / name;
+        if (auto r = ensure_dir(target.parent_path(), fs::perms(0700)); !r) return r.error();
+        if (auto r = write_file_atomic(target, data, is_key_member(name) ? fs::perms(0600) : fs::perms(0644)); !r)
+            return r.error();
+        ++rep.files;
+    }
+    spdlog::info("restored CA {} ({} files)", rep.fingerprint_sha256, rep.files);
+    return rep;
+}
+
+} // namespace certmate::storage

@@ -1,0 +1,43 @@
+// The CA on disk: certs/ca/{ca.crt, ca.key (0600, PKCS#8, encrypted when a passphrase is
+// configured), ca_metadata.json}, the CRL state (certs/crl/crl_state.json) and the CA backup
+// archive (a POSIX ustar file, 0600). Thread-safety: free functions; callers serialise writers.
+#pragma once
+
+#include "core/ca.hpp"
+#include "storage/layout.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace certmate::storage {
+
+bool ca_exists(const layout& l);
+// Writes key (first), certificate and metadata atomically. Refuses to overwrite an existing CA.
+result<void> save_ca(const layout& l, const certificate_authority& ca, std::optional<std::string_view> passphrase);
+result<std::shared_ptr<const certificate_authority>> load_ca(const layout& l, std::optional<std::string_view> passphrase);
+
+struct crl_state {
+    std::uint64_t crl_number = 0;
+    std::optional<time_point> this_update, next_update;
+};
+result<crl_state> load_crl_state(const layout& l);   // zero state when the file is absent
+result<void> save_crl_state(const layout& l, const crl_state& s);
+
+// Files in a CA backup, relative to data_dir.
+std::vector<std::string> ca_backup_members();
+result<void> backup_ca(const layout& l, const fs::path& archive);
+struct restore_report {
+    std::string fingerprint_sha256;
+    std::size_t files = 0;
+    bool replaced = false;
+};
+// Refuses (errc::ca_mismatch) to replace a different CA unless `force`; restoring the same CA is fine.
+result<restore_report> restore_ca(const layout& l, const fs::path& archive, bool force);
+
+// Minimal ustar reading and writing (regular files only).
+std::string tar_pack(const std::vector<std::pair<std::string, std::string>>& files);
+result<std::vector<std::pair<std::string, std::string>>> tar_unpack(std::string_view archive);
+
+} // namespace certmate::storage
