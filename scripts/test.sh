@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds and runs the whole test suite through CTest: once in
+# Release, once with AddressSanitizer + UBSan.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CERTMATE_TEST_DEPS=1 bash scripts/install-deps.sh
+jobs=$(nproc)
+BUILD_TYPE=RelWithDebInfo bash scripts/build.sh build-test
+ctest --test-dir build-test --output-on-failure -j"$jobs"
+if [ "${CERTMATE_SKIP_SANITIZERS:-0}" != 1 ]; then
+  BUILD_TYPE=Debug bash scripts/build.sh build-asan -DCERTMATE_SANITIZE=ON
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    ctest --test-dir build-asan --output-on-failure -j"$jobs"
+fi
