@@ -49,4 +49,14 @@ subject_alt_names read_sans(const GENERAL_NAMES* names);
 
 std::string sha256_hex(std::string_view data);
 
+// Shared by the CSR, CA and issuance code.
+// A subject DN (C, ST, L, O, OU, CN, emailAddress; empty fields left out) in UTF-8, within the
+// RFC 5280 upper bounds; errc::invalid_argument naming the field ("common_name", "country", ...).
+result<ossl::x509_name> build_name(const subject_fields& subject);
+// SANs (DNS, email, IP, URI) as GENERAL_NAMES; errc::invalid_argument, field "subject_alt_names",
+// for a malformed entry (IP that does not parse, email without '@', URI without a scheme, ...).
+result<ossl::general_names> build_general_names(const subject_alt_names& sans);
+// The digest to sign with under `key`: SHA-384 for P-384, nullptr for Ed25519, SHA-256 otherwise.
+const EVP_MD* signing_digest(EVP_PKEY* key);
+
 } // namespace certmate

@@ -58,6 +58,17 @@ using ocsp_response = handle<OCSP_RESPONSE, OCSP_RESPONSE_free>;
 using ocsp_basicresp = handle<OCSP_BASICRESP, OCSP_BASICRESP_free>;
 using ocsp_certid = handle<OCSP_CERTID, OCSP_CERTID_free>;
 using openssl_string = handle<char, free_openssl_string>;
+using general_name = handle<GENERAL_NAME, GENERAL_NAME_free>;
+using asn1_ia5string = handle<ASN1_IA5STRING, ASN1_IA5STRING_free>;
+using asn1_bit_string = handle<ASN1_BIT_STRING, ASN1_BIT_STRING_free>;
+using asn1_object = handle<ASN1_OBJECT, ASN1_OBJECT_free>;
+using basic_constraints = handle<BASIC_CONSTRAINTS, BASIC_CONSTRAINTS_free>;
+using extended_key_usage = handle<EXTENDED_KEY_USAGE, EXTENDED_KEY_USAGE_free>;
+using authority_keyid = handle<AUTHORITY_KEYID, AUTHORITY_KEYID_free>;
+using dist_point = handle<DIST_POINT, DIST_POINT_free>;
+using crl_dist_points = handle<CRL_DIST_POINTS, CRL_DIST_POINTS_free>;
+using access_description = handle<ACCESS_DESCRIPTION, ACCESS_DESCRIPTION_free>;
+using authority_info_access = handle<AUTHORITY_INFO_ACCESS, AUTHORITY_INFO_ACCESS_free>;
 
 // Drains the thread's OpenSSL error queue into one line (for logs, never for clients).
 std::string drain_errors();

@@ -1,0 +1,504 @@
+#include "core/keys.hpp"
+
+#include <openssl/core_names.h>
+#include <openssl/objects.h>
+#include <openssl/pem.h>
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cstring>
+#include <ctime>
+
+namespace certmate {
+
+namespace {
+
+constexpr std::size_t max_sans = 100;
+
+// PEM password callback: never prompts; `u` points at the optional passphrase.
+int passphrase_cb(char* buf, int size, int, void* u) {
+    const auto* pass = static_cast<const std::optional<std::string_view>*>(u);
+    if (!pass || !pass->has_value()) return -1;
+    const auto& p = **pass;
+    if (p.size() > static_cast<std::size_t>(size)) return -1;
+    std::memcpy(buf, p.data(), p.size());
+    return static_cast<int>(p.size());
+}
+
+bool looks_encrypted(std::string_view pem) {
+    return pem.find("-----BEGIN ENCRYPTED PRIVATE KEY-----") != std::string_view::npos ||
+           pem.find("Proc-Type: 4,ENCRYPTED") != std::string_view::npos;
+}
+
+std::string to_hex(const unsigned char* p, std::size_t n) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(n * 2);
+    for (std::size_t i = 0; i < n; ++i) {
+        out += digits[p[i] >> 4];
+        out += digits[p[i] & 0x0f];
+    }
+    return out;
+}
+
+std::string bn_to_decimal(const BIGNUM* bn) {
+    ossl::openssl_string s(BN_bn2dec(bn));
+    return s ? std::string(s.get()) : std::string();
+}
+
+std::string asn1_string_utf8(const ASN1_STRING* s) {
+    unsigned char* out = nullptr;
+    int n = ASN1_STRING_to_UTF8(&out, s);
+    if (n < 0) return {};
+    ossl::openssl_string owned(reinterpret_cast<char*>(out));
+    return std::string(owned.get(), static_cast<std::size_t>(n));
+}
+
+bool has_control(std::string_view s) {
+    return std::any_of(s.begin(), s.end(), [](char c) {
+        auto u = static_cast<unsigned char>(c);
+        return u < 0x20 || u == 0x7f;
+    });
+}
+
+bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// A DNS name of LDH labels (underscore tolerated), optionally with a leading "*." wildcard.
+bool valid_dns_name(std::string_view s) {
+    if (s.empty() || s.size() > 253) return false;
+    if (s.starts_with("*.")) s.remove_prefix(2);
+    if (s.empty() || s.back() == '.') return false;
+    std::size_t start = 0;
+    while (start <= s.size()) {
+        std::size_t end = s.find('.', start);
+        if (end == std::string_view::npos) end = s.size();
+        auto label = s.substr(start, end - start);
+        if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
+        for (char c : label)
+            if (!is_alpha(c) && !is_digit(c) && c != '-' && c != '_') return false;
+        start = end + 1;
+    }
+    return true;
+}
+
+// RFC 5322 addr-spec, loosely: one '@', non-empty local part and a domain, printable ASCII.
+bool valid_email(std::string_view s) {
+    if (s.size() < 3 || s.size() > 254) return false;
+    auto at = s.find('@');
+    if (at == 0 || at == std::string_view::npos || at + 1 >= s.size() || s.find('@', at + 1) != std::string_view::npos)
+        return false;
+    return std::all_of(s.begin(), s.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+}
+
+// RFC 3986: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), then ':' and something.
+bool valid_uri(std::string_view s) {
+    if (s.empty() || s.size() > 2048 || !is_alpha(s[0])) return false;
+    auto colon = s.find(':');
+    if (colon == std::string_view::npos || colon + 1 >= s.size()) return false;
+    for (char c : s.substr(0, colon))
+        if (!is_alpha(c) && !is_digit(c) && c != '+' && c != '-' && c != '.') return false;
+    return std::all_of(s.begin(), s.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+}
+
+result<ossl::general_name> ia5_general_name(int type, std::string_view value) {
+    ossl::asn1_ia5string str(ASN1_IA5STRING_new());
+    ossl::general_name gn(GENERAL_NAME_new());
+    if (!str || !gn || ASN1_STRING_set(str.get(), value.data(), static_cast<int>(value.size())) != 1)
+        return ossl::fail(errc::crypto_failure, "cannot encode a subject alternative name");
+    GENERAL_NAME_set0_value(gn.get(), type, str.release());
+    return gn;
+}
+
+result<ossl::general_name> ip_general_name(std::string_view text) {
+    std::array<unsigned char, 16> buf{};
+    std::string z(text);
+    int len = 0;
+    if (inet_pton(AF_INET, z.c_str(), buf.data()) == 1)
+        len = 4;
+    else if (inet_pton(AF_INET6, z.c_str(), buf.data()) == 1)
+        len = 16;
+    else
+        return make_error(errc::invalid_argument, "subject alternative name IP address does not parse: " + z,
+                          "subject_alt_names");
+    ossl::asn1_octet_string oct(ASN1_OCTET_STRING_new());
+    ossl::general_name gn(GENERAL_NAME_new());
+    if (!oct || !gn || ASN1_OCTET_STRING_set(oct.get(), buf.data(), len) != 1)
+        return ossl::fail(errc::crypto_failure, "cannot encode a subject alternative name");
+    GENERAL_NAME_set0_value(gn.get(), GEN_IPADD, oct.release());
+    return gn;
+}
+
+} // namespace
+
+result<ossl::pkey> generate_key(key_type type) {
+    EVP_PKEY* raw = nullptr;
+    switch (type) {
+    case key_type::rsa2048: raw = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", std::size_t{2048}); break;
+    case key_type::rsa3072: raw = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", std::size_t{3072}); break;
+    case key_type::rsa4096: raw = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", std::size_t{4096}); break;
+    case key_type::ec_p256: raw = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"); break;
+    case key_type::ec_p384: raw = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-384"); break;
+    case key_type::ed25519: raw = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"); break;
+    }
+    ossl::pkey key(raw);
+    if (!key) return ossl::fail(errc::crypto_failure, "key generation failed");
+    return key;
+}
+
+result<std::string> private_key_to_pem(EVP_PKEY* key, std::optional<std::string_view> passphrase) {
+    ossl::bio out(BIO_new(BIO_s_mem()));
+    if (!out || !key) return ossl::fail(errc::crypto_failure, "cannot encode the private key");
+    int ok = 0;
+    if (passphrase) {
+        if (passphrase->empty()) return make_error(errc::invalid_argument, "the passphrase is empty", "passphrase");
+        // PKCS#8 with PBES2: PBKDF2 (HMAC-SHA256) and AES-256-CBC.
+        ok = PEM_write_bio_PKCS8PrivateKey(out.get(), key, EVP_aes_256_cbc(), passphrase->data(),
+                                           static_cast<int>(passphrase->size()), nullptr, nullptr);
+    } else {
+        ok = PEM_write_bio_PKCS8PrivateKey(out.get(), key, nullptr, nullptr, 0, nullptr, nullptr);
+    }
+    if (ok != 1) return ossl::fail(errc::crypto_failure, "cannot encode the private key");
+    return ossl::bio_to_string(out.get());
+}
+
+result<ossl::pkey> load_private_key(std::string_view pem, std::optional<std::string_view> passphrase) {
+    bool encrypted = looks_encrypted(pem);
+    if (encrypted && !passphrase)
+        return make_error(errc::bad_passphrase, "the private key is encrypted and no passphrase was given");
+    ossl::bio in = ossl::mem_bio(pem);
+    if (!in) return ossl::fail(errc::crypto_failure, "cannot read the private key");
+    ossl::pkey key(PEM_read_bio_PrivateKey(in.get(), nullptr, passphrase_cb, &passphrase));
+    if (!key) {
+        if (encrypted) return ossl::fail(errc::bad_passphrase, "wrong passphrase for the private key");
+        return ossl::fail(errc::crypto_failure, "the private key does not parse");
+    }
+    return key;
+}
+
+std::string public_key_to_pem(EVP_PKEY* key) {
+    ossl::bio out(BIO_new(BIO_s_mem()));
+    if (!out || !key || PEM_write_bio_PUBKEY(out.get(), key) != 1) {
+        ossl::drain_errors();
+        return {};
+    }
+    return ossl::bio_to_string(out.get());
+}
+
+std::string describe_key(EVP_PKEY* key) {
+    if (!key) return "unknown";
+    switch (EVP_PKEY_get_base_id(key)) {
+    case EVP_PKEY_RSA: return "rsa" + std::to_string(EVP_PKEY_get_bits(key));
+    case EVP_PKEY_ED25519: return "ed25519";
+    case EVP_PKEY_ED448: return "ed448";
+    case EVP_PKEY_EC: {
+        char name[64] = {};
+        std::size_t len = 0;
+        if (EVP_PKEY_get_group_name(key, name, sizeof name, &len) != 1) {
+            ossl::drain_errors();
+            return "ec";
+        }
+        std::string_view n(name, len);
+        if (n == "prime256v1" || n == "P-256" || n == "secp256r1") return "ec-p256";
+        if (n == "secp384r1" || n == "P-384") return "ec-p384";
+        if (n == "secp521r1" || n == "P-521") return "ec-p521";
+        return "ec-" + std::string(n);
+    }
+    default: return "unknown";
+    }
+}
+
+result<void> check_allowed_key(EVP_PKEY* key) {
+    if (!key) return make_error(errc::unsupported_key, "no public key");
+    switch (EVP_PKEY_get_base_id(key)) {
+    case EVP_PKEY_RSA: {
+        int bits = EVP_PKEY_get_bits(key);
+        if (bits < 2048)
+            return make_error(errc::unsupported_key,
+                              "RSA key of " + std::to_string(bits) + " bits is too small (at least 2048 required)");
+        // Bound the work a submitted key can cost us.
+        if (bits > 16384)
+            return make_error(errc::unsupported_key, "RSA key of " + std::to_string(bits) + " bits is too large");
+        return {};
+    }
+    case EVP_PKEY_ED25519: return {};
+    case EVP_PKEY_EC: {
+        auto d = describe_key(key);
+        if (d == "ec-p256" || d == "ec-p384") return {};
+        return make_error(errc::unsupported_key, "EC curve not allowed (" + d + "); use P-256 or P-384");
+    }
+    default:
+        return make_error(errc::unsupported_key, "key type not allowed (" + describe_key(key) +
+                                                     "); use RSA >= 2048, EC P-256/P-384 or Ed25519");
+    }
+}
+
+std::string cert_to_pem(X509* cert) {
+    ossl::bio out(BIO_new(BIO_s_mem()));
+    if (!out || !cert || PEM_write_bio_X509(out.get(), cert) != 1) {
+        ossl::drain_errors();
+        return {};
+    }
+    return ossl::bio_to_string(out.get());
+}
+
+std::string cert_to_der(X509* cert) {
+    unsigned char* der = nullptr;
+    int n = cert ? i2d_X509(cert, &der) : -1;
+    if (n <= 0) {
+        ossl::drain_errors();
+        return {};
+    }
+    ossl::openssl_string owned(reinterpret_cast<char*>(der));
+    return std::string(owned.get(), static_cast<std::size_t>(n));
+}
+
+result<ossl::x509> load_cert_pem(std::string_view pem) {
+    ossl::bio in = ossl::mem_bio(pem);
+    ossl::x509 cert(in ? PEM_read_bio_X509(in.get(), nullptr, nullptr, nullptr) : nullptr);
+    if (!cert) return ossl::fail(errc::invalid_argument, "not a PEM certificate");
+    return cert;
+}
+
+result<ossl::x509> load_cert_der(std::string_view der) {
+    const auto* p = reinterpret_cast<const unsigned char*>(der.data());
+    ossl::x509 cert(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
+    if (!cert) return ossl::fail(errc::invalid_argument, "not a DER certificate");
+    return cert;
+}
+
+std::string fingerprint_sha256(X509* cert) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    if (!cert || X509_digest(cert, EVP_sha256(), md, &n) != 1) {
+        ossl::drain_errors();
+        return {};
+    }
+    return to_hex(md, n);
+}
+
+std::string serial_to_decimal(const ASN1_INTEGER* serial) {
+    ossl::bignum bn(serial ? ASN1_INTEGER_to_BN(serial, nullptr) : nullptr);
+    if (!bn) {
+        ossl::drain_errors();
+        return {};
+    }
+    return bn_to_decimal(bn.get());
+}
+
+std::optional<std::string> normalize_serial(std::string_view text) {
+    // RFC 5280 4.1.2.2: "Conforming CAs MUST NOT use serialNumber values longer than 20 octets."
+    BIGNUM* raw = nullptr;
+    if (text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {
+        auto hex = text.substr(2);
+        if (hex.size() > 40 || !std::all_of(hex.begin(), hex.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); }))
+            return std::nullopt;
+        std::string z(hex);
+        if (BN_hex2bn(&raw, z.c_str()) == 0) return std::nullopt;
+    } else {
+        if (text.empty() || text.size() > 49 || !std::all_of(text.begin(), text.end(), is_digit)) return std::nullopt;
+        std::string z(text);
+        if (BN_dec2bn(&raw, z.c_str()) == 0) return std::nullopt;
+    }
+    ossl::bignum bn(raw);
+    if (!bn || BN_num_bytes(bn.get()) > 20) return std::nullopt;
+    return bn_to_decimal(bn.get());
+}
+
+result<ossl::asn1_integer> decimal_to_asn1_integer(std::string_view decimal) {
+    if (decimal.empty() || decimal.size() > 49 || !std::all_of(decimal.begin(), decimal.end(), is_digit))
+        return make_error(errc::invalid_argument, "serial number must be a decimal string", "serial_number");
+    BIGNUM* raw = nullptr;
+    std::string z(decimal);
+    if (BN_dec2bn(&raw, z.c_str()) == 0) return ossl::fail(errc::invalid_argument, "serial number does not parse");
+    ossl::bignum bn(raw);
+    if (BN_is_zero(bn.get()) || BN_num_bytes(bn.get()) > 20)
+        return make_error(errc::invalid_argument, "serial number must be positive and at most 20 octets",
+                          "serial_number");
+    ossl::asn1_integer out(BN_to_ASN1_INTEGER(bn.get(), nullptr));
+    if (!out) return ossl::fail(errc::crypto_failure, "cannot encode the serial number");
+    return out;
+}
+
+std::string random_serial(const rng_fn& rng) {
+    std::array<unsigned char, 16> bytes{};
+    // RFC 5280 4.1.2.2: "The serial number MUST be a positive integer"; clearing the top bit
+    // keeps the DER INTEGER positive at 16 octets. Retry on the (2^-127) zero draw.
+    do {
+        rng(bytes);
+        bytes[0] &= 0x7f;
+    } while (std::all_of(bytes.begin(), bytes.end(), [](unsigned char b) { return b == 0; }));
+    ossl::bignum bn(BN_bin2bn(bytes.data(), static_cast<int>(bytes.size()), nullptr));
+    return bn ? bn_to_decimal(bn.get()) : std::string();
+}
+
+time_point from_asn1_time(const ASN1_TIME* t) {
+    std::tm tm{};
+    if (!t || ASN1_TIME_to_tm(t, &tm) != 1) {
+        ossl::drain_errors();
+        return time_point{};
+    }
+    return std::chrono::system_clock::from_time_t(timegm(&tm));
+}
+
+ossl::asn1_time to_asn1_time(time_point t) {
+    // RFC 5280 4.1.2.5: "CAs conforming to this profile MUST always encode certificate validity
+    // dates through the year 2049 as UTCTime; certificate validity dates in 2050 or later MUST
+    // be encoded as GeneralizedTime." ASN1_TIME_set picks exactly that.
+    auto secs = std::chrono::floor<std::chrono::seconds>(t);
+    return ossl::asn1_time(ASN1_TIME_set(nullptr, std::chrono::system_clock::to_time_t(secs)));
+}
+
+subject_fields read_subject(const X509_NAME* name) {
+    subject_fields s;
+    if (!name) return s;
+    auto get = [name](int nid) -> std::string {
+        int i = X509_NAME_get_index_by_NID(name, nid, -1);
+        if (i < 0) return {};
+        const X509_NAME_ENTRY* e = X509_NAME_get_entry(name, i);
+        return e ? asn1_string_utf8(X509_NAME_ENTRY_get_data(e)) : std::string();
+    };
+    s.common_name = get(NID_commonName);
+    s.email = get(NID_pkcs9_emailAddress);
+    s.organization = get(NID_organizationName);
+    s.organizational_unit = get(NID_organizationalUnitName);
+    s.country = get(NID_countryName);
+    s.state = get(NID_stateOrProvinceName);
+    s.locality = get(NID_localityName);
+    return s;
+}
+
+subject_alt_names read_sans(const GENERAL_NAMES* names) {
+    subject_alt_names out;
+    if (!names) return out;
+    for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i) {
+        const GENERAL_NAME* gn = sk_GENERAL_NAME_value(names, i);
+        int type = 0;
+        void* value = GENERAL_NAME_get0_value(gn, &type);
+        const auto* str = static_cast<const ASN1_STRING*>(value);
+        switch (type) {
+        case GEN_DNS: out.dns.push_back(asn1_string_utf8(str)); break;
+        case GEN_EMAIL: out.email.push_back(asn1_string_utf8(str)); break;
+        case GEN_URI: out.uri.push_back(asn1_string_utf8(str)); break;
+        case GEN_IPADD: {
+            char buf[INET6_ADDRSTRLEN] = {};
+            const unsigned char* d = ASN1_STRING_get0_data(str);
+            int len = ASN1_STRING_length(str);
+            if (len == 4 && inet_ntop(AF_INET, d, buf, sizeof buf))
+                out.ip.emplace_back(buf);
+            else if (len == 16 && inet_ntop(AF_INET6, d, buf, sizeof buf))
+                out.ip.emplace_back(buf);
+            break;
+        }
+        default: break;
+        }
+    }
+    return out;
+}
+
+std::string sha256_hex(std::string_view data) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    if (EVP_Digest(data.data(), data.size(), md, &n, EVP_sha256(), nullptr) != 1) {
+        ossl::drain_errors();
+        return {};
+    }
+    return to_hex(md, n);
+}
+
+result<ossl::x509_name> build_name(const subject_fields& s) {
+    struct field {
+        int nid;
+        const std::string* value;
+        const char* name;
+        std::size_t max; // RFC 5280 Appendix A upper bounds (ub-common-name 64, ...)
+    };
+    const field fields[] = {
+        {NID_countryName, &s.country, "country", 2},
+        {NID_stateOrProvinceName, &s.state, "state", 128},
+        {NID_localityName, &s.locality, "locality", 128},
+        {NID_organizationName, &s.organization, "organization", 64},
+        {NID_organizationalUnitName, &s.organizational_unit, "organizational_unit", 64},
+        {NID_commonName, &s.common_name, "common_name", 64},
+        {NID_pkcs9_emailAddress, &s.email, "email", 128},
+    };
+    ossl::x509_name name(X509_NAME_new());
+    if (!name) return ossl::fail(errc::crypto_failure, "cannot build a subject name");
+    for (const auto& f : fields) {
+        const std::string& v = *f.value;
+        if (v.empty()) continue;
+        if (has_control(v)) return make_error(errc::invalid_argument, std::string(f.name) + " contains control characters", f.name);
+        if (f.nid == NID_countryName) {
+            if (v.size() != 2 || !is_alpha(v[0]) || !is_alpha(v[1]))
+                return make_error(errc::invalid_argument, "country must be a two-letter ISO 3166 code", "country");
+        } else if (v.size() > f.max * 4) {
+            return make_error(errc::invalid_argument,
+                              std::string(f.name) + " is longer than " + std::to_string(f.max) + " characters", f.name);
+        }
+        if (f.nid == NID_pkcs9_emailAddress && !valid_email(v))
+            return make_error(errc::invalid_argument, "email is not an email address", "email");
+        // MBSTRING_UTF8 checks UTF-8 validity and the per-attribute size bounds in characters.
+        if (X509_NAME_add_entry_by_NID(name.get(), f.nid, MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(v.data()),
+                                       static_cast<int>(v.size()), -1, 0) != 1) {
+            auto e = ossl::fail(errc::invalid_argument, std::string(f.name) + " cannot be encoded (invalid UTF-8 or longer than " +
+                                                            std::to_string(f.max) + " characters)");
+            e.field = f.name;
+            return e;
+        }
+    }
+    return name;
+}
+
+result<ossl::general_names> build_general_names(const subject_alt_names& sans) {
+    const std::size_t total = sans.dns.size() + sans.email.size() + sans.ip.size() + sans.uri.size();
+    if (total > max_sans)
+        return make_error(errc::invalid_argument, "too many subject alternative names (at most 100)", "subject_alt_names");
+    ossl::general_names names(GENERAL_NAMES_new());
+    if (!names) return ossl::fail(errc::crypto_failure, "cannot build subject alternative names");
+    auto push = [&names](ossl::general_name gn) -> result<void> {
+        if (sk_GENERAL_NAME_push(names.get(), gn.get()) <= 0)
+            return ossl::fail(errc::crypto_failure, "cannot build subject alternative names");
+        gn.release();
+        return {};
+    };
+    for (const auto& d : sans.dns) {
+        if (!valid_dns_name(d))
+            return make_error(errc::invalid_argument, "not a valid DNS name: " + d, "subject_alt_names");
+        auto gn = ia5_general_name(GEN_DNS, d);
+        if (!gn) return gn.error();
+        if (auto r = push(std::move(*gn)); !r) return r.error();
+    }
+    for (const auto& e : sans.email) {
+        if (!valid_email(e))
+            return make_error(errc::invalid_argument, "not a valid email address: " + e, "subject_alt_names");
+        auto gn = ia5_general_name(GEN_EMAIL, e);
+        if (!gn) return gn.error();
+        if (auto r = push(std::move(*gn)); !r) return r.error();
+    }
+    for (const auto& ip : sans.ip) {
+        auto gn = ip_general_name(ip);
+        if (!gn) return gn.error();
+        if (auto r = push(std::move(*gn)); !r) return r.error();
+    }
+    for (const auto& u : sans.uri) {
+        if (!valid_uri(u))
+            return make_error(errc::invalid_argument, "not a valid URI (scheme required): " + u, "subject_alt_names");
+        auto gn = ia5_general_name(GEN_URI, u);
+        if (!gn) return gn.error();
+        if (auto r = push(std::move(*gn)); !r) return r.error();
+    }
+    return names;
+}
+
+const EVP_MD* signing_digest(EVP_PKEY* key) {
+    if (!key) return EVP_sha256();
+    int id = EVP_PKEY_get_base_id(key);
+    if (id == EVP_PKEY_ED25519 || id == EVP_PKEY_ED448) return nullptr;
+    if (id == EVP_PKEY_EC && describe_key(key) == "ec-p384") return EVP_sha384();
+    return EVP_sha256();
+}
+
+} // namespace certmate
