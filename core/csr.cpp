@@ -1,0 +1,120 @@
+#include "core/csr.hpp"
+
+#include "core/keys.hpp"
+
+#include <openssl/pem.h>
+
+namespace certmate {
+
+namespace {
+
+constexpr std::size_t max_csr_bytes = 64 * 1024;
+
+std::string req_to_pem(X509_REQ* req) {
+    ossl::bio out(BIO_new(BIO_s_mem()));
+    if (!out || PEM_write_bio_X509_REQ(out.get(), req) != 1) {
+        ossl::drain_errors();
+        return {};
+    }
+    return ossl::bio_to_string(out.get());
+}
+
+// The SANs of the CSR's extensionRequest attribute, if it has one.
+subject_alt_names requested_sans(X509_REQ* req) {
+    ossl::x509_ext_stack exts(X509_REQ_get_extensions(req));
+    if (!exts) {
+        ossl::drain_errors();
+        return {};
+    }
+    ossl::general_names names(
+        static_cast<GENERAL_NAMES*>(X509V3_get_d2i(exts.get(), NID_subject_alt_name, nullptr, nullptr)));
+    ossl::drain_errors();
+    return read_sans(names.get());
+}
+
+} // namespace
+
+result<parsed_csr> parse_csr(std::string_view pem) {
+    if (pem.size() > max_csr_bytes) return make_error(errc::invalid_csr, "CSR is larger than 64 KiB", "csr");
+    if (pem.find("-----BEGIN CERTIFICATE REQUEST-----") == std::string_view::npos &&
+        pem.find("-----BEGIN NEW CERTIFICATE REQUEST-----") == std::string_view::npos)
+        return make_error(errc::invalid_csr, "CSR is not PEM (no BEGIN CERTIFICATE REQUEST line)", "csr");
+
+    ossl::bio in = ossl::mem_bio(pem);
+    ossl::x509_req req(in ? PEM_read_bio_X509_REQ(in.get(), nullptr, nullptr, nullptr) : nullptr);
+    if (!req) return ossl::fail(errc::invalid_csr, "CSR does not parse (bad base64 or DER)");
+    // X509_REQ_get_pubkey hands us a new reference.
+    ossl::pkey key(X509_REQ_get_pubkey(req.get()));
+    if (!key) {
+        auto e = ossl::fail(errc::invalid_csr, "CSR public key does not parse");
+        e.field = "csr";
+        return e;
+    }
+    // RFC 2986 3: the signature proves possession of the private key; a CSR that does not
+    // verify under its own key is refused.
+    if (X509_REQ_verify(req.get(), key.get()) != 1) {
+        auto e = ossl::fail(errc::invalid_csr, "CSR signature does not verify");
+        e.field = "csr";
+        return e;
+    }
+    if (auto ok = check_allowed_key(key.get()); !ok) {
+        auto e = ok.error();
+        e.field = "csr";
+        return e;
+    }
+
+    parsed_csr out;
+    out.subject = read_subject(X509_REQ_get_subject_name(req.get()));
+    out.sans = requested_sans(req.get());
+    out.key_type = describe_key(key.get());
+    out.pem = req_to_pem(req.get());
+    if (out.pem.empty()) return ossl::fail(errc::crypto_failure, "cannot encode the CSR");
+    out.public_key = std::move(key);
+    out.req = std::move(req);
+    return out;
+}
+
+result<generated_csr> create_csr(const subject_fields& subject, const subject_alt_names& sans, key_type type) {
+    auto name = build_name(subject);
+    if (!name) return name.error();
+    ossl::general_names names;
+    if (!sans.empty()) {
+        auto gn = build_general_names(sans);
+        if (!gn) return gn.error();
+        names = std::move(*gn);
+    }
+
+    auto key = generate_key(type);
+    if (!key) return key.error();
+
+    ossl::x509_req req(X509_REQ_new());
+    // RFC 2986 4.1: "version is the version number, for compatibility with future revisions of
+    // this document. It shall be 0 for this version of the standard."
+    if (!req || X509_REQ_set_version(req.get(), 0) != 1 || X509_REQ_set_subject_name(req.get(), name->get()) != 1 ||
+        X509_REQ_set_pubkey(req.get(), key->get()) != 1)
+        return ossl::fail(errc::crypto_failure, "cannot build the CSR");
+    if (names) {
+        ossl::x509_ext_stack exts(sk_X509_EXTENSION_new_null());
+        ossl::x509_ext san(X509V3_EXT_i2d(NID_subject_alt_name, 0, names.get()));
+        if (!exts || !san || sk_X509_EXTENSION_push(exts.get(), san.get()) <= 0)
+            return ossl::fail(errc::crypto_failure, "cannot build the CSR extensions");
+        san.release();
+        if (X509_REQ_add_extensions(req.get(), exts.get()) != 1)
+            return ossl::fail(errc::crypto_failure, "cannot build the CSR extensions");
+    }
+    if (X509_REQ_sign(req.get(), key->get(), signing_digest(key->get())) <= 0)
+        return ossl::fail(errc::crypto_failure, "cannot sign the CSR");
+
+    auto key_pem = private_key_to_pem(key->get());
+    if (!key_pem) return key_pem.error();
+
+    generated_csr out;
+    out.csr_pem = req_to_pem(req.get());
+    if (out.csr_pem.empty()) return ossl::fail(errc::crypto_failure, "cannot encode the CSR");
+    out.key_pem = std::move(*key_pem);
+    out.key_type = describe_key(key->get());
+    out.key = std::move(*key);
+    return out;
+}
+
+} // namespace certmate
