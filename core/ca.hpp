@@ -39,7 +39,7 @@ public:
 
     X509* cert() const noexcept { return cert_.get(); }
     EVP_PKEY* key() const noexcept { return key_.get(); }
-    // The digest to sign with: SHA-256, or nullptr for Ed25519 keys.
+    // The digest to sign with: SHA-256 (SHA-384 for a P-384 key, as create() says), or nullptr for Ed25519 keys.
     const EVP_MD* digest() const noexcept;
 
     std::string cert_pem() const;

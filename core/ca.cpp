@@ -1,0 +1,117 @@
+#include "core/ca.hpp"
+
+#include "core/keys.hpp"
+
+#include <boost/json/string.hpp>
+
+#include <chrono>
+
+namespace certmate {
+
+namespace {
+
+// Adds one extension given in OpenSSL's config syntax; only ever called with constant text.
+result<void> add_conf_ext(X509* cert, X509V3_CTX* ctx, int nid, const char* value) {
+    ossl::x509_ext ext(X509V3_EXT_conf_nid(nullptr, ctx, nid, value));
+    if (!ext || X509_add_ext(cert, ext.get(), -1) != 1)
+        return ossl::fail(errc::crypto_failure, std::string("cannot add the ") + OBJ_nid2sn(nid) + " extension");
+    return {};
+}
+
+} // namespace
+
+result<certificate_authority> certificate_authority::create(const ca_options& opts, time_point now, const rng_fn& rng) {
+    if (opts.validity_days < 1 || opts.validity_days > 36500)
+        return make_error(errc::invalid_argument, "CA validity must be 1 to 36500 days", "validity_days");
+    auto name = build_name(opts.subject);
+    if (!name) return name.error();
+    if (opts.subject.common_name.empty())
+        return make_error(errc::invalid_argument, "the CA subject needs a common name", "common_name");
+    auto key = generate_key(opts.type);
+    if (!key) return key.error();
+    auto serial = decimal_to_asn1_integer(random_serial(rng));
+    if (!serial) return serial.error();
+
+    using namespace std::chrono_literals;
+    auto not_before = to_asn1_time(now - 60s);
+    auto not_after = to_asn1_time(now + std::chrono::days(opts.validity_days));
+    ossl::x509 cert(X509_new());
+    // RFC 5280 4.1.2.1: "When extensions are used, as expected in this profile, version MUST be 3
+    // (value is 2)."
+    if (!cert || !not_before || !not_after || X509_set_version(cert.get(), X509_VERSION_3) != 1 ||
+        X509_set_serialNumber(cert.get(), serial->get()) != 1 || X509_set_subject_name(cert.get(), name->get()) != 1 ||
+        X509_set_issuer_name(cert.get(), name->get()) != 1 || X509_set1_notBefore(cert.get(), not_before.get()) != 1 ||
+        X509_set1_notAfter(cert.get(), not_after.get()) != 1 || X509_set_pubkey(cert.get(), key->get()) != 1)
+        return ossl::fail(errc::crypto_failure, "cannot build the CA certificate");
+
+    X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, cert.get(), cert.get(), nullptr, nullptr, 0);
+    // RFC 5280 4.2.1.9: "Conforming CAs MUST include this extension in all CA certificates that
+    // contain public keys used to validate digital signatures on certificates and MUST mark the
+    // extension as critical in such certificates." pathlen:0: this CA issues end entities only.
+    if (auto r = add_conf_ext(cert.get(), &ctx, NID_basic_constraints, "critical,CA:TRUE,pathlen:0"); !r) return r.error();
+    // RFC 5280 4.2.1.3: "When present, conforming CAs SHOULD mark this extension as critical."
+    if (auto r = add_conf_ext(cert.get(), &ctx, NID_key_usage, "critical,keyCertSign,cRLSign"); !r) return r.error();
+    if (auto r = add_conf_ext(cert.get(), &ctx, NID_subject_key_identifier, "hash"); !r) return r.error();
+    if (auto r = add_conf_ext(cert.get(), &ctx, NID_authority_key_identifier, "keyid:always"); !r) return r.error();
+
+    if (X509_sign(cert.get(), key->get(), signing_digest(key->get())) <= 0)
+        return ossl::fail(errc::crypto_failure, "cannot sign the CA certificate");
+    return certificate_authority(std::move(cert), std::move(*key));
+}
+
+result<certificate_authority> certificate_authority::load(std::string_view cert_pem, std::string_view key_pem,
+                                                          std::optional<std::string_view> passphrase) {
+    auto cert = load_cert_pem(cert_pem);
+    if (!cert) return make_error(errc::crypto_failure, "the CA certificate does not parse");
+    auto key = load_private_key(key_pem, passphrase);
+    if (!key) return key.error();
+    if (X509_check_private_key(cert->get(), key->get()) != 1)
+        return ossl::fail(errc::crypto_failure, "the CA key does not match the CA certificate");
+    // X509_check_ca returns 1 only for basicConstraints CA:TRUE (with keyCertSign if keyUsage is present).
+    if (X509_check_ca(cert->get()) != 1)
+        return ossl::fail(errc::crypto_failure, "the CA certificate is not a CA certificate");
+    return certificate_authority(std::move(*cert), std::move(*key));
+}
+
+const EVP_MD* certificate_authority::digest() const noexcept { return signing_digest(key_.get()); }
+
+std::string certificate_authority::cert_pem() const { return cert_to_pem(cert_.get()); }
+std::string certificate_authority::cert_der() const { return cert_to_der(cert_.get()); }
+
+result<std::string> certificate_authority::key_pem(std::optional<std::string_view> passphrase) const {
+    return private_key_to_pem(key_.get(), passphrase);
+}
+
+time_point certificate_authority::not_before() const { return from_asn1_time(X509_get0_notBefore(cert_.get())); }
+time_point certificate_authority::not_after() const { return from_asn1_time(X509_get0_notAfter(cert_.get())); }
+
+std::string certificate_authority::subject_string() const {
+    ossl::bio out(BIO_new(BIO_s_mem()));
+    if (!out || X509_NAME_print_ex(out.get(), X509_get_subject_name(cert_.get()), 0, XN_FLAG_RFC2253) < 0) {
+        ossl::drain_errors();
+        return {};
+    }
+    return ossl::bio_to_string(out.get());
+}
+
+std::string certificate_authority::fingerprint_sha256() const { return certmate::fingerprint_sha256(cert_.get()); }
+std::string certificate_authority::serial_decimal() const { return serial_to_decimal(X509_get0_serialNumber(cert_.get())); }
+std::string certificate_authority::key_type_name() const { return describe_key(key_.get()); }
+
+boost::json::object certificate_authority::metadata() const {
+    boost::json::object o;
+    o["subject"] = subject_string();
+    o["serial_number"] = serial_decimal();
+    o["fingerprint_sha256"] = fingerprint_sha256();
+    o["key_type"] = key_type_name();
+    o["not_before"] = format_time(not_before());
+    o["not_after"] = format_time(not_after());
+    // The CA is created with notBefore backdated by one minute; that instant is recorded as created_at.
+    o["created_at"] = format_time(not_before());
+    o["signature_algorithm"] = OBJ_nid2ln(X509_get_signature_nid(cert_.get()));
+    return o;
+}
+
+} // namespace certmate
