@@ -1,0 +1,221 @@
+#include "core/issue.hpp"
+
+#include "core/keys.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+namespace certmate {
+
+namespace {
+
+struct eku_name {
+    std::string_view name;
+    int nid;
+};
+constexpr eku_name known_ekus[] = {
+    {"clientAuth", NID_client_auth},
+    {"serverAuth", NID_server_auth},
+    {"emailProtection", NID_email_protect},
+};
+
+const eku_name* find_eku(std::string_view name) {
+    for (const auto& e : known_ekus)
+        if (e.name == name) return &e;
+    return nullptr;
+}
+
+// The EKUs of the profile: clientAuth, then the allowed extras in a fixed order, no duplicates.
+std::vector<const eku_name*> profile_ekus(const issue_request& req) {
+    std::vector<const eku_name*> out{&known_ekus[0]};
+    for (const auto& e : known_ekus)
+        if (&e != &known_ekus[0] && std::find(req.extra_eku.begin(), req.extra_eku.end(), e.name) != req.extra_eku.end())
+            out.push_back(&e);
+    return out;
+}
+
+// Adds one extension given in OpenSSL's config syntax; only ever called with constant text.
+result<void> add_conf_ext(X509* cert, X509V3_CTX* ctx, int nid, const char* value) {
+    ossl::x509_ext ext(X509V3_EXT_conf_nid(nullptr, ctx, nid, value));
+    if (!ext || X509_add_ext(cert, ext.get(), -1) != 1)
+        return ossl::fail(errc::crypto_failure, std::string("cannot add the ") + OBJ_nid2sn(nid) + " extension");
+    return {};
+}
+
+// Adds an extension from its internal structure (encoded by OpenSSL, no config parsing).
+result<void> add_struct_ext(X509* cert, int nid, void* value, int critical) {
+    if (X509_add1_ext_i2d(cert, nid, value, critical, X509V3_ADD_APPEND) != 1)
+        return ossl::fail(errc::crypto_failure, std::string("cannot add the ") + OBJ_nid2sn(nid) + " extension");
+    return {};
+}
+
+result<ossl::general_name> uri_name(const std::string& uri) {
+    ossl::asn1_ia5string str(ASN1_IA5STRING_new());
+    ossl::general_name gn(GENERAL_NAME_new());
+    if (!str || !gn || ASN1_STRING_set(str.get(), uri.data(), static_cast<int>(uri.size())) != 1)
+        return ossl::fail(errc::crypto_failure, "cannot encode a URI");
+    GENERAL_NAME_set0_value(gn.get(), GEN_URI, str.release());
+    return gn;
+}
+
+// CRLDistributionPoints with one distribution point whose fullName is `url`.
+result<ossl::crl_dist_points> make_cdp(const std::string& url) {
+    auto gn = uri_name(url);
+    if (!gn) return gn.error();
+    ossl::crl_dist_points cdp(CRL_DIST_POINTS_new());
+    ossl::dist_point dp(DIST_POINT_new());
+    ossl::general_names full(GENERAL_NAMES_new());
+    if (!cdp || !dp || !full || sk_GENERAL_NAME_push(full.get(), gn->get()) <= 0)
+        return ossl::fail(errc::crypto_failure, "cannot build the CRL distribution point");
+    gn->release();
+    dp->distpoint = DIST_POINT_NAME_new();
+    if (!dp->distpoint) return ossl::fail(errc::crypto_failure, "cannot build the CRL distribution point");
+    dp->distpoint->type = 0; // fullName
+    dp->distpoint->name.fullname = full.release();
+    if (sk_DIST_POINT_push(cdp.get(), dp.get()) <= 0)
+        return ossl::fail(errc::crypto_failure, "cannot build the CRL distribution point");
+    dp.release();
+    return cdp;
+}
+
+result<void> push_access(AUTHORITY_INFO_ACCESS* aia, int method_nid, const std::string& url) {
+    auto gn = uri_name(url);
+    if (!gn) return gn.error();
+    ossl::access_description ad(ACCESS_DESCRIPTION_new());
+    if (!ad) return ossl::fail(errc::crypto_failure, "cannot build the authority information access");
+    ASN1_OBJECT_free(ad->method);
+    ad->method = OBJ_nid2obj(method_nid);
+    GENERAL_NAME_free(ad->location);
+    ad->location = gn->release();
+    if (sk_ACCESS_DESCRIPTION_push(aia, ad.get()) <= 0)
+        return ossl::fail(errc::crypto_failure, "cannot build the authority information access");
+    ad.release();
+    return {};
+}
+
+std::string trim_slash(std::string url) {
+    while (!url.empty() && url.back() == '/') url.pop_back();
+    return url;
+}
+
+} // namespace
+
+result<void> validate_issue_request(const issue_request& req, const issuance_policy& policy) {
+    if (req.validity_days < 0 || req.validity_days > policy.max_validity_days)
+        return make_error(errc::invalid_argument,
+                          "validity_days must be between 1 and " + std::to_string(policy.max_validity_days),
+                          "validity_days");
+    for (const auto& name : req.extra_eku) {
+        const eku_name* e = find_eku(name);
+        if (!e)
+            return make_error(errc::invalid_argument,
+                              "unknown extended key usage '" + name + "' (serverAuth or emailProtection)",
+                              "extended_key_usage");
+        if (e->nid != NID_client_auth && req.usage == cert_usage::api_mtls)
+            return make_error(errc::invalid_argument, "api-mtls certificates carry clientAuth only; " + name +
+                                                          " is allowed for vpn and other",
+                              "extended_key_usage");
+    }
+    if (req.subject.common_name.empty())
+        return make_error(errc::invalid_argument, "common_name is required", "common_name");
+    if (auto n = build_name(req.subject); !n) return n.error();
+    if (!req.sans.empty())
+        if (auto g = build_general_names(req.sans); !g) return g.error();
+    return {};
+}
+
+result<issued_cert> issue_certificate(const certificate_authority& ca, EVP_PKEY* subject_key, const issue_request& req,
+                                      const issuance_policy& policy, time_point now) {
+    using namespace std::chrono_literals;
+    if (auto ok = validate_issue_request(req, policy); !ok) return ok.error();
+    if (auto ok = check_allowed_key(subject_key); !ok) return ok.error();
+    auto serial = decimal_to_asn1_integer(req.serial_decimal);
+    if (!serial) return serial.error();
+    auto name = build_name(req.subject);
+    if (!name) return name.error();
+    ossl::general_names sans;
+    if (!req.sans.empty()) {
+        auto g = build_general_names(req.sans);
+        if (!g) return g.error();
+        sans = std::move(*g);
+    }
+
+    // Validity: notBefore backdated one minute for clock skew; notAfter capped by the policy and,
+    // since RFC 5280 6.1.3 checks every certificate of the path, by the CA's own notAfter.
+    int days = req.validity_days > 0 ? req.validity_days : policy.default_validity_days;
+    days = std::clamp(days, 1, std::max(1, policy.max_validity_days));
+    const time_point ca_end = ca.not_after();
+    if (now >= ca_end) return make_error(errc::crypto_failure, "the CA certificate has expired");
+    const time_point nb = std::chrono::floor<std::chrono::seconds>(now - 60s);
+    const time_point na = std::min<time_point>(std::chrono::floor<std::chrono::seconds>(now + std::chrono::days(days)), ca_end);
+
+    auto not_before = to_asn1_time(nb);
+    auto not_after = to_asn1_time(na);
+    ossl::x509 cert(X509_new());
+    // RFC 5280 4.1.2.1: "When extensions are used, as expected in this profile, version MUST be 3
+    // (value is 2)."
+    if (!cert || !not_before || !not_after || X509_set_version(cert.get(), X509_VERSION_3) != 1 ||
+        X509_set_serialNumber(cert.get(), serial->get()) != 1 || X509_set_subject_name(cert.get(), name->get()) != 1 ||
+        X509_set_issuer_name(cert.get(), X509_get_subject_name(ca.cert())) != 1 ||
+        X509_set1_notBefore(cert.get(), not_before.get()) != 1 || X509_set1_notAfter(cert.get(), not_after.get()) != 1 ||
+        X509_set_pubkey(cert.get(), subject_key) != 1)
+        return ossl::fail(errc::crypto_failure, "cannot build the certificate");
+
+    X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, ca.cert(), cert.get(), nullptr, nullptr, 0);
+
+    issued_cert out;
+    const bool rsa = EVP_PKEY_get_base_id(subject_key) == EVP_PKEY_RSA;
+    out.key_usage = {"digitalSignature"};
+    if (rsa) out.key_usage.emplace_back("keyEncipherment");
+    std::string eku_conf;
+    for (const eku_name* e : profile_ekus(req)) {
+        if (!eku_conf.empty()) eku_conf += ',';
+        eku_conf += e->name;
+        out.extended_key_usage.emplace_back(e->name);
+    }
+
+    // RFC 5280 4.2.1.9: "This extension MAY appear as a critical or non-critical extension in
+    // end entity certificates." We mark it critical, CA:FALSE, whatever the CSR asked for.
+    if (auto r = add_conf_ext(cert.get(), &ctx, NID_basic_constraints, "critical,CA:FALSE"); !r) return r.error();
+    // RFC 5280 4.2.1.3: "When present, conforming CAs SHOULD mark this extension as critical."
+    if (auto r = add_conf_ext(cert.get(), &ctx, NID_key_usage,
+                              rsa ? "critical,digitalSignature,keyEncipherment" : "critical,digitalSignature");
+        !r)
+        return r.error();
+    if (auto r = add_conf_ext(cert.get(), &ctx, NID_ext_key_usage, eku_conf.c_str()); !r) return r.error();
+    if (sans)
+        if (auto r = add_struct_ext(cert.get(), NID_subject_alt_name, sans.get(), 0); !r) return r.error();
+    // RFC 5280 4.2.1.2: "For end entity certificates, subject key identifiers SHOULD be derived
+    // from the public key."
+    if (auto r = add_conf_ext(cert.get(), &ctx, NID_subject_key_identifier, "hash"); !r) return r.error();
+    // RFC 5280 4.2.1.1: "The keyIdentifier field of the authorityKeyIdentifier extension MUST be
+    // included in all certificates generated by conforming CAs to facilitate certification path
+    // construction."
+    if (auto r = add_conf_ext(cert.get(), &ctx, NID_authority_key_identifier, "keyid:always"); !r) return r.error();
+
+    const std::string base = trim_slash(policy.public_url);
+    auto cdp = make_cdp(base + "/crl.der");
+    if (!cdp) return cdp.error();
+    if (auto r = add_struct_ext(cert.get(), NID_crl_distribution_points, cdp->get(), 0); !r) return r.error();
+    ossl::authority_info_access aia(AUTHORITY_INFO_ACCESS_new());
+    if (!aia) return ossl::fail(errc::crypto_failure, "cannot build the authority information access");
+    if (auto r = push_access(aia.get(), NID_ad_OCSP, base + "/ocsp"); !r) return r.error();
+    if (auto r = push_access(aia.get(), NID_ad_ca_issuers, base + "/ca.crt"); !r) return r.error();
+    if (auto r = add_struct_ext(cert.get(), NID_info_access, aia.get(), 0); !r) return r.error();
+
+    if (X509_sign(cert.get(), ca.key(), ca.digest()) <= 0) return ossl::fail(errc::crypto_failure, "cannot sign the certificate");
+
+    out.pem = cert_to_pem(cert.get());
+    out.der = cert_to_der(cert.get());
+    if (out.pem.empty() || out.der.empty()) return ossl::fail(errc::crypto_failure, "cannot encode the certificate");
+    out.serial_decimal = serial_to_decimal(X509_get0_serialNumber(cert.get()));
+    out.fingerprint_sha256 = fingerprint_sha256(cert.get());
+    out.not_before = nb;
+    out.not_after = na;
+    out.cert = std::move(cert);
+    return out;
+}
+
+} // namespace certmate
