@@ -54,6 +54,7 @@ struct ocsp_single_answer {
     enum class state { good, revoked, unknown } status = state::unknown;
     time_point revoked_at{};
     std::optional<revocation_reason> reason;
+    bool operator==(const ocsp_single_answer&) const = default;
 };
 
 // Signs a successful response answering each query of `req` (answers in the same order), echoing

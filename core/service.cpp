@@ -79,7 +79,7 @@ result<storage::load_report> cert_service::load() {
     if (!report) return report.error();
     for (const auto& left : report->removed_leftovers) spdlog::warn("storage: cleaned leftover of an interrupted write: {}", left);
     for (const auto& skip : report->skipped) spdlog::warn("storage: skipped {}", skip);
-    for (const auto& rec : report->records) index_.upsert(rec);
+    for (const auto& rec : report->records) index_record(rec);
 
     auto state = storage::load_crl_state(layout_);
     if (!state) return state.error();
@@ -137,6 +137,30 @@ std::string cert_service::generate_identifier() {
             id += hex[c & 15];
         }
         if (!index_.find(id) && !busy_ids_.count(id)) return id;
+    }
+}
+
+void cert_service::index_record(const cert_record& rec) {
+    index_.upsert(rec);
+    ocsp_single_answer cur;
+    if (rec.revocation.revoked) {
+        cur.status = ocsp_single_answer::state::revoked;
+        cur.revoked_at = rec.revocation.revoked_at.value_or(time_point{});
+        cur.reason = rec.revocation.reason;
+    } else {
+        cur.status = ocsp_single_answer::state::good;
+    }
+    ocsp_->set(rec.serial_number, cur);
+    for (const auto& h : rec.history) {
+        ocsp_single_answer old;
+        if (h.revoked) {
+            old.status = ocsp_single_answer::state::revoked;
+            old.revoked_at = h.superseded_at;
+            old.reason = revocation_reason::superseded;
+        } else {
+            old.status = ocsp_single_answer::state::good;
+        }
+        ocsp_->set(h.serial_number, old);
     }
 }
 
@@ -251,7 +275,7 @@ result<staged<cert_view>> cert_service::stage_create(create_request req, const p
     s.commit = [this, id, serial = ireq.serial_decimal](result<cert_view> r) -> result<cert_view> {
         busy_ids_.erase(id);
         reserved_serials_.erase(serial);
-        if (r) index_.upsert(r->record);
+        if (r) index_record(r->record);
         return r;
     };
     return s;
@@ -287,7 +311,7 @@ result<staged<cert_view>> cert_service::stage_revoke(const std::string& id, revo
     s.commit = [this, id](result<cert_view> r) -> result<cert_view> {
         busy_ids_.erase(id);
         if (r) {
-            index_.upsert(r->record);
+            index_record(r->record);
             crl_dirty_ = true;
         }
         return r;
@@ -322,7 +346,7 @@ result<staged<cert_view>> cert_service::stage_unhold(const std::string& id, cons
     s.commit = [this, id](result<cert_view> r) -> result<cert_view> {
         busy_ids_.erase(id);
         if (r) {
-            index_.upsert(r->record);
+            index_record(r->record);
             crl_dirty_ = true;
         }
         return r;
@@ -413,7 +437,7 @@ result<staged<cert_view>> cert_service::stage_renew(const std::string& id, int v
         busy_ids_.erase(id);
         reserved_serials_.erase(serial);
         if (r) {
-            index_.upsert(r->record);
+            index_record(r->record);
             if (revoke_old) crl_dirty_ = true;
         }
         return r;
@@ -465,7 +489,7 @@ result<staged<cert_view>> cert_service::stage_update(const std::string& id, upda
     };
     s.commit = [this, id](result<cert_view> r) -> result<cert_view> {
         busy_ids_.erase(id);
-        if (r) index_.upsert(r->record);
+        if (r) index_record(r->record);
         return r;
     };
     return s;

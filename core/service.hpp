@@ -16,6 +16,7 @@
 #include "core/cert_record.hpp"
 #include "core/crl.hpp"
 #include "core/issue.hpp"
+#include "core/ocsp_table.hpp"
 #include "storage/audit_log.hpp"
 #include "storage/cert_index.hpp"
 #include "storage/cert_store.hpp"
@@ -168,6 +169,9 @@ public:
     // Appends an audit line (denied requests, downloads); errors logged, not returned.
     void audit(const storage::audit_entry& e);
 
+    // [any thread] The statuses OCSP answers from, kept in step with the index by every commit.
+    std::shared_ptr<ocsp_table> ocsp_statuses() const { return ocsp_; }
+
     const certificate_authority& ca() const { return *ca_; }
     std::shared_ptr<const certificate_authority> ca_ptr() const { return ca_; }
     const service_config& config() const { return cfg_; }
@@ -181,6 +185,8 @@ private:
     std::string reserve_serial();
     std::string generate_identifier();
     cert_view view(const cert_record& r, std::string pem = {}) const;
+    // Puts `rec` into the index and its serials' statuses into the OCSP table.
+    void index_record(const cert_record& rec);
 
     std::shared_ptr<const certificate_authority> ca_;
     std::unique_ptr<storage::cert_store> store_;
@@ -191,6 +197,7 @@ private:
     rng_fn rng_;
 
     storage::cert_index index_;
+    std::shared_ptr<ocsp_table> ocsp_ = std::make_shared<ocsp_table>();
     std::set<std::string> busy_ids_;           // identifiers with a staged mutation in flight
     std::set<std::string> reserved_serials_;
 

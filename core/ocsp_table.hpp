@@ -1,0 +1,54 @@
+// What OCSP answers, readable from any thread without the core strand: the status of every
+// serial we issued, and pre-signed responses for requests without a nonce, cached per serial and
+// CertID hash, dropped the moment the serial's status changes.
+// Thread-safety: every member is safe from any thread (shared_mutex inside).
+#pragma once
+
+#include "core/ocsp.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+
+namespace certmate {
+
+class ocsp_table {
+public:
+    struct cached_response {
+        std::shared_ptr<const std::string> der;
+        time_point this_update{};
+        time_point next_update{};
+    };
+    struct lookup {
+        std::optional<ocsp_single_answer> answer;   // nullopt: a serial we never issued
+        std::uint64_t generation = 0;               // changes whenever the serial's status changes
+    };
+
+    // Sets the status of a serial and drops its cached responses.
+    void set(const std::string& serial, const ocsp_single_answer& a);
+    lookup get(const std::string& serial) const;
+    std::size_t size() const;
+
+    // A cached response still fresh at `now` (until `refresh_before` of nextUpdate), if any.
+    std::optional<cached_response> cached(const std::string& serial, int hash_nid, time_point now,
+                                          std::chrono::seconds refresh_before) const;
+    // Stores a response signed for the status seen at `generation`; ignored if the status changed since.
+    void store(const std::string& serial, int hash_nid, std::uint64_t generation, cached_response r);
+    // Drops every cached response (responder rotated).
+    void clear_cache();
+
+private:
+    struct entry {
+        ocsp_single_answer answer;
+        std::uint64_t generation = 0;
+        std::unordered_map<int, cached_response> responses;  // by CertID hash NID
+    };
+    mutable std::shared_mutex mu_;
+    std::unordered_map<std::string, entry> entries_;
+    std::uint64_t next_generation_ = 1;
+};
+
+} // namespace certmate
