@@ -65,11 +65,13 @@ result<init_report> init_data_dir(const config& cfg, const fs::path& config_file
         e.details = {{"key_type", ca->key_type_name()}, {"subject", ca->subject_string()},
                      {"encrypted_key", passphrase.has_value()}};
         if (auto r = (*audit)->append(e); !r) return r.error();
-    } else {
-        auto ca = storage::load_ca(l, passphrase);
-        if (!ca) return ca.error();
-        rep.ca_fingerprint = (*ca)->fingerprint_sha256();
     }
+    // Loading what was just written proves the passphrase and the files.
+    auto ca = storage::load_ca(l, passphrase);
+    if (!ca) return ca.error();
+    rep.ca_fingerprint = (*ca)->fingerprint_sha256();
+    auto responder = storage::ensure_ocsp_responder(l, **ca, std::chrono::system_clock::now(), std::chrono::hours(24 * 30));
+    if (!responder) return responder.error();
 
     rep.admin_token_file = l.admin_token();
     std::error_code ec;

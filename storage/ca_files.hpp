@@ -4,6 +4,7 @@
 #pragma once
 
 #include "core/ca.hpp"
+#include "core/ocsp.hpp"
 #include "storage/layout.hpp"
 
 #include <cstdint>
@@ -24,6 +25,12 @@ struct crl_state {
 };
 result<crl_state> load_crl_state(const layout& l);   // zero state when the file is absent
 result<void> save_crl_state(const layout& l, const crl_state& s);
+
+// The delegated OCSP responder: certs/ocsp/responder.crt, responder.key (0600).
+// Returns the one on disk, or issues (and saves) a new one when none exists or the one on disk
+// expires within `renew_before`.
+result<std::shared_ptr<const ocsp_responder>> ensure_ocsp_responder(const layout& l, const certificate_authority& ca,
+                                                                    time_point now, std::chrono::hours renew_before);
 
 // Files in a CA backup, relative to data_dir.
 std::vector<std::string> ca_backup_members();
