@@ -1,0 +1,97 @@
+#include "core/renewal_schedule.hpp"
+
+#include <ctime>
+#include <algorithm>
+#include <cstdio>
+#include <vector>
+
+namespace certmate {
+
+namespace {
+
+using std::chrono::system_clock;
+
+// The instants of local date (y, m, d) at hh:mm: up to two (fall back), or the normalised
+// instant after a gap (spring forward).
+std::vector<time_point> local_instants(int y, int mon, int d, daily_time at) {
+    std::vector<time_point> out;
+    for (int dst : {1, 0}) {
+        std::tm tm{};
+        tm.tm_year = y;
+        tm.tm_mon = mon;
+        tm.tm_mday = d;
+        tm.tm_hour = at.hour;
+        tm.tm_min = at.minute;
+        tm.tm_isdst = dst;
+        std::time_t t = std::mktime(&tm);
+        if (t == -1) continue;
+        std::tm back{};
+        localtime_r(&t, &back);
+        if (back.tm_hour == at.hour && back.tm_min == at.minute && back.tm_mday == d && back.tm_isdst == dst)
+            out.push_back(system_clock::from_time_t(t));
+    }
+    if (out.empty()) {
+        // hh:mm falls into a gap: mktime with isdst = -1 moves it past the gap.
+        std::tm tm{};
+        tm.tm_year = y;
+        tm.tm_mon = mon;
+        tm.tm_mday = d;
+        tm.tm_hour = at.hour;
+        tm.tm_min = at.minute;
+        tm.tm_isdst = -1;
+        std::time_t t = std::mktime(&tm);
+        if (t != -1) out.push_back(system_clock::from_time_t(t));
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+std::tm local_date(time_point t, int day_offset) {
+    std::time_t tt = system_clock::to_time_t(t);
+    std::tm tm{};
+    localtime_r(&tt, &tm);
+    tm.tm_mday += day_offset;
+    tm.tm_hour = 12;  // noon: normalising never crosses a date because of DST
+    tm.tm_min = tm.tm_sec = 0;
+    tm.tm_isdst = -1;
+    std::time_t n = std::mktime(&tm);
+    std::tm out{};
+    localtime_r(&n, &out);
+    return out;
+}
+
+} // namespace
+
+std::optional<daily_time> parse_daily_time(std::string_view s) {
+    int h = -1, m = -1;
+    char tail = 0;
+    std::string str(s);
+    if (std::sscanf(str.c_str(), "%d:%d%c", &h, &m, &tail) != 2 || h < 0 || h > 23 || m < 0 || m > 59) return std::nullopt;
+    return daily_time{h, m};
+}
+
+time_point next_daily_run(time_point after, daily_time at) {
+    for (int offset = 0; offset <= 2; ++offset) {
+        auto day = local_date(after, offset);
+        // The first occurrence only: a repeated hh:mm (fall back) runs once.
+        auto instants = local_instants(day.tm_year, day.tm_mon, day.tm_mday, at);
+        if (!instants.empty() && instants.front() > after) return instants.front();
+    }
+    return after + std::chrono::hours(24);
+}
+
+time_point previous_daily_run(time_point now, daily_time at) {
+    for (int offset = 0; offset >= -2; --offset) {
+        auto day = local_date(now, offset);
+        auto instants = local_instants(day.tm_year, day.tm_mon, day.tm_mday, at);
+        if (!instants.empty() && instants.front() <= now) return instants.front();
+    }
+    return now - std::chrono::hours(24);
+}
+
+bool run_was_missed(std::optional<time_point> last_run, time_point now, daily_time at) {
+    if (!last_run) return true;
+    return *last_run < previous_daily_run(now, at);
+}
+
+} // namespace certmate
