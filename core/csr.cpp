@@ -42,7 +42,11 @@ result<parsed_csr> parse_csr(std::string_view pem) {
 
     ossl::bio in = ossl::mem_bio(pem);
     ossl::x509_req req(in ? PEM_read_bio_X509_REQ(in.get(), nullptr, nullptr, nullptr) : nullptr);
-    if (!req) return ossl::fail(errc::invalid_csr, "CSR does not parse (bad base64 or DER)");
+    if (!req) {
+        auto e = ossl::fail(errc::invalid_csr, "CSR does not parse (bad base64 or DER)");
+        e.field = "csr";
+        return e;
+    }
     // X509_REQ_get_pubkey hands us a new reference.
     ossl::pkey key(X509_REQ_get_pubkey(req.get()));
     if (!key) {
