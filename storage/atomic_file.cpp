@@ -1,0 +1,156 @@
+#include "storage/atomic_file.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <random>
+#include <utility>
+
+namespace certmate::storage {
+
+namespace {
+
+error io_error(const char* what, const fs::path& p, int err) {
+    spdlog::error("storage: {} {}: {}", what, p.string(), std::strerror(err));
+    return make_error(errc::storage_failure, std::string("storage: ") + what + " failed");
+}
+
+// Closes the descriptor on scope exit unless released.
+struct fd_guard {
+    int fd = -1;
+    ~fd_guard() {
+        if (fd >= 0) ::close(fd);
+    }
+    int release() noexcept { return std::exchange(fd, -1); }
+};
+
+// write(2) until everything is written, retrying on EINTR and short writes.
+bool write_all(int fd, std::string_view data) {
+    while (!data.empty()) {
+        ssize_t n = ::write(fd, data.data(), data.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return false;
+        }
+        data.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return true;
+}
+
+std::string random_suffix() {
+    thread_local std::mt19937_64 gen{std::random_device{}()};
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string s(12, '0');
+    auto v = gen();
+    for (auto& c : s) {
+        c = hex[v & 0xf];
+        v >>= 4;
+    }
+    return s;
+}
+
+// Creates `path` exclusively with exactly `mode` (umask neither narrows nor widens it), writes
+// `data` and fsyncs. On failure the half-written file is unlinked.
+result<void> create_and_write(const fs::path& path, std::string_view data, fs::perms mode, bool& exists) {
+    exists = false;
+    const auto m = static_cast<mode_t>(mode) & 07777;
+    fd_guard g{::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, m)};
+    if (g.fd < 0) {
+        if (errno == EEXIST) {
+            exists = true;
+            return make_error(errc::already_exists, "storage: file exists");
+        }
+        return io_error("create", path, errno);
+    }
+    if (::fchmod(g.fd, m) != 0 || !write_all(g.fd, data) || ::fsync(g.fd) != 0) {
+        int err = errno;
+        ::close(g.release());
+        ::unlink(path.c_str());
+        return io_error("write", path, err);
+    }
+    if (::close(g.release()) != 0) {
+        int err = errno;
+        ::unlink(path.c_str());
+        return io_error("close", path, err);
+    }
+    return {};
+}
+
+} // namespace
+
+result<void> write_file_synced(const fs::path& path, std::string_view data, fs::perms mode) {
+    bool exists = false;
+    return create_and_write(path, data, mode, exists);
+}
+
+result<void> write_file_atomic(const fs::path& path, std::string_view data, fs::perms mode) {
+    const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
+    fs::path tmp;
+    for (int attempt = 0;; ++attempt) {
+        tmp = dir / ("." + path.filename().string() + ".tmp-" + random_suffix());
+        bool exists = false;
+        auto r = create_and_write(tmp, data, mode, exists);
+        if (r) break;
+        if (!exists || attempt > 8) return r;
+    }
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        int err = errno;
+        ::unlink(tmp.c_str());
+        return io_error("rename", path, err);
+    }
+    return fsync_dir(dir);
+}
+
+result<std::string> read_file(const fs::path& path) {
+    fd_guard g{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+    if (g.fd < 0) {
+        if (errno == ENOENT || errno == ENOTDIR) return make_error(errc::not_found, "file not found");
+        return io_error("open", path, errno);
+    }
+    std::string out;
+    struct stat st{};
+    if (::fstat(g.fd, &st) == 0 && st.st_size > 0) out.reserve(static_cast<std::size_t>(st.st_size));
+    char buf[16384];
+    for (;;) {
+        ssize_t n = ::read(g.fd, buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return io_error("read", path, errno);
+        }
+        if (n == 0) break;
+        out.append(buf, static_cast<std::size_t>(n));
+    }
+    return out;
+}
+
+result<void> fsync_dir(const fs::path& dir) {
+    fd_guard g{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+    if (g.fd < 0) return io_error("open dir", dir, errno);
+    if (::fsync(g.fd) != 0) return io_error("fsync dir", dir, errno);
+    return {};
+}
+
+result<void> ensure_dir(const fs::path& dir, fs::perms mode) {
+    const auto m = static_cast<mode_t>(mode) & 07777;
+    fs::path cur;
+    for (const auto& part : dir) {
+        cur /= part;
+        if (cur.empty() || part == cur.root_path()) continue;
+        if (::mkdir(cur.c_str(), m) == 0) {
+            // mkdir(2) applies the umask; set exactly the mode asked for.
+            if (::chmod(cur.c_str(), m) != 0) return io_error("chmod", cur, errno);
+            continue;
+        }
+        if (errno != EEXIST) return io_error("mkdir", cur, errno);
+        struct stat st{};
+        if (::stat(cur.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return io_error("mkdir (not a directory)", cur, ENOTDIR);
+    }
+    return {};
+}
+
+} // namespace certmate::storage
