@@ -1,0 +1,426 @@
+#include "storage/fs_store.hpp"
+
+#include "core/cert_json.hpp"
+#include "storage/atomic_file.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <spdlog/spdlog.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+namespace certmate::storage {
+
+namespace json = boost::json;
+
+namespace {
+
+constexpr std::string_view tmp_prefix = ".tmp-";
+constexpr std::string_view new_prefix = ".new-";
+constexpr std::string_view old_prefix = ".old-";
+constexpr std::size_t rand_len = 6; // mkdtemp's XXXXXX
+
+// Serialises creates of different usages between the existence check and the rename.
+std::mutex g_create_mu;
+
+error fs_error(const char* what, const fs::path& p, int err) {
+    spdlog::error("fs_store: {} {}: {}", what, p.string(), std::strerror(err));
+    return make_error(errc::storage_failure, std::string("storage: ") + what + " failed");
+}
+
+error crash_error(std::string_view step) {
+    return make_error(errc::storage_failure, "storage: simulated crash at " + std::string(step));
+}
+
+// Indented JSON, so metadata.json stays readable for operators.
+void pretty(const json::value& v, std::string& out, int indent) {
+    auto nl = [&](int n) {
+        out += '\n';
+        out.append(static_cast<std::size_t>(n) * 2, ' ');
+    };
+    if (v.is_object()) {
+        const auto& o = v.get_object();
+        if (o.empty()) {
+            out += "{}";
+            return;
+        }
+        out += '{';
+        bool first = true;
+        for (const auto& kv : o) {
+            if (!first) out += ',';
+            first = false;
+            nl(indent + 1);
+            out += json::serialize(json::string_view(kv.key()));
+            out += ": ";
+            pretty(kv.value(), out, indent + 1);
+        }
+        nl(indent);
+        out += '}';
+    } else if (v.is_array()) {
+        const auto& a = v.get_array();
+        if (a.empty()) {
+            out += "[]";
+            return;
+        }
+        out += '[';
+        bool first = true;
+        for (const auto& e : a) {
+            if (!first) out += ',';
+            first = false;
+            nl(indent + 1);
+            pretty(e, out, indent + 1);
+        }
+        nl(indent);
+        out += ']';
+    } else {
+        out += json::serialize(v);
+    }
+}
+
+std::string metadata_text(const cert_record& rec) {
+    std::string out;
+    pretty(to_json(rec), out, 0);
+    out += '\n';
+    return out;
+}
+
+bool exists_nofollow(const fs::path& p) {
+    std::error_code ec;
+    return fs::exists(fs::symlink_status(p, ec));
+}
+
+// mkdtemp(3) of <dir>/<prefix><id>-XXXXXX (mode 0700).
+result<fs::path> make_temp_dir(const fs::path& dir, std::string_view prefix, const std::string& id) {
+    std::string tmpl = (dir / (std::string(prefix) + id + "-XXXXXX")).string();
+    if (::mkdtemp(tmpl.data()) == nullptr) return fs_error("mkdtemp", dir, errno);
+    return fs::path(tmpl);
+}
+
+void remove_tree(const fs::path& p) {
+    std::error_code ec;
+    fs::remove_all(p, ec);
+    if (ec) spdlog::error("fs_store: cannot remove {}: {}", p.string(), ec.message());
+}
+
+std::string_view file_name(file_kind k) {
+    switch (k) {
+    case file_kind::cert: return "cert.crt";
+    case file_kind::key: return "cert.key";
+    case file_kind::csr: return "cert.csr";
+    }
+    return "cert.crt";
+}
+
+// Reads and checks one certificate directory; the error message is the reason it is skipped.
+result<cert_record> load_one(const fs::path& dir, cert_usage usage, const std::string& name) {
+    auto text = storage::read_file(dir / "metadata.json");
+    if (!text) return make_error(errc::storage_failure, "metadata.json unreadable");
+    std::error_code ec;
+    json::value v = json::parse(*text, ec);
+    if (ec) return make_error(errc::storage_failure, "metadata.json is not JSON");
+    auto rec = record_from_json(v);
+    if (!rec) return make_error(errc::storage_failure, "metadata.json invalid (" + rec.error().field + ")");
+    if (rec->identifier != name) return make_error(errc::storage_failure, "identifier does not match the directory");
+    if (rec->usage != usage) return make_error(errc::storage_failure, "cert_usage does not match the directory");
+    if (!exists_nofollow(dir / "cert.crt")) return make_error(errc::storage_failure, "cert.crt missing");
+    if (rec->has_private_key && !exists_nofollow(dir / "cert.key"))
+        return make_error(errc::storage_failure, "cert.key missing");
+    return rec;
+}
+
+// Finishes or rolls back interrupted creates and replaces in one usage directory.
+void recover_usage_dir(const fs::path& udir, std::string_view uname, load_report& rep) {
+    std::vector<std::string> tmps, news, olds;
+    std::error_code ec;
+    for (fs::directory_iterator it(udir, ec), end; !ec && it != end; it.increment(ec)) {
+        std::string name = it->path().filename().string();
+        if (name.starts_with(tmp_prefix)) tmps.push_back(name);
+        else if (name.starts_with(new_prefix)) news.push_back(name);
+        else if (name.starts_with(old_prefix)) olds.push_back(name);
+    }
+    if (ec) {
+        rep.skipped.push_back(std::string(uname) + ": cannot list (" + ec.message() + ")");
+        return;
+    }
+    std::sort(news.begin(), news.end());
+    bool changed = false;
+    auto note = [&](const std::string& name, std::string_view what) {
+        std::string msg = std::string(uname) + "/" + name + ": " + std::string(what);
+        spdlog::warn("fs_store: leftover {}", msg);
+        rep.removed_leftovers.push_back(std::move(msg));
+        changed = true;
+    };
+
+    for (const auto& name : tmps) {
+        remove_tree(udir / name);
+        note(name, "removed (interrupted create)");
+    }
+    for (const auto& name : news) {
+        const fs::path p = udir / name;
+        std::string id;
+        if (name.size() > new_prefix.size() + rand_len + 1 && name[name.size() - rand_len - 1] == '-')
+            id = name.substr(new_prefix.size(), name.size() - new_prefix.size() - rand_len - 1);
+        if (!valid_identifier(id) || exists_nofollow(udir / id)) {
+            remove_tree(p);
+            note(name, "removed (interrupted replace, old certificate kept)");
+            continue;
+        }
+        const fs::path old = udir / (std::string(old_prefix) + id);
+        // The old directory is moved aside only after the new one is complete and synced.
+        if (exists_nofollow(old) || exists_nofollow(p / "metadata.json")) {
+            if (::rename(p.c_str(), (udir / id).c_str()) != 0) {
+                fs_error("rename", p, errno);
+                continue;
+            }
+            remove_tree(old);
+            note(name, "renamed to " + id + " (interrupted replace completed)");
+        } else {
+            remove_tree(p);
+            note(name, "removed (incomplete)");
+        }
+    }
+    for (const auto& name : olds) {
+        const fs::path p = udir / name;
+        if (!exists_nofollow(p)) continue; // consumed above
+        std::string id = name.substr(old_prefix.size());
+        if (!valid_identifier(id) || exists_nofollow(udir / id)) {
+            remove_tree(p);
+            note(name, "removed (replaced certificate)");
+        } else if (::rename(p.c_str(), (udir / id).c_str()) == 0) {
+            note(name, "renamed back to " + id + " (interrupted replace rolled back)");
+        } else {
+            fs_error("rename", p, errno);
+        }
+    }
+    if (changed) (void)fsync_dir(udir);
+}
+
+} // namespace
+
+fs_store::fs_store(layout l) : layout_(std::move(l)) {}
+
+result<void> fs_store::create(const cert_record& rec, const cert_files& files) {
+    const std::string& id = rec.identifier;
+    if (!valid_identifier(id)) return make_error(errc::invalid_identifier, "invalid identifier", "identifier");
+    auto crashed = [this](std::string_view step) { return crash_hook && !crash_hook(step); };
+    auto taken = [&] {
+        for (auto u : all_usages)
+            if (exists_nofollow(layout_.cert_dir(u, id))) return true;
+        return false;
+    };
+    if (taken()) return make_error(errc::already_exists, "identifier already exists", "identifier");
+
+    const fs::path udir = layout_.usage_dir(rec.usage);
+    if (auto r = ensure_dir(udir, fs::perms(0750)); !r) return r;
+    auto tmp = make_temp_dir(udir, tmp_prefix, id);
+    if (!tmp) return tmp.error();
+    if (crashed("tmp-created")) return crash_error("tmp-created");
+
+    // Any real failure below removes the temp directory; a simulated crash leaves it.
+    auto fail = [&](error e) -> result<void> {
+        remove_tree(*tmp);
+        return e;
+    };
+    if (auto r = write_file_synced(*tmp / "cert.crt", files.cert_pem, fs::perms(0644)); !r) return fail(r.error());
+    if (crashed("cert-written")) return crash_error("cert-written");
+    if (files.key_pem) {
+        if (auto r = write_file_synced(*tmp / "cert.key", *files.key_pem, fs::perms(0600)); !r) return fail(r.error());
+        if (crashed("key-written")) return crash_error("key-written");
+    }
+    if (files.csr_pem) {
+        if (auto r = write_file_synced(*tmp / "cert.csr", *files.csr_pem, fs::perms(0644)); !r) return fail(r.error());
+        if (crashed("csr-written")) return crash_error("csr-written");
+    }
+    if (auto r = write_file_synced(*tmp / "metadata.json", metadata_text(rec), fs::perms(0644)); !r)
+        return fail(r.error());
+    if (crashed("files-written")) return crash_error("files-written");
+    if (auto r = fsync_dir(*tmp); !r) return fail(r.error());
+    if (crashed("dir-synced")) return crash_error("dir-synced");
+
+    {
+        std::lock_guard lk(g_create_mu);
+        if (taken()) return fail(make_error(errc::already_exists, "identifier already exists", "identifier"));
+        const fs::path dst = layout_.cert_dir(rec.usage, id);
+        if (::renameat2(AT_FDCWD, tmp->c_str(), AT_FDCWD, dst.c_str(), RENAME_NOREPLACE) != 0) {
+            if (errno == EEXIST) return fail(make_error(errc::already_exists, "identifier already exists", "identifier"));
+            return fail(fs_error("rename", dst, errno));
+        }
+    }
+    if (crashed("renamed")) return crash_error("renamed");
+    if (auto r = fsync_dir(udir); !r) return r;
+    if (crashed("parent-synced")) return crash_error("parent-synced");
+    return {};
+}
+
+result<void> fs_store::replace(const cert_record& rec, const cert_files& files) {
+    const std::string& id = rec.identifier;
+    if (!valid_identifier(id)) return make_error(errc::invalid_identifier, "invalid identifier", "identifier");
+    auto crashed = [this](std::string_view step) { return crash_hook && !crash_hook(step); };
+    const fs::path udir = layout_.usage_dir(rec.usage);
+    const fs::path dir = layout_.cert_dir(rec.usage, id);
+    if (!exists_nofollow(dir)) return make_error(errc::not_found, "certificate not found", "identifier");
+
+    // The key and CSR are kept unless new ones are given.
+    std::optional<std::string> key = files.key_pem, csr = files.csr_pem;
+    if (!key) {
+        auto k = storage::read_file(dir / "cert.key");
+        if (k) key = std::move(*k);
+        else if (k.error().code != errc::not_found) return k.error();
+    }
+    if (!csr) {
+        auto c = storage::read_file(dir / "cert.csr");
+        if (c) csr = std::move(*c);
+        else if (c.error().code != errc::not_found) return c.error();
+    }
+
+    auto tmp = make_temp_dir(udir, new_prefix, id);
+    if (!tmp) return tmp.error();
+    if (crashed("tmp-created")) return crash_error("tmp-created");
+    auto fail = [&](error e) -> result<void> {
+        remove_tree(*tmp);
+        return e;
+    };
+    if (auto r = write_file_synced(*tmp / "cert.crt", files.cert_pem, fs::perms(0644)); !r) return fail(r.error());
+    if (crashed("cert-written")) return crash_error("cert-written");
+    if (key) {
+        if (auto r = write_file_synced(*tmp / "cert.key", *key, fs::perms(0600)); !r) return fail(r.error());
+        if (crashed("key-written")) return crash_error("key-written");
+    }
+    if (csr) {
+        if (auto r = write_file_synced(*tmp / "cert.csr", *csr, fs::perms(0644)); !r) return fail(r.error());
+        if (crashed("csr-written")) return crash_error("csr-written");
+    }
+    if (auto r = write_file_synced(*tmp / "metadata.json", metadata_text(rec), fs::perms(0644)); !r)
+        return fail(r.error());
+    if (crashed("files-written")) return crash_error("files-written");
+    if (auto r = fsync_dir(*tmp); !r) return fail(r.error());
+    if (crashed("dir-synced")) return crash_error("dir-synced");
+
+    // Swap: <id> -> .old-<id>, .new-<id>-r -> <id>. load_all() completes either half after a crash.
+    const fs::path old = udir / (std::string(old_prefix) + id);
+    if (exists_nofollow(old)) remove_tree(old);
+    if (::rename(dir.c_str(), old.c_str()) != 0) return fail(fs_error("rename", dir, errno));
+    if (auto r = fsync_dir(udir); !r) {
+        ::rename(old.c_str(), dir.c_str());
+        return fail(r.error());
+    }
+    if (crashed("old-renamed")) return crash_error("old-renamed");
+    if (::rename(tmp->c_str(), dir.c_str()) != 0) {
+        int err = errno;
+        ::rename(old.c_str(), dir.c_str());
+        return fail(fs_error("rename", *tmp, err));
+    }
+    if (auto r = fsync_dir(udir); !r) return r;
+    if (crashed("new-renamed")) return crash_error("new-renamed");
+    remove_tree(old);
+    if (auto r = fsync_dir(udir); !r) return r;
+    if (crashed("old-removed")) return crash_error("old-removed");
+    return {};
+}
+
+result<void> fs_store::write_metadata(const cert_record& rec) {
+    if (!valid_identifier(rec.identifier)) return make_error(errc::invalid_identifier, "invalid identifier", "identifier");
+    const fs::path dir = layout_.cert_dir(rec.usage, rec.identifier);
+    if (!exists_nofollow(dir)) return make_error(errc::not_found, "certificate not found", "identifier");
+    return write_file_atomic(dir / "metadata.json", metadata_text(rec), fs::perms(0644));
+}
+
+result<std::string> fs_store::read_file(cert_usage usage, const std::string& id, file_kind kind) const {
+    if (!valid_identifier(id)) return make_error(errc::invalid_identifier, "invalid identifier", "identifier");
+    return storage::read_file(layout_.cert_dir(usage, id) / std::string(file_name(kind)));
+}
+
+result<load_report> fs_store::load_all(unsigned threads) {
+    load_report rep;
+    struct job {
+        cert_usage usage;
+        std::string name;
+    };
+    std::vector<job> jobs;
+    for (auto u : all_usages) {
+        const fs::path udir = layout_.usage_dir(u);
+        std::error_code ec;
+        if (!fs::is_directory(udir, ec)) continue;
+        const std::string uname(to_string(u));
+        recover_usage_dir(udir, uname, rep);
+        for (fs::directory_iterator it(udir, ec), end; !ec && it != end; it.increment(ec)) {
+            std::string name = it->path().filename().string();
+            if (name.starts_with('.')) {
+                rep.skipped.push_back(uname + "/" + name + ": unknown hidden entry");
+                continue;
+            }
+            std::error_code tec;
+            if (!it->is_directory(tec) || it->is_symlink(tec)) {
+                rep.skipped.push_back(uname + "/" + name + ": not a directory");
+                continue;
+            }
+            if (!valid_identifier(name)) {
+                rep.skipped.push_back(uname + "/" + name + ": invalid identifier");
+                continue;
+            }
+            jobs.push_back({u, std::move(name)});
+        }
+        if (ec) {
+            spdlog::error("fs_store: cannot list {}: {}", udir.string(), ec.message());
+            return make_error(errc::storage_failure, "storage: cannot list certificates");
+        }
+    }
+
+    // Parse metadata in parallel; each worker collects into its own slot.
+    struct slot {
+        std::vector<std::pair<cert_usage, cert_record>> records;
+        std::vector<std::string> skipped;
+    };
+    const unsigned n = std::max(1u, std::min<unsigned>(threads, static_cast<unsigned>(std::max<std::size_t>(1, jobs.size()))));
+    std::vector<slot> slots(n);
+    std::atomic<std::size_t> next{0};
+    auto work = [&](slot& s) {
+        for (std::size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < jobs.size();) {
+            const auto& j = jobs[i];
+            auto rec = load_one(layout_.cert_dir(j.usage, j.name), j.usage, j.name);
+            if (rec) s.records.emplace_back(j.usage, std::move(*rec));
+            else s.skipped.push_back(std::string(to_string(j.usage)) + "/" + j.name + ": " + rec.error().message);
+        }
+    };
+    {
+        std::vector<std::jthread> pool;
+        pool.reserve(n - 1);
+        for (unsigned t = 1; t < n; ++t) pool.emplace_back([&, t] { work(slots[t]); });
+        work(slots[0]);
+    }
+
+    std::vector<std::pair<cert_usage, cert_record>> all;
+    all.reserve(jobs.size());
+    for (auto& s : slots) {
+        std::move(s.records.begin(), s.records.end(), std::back_inserter(all));
+        std::move(s.skipped.begin(), s.skipped.end(), std::back_inserter(rep.skipped));
+    }
+    std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) {
+        if (a.second.identifier != b.second.identifier) return a.second.identifier < b.second.identifier;
+        return a.first < b.first;
+    });
+    rep.records.reserve(all.size());
+    for (auto& [u, rec] : all) {
+        // The same identifier in two usages: keep the first, report the other.
+        if (!rep.records.empty() && rep.records.back().identifier == rec.identifier) {
+            rep.skipped.push_back(std::string(to_string(u)) + "/" + rec.identifier + ": duplicate identifier");
+            continue;
+        }
+        rep.records.push_back(std::move(rec));
+    }
+    std::sort(rep.skipped.begin(), rep.skipped.end());
+    for (const auto& s : rep.skipped) spdlog::warn("fs_store: skipped {}", s);
+    spdlog::info("fs_store: loaded {} certificates ({} leftovers handled, {} skipped)", rep.records.size(),
+                 rep.removed_leftovers.size(), rep.skipped.size());
+    return rep;
+}
+
+} // namespace certmate::storage
