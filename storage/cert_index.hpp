@@ -77,6 +77,19 @@ public:
 private:
     std::unordered_map<std::string, cert_record> by_id_;
     std::unordered_map<std::string, std::string> by_serial_;  // serial -> identifier
+
+    // What query() and stats() scan, kept contiguous so 30k certificates take a few ms.
+    struct row {
+        std::string identifier;
+        std::size_t text_off = 0, text_len = 0; // in text_: lower case "cn\x1femail\x1fid\x1forg\x1fserial"
+        time_point created_at{}, expires_at{};
+        cert_usage usage = cert_usage::api_mtls;
+        bool revoked = false, on_hold = false;
+    };
+    std::vector<row> rows_;
+    std::unordered_map<std::string, std::size_t> row_of_;     // identifier -> index in rows_
+    std::string text_;                                        // search texts, back to back
+    std::size_t text_garbage_ = 0;                            // bytes of erased rows in text_
 };
 
 
