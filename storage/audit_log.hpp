@@ -10,7 +10,9 @@
 
 #include <boost/json/object.hpp>
 
+#include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -51,6 +53,8 @@ public:
 
     // Test hook: makes the next writes fail as a full disk would.
     void simulate_failure(bool on);
+    // Closes and reopens the file, re-reading the chain's tail; healthy again on success.
+    result<void> reopen();
 
 private:
     audit_log(std::filesystem::path file, clock_fn clock) : file_(std::move(file)), clock_(std::move(clock)) {}
