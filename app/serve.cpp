@@ -1,22 +1,72 @@
 #include "app/serve.hpp"
 
 #include "app/bootstrap.hpp"
+#include "app/server_options.hpp"
+#include "net/server.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
 
 #include <spdlog/spdlog.h>
 
+#include <csignal>
 #include <iostream>
 
 namespace certmate::app {
 
-// Until the HTTP server lands: initialise the data dir and report what is there.
-int run_server(const config& cfg, const std::filesystem::path& config_file, const std::vector<std::string>&) {
+namespace asio = boost::asio;
+
+namespace {
+
+void apply_log_level(const config& cfg) { spdlog::set_level(spdlog::level::from_str(cfg.log_level)); }
+
+} // namespace
+
+// init on first start, open the service, serve until SIGTERM/SIGINT; SIGHUP reloads tokens, rate
+// limits and the log level from the same file and overrides.
+int run_server(const config& given, const std::filesystem::path& config_file, const std::vector<std::string>& overrides) {
+    config cfg = given;
+    apply_log_level(cfg);
+
+    // Signals are caught from here on, before any thread starts.
+    asio::io_context signal_ctx;
+    asio::signal_set signals(signal_ctx, SIGINT, SIGTERM, SIGHUP);
+
     auto rep = init_data_dir(cfg, config_file);
     if (!rep) throw error_exception(rep.error());
-    if (!rep->admin_token.empty()) std::cout << "admin token: " << rep->admin_token << "\n";
+    if (!rep->admin_token.empty()) {
+        std::cout << "admin token (shown once, also in " << rep->admin_token_file.string() << "): " << rep->admin_token
+                  << std::endl;
+    }
+    // A starter config written by init holds the admin token: read it like a restart would.
+    std::filesystem::path effective_file = config_file.empty() ? resolve_config_file({}, overrides) : config_file;
+    if (effective_file != config_file) cfg = load_config(effective_file, overrides);
+
     auto svc = open_service(cfg);
     if (!svc) throw error_exception(svc.error());
-    std::cout << "CA " << rep->ca_fingerprint << ", " << (*svc)->size() << " certificates in " << cfg.data_dir.string()
-              << "\n";
+    net::server srv(server_options_from(cfg), std::move(*svc));
+    if (auto r = srv.start(); !r) throw error_exception(r.error());
+    spdlog::info("listening on {}", srv.url());
+    std::cout << "listening on " << srv.url() << std::endl;
+
+    for (;;) {
+        int signal = 0;
+        signals.async_wait([&](const boost::system::error_code& ec, int s) { signal = ec ? 0 : s; });
+        signal_ctx.restart();
+        signal_ctx.run();
+        if (signal != SIGHUP) break;
+        try {
+            const config fresh = load_config(effective_file, overrides);
+            srv.reload(tokens_from(fresh), rate_limits_from(fresh));
+            apply_log_level(fresh);
+            spdlog::info("SIGHUP: reloaded {} ({} tokens)", effective_file.empty() ? "overrides" : effective_file.string(),
+                         fresh.tokens.size());
+        } catch (const error_exception& e) {
+            spdlog::error("SIGHUP: config not reloaded: {}", e.err.message);
+        }
+    }
+    spdlog::info("stopping: draining connections (grace {} s)", cfg.shutdown_grace.count());
+    srv.shutdown();
     return 0;
 }
 

@@ -1,0 +1,36 @@
+#include "app/server_options.hpp"
+
+namespace certmate::app {
+
+std::vector<net::token_credential> tokens_from(const config& cfg) {
+    std::vector<net::token_credential> out;
+    for (const auto& t : cfg.tokens) out.push_back({t.name, t.role, t.sha256_hex});
+    return out;
+}
+
+rate_limit_config rate_limits_from(const config& cfg) {
+    rate_limit_config r;
+    r[rate_class::default_] = cfg.limits.default_per_min;
+    r[rate_class::create] = cfg.limits.create_per_min;
+    r[rate_class::batch] = cfg.limits.batch_per_min;
+    r[rate_class::ocsp] = cfg.limits.ocsp_per_min;
+    r[rate_class::crl] = cfg.limits.crl_per_min;
+    return r;
+}
+
+net::server_options server_options_from(const config& cfg) {
+    net::server_options o;
+    o.http_listen = cfg.http_listen;
+    o.threads = cfg.threads;
+    o.pool_threads = cfg.pool_threads;
+    o.max_connections = cfg.max_connections;
+    o.shutdown_grace = cfg.shutdown_grace;
+    o.body_limit = cfg.body_limit;
+    o.metrics_public = cfg.metrics_public;
+    o.api_on_http = cfg.api_on_http;
+    o.tokens = tokens_from(cfg);
+    o.rate_limits = rate_limits_from(cfg);
+    return o;
+}
+
+} // namespace certmate::app

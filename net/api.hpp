@@ -1,0 +1,196 @@
+// What request handlers share: the service behind its strand with heavy work on the pool, the
+// CRL publisher, metrics, rate limits, tokens; the per-request `call`; the route table.
+// Internal to net/.
+#pragma once
+
+#include "core/service.hpp"
+#include "net/auth.hpp"
+#include "net/http.hpp"
+#include "net/metrics.hpp"
+#include "net/options.hpp"
+#include "net/router.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <type_traits>
+#include <unordered_map>
+
+namespace certmate::net {
+
+// The service is owned by one strand; `work` of staged mutations runs on the pool.
+// Contract (core/service.hpp): stage [strand] -> work [pool] -> commit [strand], commit always.
+class core_access {
+public:
+    core_access(asio::io_context& ioc, asio::thread_pool& pool, cert_service& svc)
+        : strand_(asio::make_strand(ioc)), pool_(pool), svc_(svc) {}
+
+    // GCC 12 destroys some temporaries of a co_await expression twice: callers pass named
+    // functors, and the lambdas created inside coroutines here capture by reference only.
+
+    // Runs f(service) on the strand; the caller resumes on its own executor.
+    template <class F>
+    auto in_core(F f) -> asio::awaitable<std::invoke_result_t<F&, cert_service&>> {
+        using R = std::invoke_result_t<F&, cert_service&>;
+        return asio::co_spawn(
+            strand_, [this, f = std::move(f)]() mutable -> asio::awaitable<R> { co_return f(svc_); },
+            asio::use_awaitable);
+    }
+
+    // Runs f() on the thread pool.
+    template <class F>
+    auto in_pool(F f) -> asio::awaitable<std::invoke_result_t<F&>> {
+        using R = std::invoke_result_t<F&>;
+        return asio::co_spawn(
+            pool_.get_executor(), [f = std::move(f)]() mutable -> asio::awaitable<R> { co_return f(); },
+            asio::use_awaitable);
+    }
+
+    // stage (strand) -> work (pool) -> commit (strand) -> after(result&) (strand, same hop).
+    template <class T, class Stage, class After>
+    asio::awaitable<result<T>> run_staged(Stage stage, After after) {
+        auto stage_fn = [&stage](cert_service& svc) { return stage(svc); };
+        auto s = co_await in_core(stage_fn);
+        if (!s) co_return s.error();
+        auto work = std::move(s->work);
+        auto commit = std::move(s->commit);
+        auto work_fn = [&work]() -> result<T> {
+            try {
+                return work();
+            } catch (const std::exception& e) {
+                spdlog::error("unexpected exception in staged work: {}", e.what());
+                return make_error(errc::internal, "internal error");
+            }
+        };
+        result<T> r = co_await in_pool(work_fn);
+        auto commit_fn = [&commit, &after, &r](cert_service&) {
+            result<T> out = commit(std::move(r));
+            after(out);
+            return out;
+        };
+        co_return co_await in_core(commit_fn);
+    }
+    template <class T, class Stage>
+    asio::awaitable<result<T>> run_staged(Stage stage) {
+        return run_staged<T>(std::move(stage), [](result<T>&) {});
+    }
+
+    // [any thread] Only the parts of the service documented as such: ca(), current_crl(),
+    // audit_log(), ocsp_statuses(), config(), paths(), now().
+    cert_service& any_thread() { return svc_; }
+    asio::strand<asio::io_context::executor_type>& strand() { return strand_; }
+    asio::thread_pool& pool() { return pool_; }
+
+private:
+    asio::strand<asio::io_context::executor_type> strand_;
+    asio::thread_pool& pool_;
+    cert_service& svc_;
+};
+
+// Builds CRLs on the pool after revocations (bursts coalesce inside the service) and lets a
+// revoking request wait until a CRL listing its change is published.
+class crl_publisher {
+public:
+    crl_publisher(core_access& core, metrics& m) : core_(core), metrics_(m) {}
+
+    // [strand] A revocation state changed: the generation a CRL must reach to include it.
+    std::uint64_t note_change() { return ++requested_; }
+    // [any thread] Starts a build if one is needed and none runs (a running one re-runs).
+    void kick();
+    // Waits until a CRL of generation >= `gen` is published, at most `timeout`; false on timeout.
+    asio::awaitable<bool> wait_published(std::uint64_t gen, std::chrono::milliseconds timeout);
+    // [any thread] Entries in the current CRL (parsed once per CRL).
+    std::size_t revoked_count(const std::shared_ptr<const built_crl>& crl);
+
+private:
+    asio::awaitable<void> build_loop();
+
+    core_access& core_;
+    metrics& metrics_;
+    std::uint64_t requested_ = 0;              // [strand]
+    std::atomic<std::uint64_t> published_{0};
+    std::mutex count_mu_;
+    std::uint64_t counted_number_ = 0;
+    std::size_t counted_ = 0;
+    bool counted_valid_ = false;
+};
+
+// Denied requests are audited at most once per client and minute (DESIGN.md 6); the lines in
+// between are counted into the next one.
+class denial_auditor {
+public:
+    // True when this denial should be written now; `suppressed` gets the count skipped since.
+    bool admit(const std::string& client, std::chrono::steady_clock::time_point now, std::uint64_t& suppressed);
+
+private:
+    struct slot {
+        std::chrono::steady_clock::time_point last{};
+        std::uint64_t suppressed = 0;
+    };
+    std::mutex mu_;
+    std::unordered_map<std::string, slot> slots_;
+};
+
+struct api_state;
+
+// One request as its handler sees it.
+struct call {
+    api_state& api;
+    const request& req;
+    path_params params;
+    path_params query;                 // decoded, in order
+    principal who;                     // token name (or "anonymous") and client IP
+    std::optional<api_role> role;      // nullopt: anonymous
+    std::string request_id;
+
+    std::string param(std::string_view name) const;
+    std::optional<std::string> query_value(std::string_view name) const;
+    core_access& core();
+};
+
+using handler = std::function<asio::awaitable<response>(call&)>;
+using route = basic_route<handler>;
+using router = basic_router<handler>;
+
+struct api_state {
+    api_state(asio::io_context& ioc, asio::thread_pool& pool, cert_service& svc, const server_options& opts)
+        : opts(opts), core(ioc, pool, svc), crl(core, stats), limiter(opts.rate_limits),
+          tokens(std::make_shared<const token_table>(opts.tokens)) {}
+
+    std::shared_ptr<const token_table> token_snapshot() const { return std::atomic_load(&tokens); }
+    void set_tokens(std::vector<token_credential> t) {
+        std::atomic_store(&tokens, std::shared_ptr<const token_table>(std::make_shared<const token_table>(std::move(t))));
+    }
+
+    const server_options opts;
+    metrics stats;
+    core_access core;
+    crl_publisher crl;
+    rate_limiter limiter;
+    denial_auditor denials;
+    router routes;
+    std::function<std::size_t()> connection_count;
+    std::shared_ptr<const token_table> tokens;   // swapped whole (atomic_load/store)
+};
+
+// Route registration (net/api_certs.cpp, net/api_misc.cpp).
+void add_cert_routes(router& r);
+void add_misc_routes(router& r, const server_options& opts);
+
+// The whole pipeline for one request: request id, routing, auth, rate limit, content type,
+// handler, the headers every answer carries, metrics. Never throws.
+asio::awaitable<response> dispatch(api_state& api, request& req, const std::string& client_ip);
+
+// Headers every answer carries (for answers made outside dispatch: 431, 413, 503, ...).
+void finish_response(response& res, const request* req, std::string_view request_id);
+std::string new_request_id();
+
+} // namespace certmate::net

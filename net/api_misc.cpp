@@ -1,0 +1,245 @@
+// Health, metrics, the CA, the CRL, JSON OCSP status, the audit log and the renewal sweep.
+#include "core/keys.hpp"
+#include "net/api.hpp"
+#include "net/dto.hpp"
+
+#include <boost/json/object.hpp>
+
+#include <unistd.h>
+
+namespace certmate::net {
+
+namespace json = boost::json;
+using http::verb;
+
+namespace {
+
+// ---- health and metrics ----
+
+asio::awaitable<response> health(call& c) {
+    auto& svc = c.core().any_thread();
+    const auto now = svc.now();
+    json::object checks;
+    bool ok = true;
+    auto check = [&](const char* name, bool good, std::string bad) {
+        checks[name] = good ? std::string("ok") : std::move(bad);
+        ok = ok && good;
+    };
+    check("ca", svc.ca().not_after() > now, "the CA certificate has expired");
+    check("audit", svc.audit_log().healthy(), "the audit log cannot be written; mutations are refused");
+    auto crl = svc.current_crl();
+    check("crl", crl && crl->next_update > now, crl ? "the CRL is past its nextUpdate" : "no CRL published yet");
+    check("storage", ::access(svc.paths().data_dir.c_str(), W_OK | X_OK) == 0, "the data directory is not writable");
+    check("rate_limiter", true, {});
+    co_return json_response(ok ? http::status::ok : http::status::service_unavailable,
+                             json::object{{"status", ok ? "ok" : "degraded"}, {"checks", std::move(checks)}});
+}
+
+asio::awaitable<response> metrics_text(call& c) {
+    metrics_snapshot snap;
+    auto stats = [](cert_service& s) { return s.stats(); };
+    auto st = co_await c.core().in_core(stats);
+    snap.certificates_by_state = {{"active", st.active}, {"revoked", st.revoked}, {"expired", st.expired}, {"on_hold", st.on_hold}};
+    for (auto u : all_usages) snap.certificates_by_usage[std::string(to_string(u))] = 0;
+    for (const auto& [u, n] : st.by_usage) snap.certificates_by_usage[u] = n;
+    snap.expiring_soon = st.expiring_soon;
+    auto& svc = c.core().any_thread();
+    if (auto crl = svc.current_crl()) {
+        const auto now = svc.now();
+        snap.have_crl = true;
+        snap.crl_age_seconds = std::chrono::duration<double>(now - crl->this_update).count();
+        snap.crl_next_update_seconds = std::chrono::duration<double>(crl->next_update - now).count();
+        snap.crl_number = crl->crl_number;
+    }
+    snap.connections = c.api.connection_count ? c.api.connection_count() : 0;
+    snap.rate_limit_buckets = c.api.limiter.size();
+    snap.audit_healthy = svc.audit_log().healthy();
+    co_return bytes_response(http::status::ok, "text/plain; version=0.0.4; charset=utf-8", c.api.stats.render(snap));
+}
+
+// ---- CA ----
+
+asio::awaitable<response> ca_der(call& c) {
+    auto res = bytes_response(http::status::ok, "application/pkix-cert", c.core().any_thread().ca().cert_der(), "ca.crt");
+    res.set(http::field::cache_control, "public, max-age=3600");
+    co_return res;
+}
+
+asio::awaitable<response> ca_info(call& c) {
+    const auto& ca = c.core().any_thread().ca();
+    json::object o = ca.metadata();
+    o["certificate"] = ca.cert_pem();
+    co_return json_response(http::status::ok, o);
+}
+
+// ---- CRL ----
+
+enum class crl_form { der, pem, info, json };
+
+asio::awaitable<response> crl_as(call& c, crl_form form, bool public_der = false) {
+    auto crl = c.core().any_thread().current_crl();
+    if (!crl) co_return error_response(errc::not_found, "no CRL has been published yet");
+    switch (form) {
+    case crl_form::der: {
+        auto res = bytes_response(http::status::ok, "application/pkix-crl", crl->der, public_der ? "" : "crl.der");
+        if (public_der) res.set(http::field::cache_control, "public, max-age=60");
+        co_return res;
+    }
+    case crl_form::pem: co_return bytes_response(http::status::ok, "application/x-pem-file", crl->pem, "crl.pem");
+    case crl_form::info:
+    case crl_form::json: {
+        auto count_fn = [&] { return c.api.crl.revoked_count(crl); };
+        const std::size_t count = co_await c.core().in_pool(count_fn);
+        json::object o{{"crl_number", crl->crl_number},
+                       {"this_update", format_time(crl->this_update)},
+                       {"next_update", format_time(crl->next_update)},
+                       {"revoked_count", count}};
+        if (form == crl_form::json) o["crl_pem"] = crl->pem;
+        co_return json_response(http::status::ok, o);
+    }
+    }
+    co_return error_response(errc::internal, "unreachable");
+}
+
+asio::awaitable<response> crl_der_public(call& c) { co_return co_await crl_as(c, crl_form::der, true); }
+asio::awaitable<response> crl_der(call& c) { co_return co_await crl_as(c, crl_form::der); }
+asio::awaitable<response> crl_pem(call& c) { co_return co_await crl_as(c, crl_form::pem); }
+asio::awaitable<response> crl_info(call& c) { co_return co_await crl_as(c, crl_form::info); }
+asio::awaitable<response> crl_json(call& c) { co_return co_await crl_as(c, crl_form::json); }
+
+// ---- JSON OCSP status (the seed's format) ----
+
+response ocsp_status_of(call& c, std::string_view serial_text) {
+    auto serial = normalize_serial(serial_text);
+    if (!serial)
+        return error_response(errc::invalid_argument, "serial_number must be decimal or 0x-prefixed hex", "serial_number");
+    auto& svc = c.core().any_thread();
+    const auto look = svc.ocsp_statuses()->get(*serial);
+    using state = ocsp_single_answer::state;
+    const state st = look.answer ? look.answer->status : state::unknown;
+    json::object o{{"response_status", "successful"},
+                   {"certificate_status", st == state::good ? "good" : st == state::revoked ? "revoked" : "unknown"},
+                   {"certificate_serial", *serial},
+                   {"this_update", format_time(svc.now())},
+                   {"next_update", nullptr},
+                   {"responder_name", "CertMate OCSP Responder"},
+                   {"revocation_time", nullptr},
+                   {"revocation_reason", nullptr}};
+    if (st == state::revoked) {
+        o["revocation_time"] = format_time(look.answer->revoked_at);
+        o["revocation_reason"] = std::string(to_string(look.answer->reason.value_or(revocation_reason::unspecified)));
+    }
+    return json_response(http::status::ok, o);
+}
+
+asio::awaitable<response> ocsp_status_get(call& c) { co_return ocsp_status_of(c, c.param("serial")); }
+
+asio::awaitable<response> ocsp_status_post(call& c) {
+    auto body = dto::parse<dto::ocsp_status>(c.req.body());
+    if (!body) co_return error_response(body.error());
+    if (!body->serial_number) co_return error_response(errc::invalid_argument, "serial_number is required", "serial_number");
+    co_return ocsp_status_of(c, body->serial_number->text);
+}
+
+// ---- audit ----
+
+asio::awaitable<response> audit_query(call& c) {
+    storage::audit_query q;
+    for (const auto& [k, v] : c.query) {
+        if (k == "resource_id") {
+            q.resource_id = v;
+        } else if (k == "operation") {
+            q.operation = v;
+        } else if (k == "since" || k == "until") {
+            auto t = parse_time(v);
+            if (!t) co_return error_response(errc::invalid_argument, k + " must be an RFC 3339 UTC time", k);
+            (k == "since" ? q.since : q.until) = *t;
+        } else if (k == "limit") {
+            char* end = nullptr;
+            long n = std::strtol(v.c_str(), &end, 10);
+            if (v.empty() || *end || n < 1 || n > 1000)
+                co_return error_response(errc::invalid_argument, "limit must be an integer between 1 and 1000", k);
+            q.limit = static_cast<std::size_t>(n);
+        } else {
+            co_return error_response(errc::invalid_argument, "unknown query parameter", k);
+        }
+    }
+    auto query = [&] { return c.core().any_thread().audit_log().query(q); };
+    auto entries = co_await c.core().in_pool(query);
+    if (!entries) co_return error_response(entries.error());
+    json::array arr;
+    for (auto& e : *entries) arr.push_back(std::move(e));
+    const auto n = arr.size();
+    co_return json_response(http::status::ok, json::object{{"entries", std::move(arr)}, {"count", n}});
+}
+
+// ---- renewal sweep ----
+
+asio::awaitable<response> run_renewals(call& c) {
+    renewal_summary sum;
+    auto& svc = c.core().any_thread();
+    sum.started_at = svc.now();
+    auto plan_fn = [](cert_service& s) { return s.renewal_plan(s.now()); };
+    const auto plan = co_await c.core().in_core(plan_fn);
+    sum.candidates = plan.size();
+    const bool revokes_old = svc.config().revoke_superseded;
+    std::uint64_t gen = 0;
+    principal who = c.who;
+    for (const auto& id : plan) {
+        auto stage = [&](cert_service& s) { return s.stage_renew(id, 0, who, true); };
+        auto after = [&](result<cert_view>& out) {
+            if (out && revokes_old) gen = c.api.crl.note_change();
+        };
+        auto r = co_await c.core().run_staged<cert_view>(stage, after);
+        renewal_outcome o{id, bool(r), r ? r->record.serial_number : std::string(), r ? std::string() : r.error().message};
+        (o.ok ? sum.renewed : sum.failed)++;
+        sum.outcomes.push_back(std::move(o));
+    }
+    sum.finished_at = svc.now();
+    c.api.stats.renewals(sum.renewed, sum.failed);
+    if (gen) {
+        c.api.crl.kick();
+        co_await c.api.crl.wait_published(gen, std::chrono::milliseconds(3000));
+    }
+    json::array outcomes;
+    for (const auto& o : sum.outcomes) {
+        json::object j{{"identifier", o.identifier}, {"ok", o.ok}};
+        if (o.ok) j["new_serial"] = o.new_serial;
+        else j["error"] = o.error;
+        outcomes.push_back(std::move(j));
+    }
+    co_return json_response(http::status::ok, json::object{{"started_at", format_time(sum.started_at)},
+                                                            {"finished_at", format_time(sum.finished_at)},
+                                                            {"candidates", sum.candidates},
+                                                            {"renewed", sum.renewed},
+                                                            {"failed", sum.failed},
+                                                            {"outcomes", std::move(outcomes)}});
+}
+
+} // namespace
+
+void add_misc_routes(router& r, const server_options& opts) {
+    constexpr auto viewer = api_role::viewer;
+    constexpr auto admin = api_role::admin;
+    constexpr auto pub = std::nullopt;
+    using rc = rate_class;
+    using bk = body_kind;
+    r.add({verb::get, "/health", pub, rc::default_, bk::none, true, health});
+    r.add({verb::get, "/metrics", opts.metrics_public ? std::nullopt : std::optional(viewer), rc::default_, bk::none, true, metrics_text});
+    r.add({verb::get, "/ca.crt", pub, rc::crl, bk::none, true, ca_der});
+    r.add({verb::get, "/crl.der", pub, rc::crl, bk::none, true, crl_der_public});
+    r.add({verb::get, "/api/ca", viewer, rc::default_, bk::none, false, ca_info});
+    r.add({verb::get, "/api/crl", viewer, rc::crl, bk::none, false, crl_json});
+    r.add({verb::get, "/api/crl/pem", viewer, rc::crl, bk::none, false, crl_pem});
+    r.add({verb::get, "/api/crl/der", viewer, rc::crl, bk::none, false, crl_der});
+    r.add({verb::get, "/api/crl/info", viewer, rc::crl, bk::none, false, crl_info});
+    r.add({verb::get, "/api/crl/download/pem", viewer, rc::crl, bk::none, false, crl_pem});
+    r.add({verb::get, "/api/crl/download/der", viewer, rc::crl, bk::none, false, crl_der});
+    r.add({verb::get, "/api/crl/download/info", viewer, rc::crl, bk::none, false, crl_info});
+    r.add({verb::get, "/api/ocsp/status/{serial}", viewer, rc::ocsp, bk::none, false, ocsp_status_get});
+    r.add({verb::post, "/api/ocsp/status", viewer, rc::ocsp, bk::json, false, ocsp_status_post});
+    r.add({verb::get, "/api/audit", admin, rc::default_, bk::none, false, audit_query});
+    r.add({verb::post, "/api/renewals/run", admin, rc::default_, bk::json_optional, false, run_renewals});
+}
+
+} // namespace certmate::net

@@ -1,0 +1,125 @@
+#include "net/api.hpp"
+
+#include "core/ossl.hpp"
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+
+#include <openssl/x509.h>
+
+namespace certmate::net {
+
+void crl_publisher::kick() {
+    asio::co_spawn(core_.strand(), build_loop(), [](std::exception_ptr e) {
+        if (!e) return;
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+            spdlog::error("CRL build loop failed: {}", ex.what());
+        }
+    });
+}
+
+asio::awaitable<void> crl_publisher::build_loop() {
+    using crl_ptr = std::shared_ptr<const built_crl>;
+    for (;;) {
+        std::uint64_t gen = 0;
+        auto stage_fn = [&](cert_service& s) {
+            gen = requested_;
+            return s.stage_crl_build();
+        };
+        auto staged = co_await core_.in_core(stage_fn);
+        if (!staged) co_return;   // nothing due, or a running build will pick the change up
+        auto work = std::move(staged->work);
+        auto commit = std::move(staged->commit);
+        auto work_fn = [&work]() -> result<crl_ptr> {
+            try {
+                return work();
+            } catch (const std::exception& e) {
+                spdlog::error("CRL build threw: {}", e.what());
+                return make_error(errc::internal, "CRL build failed");
+            }
+        };
+        result<crl_ptr> r = co_await core_.in_pool(work_fn);
+        const bool ok = r.has_value();
+        auto commit_fn = [&](cert_service& s) {
+            auto c = commit(std::move(r));
+            if (!c) return false;   // the minute timer retries; no tight loop on a full disk
+            std::uint64_t seen = published_.load();
+            while (seen < gen && !published_.compare_exchange_weak(seen, gen)) {
+            }
+            return s.crl_rebuild_needed();
+        };
+        const bool again = co_await core_.in_core(commit_fn);
+        metrics_.crl_built(ok);
+        if (!again) co_return;
+    }
+}
+
+asio::awaitable<bool> crl_publisher::wait_published(std::uint64_t gen, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    asio::steady_timer t(co_await asio::this_coro::executor);
+    while (published_.load() < gen) {
+        if (std::chrono::steady_clock::now() >= deadline) co_return false;
+        t.expires_after(std::chrono::milliseconds(3));
+        co_await t.async_wait(asio::use_awaitable);
+    }
+    co_return true;
+}
+
+std::size_t crl_publisher::revoked_count(const std::shared_ptr<const built_crl>& crl) {
+    {
+        std::lock_guard lock(count_mu_);
+        if (counted_valid_ && counted_number_ == crl->crl_number) return counted_;
+    }
+    const auto* p = reinterpret_cast<const unsigned char*>(crl->der.data());
+    ossl::x509_crl parsed(d2i_X509_CRL(nullptr, &p, static_cast<long>(crl->der.size())));
+    std::size_t n = 0;
+    if (parsed) {
+        if (auto* revoked = X509_CRL_get_REVOKED(parsed.get())) n = static_cast<std::size_t>(sk_X509_REVOKED_num(revoked));
+    } else {
+        spdlog::error("current CRL does not parse: {}", ossl::drain_errors());
+    }
+    std::lock_guard lock(count_mu_);
+    counted_number_ = crl->crl_number;
+    counted_ = n;
+    counted_valid_ = true;
+    return n;
+}
+
+bool denial_auditor::admit(const std::string& client, std::chrono::steady_clock::time_point now,
+                           std::uint64_t& suppressed) {
+    constexpr auto window = std::chrono::minutes(1);
+    std::lock_guard lock(mu_);
+    if (slots_.size() > 10000) {
+        for (auto it = slots_.begin(); it != slots_.end();)
+            it = now - it->second.last >= window ? slots_.erase(it) : std::next(it);
+        if (slots_.size() > 10000) slots_.clear();
+    }
+    auto [it, fresh] = slots_.try_emplace(client);
+    slot& s = it->second;
+    if (!fresh && now - s.last < window) {
+        ++s.suppressed;
+        return false;
+    }
+    suppressed = s.suppressed;
+    s.suppressed = 0;
+    s.last = now;
+    return true;
+}
+
+std::string call::param(std::string_view name) const {
+    for (const auto& [k, v] : params)
+        if (k == name) return v;
+    return {};
+}
+
+std::optional<std::string> call::query_value(std::string_view name) const {
+    for (const auto& [k, v] : query)
+        if (k == name) return v;
+    return std::nullopt;
+}
+
+core_access& call::core() { return api.core; }
+
+} // namespace certmate::net

@@ -1,0 +1,39 @@
+// Types shared by net/: the request and response we handle, and the answers every handler builds
+// (JSON, bytes, errors). Internal to net/ (Beast headers): nothing outside net/ includes it.
+#pragma once
+
+#include "core/errc.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/json/value.hpp>
+
+#include <string>
+#include <string_view>
+
+namespace certmate::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+using request = http::request<http::string_body>;
+using response = http::response<http::string_body>;
+
+inline constexpr std::string_view api_version = "1";
+
+// The single mapping of an error code to its HTTP status.
+http::status status_of(errc e) noexcept;
+
+// {"error": <reason phrase>, "message", "code", "field"?}. Server-side failures (5xx) answer a
+// fixed text: the details were logged where they happened, never sent to a client.
+response error_response(const error& e);
+response error_response(errc code, std::string message, std::string field = {});
+
+response json_response(http::status s, const boost::json::value& body);
+// Raw bytes with a content type; `filename` adds Content-Disposition: attachment.
+response bytes_response(http::status s, std::string_view content_type, std::string body,
+                        std::string_view filename = {});
+
+} // namespace certmate::net

@@ -1,0 +1,118 @@
+#include "net/metrics.hpp"
+
+#include <fmt/format.h>
+
+#include <tuple>
+
+namespace certmate::net {
+
+namespace {
+
+// Label values escape backslash, double quote and newline.
+std::string escape(std::string_view v) {
+    std::string out;
+    for (char c : v) {
+        if (c == '\\') out += "\\\\";
+        else if (c == '"') out += "\\\"";
+        else if (c == '\n') out += "\\n";
+        else out += c;
+    }
+    return out;
+}
+
+void header(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+}
+
+} // namespace
+
+void metrics::observe_request(std::string_view route, std::string_view method, unsigned status, double seconds) {
+    std::lock_guard lock(mu_);
+    ++requests_[{std::string(route), std::string(method), status}];
+    auto& h = latency_[std::string(route)];
+    for (std::size_t i = 0; i < bounds_.size(); ++i)
+        if (seconds <= bounds_[i]) ++h.buckets[i];
+    ++h.count;
+    h.sum += seconds;
+}
+
+void metrics::rate_limited(rate_class c) {
+    std::lock_guard lock(mu_);
+    ++rate_limited_[static_cast<std::size_t>(c)];
+}
+
+void metrics::denied(std::string_view reason) {
+    std::lock_guard lock(mu_);
+    ++denied_[std::string(reason)];
+}
+
+void metrics::renewals(std::size_t ok, std::size_t failed) {
+    std::lock_guard lock(mu_);
+    renewals_ok_ += ok;
+    renewals_failed_ += failed;
+}
+
+void metrics::crl_built(bool ok) {
+    std::lock_guard lock(mu_);
+    ++(ok ? crl_builds_ok_ : crl_builds_failed_);
+}
+
+std::string metrics::render(const metrics_snapshot& s) const {
+    std::string out;
+    header(out, "certmate_certificates", "gauge", "Client certificates by state.");
+    for (const auto& [state, n] : s.certificates_by_state)
+        out += fmt::format("certmate_certificates{{state=\"{}\"}} {}\n", escape(state), n);
+    header(out, "certmate_certificates_by_usage", "gauge", "Client certificates by usage.");
+    for (const auto& [usage, n] : s.certificates_by_usage)
+        out += fmt::format("certmate_certificates_by_usage{{usage=\"{}\"}} {}\n", escape(usage), n);
+    header(out, "certmate_certificates_expiring_soon", "gauge", "Active certificates expiring within the configured window.");
+    out += fmt::format("certmate_certificates_expiring_soon {}\n", s.expiring_soon);
+    if (s.have_crl) {
+        header(out, "certmate_crl_age_seconds", "gauge", "Seconds since the current CRL's thisUpdate.");
+        out += fmt::format("certmate_crl_age_seconds {:.3f}\n", s.crl_age_seconds);
+        header(out, "certmate_crl_next_update_seconds", "gauge", "Seconds until the current CRL's nextUpdate.");
+        out += fmt::format("certmate_crl_next_update_seconds {:.3f}\n", s.crl_next_update_seconds);
+        header(out, "certmate_crl_number", "gauge", "CRL number of the current CRL.");
+        out += fmt::format("certmate_crl_number {}\n", s.crl_number);
+    }
+    header(out, "certmate_http_connections", "gauge", "Open HTTP connections.");
+    out += fmt::format("certmate_http_connections {}\n", s.connections);
+    header(out, "certmate_rate_limit_buckets", "gauge", "Token buckets held by the rate limiter.");
+    out += fmt::format("certmate_rate_limit_buckets {}\n", s.rate_limit_buckets);
+    header(out, "certmate_audit_log_healthy", "gauge", "1 when the audit log accepts writes.");
+    out += fmt::format("certmate_audit_log_healthy {}\n", s.audit_healthy ? 1 : 0);
+
+    std::lock_guard lock(mu_);
+    header(out, "certmate_http_requests_total", "counter", "HTTP requests answered, by route, method and status.");
+    for (const auto& [key, n] : requests_) {
+        const auto& [route, method, status] = key;
+        out += fmt::format("certmate_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{}\"}} {}\n",
+                           escape(route), escape(method), status, n);
+    }
+    header(out, "certmate_http_request_duration_seconds", "histogram", "Time to answer a request, by route.");
+    for (const auto& [route, h] : latency_) {
+        const auto r = escape(route);
+        for (std::size_t i = 0; i < bounds_.size(); ++i)
+            out += fmt::format("certmate_http_request_duration_seconds_bucket{{route=\"{}\",le=\"{}\"}} {}\n", r,
+                               bounds_[i], h.buckets[i]);
+        out += fmt::format("certmate_http_request_duration_seconds_bucket{{route=\"{}\",le=\"+Inf\"}} {}\n", r, h.count);
+        out += fmt::format("certmate_http_request_duration_seconds_sum{{route=\"{}\"}} {:.6f}\n", r, h.sum);
+        out += fmt::format("certmate_http_request_duration_seconds_count{{route=\"{}\"}} {}\n", r, h.count);
+    }
+    header(out, "certmate_rate_limited_total", "counter", "Requests refused with 429, by class.");
+    for (std::size_t i = 0; i < rate_class_count; ++i)
+        out += fmt::format("certmate_rate_limited_total{{class=\"{}\"}} {}\n", to_string(static_cast<rate_class>(i)),
+                           rate_limited_[i]);
+    header(out, "certmate_auth_denied_total", "counter", "Requests denied by authentication or role.");
+    for (const auto& [reason, n] : denied_)
+        out += fmt::format("certmate_auth_denied_total{{reason=\"{}\"}} {}\n", escape(reason), n);
+    header(out, "certmate_renewals_total", "counter", "Certificate renewals by the sweep, by result.");
+    out += fmt::format("certmate_renewals_total{{result=\"ok\"}} {}\n", renewals_ok_);
+    out += fmt::format("certmate_renewals_total{{result=\"failed\"}} {}\n", renewals_failed_);
+    header(out, "certmate_crl_builds_total", "counter", "CRL builds, by result.");
+    out += fmt::format("certmate_crl_builds_total{{result=\"ok\"}} {}\n", crl_builds_ok_);
+    out += fmt::format("certmate_crl_builds_total{{result=\"failed\"}} {}\n", crl_builds_failed_);
+    return out;
+}
+
+} // namespace certmate::net

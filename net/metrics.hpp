@@ -1,0 +1,58 @@
+// Counters and histograms for /metrics, rendered in the Prometheus text format (0.0.4).
+// Labels are route patterns ("/api/client-certs/{id}"), never raw paths, so cardinality is bounded.
+// Thread-safety: every member is safe from any thread (one mutex).
+#pragma once
+
+#include "core/rate_limit.hpp"
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace certmate::net {
+
+// Values read at scrape time from the service and the server.
+struct metrics_snapshot {
+    std::map<std::string, std::size_t> certificates_by_state;   // "active" -> n
+    std::map<std::string, std::size_t> certificates_by_usage;
+    std::size_t expiring_soon = 0;
+    bool have_crl = false;
+    double crl_age_seconds = 0;
+    double crl_next_update_seconds = 0;   // until nextUpdate
+    std::uint64_t crl_number = 0;
+    std::size_t connections = 0;
+    std::size_t rate_limit_buckets = 0;
+    bool audit_healthy = true;
+};
+
+class metrics {
+public:
+    void observe_request(std::string_view route, std::string_view method, unsigned status, double seconds);
+    void rate_limited(rate_class c);
+    void denied(std::string_view reason);           // "unauthorized" | "forbidden"
+    void renewals(std::size_t ok, std::size_t failed);
+    void crl_built(bool ok);
+    std::string render(const metrics_snapshot& s) const;
+
+private:
+    static constexpr std::array<double, 12> bounds_{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                    0.1,   0.25,   0.5,   1.0,  2.5,   10.0};
+    struct histogram {
+        std::array<std::uint64_t, bounds_.size()> buckets{};
+        std::uint64_t count = 0;
+        double sum = 0;
+    };
+    mutable std::mutex mu_;
+    std::map<std::tuple<std::string, std::string, unsigned>, std::uint64_t> requests_;
+    std::map<std::string, histogram> latency_;
+    std::array<std::uint64_t, rate_class_count> rate_limited_{};
+    std::map<std::string, std::uint64_t> denied_;
+    std::uint64_t renewals_ok_ = 0, renewals_failed_ = 0;
+    std::uint64_t crl_builds_ok_ = 0, crl_builds_failed_ = 0;
+};
+
+} // namespace certmate::net

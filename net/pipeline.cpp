@@ -1,0 +1,195 @@
+// The request pipeline: everything a request goes through before and after its handler.
+#include "net/api.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/json/object.hpp>
+
+#include <openssl/rand.h>
+
+#include <cctype>
+
+namespace certmate::net {
+
+namespace json = boost::json;
+
+namespace {
+
+bool sane_request_id(std::string_view id) {
+    if (id.empty() || id.size() > 128) return false;
+    for (char c : id)
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.' && c != ':') return false;
+    return true;
+}
+
+// Query string pairs, percent-decoded ('+' is a space); false when an escape is malformed.
+bool parse_query(std::string_view q, path_params& out) {
+    while (!q.empty()) {
+        auto amp = q.find('&');
+        auto part = q.substr(0, amp);
+        q = amp == std::string_view::npos ? std::string_view() : q.substr(amp + 1);
+        if (part.empty()) continue;
+        auto eq = part.find('=');
+        std::string k(part.substr(0, eq)), v(eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1));
+        for (auto* s : {&k, &v})
+            for (auto& c : *s)
+                if (c == '+') c = ' ';
+        std::string dk, dv;
+        if (!router::percent_decode(k, dk) || !router::percent_decode(v, dv)) return false;
+        out.emplace_back(std::move(dk), std::move(dv));
+    }
+    return true;
+}
+
+bool is_json_content_type(std::string_view ct) {
+    auto semi = ct.find(';');
+    ct = ct.substr(0, semi);
+    while (!ct.empty() && (ct.back() == ' ' || ct.back() == '\t')) ct.remove_suffix(1);
+    while (!ct.empty() && (ct.front() == ' ' || ct.front() == '\t')) ct.remove_prefix(1);
+    constexpr std::string_view want = "application/json";
+    if (ct.size() != want.size()) return false;
+    for (std::size_t i = 0; i < want.size(); ++i)
+        if (std::tolower(static_cast<unsigned char>(ct[i])) != want[i]) return false;
+    return true;
+}
+
+response rate_limited_response(const rate_decision& d) {
+    json::object body{{"error", "Rate limit exceeded"},
+                      {"message", "Too many requests. Please try again later."},
+                      {"retry_after", d.retry_after.count()},
+                      {"code", std::string(errc_name(errc::rate_limited))}};
+    auto res = json_response(http::status::too_many_requests, body);
+    res.set(http::field::retry_after, std::to_string(d.retry_after.count()));
+    return res;
+}
+
+response method_not_allowed(const std::vector<http::verb>& allowed) {
+    json::object body{{"error", "Method Not Allowed"},
+                      {"message", "method not allowed on this resource"},
+                      {"code", "METHOD_NOT_ALLOWED"}};
+    auto res = json_response(http::status::method_not_allowed, body);
+    std::string allow;
+    for (auto v : allowed) {
+        if (!allow.empty()) allow += ", ";
+        allow += std::string(http::to_string(v));
+    }
+    res.set(http::field::allow, allow);
+    return res;
+}
+
+// Audits a denied request, at most one line per client and minute; the fsync runs on the pool.
+void audit_denial(api_state& api, const principal& who, const request& req, std::string_view route_label,
+                  std::string_view reason) {
+    std::uint64_t suppressed = 0;
+    if (!api.denials.admit(who.ip + "|" + who.user, std::chrono::steady_clock::now(), suppressed)) return;
+    storage::audit_entry e;
+    e.operation = "denied";
+    e.resource_type = "endpoint";
+    e.resource_id = std::string(http::to_string(req.method())) + " " + std::string(route_label);
+    e.status = "denied";
+    e.user = who.user;
+    e.ip_address = who.ip;
+    e.details = {{"reason", std::string(reason)}, {"suppressed_since_last", suppressed}};
+    asio::post(api.core.pool(), [&svc = api.core.any_thread(), e = std::move(e)] { svc.audit(e); });
+}
+
+} // namespace
+
+std::string new_request_id() {
+    unsigned char b[12];
+    if (RAND_bytes(b, sizeof b) != 1) {
+        static std::atomic<std::uint64_t> counter{0};
+        return "req-" + std::to_string(++counter);
+    }
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string id;
+    for (unsigned char c : b) {
+        id += hex[c >> 4];
+        id += hex[c & 15];
+    }
+    return id;
+}
+
+void finish_response(response& res, const request* req, std::string_view request_id) {
+    res.set("X-Request-Id", request_id);
+    res.set("X-CertMate-API-Version", api_version);
+    res.set(http::field::server, "certmate");
+    if (res.find(http::field::cache_control) == res.end()) res.set(http::field::cache_control, "no-store");
+    res.set("X-Content-Type-Options", "nosniff");
+    if (req) res.version(req->version());
+}
+
+asio::awaitable<response> dispatch(api_state& api, request& req, const std::string& client_ip) {
+    const auto started = std::chrono::steady_clock::now();
+    const auto given_id = req["X-Request-Id"];
+    const std::string request_id = sane_request_id(given_id) ? std::string(given_id) : new_request_id();
+
+    const std::string_view target = req.target();
+    const auto qpos = target.find('?');
+    const std::string_view path = target.substr(0, qpos);
+    auto m = api.routes.find(req.method(), path);
+    if (m.found && !api.opts.api_on_http && !m.found->protocol) m = {};
+    const route* rt = m.found;
+    const std::string route_label = m.any ? m.any->pattern : std::string("unmatched");
+
+    std::optional<identity> ident;
+    bool bad_credentials = false;
+    if (auto auth = req[http::field::authorization]; !auth.empty()) {
+        if (auto tok = bearer_token(auth)) ident = api.token_snapshot()->find(*tok);
+        bad_credentials = !ident;
+    }
+    principal who{ident ? ident->name : std::string("anonymous"), client_ip};
+    const rate_class cls = rt ? rt->cls : rate_class::default_;
+    const auto limit = api.limiter.check(ident ? "t:" + ident->name : "ip:" + client_ip, cls, started);
+    std::optional<api_role> required = rt ? rt->role : std::nullopt;
+
+    response res;
+    try {
+        if (!limit.allowed) {
+            api.stats.rate_limited(cls);
+            res = rate_limited_response(limit);
+        } else if (!rt) {
+            res = m.allowed.empty() ? error_response(errc::not_found, "no such resource")
+                                    : method_not_allowed(m.allowed);
+        } else if (required && !ident) {
+            const char* why = bad_credentials ? "invalid bearer token" : "a bearer token is required";
+            res = error_response(errc::unauthorized, why);
+            res.set(http::field::www_authenticate,
+                    bad_credentials ? R"(Bearer realm="certmate", error="invalid_token")" : R"(Bearer realm="certmate")");
+            api.stats.denied("unauthorized");
+            audit_denial(api, who, req, route_label, bad_credentials ? "invalid_token" : "no_token");
+        } else if (required && static_cast<int>(ident->role) < static_cast<int>(*required)) {
+            res = error_response(errc::forbidden, "this operation needs the " + std::string(to_string(*required)) + " role");
+            api.stats.denied("forbidden");
+            audit_denial(api, who, req, route_label, "role_too_low");
+        } else if (auto ct = req[http::field::content_type];
+                   rt->body != body_kind::none && (ct.empty() ? !req.body().empty() : !is_json_content_type(ct))) {
+            res = json_response(http::status::unsupported_media_type,
+                                json::object{{"error", "Unsupported Media Type"},
+                                             {"message", "Content-Type must be application/json"},
+                                             {"code", "UNSUPPORTED_MEDIA_TYPE"}});
+        } else {
+            call c{api, req, std::move(m.params), {}, who, ident ? std::optional(ident->role) : std::nullopt, request_id};
+            if (qpos != std::string_view::npos && !parse_query(target.substr(qpos + 1), c.query))
+                res = error_response(errc::invalid_argument, "malformed query string", "query");
+            else
+                res = co_await rt->handler(c);
+        }
+    } catch (const std::exception& e) {
+        spdlog::error("request {} {} {}: unexpected exception: {}", request_id, std::string(http::to_string(req.method())),
+                      route_label, e.what());
+        res = error_response(errc::internal, "internal error");
+    }
+
+    finish_response(res, &req, request_id);
+    if (limit.limited) {
+        res.set("RateLimit-Limit", std::to_string(limit.limit));
+        res.set("RateLimit-Remaining", std::to_string(limit.remaining));
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    api.stats.observe_request(route_label, http::to_string(req.method()), res.result_int(), seconds);
+    spdlog::debug("{} {} {} -> {} {:.1f} ms [{}] {}", client_ip, std::string(http::to_string(req.method())),
+                  std::string(path), res.result_int(), seconds * 1000, request_id, who.user);
+    co_return res;
+}
+
+} // namespace certmate::net

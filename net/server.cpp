@@ -1,0 +1,330 @@
+#include "net/server.hpp"
+
+#include "net/api.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include <condition_variable>
+#include <list>
+#include <thread>
+
+namespace certmate::net {
+
+using tcp = asio::ip::tcp;
+namespace json = boost::json;
+
+namespace {
+
+constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
+
+struct connection {
+    explicit connection(tcp::socket s) : stream(std::move(s)) {}
+    beast::tcp_stream stream;
+    bool idle = false;   // [connection executor] waiting for the first byte of the next request
+    std::string ip;
+};
+
+unsigned or_cores(unsigned n) { return n ? n : std::max(1u, std::thread::hardware_concurrency()); }
+
+// An answer made before a request could be routed (limits, malformed requests, overload).
+response early_answer(http::status s, std::string code, std::string message) {
+    auto res = json_response(s, json::object{{"error", std::string(http::obsolete_reason(s))},
+                                             {"message", std::move(message)},
+                                             {"code", std::move(code)}});
+    finish_response(res, nullptr, new_request_id());
+    res.keep_alive(false);
+    res.prepare_payload();
+    return res;
+}
+
+} // namespace
+
+struct server::impl {
+    impl(server_options o, std::unique_ptr<cert_service> s)
+        : opts(std::move(o)), svc(std::move(s)), pool(or_cores(opts.pool_threads)),
+          api(std::make_unique<api_state>(ioc, pool, *svc, opts)), accept_strand(asio::make_strand(ioc)),
+          acceptor(accept_strand), crl_timer(api->core.strand()) {
+        add_cert_routes(api->routes);
+        add_misc_routes(api->routes, opts);
+        api->connection_count = [this] {
+            std::lock_guard lock(conn_mu);
+            return conns.size();
+        };
+    }
+
+    server_options opts;
+    std::unique_ptr<cert_service> svc;
+    asio::io_context ioc;
+    asio::thread_pool pool;
+    std::unique_ptr<api_state> api;
+    asio::strand<asio::io_context::executor_type> accept_strand;
+    tcp::acceptor acceptor;
+    asio::steady_timer crl_timer;
+    std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+    std::vector<std::thread> threads;
+    tcp::endpoint bound;
+    std::atomic<bool> draining{false};
+    bool running = false;
+
+    std::mutex conn_mu;
+    std::condition_variable conn_cv;
+    std::list<std::shared_ptr<connection>> conns;
+
+    result<void> listen();
+    asio::awaitable<void> accept_loop();
+    asio::awaitable<void> session(std::shared_ptr<connection> c);
+    asio::awaitable<void> reject(std::shared_ptr<connection> c);
+    asio::awaitable<void> linger_close(connection& c);
+    asio::awaitable<void> crl_timer_loop();
+    void forget(const std::shared_ptr<connection>& c) {
+        std::lock_guard lock(conn_mu);
+        conns.remove(c);
+        conn_cv.notify_all();
+    }
+    void for_each_connection(const std::function<void(connection&)>& f) {
+        std::lock_guard lock(conn_mu);
+        for (auto& c : conns) asio::post(c->stream.get_executor(), [c, f] { f(*c); });
+    }
+    bool wait_connections(std::chrono::steady_clock::time_point deadline) {
+        std::unique_lock lock(conn_mu);
+        return conn_cv.wait_until(lock, deadline, [&] { return conns.empty(); });
+    }
+};
+
+result<void> server::impl::listen() {
+    const auto colon = opts.http_listen.rfind(':');
+    if (colon == std::string::npos) return make_error(errc::invalid_argument, "listen address is not HOST:PORT", "server.http_listen");
+    std::string host = opts.http_listen.substr(0, colon);
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    const std::string port = opts.http_listen.substr(colon + 1);
+    boost::system::error_code ec;
+    tcp::resolver resolver(ioc);
+    auto results = resolver.resolve(host, port, tcp::resolver::numeric_service, ec);
+    if (ec || results.empty())
+        return make_error(errc::invalid_argument, "cannot resolve " + opts.http_listen + ": " + ec.message(), "server.http_listen");
+    const tcp::endpoint ep = results.begin()->endpoint();
+    acceptor.open(ep.protocol(), ec);
+    if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor.bind(ep, ec);
+    if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return make_error(errc::invalid_argument, "cannot listen on " + opts.http_listen + ": " + ec.message(), "server.http_listen");
+    bound = acceptor.local_endpoint(ec);
+    return {};
+}
+
+asio::awaitable<void> server::impl::accept_loop() {
+    asio::steady_timer backoff(accept_strand);
+    for (;;) {
+        auto [ec, sock] = co_await acceptor.async_accept(asio::make_strand(ioc), tuple_awaitable);
+        if (draining || ec == asio::error::operation_aborted) co_return;
+        if (ec) {
+            spdlog::warn("accept failed: {}", ec.message());
+            backoff.expires_after(std::chrono::milliseconds(50));   // e.g. out of file descriptors
+            co_await backoff.async_wait(tuple_awaitable);
+            continue;
+        }
+        auto c = std::make_shared<connection>(tcp::socket(std::move(sock)));
+        boost::system::error_code ep_ec;
+        c->ip = c->stream.socket().remote_endpoint(ep_ec).address().to_string();
+        bool over = false;
+        {
+            std::lock_guard lock(conn_mu);
+            over = conns.size() >= opts.max_connections;
+            conns.push_back(c);
+        }
+        asio::co_spawn(c->stream.get_executor(), over ? reject(c) : session(c), [this, c](std::exception_ptr e) {
+            if (e) {
+                try {
+                    std::rethrow_exception(e);
+                } catch (const std::exception& ex) {
+                    spdlog::error("connection from {} failed: {}", c->ip, ex.what());
+                }
+            }
+            forget(c);
+        });
+    }
+}
+
+// Reads what the client still sends after an early answer, so it sees the answer rather than a reset.
+asio::awaitable<void> server::impl::linger_close(connection& c) {
+    boost::system::error_code ec;
+    c.stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    c.stream.expires_after(std::chrono::seconds(1));
+    std::array<char, 8192> sink;
+    std::size_t total = 0;
+    while (total < 4 * 1024 * 1024) {
+        auto [rec, n] = co_await c.stream.async_read_some(asio::buffer(sink), tuple_awaitable);
+        if (rec) break;
+        total += n;
+    }
+    c.stream.close();
+}
+
+asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
+    beast::flat_buffer buffer;
+    for (;;) {
+        // Idle keep-alive: wait for the first byte of the next request (a drain cancels this wait).
+        if (buffer.size() == 0) {
+            c->idle = true;
+            if (draining) break;
+            c->stream.expires_after(opts.idle_timeout);
+            auto [ec, n] = co_await c->stream.async_read_some(buffer.prepare(4096), tuple_awaitable);
+            c->idle = false;
+            if (ec) break;   // closed by the client, idle timeout or drain: not an error
+            buffer.commit(n);
+        }
+
+        http::request_parser<http::string_body> parser;
+        parser.header_limit(static_cast<std::uint32_t>(opts.header_limit));
+        parser.body_limit(opts.body_limit);
+        c->stream.expires_after(opts.request_timeout);   // the whole request, headers and body
+        auto [ec, n] = co_await http::async_read(c->stream, buffer, parser, tuple_awaitable);
+        (void)n;
+        if (ec == http::error::end_of_stream || ec == asio::error::eof) break;
+        if (ec) {
+            std::optional<response> early;
+            if (ec == http::error::header_limit)
+                early = early_answer(http::status::request_header_fields_too_large, "HEADERS_TOO_LARGE",
+                                     "request headers exceed " + std::to_string(opts.header_limit) + " bytes");
+            else if (ec == http::error::body_limit)
+                early = early_answer(http::status::payload_too_large, "BODY_TOO_LARGE",
+                                     "request body exceeds " + std::to_string(opts.body_limit) + " bytes");
+            else if (ec == beast::error::timeout)
+                early = early_answer(http::status::request_timeout, "REQUEST_TIMEOUT", "the request did not arrive in time");
+            else if (ec.category() == http::make_error_code(http::error::header_limit).category() || ec == http::error::bad_target)
+                early = early_answer(http::status::bad_request, "BAD_REQUEST", "malformed HTTP request");
+            if (early && ec != beast::error::timeout) {
+                c->stream.expires_after(std::chrono::seconds(5));
+                co_await http::async_write(c->stream, *early, tuple_awaitable);
+                co_await linger_close(*c);
+            } else if (early) {
+                // The socket was closed by the timeout: nothing more can be sent.
+            }
+            co_return;
+        }
+
+        request req = parser.release();
+        response res = co_await dispatch(*api, req, c->ip);
+        res.keep_alive(req.keep_alive() && !draining);
+        res.prepare_payload();
+        c->stream.expires_after(opts.request_timeout);
+        auto [wec, wn] = co_await http::async_write(c->stream, res, tuple_awaitable);
+        (void)wn;
+        if (wec || !res.keep_alive()) break;
+    }
+    boost::system::error_code ec;
+    c->stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    c->stream.close();
+}
+
+// Over server.max_connections: read the request (so the client sees the answer), answer 503.
+asio::awaitable<void> server::impl::reject(std::shared_ptr<connection> c) {
+    beast::flat_buffer buffer;
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(opts.header_limit));
+    parser.body_limit(opts.body_limit);
+    c->stream.expires_after(std::chrono::seconds(2));
+    co_await http::async_read(c->stream, buffer, parser, tuple_awaitable);
+    auto res = early_answer(http::status::service_unavailable, "OVERLOADED", "too many connections; try again later");
+    res.set(http::field::retry_after, "1");
+    c->stream.expires_after(std::chrono::seconds(2));
+    co_await http::async_write(c->stream, res, tuple_awaitable);
+    co_await linger_close(*c);
+}
+
+asio::awaitable<void> server::impl::crl_timer_loop() {
+    for (;;) {
+        crl_timer.expires_after(opts.crl_check_interval);
+        auto [ec] = co_await crl_timer.async_wait(tuple_awaitable);
+        if (ec || draining) co_return;
+        api->crl.kick();   // builds only when nextUpdate is near or a change is pending
+    }
+}
+
+server::server(server_options opts, std::unique_ptr<cert_service> svc)
+    : impl_(std::make_unique<impl>(std::move(opts), std::move(svc))) {}
+
+server::~server() { shutdown(); }
+
+result<void> server::start() {
+    auto& m = *impl_;
+    if (m.running) return {};
+    if (auto r = m.listen(); !r) return r;
+    m.running = true;
+    m.work.emplace(m.ioc.get_executor());
+    auto log_failure = [](const char* what) {
+        return [what](std::exception_ptr e) {
+            if (!e) return;
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& ex) {
+                spdlog::error("{} failed: {}", what, ex.what());
+            }
+        };
+    };
+    asio::co_spawn(m.accept_strand, m.accept_loop(), log_failure("listener"));
+    asio::co_spawn(m.api->core.strand(), m.crl_timer_loop(), log_failure("CRL timer"));
+    m.api->crl.kick();   // the first CRL (or a fresh one) before anyone asks
+    const unsigned n = or_cores(m.opts.threads);
+    for (unsigned i = 0; i < n; ++i) m.threads.emplace_back([&m] { m.ioc.run(); });
+    spdlog::info("{} io threads, {} pool threads", n, or_cores(m.opts.pool_threads));
+    return {};
+}
+
+std::string server::host() const { return impl_->bound.address().to_string(); }
+unsigned short server::port() const { return impl_->bound.port(); }
+std::string server::url() const {
+    const auto a = impl_->bound.address();
+    return "http://" + (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(port());
+}
+
+void server::reload(std::vector<token_credential> tokens, const rate_limit_config& limits) {
+    impl_->api->set_tokens(std::move(tokens));
+    impl_->api->limiter.set_config(limits);
+}
+
+bool server::shutdown() {
+    auto& m = *impl_;
+    if (!m.running) return true;
+    m.running = false;
+    m.draining = true;
+    const auto deadline = std::chrono::steady_clock::now() + m.opts.shutdown_grace;
+    asio::post(m.accept_strand, [&m] {
+        boost::system::error_code ec;
+        m.acceptor.close(ec);
+    });
+    asio::post(m.api->core.strand(), [&m] { m.crl_timer.cancel(); });
+    // Idle keep-alive connections close now; busy ones finish their request, then close.
+    m.for_each_connection([](connection& c) {
+        if (c.idle) c.stream.cancel();
+    });
+    const bool clean = m.wait_connections(deadline);
+    if (!clean) {
+        spdlog::warn("shutdown grace over: closing the remaining connections");
+        m.for_each_connection([](connection& c) {
+            boost::system::error_code ec;
+            c.stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+            c.stream.close();
+        });
+        m.wait_connections(std::chrono::steady_clock::now() + std::chrono::seconds(2));
+    }
+    m.work.reset();
+    m.ioc.stop();
+    for (auto& t : m.threads) t.join();
+    m.threads.clear();
+    m.pool.join();
+    spdlog::info("server stopped ({})", clean ? "drained" : "grace exceeded");
+    return clean;
+}
+
+} // namespace certmate::net
