@@ -140,6 +140,8 @@ std::string cert_service::generate_identifier() {
     }
 }
 
+time_point cert_service::stored_now() const { return std::chrono::floor<std::chrono::seconds>(clock_()); }
+
 void cert_service::index_record(const cert_record& rec) {
     index_.upsert(rec);
     ocsp_single_answer cur;
@@ -227,7 +229,7 @@ result<staged<cert_view>> cert_service::stage_create(create_request req, const p
     base.sans = req.sans;
 
     const key_type ktype = req.key.value_or(cfg_.default_key_type);
-    const time_point now = clock_();
+    const time_point now = stored_now();
     auto ca = ca_;
     auto* store = store_.get();
     auto audit = audit_;
@@ -290,13 +292,13 @@ result<staged<cert_view>> cert_service::stage_revoke(const std::string& id, revo
 
     cert_record updated = cur;
     updated.revocation.revoked = true;
-    updated.revocation.revoked_at = clock_();
+    updated.revocation.revoked_at = stored_now();
     updated.revocation.reason = req.reason;
     busy_ids_.insert(id);
 
     auto* store = store_.get();
     auto audit = audit_;
-    const time_point now = clock_();
+    const time_point now = stored_now();
     staged<cert_view> s;
     s.work = [=]() -> result<cert_view> {
         auto details = details_of(updated);
@@ -333,7 +335,7 @@ result<staged<cert_view>> cert_service::stage_unhold(const std::string& id, cons
 
     auto* store = store_.get();
     auto audit = audit_;
-    const time_point now = clock_();
+    const time_point now = stored_now();
     staged<cert_view> s;
     s.work = [=]() -> result<cert_view> {
         result<cert_view> r = make_error(errc::internal, "");
@@ -380,7 +382,7 @@ result<staged<cert_view>> cert_service::stage_renew(const std::string& id, int v
     auto audit = audit_;
     const auto policy = cfg_.issuance;
     const bool revoke_old = cfg_.revoke_superseded;
-    const time_point now = clock_();
+    const time_point now = stored_now();
     const std::string operation = automatic ? "auto_renew" : "renew";
 
     staged<cert_view> s;
@@ -477,7 +479,7 @@ result<staged<cert_view>> cert_service::stage_update(const std::string& id, upda
 
     auto* store = store_.get();
     auto audit = audit_;
-    const time_point now = clock_();
+    const time_point now = stored_now();
     staged<cert_view> s;
     s.work = [=]() -> result<cert_view> {
         result<cert_view> r = make_error(errc::internal, "");

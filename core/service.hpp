@@ -185,6 +185,8 @@ private:
     std::string reserve_serial();
     std::string generate_identifier();
     cert_view view(const cert_record& r, std::string pem = {}) const;
+    // Now, at the second precision metadata.json keeps.
+    time_point stored_now() const;
     // Puts `rec` into the index and its serials' statuses into the OCSP table.
     void index_record(const cert_record& rec);
 

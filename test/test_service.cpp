@@ -9,6 +9,7 @@
 #include "core/service.hpp"
 #include "storage/ca_files.hpp"
 #include "storage/fs_store.hpp"
+#include "support/print.hpp"
 #include "support/tools.hpp"
 
 #include <sys/stat.h>
@@ -64,7 +65,7 @@ struct fixture {
         r.subject.organization = "ACME Corp";
         r.usage = usage;
         auto v = run_sync(svc->stage_create(r, principal{"tester", "127.0.0.1"}));
-        BOOST_REQUIRE_MESSAGE(v, "create " + id + " failed: " + (v ? "" : v.error().message));
+        BOOST_REQUIRE_MESSAGE(v.has_value(), "create " + id + " failed: " + (v ? "" : v.error().message));
         return *v;
     }
 
@@ -120,7 +121,7 @@ BOOST_AUTO_TEST_CASE(create_get_list_revoke_renew) {
     auto d = f.svc->stage_create(dup, {});
     BOOST_REQUIRE(!d);
     BOOST_TEST(int(d.error().code) == int(errc::already_exists));
-    for (std::string bad : {"../x", "a/b", std::string("a\0b", 3), std::string(65, 'a'), ".hidden"}) {
+    for (const std::string& bad : std::vector<std::string>{"../x", "a/b", std::string("a\0b", 3), std::string(65, 'a'), ".hidden"}) {
         create_request r;
         r.identifier = bad;
         r.subject.common_name = "x";
@@ -203,7 +204,7 @@ BOOST_AUTO_TEST_CASE(csr_issuance_keeps_no_key_and_renews_from_stored_csr) {
     r.identifier = "device-7";
     r.csr_pem = test::read_text(t / "r.csr");
     auto v = run_sync(f.svc->stage_create(r, {}));
-    BOOST_REQUIRE_MESSAGE(v, v ? "" : v.error().message);
+    BOOST_REQUIRE_MESSAGE(v.has_value(), (v ? std::string() : v.error().message));
     BOOST_TEST(v->record.subject.common_name == "device-7");
     BOOST_TEST(!v->record.has_private_key);
     BOOST_TEST(!fs::exists(f.paths().cert_dir(cert_usage::api_mtls, "device-7") / "cert.key"));
