@@ -1,0 +1,87 @@
+// The certmate binary's subcommands, run as an operator would.
+#define BOOST_TEST_MODULE cli
+#include <boost/test/unit_test.hpp>
+
+#include "core/keys.hpp"
+#include "support/tools.hpp"
+
+#include <sys/stat.h>
+
+#include <regex>
+
+using certmate::test::run;
+using certmate::test::temp_dir;
+
+namespace {
+const std::string bin = certmate::test::certmate_binary();
+}
+
+BOOST_AUTO_TEST_CASE(version_and_help) {
+    auto v = run(bin + " version");
+    BOOST_TEST(v.exit_code == 0);
+    BOOST_TEST(v.output.rfind("certmate ", 0) == 0u, v.output);
+    auto bad = run(bin + " frobnicate");
+    BOOST_TEST(bad.exit_code != 0);
+    BOOST_TEST(bad.output.find("unknown command") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(token_create_prints_a_token_and_its_hash_line) {
+    auto r = run(bin + " token create --name ci --role operator");
+    BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+    std::smatch m;
+    BOOST_REQUIRE(std::regex_search(r.output, m, std::regex("token: (cm_[A-Za-z0-9_-]+)")));
+    const std::string token = m[1];
+    BOOST_TEST(r.output.find("token = ci:operator:" + certmate::sha256_hex(token)) != std::string::npos, r.output);
+    BOOST_TEST(run(bin + " token create --name ci --role root").exit_code != 0);
+}
+
+BOOST_AUTO_TEST_CASE(init_creates_ca_token_and_starter_config) {
+    temp_dir d;
+    auto r = run(bin + " init --data-dir " + d.path().string() + " --ca.key_type ec-p384");
+    BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+    BOOST_TEST(r.output.find("created CA") != std::string::npos, r.output);
+    std::smatch m;
+    BOOST_REQUIRE(std::regex_search(r.output, m, std::regex("admin token .*: (cm_[A-Za-z0-9_-]+)")));
+    const std::string token = m[1];
+    BOOST_TEST(certmate::test::read_text(d / "admin.token") == token + "\n");
+    BOOST_TEST(certmate::test::read_text(d / "certmate.conf").find("admin:admin:" + certmate::sha256_hex(token)) !=
+               std::string::npos);
+    for (const char* f : {"admin.token", "certs/ca/ca.key", "certs/ocsp/responder.key"}) {
+        struct stat st{};
+        BOOST_REQUIRE(::stat((d / f).c_str(), &st) == 0);
+        BOOST_TEST((st.st_mode & 0777) == 0600u, f);
+    }
+    BOOST_TEST(run("openssl x509 -noout -text -in " + (d / "certs/ca/ca.crt").string()).output.find("CA:TRUE") !=
+               std::string::npos);
+    // Idempotent: a second init keeps the CA and prints no new token.
+    auto again = run(bin + " init --data-dir " + d.path().string());
+    BOOST_TEST(again.exit_code == 0);
+    BOOST_TEST(again.output.find("CA exists") != std::string::npos, again.output);
+    BOOST_TEST(again.output.find("admin token") == std::string::npos, again.output);
+    auto audit = run(bin + " audit verify --data-dir " + d.path().string());
+    BOOST_TEST(audit.output.find("ok 1 entries") != std::string::npos, audit.output);
+}
+
+BOOST_AUTO_TEST_CASE(check_config_names_the_bad_key_file_and_line) {
+    temp_dir d;
+    certmate::test::write_text(d / "typo.conf", "[server]\nhttp_listen = 127.0.0.1:0\n\n[rate_limit]\ncraete = 5\n");
+    auto typo = run(bin + " serve --check-config -c " + (d / "typo.conf").string());
+    BOOST_TEST(typo.exit_code != 0);
+    BOOST_TEST(typo.output.find("typo.conf:5") != std::string::npos, typo.output);
+    BOOST_TEST(typo.output.find("rate_limit.craete") != std::string::npos, typo.output);
+    BOOST_TEST(typo.output.find("unknown key") != std::string::npos, typo.output);
+
+    certmate::test::write_text(d / "neg.conf", "[rate_limit]\ncreate = -5\n");
+    auto neg = run(bin + " serve --check-config -c " + (d / "neg.conf").string());
+    BOOST_TEST(neg.exit_code != 0);
+    BOOST_TEST(neg.output.find("neg.conf:2") != std::string::npos, neg.output);
+    BOOST_TEST(neg.output.find("rate_limit.create") != std::string::npos, neg.output);
+
+    auto example = run(bin + " serve --check-config -c " + std::string(CERTMATE_SOURCE_DIR) + "/certmate.conf.example");
+    BOOST_TEST(example.exit_code == 0, example.output);
+    BOOST_TEST(example.output.find("config ok") != std::string::npos);
+
+    auto flag = run(bin + " serve --check-config --server.http_listen nonsense");
+    BOOST_TEST(flag.exit_code != 0);
+    BOOST_TEST(flag.output.find("server.http_listen") != std::string::npos, flag.output);
+}
