@@ -6,6 +6,7 @@
 #include "core/pkcs12.hpp"
 #include "storage/atomic_file.hpp"
 #include "storage/ca_files.hpp"
+#include "storage/sweep_state.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -672,6 +673,7 @@ renewal_summary cert_service::run_renewal_sweep_sync(const principal& who) {
         sum.outcomes.push_back(std::move(o));
     }
     sum.finished_at = clock_();
+    if (auto w = storage::save_last_sweep(layout_, sum); !w) spdlog::error("cannot record the renewal sweep: {}", w.error().message);
     return sum;
 }
 

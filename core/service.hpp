@@ -163,7 +163,8 @@ public:
     std::vector<std::string> renewal_plan(time_point now) const;
     std::size_t size() const { return index_.size(); }
 
-    // Whole sweep, synchronously (CLI, tests): every candidate at clock() renewed, failures reported.
+    // Whole sweep, synchronously (CLI, tests): every candidate at clock() renewed, failures reported,
+    // the summary recorded in state/renewal_sweep.json.
     renewal_summary run_renewal_sweep_sync(const principal& who);
 
     // Appends an audit line (denied requests, downloads); errors logged, not returned.

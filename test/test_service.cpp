@@ -260,6 +260,73 @@ BOOST_AUTO_TEST_CASE(expired_certificate_can_be_renewed_and_sweep_plan) {
     BOOST_TEST(f.svc->get("soon")->record.serial_number != a.record.serial_number);
 }
 
+BOOST_AUTO_TEST_CASE(sweep_renews_inside_threshold_skips_the_rest_and_survives_a_failure) {
+    fixture f;
+    f.create("due-1");
+    f.create("due-2");
+    f.create("revoked");
+    f.create("disabled");
+    // Longer-lived: outside the threshold when the others are due.
+    create_request lr;
+    lr.identifier = "long";
+    lr.subject.common_name = "long";
+    lr.validity_days = 700;
+    BOOST_REQUIRE(run_sync(f.svc->stage_create(lr, {})));
+    // A custom threshold of 60 days.
+    create_request wide;
+    wide.identifier = "wide";
+    wide.subject.common_name = "wide";
+    wide.validity_days = 400;
+    wide.renewal_threshold_days = 60;
+    BOOST_REQUIRE(run_sync(f.svc->stage_create(wide, {})));
+    // CSR-issued, then its stored CSR goes missing: its renewal must fail, the rest proceed.
+    temp_dir t;
+    BOOST_REQUIRE(run("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " +
+                      (t / "k.pem").string() + " -out " + (t / "r.csr").string() + " -subj /CN=broken")
+                      .exit_code == 0);
+    create_request br;
+    br.identifier = "broken";
+    br.csr_pem = test::read_text(t / "r.csr");
+    BOOST_REQUIRE(run_sync(f.svc->stage_create(br, {})));
+    fs::remove(f.paths().cert_dir(cert_usage::api_mtls, "broken") / "cert.csr");
+    BOOST_REQUIRE(run_sync(f.svc->stage_revoke("revoked", {revocation_reason::cessation_of_operation}, {})));
+    update_request u;
+    u.renewal_enabled = false;
+    BOOST_REQUIRE(run_sync(f.svc->stage_update("disabled", u, {})));
+
+    std::map<std::string, std::string> serial_before;
+    storage::list_query all;
+    all.limit = 1000;
+    for (const auto& r : f.svc->list(all).items) serial_before[r.identifier] = r.serial_number;
+
+    // 350 days on: 365-day certificates are 15 days from expiry, "wide" 50 (inside its 60),
+    // "long" 350 (outside).
+    *f.now += 350 * day;
+    auto sum = f.svc->run_renewal_sweep_sync({"renewal", ""});
+    BOOST_TEST(sum.candidates == 4u);
+    BOOST_TEST(sum.renewed == 3u);
+    BOOST_TEST(sum.failed == 1u);
+    bool broken_reported = false;
+    for (const auto& o : sum.outcomes)
+        if (o.identifier == "broken") broken_reported = !o.ok && o.error.find("CSR") != std::string::npos;
+    BOOST_TEST(broken_reported);
+    for (const auto& [id, serial] : serial_before) {
+        const bool renewed = f.svc->get(id)->record.serial_number != serial;
+        const bool expected = id == "due-1" || id == "due-2" || id == "wide";
+        BOOST_TEST(renewed == expected, id << (renewed ? " renewed" : " untouched"));
+        if (renewed) BOOST_TEST(f.svc->get(id)->record.history.at(0).serial_number == serial);
+    }
+    // The failure was audited as auto_renew failure; the run is recorded under state/.
+    auto log = test::read_text(f.paths().audit_log());
+    BOOST_TEST(log.find("\"operation\":\"auto_renew\"") != std::string::npos);
+    BOOST_TEST(log.find("\"status\":\"failure\"") != std::string::npos);
+    auto state = test::read_text(f.paths().state_dir() / "renewal_sweep.json");
+    BOOST_TEST(state.find("\"renewed\":3") != std::string::npos, state);
+    // A second sweep at the same time has nothing left but the broken one.
+    auto again = f.svc->run_renewal_sweep_sync({"renewal", ""});
+    BOOST_TEST(again.candidates == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(crl_lists_revocations_and_number_grows_across_restart) {
     fixture f;
     auto good = f.create("good");

@@ -1,0 +1,20 @@
+// Bookkeeping of the renewal sweep under state/: the last run and its summary
+// (state/renewal_sweep.json), written atomically. Thread-safety: free functions.
+#pragma once
+
+#include "core/service.hpp"
+#include "storage/layout.hpp"
+
+#include <boost/json/object.hpp>
+
+#include <optional>
+
+namespace certmate::storage {
+
+boost::json::object to_json(const renewal_summary& s);
+
+// The last recorded run (nullopt when none, or when the file is unreadable: logged).
+std::optional<renewal_summary> load_last_sweep(const layout& l);
+result<void> save_last_sweep(const layout& l, const renewal_summary& s);
+
+} // namespace certmate::storage
