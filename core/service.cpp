@@ -284,6 +284,36 @@ result<staged<cert_view>> cert_service::stage_create(create_request req, const p
     return s;
 }
 
+// Metadata-only mutations (revoke, unhold, update): write metadata.json and audit [pool], then
+// index the record [strand]; `crl_affected` marks the CRL for a rebuild.
+staged<cert_view> cert_service::stage_metadata_change(cert_record updated, std::string operation,
+                                                      boost::json::object details, const principal& who,
+                                                      bool crl_affected) {
+    const std::string id = updated.identifier;
+    busy_ids_.insert(id);
+    auto* store = store_.get();
+    auto audit = audit_;
+    const time_point now = stored_now();
+    staged<cert_view> s;
+    s.work = [=]() -> result<cert_view> {
+        result<cert_view> r = make_error(errc::internal, "");
+        if (auto w = store->write_metadata(updated); !w)
+            r = w.error();
+        else
+            r = cert_view{updated, status_at(updated, now), {}};
+        return audited(*audit, operation, id, who, std::move(r), details);
+    };
+    s.commit = [this, id, crl_affected](result<cert_view> r) -> result<cert_view> {
+        busy_ids_.erase(id);
+        if (r) {
+            index_record(r->record);
+            if (crl_affected) crl_dirty_ = true;
+        }
+        return r;
+    };
+    return s;
+}
+
 result<staged<cert_view>> cert_service::stage_revoke(const std::string& id, revoke_request req, const principal& who) {
     if (auto w = check_writable(); !w) return w.error();
     auto found = find_for_mutation(id);
@@ -295,31 +325,9 @@ result<staged<cert_view>> cert_service::stage_revoke(const std::string& id, revo
     updated.revocation.revoked = true;
     updated.revocation.revoked_at = stored_now();
     updated.revocation.reason = req.reason;
-    busy_ids_.insert(id);
-
-    auto* store = store_.get();
-    auto audit = audit_;
-    const time_point now = stored_now();
-    staged<cert_view> s;
-    s.work = [=]() -> result<cert_view> {
-        auto details = details_of(updated);
-        details["reason"] = std::string(to_string(req.reason));
-        result<cert_view> r = make_error(errc::internal, "");
-        if (auto w = store->write_metadata(updated); !w)
-            r = w.error();
-        else
-            r = cert_view{updated, status_at(updated, now), {}};
-        return audited(*audit, "revoke", id, who, std::move(r), std::move(details));
-    };
-    s.commit = [this, id](result<cert_view> r) -> result<cert_view> {
-        busy_ids_.erase(id);
-        if (r) {
-            index_record(r->record);
-            crl_dirty_ = true;
-        }
-        return r;
-    };
-    return s;
+    auto details = details_of(updated);
+    details["reason"] = std::string(to_string(req.reason));
+    return stage_metadata_change(std::move(updated), "revoke", std::move(details), who, true);
 }
 
 result<staged<cert_view>> cert_service::stage_unhold(const std::string& id, const principal& who) {
@@ -332,29 +340,8 @@ result<staged<cert_view>> cert_service::stage_unhold(const std::string& id, cons
 
     cert_record updated = cur;
     updated.revocation = revocation_info{};
-    busy_ids_.insert(id);
-
-    auto* store = store_.get();
-    auto audit = audit_;
-    const time_point now = stored_now();
-    staged<cert_view> s;
-    s.work = [=]() -> result<cert_view> {
-        result<cert_view> r = make_error(errc::internal, "");
-        if (auto w = store->write_metadata(updated); !w)
-            r = w.error();
-        else
-            r = cert_view{updated, status_at(updated, now), {}};
-        return audited(*audit, "unhold", id, who, std::move(r), details_of(updated));
-    };
-    s.commit = [this, id](result<cert_view> r) -> result<cert_view> {
-        busy_ids_.erase(id);
-        if (r) {
-            index_record(r->record);
-            crl_dirty_ = true;
-        }
-        return r;
-    };
-    return s;
+    auto details = details_of(updated);
+    return stage_metadata_change(std::move(updated), "unhold", std::move(details), who, true);
 }
 
 result<staged<cert_view>> cert_service::stage_renew(const std::string& id, int validity_days, const principal& who,
@@ -476,26 +463,7 @@ result<staged<cert_view>> cert_service::stage_update(const std::string& id, upda
         updated.role = *req.role;
         changed["api_role"] = *req.role ? boost::json::value(std::string(to_string(**req.role))) : boost::json::value(nullptr);
     }
-    busy_ids_.insert(id);
-
-    auto* store = store_.get();
-    auto audit = audit_;
-    const time_point now = stored_now();
-    staged<cert_view> s;
-    s.work = [=]() -> result<cert_view> {
-        result<cert_view> r = make_error(errc::internal, "");
-        if (auto w = store->write_metadata(updated); !w)
-            r = w.error();
-        else
-            r = cert_view{updated, status_at(updated, now), {}};
-        return audited(*audit, "update", id, who, std::move(r), {{"changed", changed}});
-    };
-    s.commit = [this, id](result<cert_view> r) -> result<cert_view> {
-        busy_ids_.erase(id);
-        if (r) index_record(r->record);
-        return r;
-    };
-    return s;
+    return stage_metadata_change(std::move(updated), "update", {{"changed", changed}}, who, false);
 }
 
 result<staged<downloaded_file>> cert_service::stage_download(const std::string& id, file_format f,

@@ -188,6 +188,8 @@ private:
     cert_view view(const cert_record& r, std::string pem = {}) const;
     // Now, at the second precision metadata.json keeps.
     time_point stored_now() const;
+    staged<cert_view> stage_metadata_change(cert_record updated, std::string operation, boost::json::object details,
+                                            const principal& who, bool crl_affected);
     // Puts `rec` into the index and its serials' statuses into the OCSP table.
     void index_record(const cert_record& rec);
 
