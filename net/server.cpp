@@ -277,6 +277,10 @@ result<void> server::start() {
     m.api->crl.kick();   // the first CRL (or a fresh one) before anyone asks
     const unsigned n = or_cores(m.opts.threads);
     for (unsigned i = 0; i < n; ++i) m.threads.emplace_back([&m] { m.ioc.run(); });
+    // A first start has no CRL yet: give its build a moment so /health starts out "ok".
+    const auto crl_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!m.svc->current_crl() && std::chrono::steady_clock::now() < crl_deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
     spdlog::info("{} io threads, {} pool threads", n, or_cores(m.opts.pool_threads));
     return {};
 }

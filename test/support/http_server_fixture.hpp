@@ -1,0 +1,43 @@
+// The real server in-process on 127.0.0.1, port 0, over a fresh data dir with cheap keys
+// (CA ec-p384, clients ec-p256), three tokens (admin, operator, viewer) and no rate limits
+// unless a test sets them.
+#pragma once
+
+#include "app/config.hpp"
+#include "net/server.hpp"
+#include "support/http_client.hpp"
+#include "support/tools.hpp"
+
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace certmate::test {
+
+struct token_set {
+    std::string admin, operator_, viewer;
+};
+
+// Config lines ("name:role:sha256") for a fresh token set.
+token_set make_tokens(std::vector<app::token_entry>& entries);
+
+class test_server {
+public:
+    explicit test_server(const std::function<void(app::config&)>& tweak = {});
+    ~test_server();
+
+    unsigned short port() const { return server_->port(); }
+    http_client client() const { return http_client(port()); }
+    net::server& server() { return *server_; }
+    const std::filesystem::path& data_dir() const { return dir_.path(); }
+    app::config& config() { return cfg_; }
+
+    token_set tokens;
+
+private:
+    temp_dir dir_;
+    app::config cfg_;
+    std::unique_ptr<net::server> server_;
+};
+
+} // namespace certmate::test
