@@ -15,7 +15,8 @@ token_set make_tokens(std::vector<app::token_entry>& entries) {
     return t;
 }
 
-test_server::test_server(const std::function<void(app::config&)>& tweak) {
+test_server::test_server(const std::function<void(app::config&)>& tweak,
+                         const std::function<void(net::server_options&)>& tweak_options) {
     cfg_.data_dir = dir_.path() / "data";
     cfg_.http_listen = "127.0.0.1:0";
     cfg_.ca_key_type = key_type::ec_p384;
@@ -31,7 +32,9 @@ test_server::test_server(const std::function<void(app::config&)>& tweak) {
     if (!init) throw std::runtime_error("init_data_dir: " + init.error().message);
     auto svc = app::open_service(cfg_);
     if (!svc) throw std::runtime_error("open_service: " + svc.error().message);
-    server_ = std::make_unique<net::server>(app::server_options_from(cfg_), std::move(*svc));
+    auto opts = app::server_options_from(cfg_);
+    if (tweak_options) tweak_options(opts);
+    server_ = std::make_unique<net::server>(std::move(opts), std::move(*svc));
     if (auto r = server_->start(); !r) throw std::runtime_error("server start: " + r.error().message);
 }
 

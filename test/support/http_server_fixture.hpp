@@ -23,7 +23,8 @@ token_set make_tokens(std::vector<app::token_entry>& entries);
 
 class test_server {
 public:
-    explicit test_server(const std::function<void(app::config&)>& tweak = {});
+    explicit test_server(const std::function<void(app::config&)>& tweak = {},
+                         const std::function<void(net::server_options&)>& tweak_options = {});
     ~test_server();
 
     unsigned short port() const { return server_->port(); }
