@@ -28,6 +28,8 @@ net::server_options server_options_from(const config& cfg) {
     o.body_limit = cfg.body_limit;
     o.metrics_public = cfg.metrics_public;
     o.api_on_http = cfg.api_on_http;
+    o.renewal_sweep = cfg.renewal_sweep_enabled;
+    o.renewal_time = cfg.renewal_time;
     o.tokens = tokens_from(cfg);
     o.rate_limits = rate_limits_from(cfg);
     return o;

@@ -185,6 +185,10 @@ struct api_state {
 void add_cert_routes(router& r);
 void add_misc_routes(router& r, const server_options& opts);
 
+// The renewal sweep (DESIGN.md 9): every due certificate renewed through the strand and the pool,
+// failures reported, metrics counted, the summary recorded under state/.
+asio::awaitable<renewal_summary> run_renewal_sweep(api_state& api, const principal& who);
+
 // The whole pipeline for one request: request id, routing, auth, rate limit, content type,
 // handler, the headers every answer carries, metrics. Never throws.
 asio::awaitable<response> dispatch(api_state& api, request& req, const std::string& client_ip);

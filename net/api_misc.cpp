@@ -2,6 +2,7 @@
 #include "core/keys.hpp"
 #include "net/api.hpp"
 #include "net/dto.hpp"
+#include "storage/sweep_state.hpp"
 
 #include <boost/json/object.hpp>
 
@@ -176,44 +177,8 @@ asio::awaitable<response> audit_query(call& c) {
 // ---- renewal sweep ----
 
 asio::awaitable<response> run_renewals(call& c) {
-    renewal_summary sum;
-    auto& svc = c.core().any_thread();
-    sum.started_at = svc.now();
-    auto plan_fn = [](cert_service& s) { return s.renewal_plan(s.now()); };
-    const auto plan = co_await c.core().in_core(plan_fn);
-    sum.candidates = plan.size();
-    const bool revokes_old = svc.config().revoke_superseded;
-    std::uint64_t gen = 0;
-    principal who = c.who;
-    for (const auto& id : plan) {
-        auto stage = [&](cert_service& s) { return s.stage_renew(id, 0, who, true); };
-        auto after = [&](result<cert_view>& out) {
-            if (out && revokes_old) gen = c.api.crl.note_change();
-        };
-        auto r = co_await c.core().run_staged<cert_view>(stage, after);
-        renewal_outcome o{id, bool(r), r ? r->record.serial_number : std::string(), r ? std::string() : r.error().message};
-        (o.ok ? sum.renewed : sum.failed)++;
-        sum.outcomes.push_back(std::move(o));
-    }
-    sum.finished_at = svc.now();
-    c.api.stats.renewals(sum.renewed, sum.failed);
-    if (gen) {
-        c.api.crl.kick();
-        co_await c.api.crl.wait_published(gen, std::chrono::milliseconds(3000));
-    }
-    json::array outcomes;
-    for (const auto& o : sum.outcomes) {
-        json::object j{{"identifier", o.identifier}, {"ok", o.ok}};
-        if (o.ok) j["new_serial"] = o.new_serial;
-        else j["error"] = o.error;
-        outcomes.push_back(std::move(j));
-    }
-    co_return json_response(http::status::ok, json::object{{"started_at", format_time(sum.started_at)},
-                                                            {"finished_at", format_time(sum.finished_at)},
-                                                            {"candidates", sum.candidates},
-                                                            {"renewed", sum.renewed},
-                                                            {"failed", sum.failed},
-                                                            {"outcomes", std::move(outcomes)}});
+    const auto sum = co_await run_renewal_sweep(c.api, c.who);
+    co_return json_response(http::status::ok, storage::to_json(sum));
 }
 
 } // namespace

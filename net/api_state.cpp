@@ -1,6 +1,7 @@
 #include "net/api.hpp"
 
 #include "core/ossl.hpp"
+#include "storage/sweep_state.hpp"
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -106,6 +107,37 @@ bool denial_auditor::admit(const std::string& client, std::chrono::steady_clock:
     s.suppressed = 0;
     s.last = now;
     return true;
+}
+
+asio::awaitable<renewal_summary> run_renewal_sweep(api_state& api, const principal& who) {
+    auto& core = api.core;
+    renewal_summary sum;
+    sum.started_at = core.any_thread().now();
+    auto plan_fn = [](cert_service& s) { return s.renewal_plan(s.now()); };
+    const auto plan = co_await core.in_core(plan_fn);
+    sum.candidates = plan.size();
+    const bool revokes_old = core.any_thread().config().revoke_superseded;
+    std::uint64_t gen = 0;
+    for (const auto& id : plan) {
+        auto stage = [&](cert_service& s) { return s.stage_renew(id, 0, who, true); };
+        auto after = [&](result<cert_view>& out) {
+            if (out && revokes_old) gen = api.crl.note_change();
+        };
+        auto r = co_await core.run_staged<cert_view>(stage, after);
+        renewal_outcome o{id, bool(r), r ? r->record.serial_number : std::string(), r ? std::string() : r.error().message};
+        (o.ok ? sum.renewed : sum.failed)++;
+        sum.outcomes.push_back(std::move(o));
+    }
+    sum.finished_at = core.any_thread().now();
+    api.stats.renewals(sum.renewed, sum.failed);
+    if (gen) {
+        api.crl.kick();
+        co_await api.crl.wait_published(gen, std::chrono::milliseconds(3000));
+    }
+    auto save = [&] { return storage::save_last_sweep(core.any_thread().paths(), sum); };
+    if (auto w = co_await core.in_pool(save); !w) spdlog::error("cannot record the renewal sweep: {}", w.error().message);
+    spdlog::info("renewal sweep: {} due, {} renewed, {} failed", sum.candidates, sum.renewed, sum.failed);
+    co_return sum;
 }
 
 std::string call::param(std::string_view name) const {

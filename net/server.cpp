@@ -1,12 +1,15 @@
 #include "net/server.hpp"
 
+#include "core/renewal_schedule.hpp"
 #include "net/api.hpp"
+#include "storage/sweep_state.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/system_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/error.hpp>
@@ -53,7 +56,7 @@ struct server::impl {
     impl(server_options o, std::unique_ptr<cert_service> s)
         : opts(std::move(o)), svc(std::move(s)), pool(or_cores(opts.pool_threads)),
           api(std::make_unique<api_state>(ioc, pool, *svc, opts)), accept_strand(asio::make_strand(ioc)),
-          acceptor(accept_strand), crl_timer(api->core.strand()) {
+          acceptor(accept_strand), crl_timer(api->core.strand()), renewal_timer(api->core.strand()) {
         add_cert_routes(api->routes);
         add_misc_routes(api->routes, opts);
         api->connection_count = [this] {
@@ -70,6 +73,7 @@ struct server::impl {
     asio::strand<asio::io_context::executor_type> accept_strand;
     tcp::acceptor acceptor;
     asio::steady_timer crl_timer;
+    asio::system_timer renewal_timer;
     std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
     std::vector<std::thread> threads;
     tcp::endpoint bound;
@@ -86,6 +90,7 @@ struct server::impl {
     asio::awaitable<void> reject(std::shared_ptr<connection> c);
     asio::awaitable<void> linger_close(connection& c);
     asio::awaitable<void> crl_timer_loop();
+    asio::awaitable<void> renewal_loop();
     void forget(const std::shared_ptr<connection>& c) {
         std::lock_guard lock(conn_mu);
         conns.remove(c);
@@ -251,6 +256,22 @@ asio::awaitable<void> server::impl::crl_timer_loop() {
     }
 }
 
+// The daily sweep at renewal_time (local); a run missed while the server was down runs at start.
+asio::awaitable<void> server::impl::renewal_loop() {
+    const auto at = parse_daily_time(opts.renewal_time).value_or(daily_time{});
+    const principal sweeper{"renewal-sweep", ""};
+    auto load = [this] { return storage::load_last_sweep(svc->paths()); };
+    const auto last = co_await api->core.in_pool(load);
+    if (run_was_missed(last ? std::optional(last->started_at) : std::nullopt, svc->now(), at))
+        co_await run_renewal_sweep(*api, sweeper);
+    for (;;) {
+        renewal_timer.expires_at(next_daily_run(svc->now(), at));
+        auto [ec] = co_await renewal_timer.async_wait(tuple_awaitable);
+        if (ec || draining) co_return;
+        co_await run_renewal_sweep(*api, sweeper);
+    }
+}
+
 server::server(server_options opts, std::unique_ptr<cert_service> svc)
     : impl_(std::make_unique<impl>(std::move(opts), std::move(svc))) {}
 
@@ -274,6 +295,7 @@ result<void> server::start() {
     };
     asio::co_spawn(m.accept_strand, m.accept_loop(), log_failure("listener"));
     asio::co_spawn(m.api->core.strand(), m.crl_timer_loop(), log_failure("CRL timer"));
+    if (m.opts.renewal_sweep) asio::co_spawn(m.api->core.strand(), m.renewal_loop(), log_failure("renewal sweep"));
     m.api->crl.kick();   // the first CRL (or a fresh one) before anyone asks
     const unsigned n = or_cores(m.opts.threads);
     for (unsigned i = 0; i < n; ++i) m.threads.emplace_back([&m] { m.ioc.run(); });
@@ -307,7 +329,10 @@ bool server::shutdown() {
         boost::system::error_code ec;
         m.acceptor.close(ec);
     });
-    asio::post(m.api->core.strand(), [&m] { m.crl_timer.cancel(); });
+    asio::post(m.api->core.strand(), [&m] {
+        m.crl_timer.cancel();
+        m.renewal_timer.cancel();
+    });
     // Idle keep-alive connections close now; busy ones finish their request, then close.
     m.for_each_connection([](connection& c) {
         if (c.idle) c.stream.cancel();

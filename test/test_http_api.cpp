@@ -273,6 +273,25 @@ BOOST_FIXTURE_TEST_CASE(lifecycle_over_http_with_design_field_names, api_fixture
     }
 }
 
+BOOST_FIXTURE_TEST_CASE(renewal_sweep_renews_what_is_due, api_fixture) {
+    auto soon = create(create_body("soon", R"(,"validity_days":5,"renewal_threshold_days":30)"));
+    create(create_body("later", R"(,"validity_days":300,"renewal_threshold_days":30)"));
+    auto sweep = http.request("POST", "/api/renewals/run", {}, {{"Authorization", "Bearer " + admin}});
+    BOOST_REQUIRE_EQUAL(sweep.status, 200u);
+    auto s = obj(sweep);
+    BOOST_TEST(s.at("candidates").to_number<int>() == 1);
+    BOOST_TEST(s.at("renewed").to_number<int>() == 1);
+    BOOST_TEST(s.at("failed").to_number<int>() == 0);
+    const auto& outcome = s.at("outcomes").as_array().at(0).as_object();
+    BOOST_TEST(str(outcome, "identifier") == "soon");
+    auto now = obj(http.get("/api/client-certs/soon", viewer));
+    BOOST_TEST(str(now, "serial_number") == str(outcome, "new_serial"));
+    BOOST_TEST(str(now, "serial_number") != str(soon, "serial_number"));
+    BOOST_TEST(std::filesystem::exists(srv.data_dir() / "data" / "state" / "renewal_sweep.json"));
+    auto audit = obj(http.get("/api/audit?resource_id=soon&operation=auto_renew", admin));
+    BOOST_TEST(audit.at("count").to_number<int>() == 1);
+}
+
 BOOST_FIXTURE_TEST_CASE(certmate_compatible_routes_and_fields, api_fixture) {
     auto dave = create(R"({"common_name":"dave","identifier":"dave","days_valid":10,"generate_key":true})",
                        "/api/client-certs/create");

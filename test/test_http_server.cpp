@@ -143,7 +143,12 @@ BOOST_AUTO_TEST_CASE(readers_keep_low_latency_while_rsa4096_keys_are_generated) 
     BOOST_REQUIRE_GE(all.size(), 200u);
     const double p50 = percentile(all, 0.50), p99 = percentile(all, 0.99);
     BOOST_TEST_MESSAGE(all.size() << " reads during " << creates.load() << " RSA-4096 creates: p50 " << p50 << " ms, p99 " << p99 << " ms");
-    BOOST_TEST(p99 < 50.0);
+#if defined(__SANITIZE_ADDRESS__)
+    const double bound = 150.0;   // AddressSanitizer slows every request several times over
+#else
+    const double bound = 50.0;
+#endif
+    BOOST_TEST(p99 < bound);
 }
 
 BOOST_AUTO_TEST_CASE(sigterm_drains_in_flight_requests_refuses_new_ones_and_exits_zero) {
