@@ -197,6 +197,7 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
         (void)n;
         if (ec == http::error::end_of_stream || ec == asio::error::eof) break;
         if (ec) {
+            // A timeout has closed the socket already; other failures get an answer if one fits.
             std::optional<response> early;
             if (ec == http::error::header_limit)
                 early = early_answer(http::status::request_header_fields_too_large, "HEADERS_TOO_LARGE",
@@ -204,16 +205,12 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
             else if (ec == http::error::body_limit)
                 early = early_answer(http::status::payload_too_large, "BODY_TOO_LARGE",
                                      "request body exceeds " + std::to_string(opts.body_limit) + " bytes");
-            else if (ec == beast::error::timeout)
-                early = early_answer(http::status::request_timeout, "REQUEST_TIMEOUT", "the request did not arrive in time");
-            else if (ec.category() == http::make_error_code(http::error::header_limit).category() || ec == http::error::bad_target)
+            else if (ec.category() == http::make_error_code(http::error::header_limit).category())
                 early = early_answer(http::status::bad_request, "BAD_REQUEST", "malformed HTTP request");
-            if (early && ec != beast::error::timeout) {
+            if (early) {
                 c->stream.expires_after(std::chrono::seconds(5));
                 co_await http::async_write(c->stream, *early, tuple_awaitable);
                 co_await linger_close(*c);
-            } else if (early) {
-                // The socket was closed by the timeout: nothing more can be sent.
             }
             co_return;
         }

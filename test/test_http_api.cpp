@@ -394,6 +394,7 @@ BOOST_FIXTURE_TEST_CASE(bad_input_gets_json_errors_and_the_server_survives, api_
     expect_error(http.post_json(c, R"({"common_name":")" + big + "\"}", op), 413, "BODY_TOO_LARGE");
     auto r431 = http.raw("GET /health HTTP/1.1\r\nHost: x\r\nX-Padding: " + std::string(9000, 'a') + "\r\n\r\n");
     expect_error(r431, 431, "HEADERS_TOO_LARGE");
+    expect_error(http.raw("NOT AN HTTP REQUEST\r\n\r\n"), 400, "BAD_REQUEST");
     expect_error(http.request("POST", c, create_body("y"), {{"Content-Type", "text/plain"}, {"Authorization", "Bearer " + op}}),
                  415, "UNSUPPORTED_MEDIA_TYPE");
     expect_error(http.request("POST", c, create_body("y"), {{"Authorization", "Bearer " + op}}), 415, "UNSUPPORTED_MEDIA_TYPE");
