@@ -2,14 +2,17 @@
 
 #include "app/bootstrap.hpp"
 #include "app/server_options.hpp"
+#include "app/systemd.hpp"
 #include "net/server.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <functional>
 #include <iostream>
 
 namespace certmate::app {
@@ -49,12 +52,32 @@ int run_server(const config& given, const std::filesystem::path& config_file, co
     spdlog::info("listening on {}", srv.url());
     std::cout << "listening on " << srv.url() << std::endl;
 
+    systemd::notify_ready("serving " + srv.url());
+
+    // systemd's watchdog (WatchdogSec): pinged from the signal thread at half the interval.
+    asio::steady_timer watchdog(signal_ctx);
+    const auto watchdog_every = systemd::watchdog_interval();
+    std::function<void()> arm_watchdog = [&] {
+        if (!watchdog_every) return;
+        watchdog.expires_after(*watchdog_every / 2);
+        watchdog.async_wait([&](const boost::system::error_code& ec) {
+            if (ec) return;
+            systemd::notify_watchdog();
+            arm_watchdog();
+        });
+    };
+    arm_watchdog();
+
     for (;;) {
         int signal = 0;
-        signals.async_wait([&](const boost::system::error_code& ec, int s) { signal = ec ? 0 : s; });
+        signals.async_wait([&](const boost::system::error_code& ec, int s) {
+            signal = ec ? 0 : s;
+            signal_ctx.stop();
+        });
         signal_ctx.restart();
         signal_ctx.run();
         if (signal != SIGHUP) break;
+        systemd::notify_reloading();
         try {
             const config fresh = load_config(effective_file, overrides);
             srv.reload(tokens_from(fresh), rate_limits_from(fresh));
@@ -64,7 +87,10 @@ int run_server(const config& given, const std::filesystem::path& config_file, co
         } catch (const error_exception& e) {
             spdlog::error("SIGHUP: config not reloaded: {}", e.err.message);
         }
+        systemd::notify_ready("serving " + srv.url());
     }
+    watchdog.cancel();
+    systemd::notify_stopping();
     spdlog::info("stopping: draining connections (grace {} s)", cfg.shutdown_grace.count());
     srv.shutdown();
     return 0;

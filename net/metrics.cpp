@@ -46,6 +46,11 @@ void metrics::denied(std::string_view reason) {
     ++denied_[std::string(reason)];
 }
 
+void metrics::next_renewal(double unix_seconds) {
+    std::lock_guard lock(mu_);
+    next_renewal_ = unix_seconds;
+}
+
 void metrics::renewals(std::size_t ok, std::size_t failed) {
     std::lock_guard lock(mu_);
     renewals_ok_ += ok;
@@ -109,6 +114,8 @@ std::string metrics::render(const metrics_snapshot& s) const {
     header(out, "certmate_renewals_total", "counter", "Certificate renewals by the sweep, by result.");
     out += fmt::format("certmate_renewals_total{{result=\"ok\"}} {}\n", renewals_ok_);
     out += fmt::format("certmate_renewals_total{{result=\"failed\"}} {}\n", renewals_failed_);
+    header(out, "certmate_renewal_next_run_timestamp_seconds", "gauge", "When the next renewal sweep runs (Unix time).");
+    out += fmt::format("certmate_renewal_next_run_timestamp_seconds {:.0f}\n", next_renewal_);
     header(out, "certmate_crl_builds_total", "counter", "CRL builds, by result.");
     out += fmt::format("certmate_crl_builds_total{{result=\"ok\"}} {}\n", crl_builds_ok_);
     out += fmt::format("certmate_crl_builds_total{{result=\"failed\"}} {}\n", crl_builds_failed_);

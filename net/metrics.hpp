@@ -35,6 +35,8 @@ public:
     void rate_limited(rate_class c);
     void denied(std::string_view reason);           // "unauthorized" | "forbidden"
     void renewals(std::size_t ok, std::size_t failed);
+    // When the next renewal sweep is due (seconds since the epoch).
+    void next_renewal(double unix_seconds);
     void crl_built(bool ok);
     std::string render(const metrics_snapshot& s) const;
 
@@ -52,6 +54,7 @@ private:
     std::array<std::uint64_t, rate_class_count> rate_limited_{};
     std::map<std::string, std::uint64_t> denied_;
     std::uint64_t renewals_ok_ = 0, renewals_failed_ = 0;
+    double next_renewal_ = 0;
     std::uint64_t crl_builds_ok_ = 0, crl_builds_failed_ = 0;
 };
 

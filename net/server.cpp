@@ -262,7 +262,9 @@ asio::awaitable<void> server::impl::renewal_loop() {
     if (run_was_missed(last ? std::optional(last->started_at) : std::nullopt, svc->now(), at))
         co_await run_renewal_sweep(*api, sweeper);
     for (;;) {
-        renewal_timer.expires_at(next_daily_run(svc->now(), at));
+        const auto next = next_daily_run(svc->now(), at);
+        api->stats.next_renewal(std::chrono::duration<double>(next.time_since_epoch()).count());
+        renewal_timer.expires_at(next);
         auto [ec] = co_await renewal_timer.async_wait(tuple_awaitable);
         if (ec || draining) co_return;
         co_await run_renewal_sweep(*api, sweeper);
