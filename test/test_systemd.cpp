@@ -3,7 +3,10 @@
 #define BOOST_TEST_MODULE systemd
 #include <boost/test/unit_test.hpp>
 
+#include "app/bootstrap.hpp"
+#include "app/config.hpp"
 #include "support/child_process.hpp"
+#include "support/http_client.hpp"
 #include "support/tools.hpp"
 
 #include <poll.h>
@@ -14,6 +17,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 
 using namespace certmate::test;
 namespace fs = std::filesystem;
@@ -127,4 +131,53 @@ BOOST_AUTO_TEST_CASE(cmake_install_lays_out_binary_unit_and_config) {
     write_text(d / "etc/certmate/certmate.conf", "# edited\n");
     BOOST_REQUIRE(run("DESTDIR=" + d.path().string() + " cmake --install " + build_dir.string() + " --prefix /usr").exit_code == 0);
     BOOST_TEST(read_text(d / "etc/certmate/certmate.conf") == "# edited\n");
+}
+
+// A sweep missed while the process was down (last run two days ago) runs when it starts; a
+// certificate that is due gets renewed without anyone calling the API.
+BOOST_AUTO_TEST_CASE(missed_sweep_runs_at_start) {
+    temp_dir d;
+    const auto data = d / "data";
+    const std::vector<std::string> o = {"--storage.data_dir", data.string(), "--ca.key_type", "ec-p384",
+                                        "--issuance.default_key_type", "ec-p256"};
+    const auto cfg = certmate::app::load_config({}, o);
+    BOOST_REQUIRE(certmate::app::init_data_dir(cfg, {}));
+    std::string serial_before;
+    {
+        auto svc = certmate::app::open_service(cfg);
+        BOOST_REQUIRE(svc);
+        certmate::create_request r;
+        r.identifier = "due";
+        r.subject.common_name = "due";
+        r.validity_days = 10;
+        auto v = certmate::run_sync((*svc)->stage_create(r, {}));
+        BOOST_REQUIRE(v);
+        serial_before = v->record.serial_number;
+    }
+    fs::create_directories(data / "state");
+    const auto two_days_ago = std::chrono::system_clock::now() - std::chrono::hours(48);
+    write_text(data / "state/renewal_sweep.json",
+               "{\"started_at\":\"" + certmate::format_time(two_days_ago) + "\",\"candidates\":0,\"renewed\":0,\"failed\":0}\n");
+
+    child_process p({certmate_binary(), "serve", "--data-dir", data.string(), "--listen", "127.0.0.1:0"}, d / "stderr.log");
+    auto line = p.wait_for_line("listening on", std::chrono::seconds(30));
+    BOOST_REQUIRE_MESSAGE(line, read_text(d / "stderr.log"));
+    http_client http(port_of_listen_line(*line));
+    std::string token = read_text(data / "admin.token");
+    token.erase(token.find_last_not_of("\n") + 1);
+    std::string serial_now;
+    for (int i = 0; i < 100 && (serial_now.empty() || serial_now == serial_before); ++i) {
+        auto r = http.get("/api/client-certs/due", token);
+        BOOST_REQUIRE_EQUAL(r.status, 200u);
+        serial_now = r.json().as_object().at("serial_number").as_string().c_str();
+        if (serial_now == serial_before) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    BOOST_TEST(serial_now != serial_before, "the missed sweep did not renew the due certificate");
+    auto state = read_text(data / "state/renewal_sweep.json");
+    BOOST_TEST(state.find("\"renewed\":1") != std::string::npos, state);
+    auto metrics = http.get("/metrics");
+    BOOST_TEST(metrics.body.find("certmate_renewals_total{result=\"ok\"} 1") != std::string::npos, metrics.body);
+    p.signal(SIGTERM);
+    auto code = p.wait_exit(std::chrono::seconds(15));
+    BOOST_TEST((code && *code == 0));
 }
