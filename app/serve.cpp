@@ -40,6 +40,11 @@ int run_server(const config& given, const std::filesystem::path& config_file, co
     if (!rep->admin_token.empty()) {
         std::cout << "admin token (shown once, also in " << rep->admin_token_file.string() << "): " << rep->admin_token
                   << std::endl;
+        // With an operator's config file the token only works once its hash is there.
+        if (rep->config_written.empty())
+            std::cout << "add to the [auth] section of " << config_file.string() << " (then SIGHUP):\ntoken = "
+                      << token_config_value(token_entry{"admin", api_role::admin, sha256_hex_of(rep->admin_token)})
+                      << std::endl;
     }
     // A starter config written by init holds the admin token: read it like a restart would.
     std::filesystem::path effective_file = config_file.empty() ? resolve_config_file({}, overrides) : config_file;
