@@ -40,6 +40,8 @@ const std::vector<std::pair<const char*, const char*>>& known_keys() {
         {"issuance.default_key_type", "key type generated when a request names none"},
         {"issuance.expiring_days", "\"expiring soon\" window in days"},
         {"crl.validity_hours", "CRL nextUpdate - thisUpdate"},
+        {"ocsp.validity_hours", "OCSP response nextUpdate - thisUpdate"},
+        {"ocsp.refresh_before_minutes", "cached OCSP responses are re-signed this long before their nextUpdate"},
         {"renewal.enabled", "run the daily sweep"},
         {"renewal.time", "local HH:MM of the daily sweep"},
         {"renewal.threshold_days", "default renewal_threshold_days of new certificates"},
@@ -212,6 +214,12 @@ config load_config(const std::filesystem::path& file, const std::vector<std::str
     }
     if (auto v = get("issuance.expiring_days")) s.expiring_days = static_cast<int>(to_int(c, "issuance.expiring_days", *v, 1, 3650));
     if (auto v = get("crl.validity_hours")) s.crl_validity = std::chrono::hours(to_int(c, "crl.validity_hours", *v, 1, 24 * 365));
+    if (auto v = get("ocsp.validity_hours")) c.ocsp_validity = std::chrono::hours(to_int(c, "ocsp.validity_hours", *v, 1, 24 * 7));
+    if (auto v = get("ocsp.refresh_before_minutes"))
+        c.ocsp_refresh_before = std::chrono::minutes(to_int(c, "ocsp.refresh_before_minutes", *v, 0, 24 * 7 * 60));
+    if (c.ocsp_refresh_before >= c.ocsp_validity)
+        reject(c, get("ocsp.refresh_before_minutes") ? "ocsp.refresh_before_minutes" : "ocsp.validity_hours",
+               "ocsp.refresh_before_minutes must be shorter than ocsp.validity_hours");
     if (auto v = get("renewal.enabled")) c.renewal_sweep_enabled = to_bool(c, "renewal.enabled", *v);
     if (auto v = get("renewal.time")) {
         int h = -1, m = -1;

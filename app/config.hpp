@@ -57,6 +57,10 @@ struct config {
     std::filesystem::path tls_cert, tls_key;
     std::string tls_client_auth = "none";
 
+    // [ocsp]
+    std::chrono::hours ocsp_validity{24};
+    std::chrono::minutes ocsp_refresh_before{60};
+
     // [rate_limit]
     rate_limits limits;
 

@@ -30,6 +30,8 @@ net::server_options server_options_from(const config& cfg) {
     o.api_on_http = cfg.api_on_http;
     o.renewal_sweep = cfg.renewal_sweep_enabled;
     o.renewal_time = cfg.renewal_time;
+    o.ocsp_validity = cfg.ocsp_validity;
+    o.ocsp_refresh_before = cfg.ocsp_refresh_before;
     o.tokens = tokens_from(cfg);
     o.rate_limits = rate_limits_from(cfg);
     return o;

@@ -7,6 +7,7 @@
 #include "net/auth.hpp"
 #include "net/http.hpp"
 #include "net/metrics.hpp"
+#include "net/ocsp_endpoint.hpp"
 #include "net/options.hpp"
 #include "net/router.hpp"
 
@@ -162,7 +163,8 @@ using router = basic_router<handler>;
 
 struct api_state {
     api_state(asio::io_context& ioc, asio::thread_pool& pool, cert_service& svc, const server_options& opts)
-        : opts(opts), core(ioc, pool, svc), crl(core, stats), limiter(opts.rate_limits),
+        : opts(opts), core(ioc, pool, svc), crl(core, stats),
+          ocsp(core, stats, opts.ocsp_validity, opts.ocsp_refresh_before), limiter(opts.rate_limits),
           tokens(std::make_shared<const token_table>(opts.tokens)) {}
 
     std::shared_ptr<const token_table> token_snapshot() const { return std::atomic_load(&tokens); }
@@ -174,6 +176,7 @@ struct api_state {
     metrics stats;
     core_access core;
     crl_publisher crl;
+    ocsp_endpoint ocsp;
     rate_limiter limiter;
     denial_auditor denials;
     router routes;
@@ -184,6 +187,7 @@ struct api_state {
 // Route registration (net/api_certs.cpp, net/api_misc.cpp).
 void add_cert_routes(router& r);
 void add_misc_routes(router& r, const server_options& opts);
+void add_ocsp_routes(router& r);   // net/ocsp_endpoint.cpp
 
 // The renewal sweep (DESIGN.md 9): every due certificate renewed through the strand and the pool,
 // failures reported, metrics counted, the summary recorded under state/.

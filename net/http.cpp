@@ -2,6 +2,8 @@
 
 #include <boost/json/serialize.hpp>
 
+#include <cctype>
+
 namespace certmate::net {
 
 namespace json = boost::json;
@@ -55,6 +57,17 @@ response json_response(http::status s, const json::value& body) {
     res.set(http::field::content_type, "application/json");
     res.body() = json::serialize(body);
     return res;
+}
+
+bool media_type_is(std::string_view ct, std::string_view media_type) {
+    ct = ct.substr(0, ct.find(';'));
+    while (!ct.empty() && (ct.back() == ' ' || ct.back() == '\t')) ct.remove_suffix(1);
+    while (!ct.empty() && (ct.front() == ' ' || ct.front() == '\t')) ct.remove_prefix(1);
+    if (ct.size() != media_type.size()) return false;
+    for (std::size_t i = 0; i < ct.size(); ++i)
+        if (std::tolower(static_cast<unsigned char>(ct[i])) != std::tolower(static_cast<unsigned char>(media_type[i])))
+            return false;
+    return true;
 }
 
 response bytes_response(http::status s, std::string_view content_type, std::string body, std::string_view filename) {

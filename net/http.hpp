@@ -32,6 +32,8 @@ response error_response(const error& e);
 response error_response(errc code, std::string message, std::string field = {});
 
 response json_response(http::status s, const boost::json::value& body);
+// Whether a Content-Type value names `media_type` (case-insensitive, parameters ignored).
+bool media_type_is(std::string_view content_type, std::string_view media_type);
 // Raw bytes with a content type; `filename` adds Content-Disposition: attachment.
 response bytes_response(http::status s, std::string_view content_type, std::string body,
                         std::string_view filename = {});

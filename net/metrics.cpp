@@ -119,6 +119,15 @@ std::string metrics::render(const metrics_snapshot& s) const {
     header(out, "certmate_crl_builds_total", "counter", "CRL builds, by result.");
     out += fmt::format("certmate_crl_builds_total{{result=\"ok\"}} {}\n", crl_builds_ok_);
     out += fmt::format("certmate_crl_builds_total{{result=\"failed\"}} {}\n", crl_builds_failed_);
+    header(out, "certmate_ocsp_responses_total", "counter",
+           "OCSP answers: each CertID of a successful response by status, error responses by kind.");
+    static constexpr const char* ocsp_labels[ocsp_outcome_count] = {"good", "revoked", "unknown",
+                                                                   "malformed", "unauthorized", "internal_error"};
+    for (std::size_t i = 0; i < ocsp_outcome_count; ++i)
+        out += fmt::format("certmate_ocsp_responses_total{{status=\"{}\"}} {}\n", ocsp_labels[i], ocsp_[i].load());
+    header(out, "certmate_ocsp_cache_total", "counter", "OCSP requests without a nonce, answered from the cache (hit) or signed (miss).");
+    out += fmt::format("certmate_ocsp_cache_total{{result=\"hit\"}} {}\n", ocsp_cache_hits_.load());
+    out += fmt::format("certmate_ocsp_cache_total{{result=\"miss\"}} {}\n", ocsp_cache_misses_.load());
     return out;
 }
 

@@ -1,11 +1,12 @@
 // Counters and histograms for /metrics, rendered in the Prometheus text format (0.0.4).
 // Labels are route patterns ("/api/client-certs/{id}"), never raw paths, so cardinality is bounded.
-// Thread-safety: every member is safe from any thread (one mutex).
+// Thread-safety: every member is safe from any thread (one mutex; the OCSP counters are atomics).
 #pragma once
 
 #include "core/rate_limit.hpp"
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -29,6 +30,10 @@ struct metrics_snapshot {
     bool audit_healthy = true;
 };
 
+// What an OCSP answer said: each CertID of a successful response by its status, or the error response.
+enum class ocsp_outcome { good, revoked, unknown, malformed, unauthorized, internal_error };
+inline constexpr std::size_t ocsp_outcome_count = 6;
+
 class metrics {
 public:
     void observe_request(std::string_view route, std::string_view method, unsigned status, double seconds);
@@ -38,6 +43,8 @@ public:
     // When the next renewal sweep is due (seconds since the epoch).
     void next_renewal(double unix_seconds);
     void crl_built(bool ok);
+    void ocsp_answered(ocsp_outcome o) { ++ocsp_[static_cast<std::size_t>(o)]; }
+    void ocsp_cache(bool hit) { ++(hit ? ocsp_cache_hits_ : ocsp_cache_misses_); }
     std::string render(const metrics_snapshot& s) const;
 
 private:
@@ -56,6 +63,8 @@ private:
     std::uint64_t renewals_ok_ = 0, renewals_failed_ = 0;
     double next_renewal_ = 0;
     std::uint64_t crl_builds_ok_ = 0, crl_builds_failed_ = 0;
+    std::array<std::atomic<std::uint64_t>, ocsp_outcome_count> ocsp_{};   // lock-free: the OCSP hot path
+    std::atomic<std::uint64_t> ocsp_cache_hits_{0}, ocsp_cache_misses_{0};
 };
 
 } // namespace certmate::net

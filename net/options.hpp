@@ -32,6 +32,8 @@ struct server_options {
     bool metrics_public = true;
     bool api_on_http = true;                       // false: plain HTTP serves only the protocol endpoints
     std::chrono::seconds crl_check_interval{60};   // how often the CRL's nextUpdate is checked
+    std::chrono::seconds ocsp_validity{24 * 3600}; // OCSP nextUpdate - thisUpdate
+    std::chrono::seconds ocsp_refresh_before{3600}; // cached OCSP responses are re-signed this long before nextUpdate
     bool renewal_sweep = true;                     // the daily renewal sweep (DESIGN.md 9)
     std::string renewal_time = "03:00";            // local HH:MM of the sweep
     std::vector<token_credential> tokens;

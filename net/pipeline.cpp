@@ -40,17 +40,7 @@ bool parse_query(std::string_view q, path_params& out) {
     return true;
 }
 
-bool is_json_content_type(std::string_view ct) {
-    auto semi = ct.find(';');
-    ct = ct.substr(0, semi);
-    while (!ct.empty() && (ct.back() == ' ' || ct.back() == '\t')) ct.remove_suffix(1);
-    while (!ct.empty() && (ct.front() == ' ' || ct.front() == '\t')) ct.remove_prefix(1);
-    constexpr std::string_view want = "application/json";
-    if (ct.size() != want.size()) return false;
-    for (std::size_t i = 0; i < want.size(); ++i)
-        if (std::tolower(static_cast<unsigned char>(ct[i])) != want[i]) return false;
-    return true;
-}
+bool is_json_content_type(std::string_view ct) { return media_type_is(ct, "application/json"); }
 
 response rate_limited_response(const rate_decision& d) {
     json::object body{{"error", "Rate limit exceeded"},
@@ -162,7 +152,7 @@ asio::awaitable<response> dispatch(api_state& api, request& req, const std::stri
             api.stats.denied("forbidden");
             audit_denial(api, who, req, route_label, "role_too_low");
         } else if (auto ct = req[http::field::content_type];
-                   rt->body != body_kind::none && (ct.empty() ? !req.body().empty() : !is_json_content_type(ct))) {
+                   expects_json(rt->body) && (ct.empty() ? !req.body().empty() : !is_json_content_type(ct))) {
             res = json_response(http::status::unsupported_media_type,
                                 json::object{{"error", "Unsupported Media Type"},
                                              {"message", "Content-Type must be application/json"},

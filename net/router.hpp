@@ -1,7 +1,8 @@
 // The route table: method + path pattern ("/api/client-certs/{id}/revoke") -> handler, with the
 // role the route needs and the rate-limit class it counts against. Tells an unknown path (404)
 // from a known path with the wrong method (405 + the methods to list in Allow). A literal segment
-// beats a parameter ("/api/client-certs/stats" over "/api/client-certs/{id}").
+// beats a parameter ("/api/client-certs/stats" over "/api/client-certs/{id}"). A last segment
+// "{*name}" takes the rest of the path as sent (slashes and escapes kept, at least one character).
 // Thread-safety: built once before the server starts, then read-only.
 #pragma once
 
@@ -26,7 +27,11 @@ enum class body_kind {
     none,          // no body expected (a body is ignored)
     json_optional, // JSON object or nothing
     json,          // JSON object required
+    raw,           // any bytes: the handler checks the content type itself
 };
+
+// Whether the pipeline checks for Content-Type: application/json.
+constexpr bool expects_json(body_kind k) { return k == body_kind::json || k == body_kind::json_optional; }
 
 template <class Handler>
 struct basic_route {
@@ -56,16 +61,16 @@ public:
         const route* any = nullptr;    // some route of this path (its pattern labels metrics)
     };
 
-    // `path` without the query; segments are percent-decoded before matching.
+    // `path` without the query; segments are percent-decoded before matching (a catch-all tail is not).
     match find(boost::beast::http::verb method, std::string_view path) const {
         match m;
-        std::vector<std::string> segs;
-        if (!split_decoded(path, segs)) return m;
+        if (path.empty() || path.front() != '/') return m;
+        const auto segs = split_decoded(path);
         int best = -1;
         for (const auto& e : entries_) {
             path_params params;
             int literal = 0;
-            if (!matches(e.segments, segs, params, literal)) continue;
+            if (!matches(e.segments, path, segs, params, literal)) continue;
             if (!m.any) m.any = &e.r;
             if (e.r.method == method) {
                 if (literal > best) {
@@ -126,28 +131,52 @@ private:
         return out;
     }
 
-    static bool split_decoded(std::string_view path, std::vector<std::string>& out) {
-        if (path.empty() || path.front() != '/') return false;
-        for (auto& s : split(path)) {
-            std::string d;
-            if (!percent_decode(s, d)) return false;
-            out.push_back(std::move(d));
+    // A segment percent-decoded (nullopt: a malformed escape), and where it ends in the path as sent.
+    struct segment {
+        std::size_t end = 0;
+        std::optional<std::string> decoded;
+    };
+
+    static std::vector<segment> split_decoded(std::string_view path) {
+        std::vector<segment> out;
+        std::size_t i = 0;
+        while (i < path.size()) {
+            if (path[i] == '/') {
+                ++i;
+                continue;
+            }
+            auto j = path.find('/', i);
+            if (j == std::string_view::npos) j = path.size();
+            segment s{j, std::string()};
+            if (!percent_decode(path.substr(i, j - i), *s.decoded)) s.decoded.reset();
+            out.push_back(std::move(s));
+            i = j;
         }
-        return true;
+        return out;
     }
 
-    static bool matches(const std::vector<std::string>& pattern, const std::vector<std::string>& segs,
+    static bool is_tail(const std::string& p) { return p.size() > 3 && p.starts_with("{*") && p.back() == '}'; }
+
+    static bool matches(const std::vector<std::string>& pattern, std::string_view path, const std::vector<segment>& segs,
                         path_params& params, int& literal) {
-        if (pattern.size() != segs.size()) return false;
-        for (std::size_t i = 0; i < pattern.size(); ++i) {
+        const bool tail = !pattern.empty() && is_tail(pattern.back());
+        const std::size_t fixed = tail ? pattern.size() - 1 : pattern.size();
+        if (tail ? segs.size() <= fixed : segs.size() != fixed) return false;
+        for (std::size_t i = 0; i < fixed; ++i) {
             const auto& p = pattern[i];
+            if (!segs[i].decoded) return false;
             if (p.size() > 2 && p.front() == '{' && p.back() == '}') {
-                params.emplace_back(p.substr(1, p.size() - 2), segs[i]);
-            } else if (p == segs[i]) {
+                params.emplace_back(p.substr(1, p.size() - 2), *segs[i].decoded);
+            } else if (p == *segs[i].decoded) {
                 ++literal;
             } else {
                 return false;
             }
+        }
+        if (tail) {
+            // Everything after the '/' that follows the last fixed segment, as sent.
+            const std::size_t from = fixed ? segs[fixed - 1].end + 1 : 1;
+            params.emplace_back(pattern.back().substr(2, pattern.back().size() - 3), std::string(path.substr(from)));
         }
         return true;
     }

@@ -59,6 +59,7 @@ struct server::impl {
           acceptor(accept_strand), crl_timer(api->core.strand()), renewal_timer(api->core.strand()) {
         add_cert_routes(api->routes);
         add_misc_routes(api->routes, opts);
+        add_ocsp_routes(api->routes);
         api->connection_count = [this] {
             std::lock_guard lock(conn_mu);
             return conns.size();
@@ -250,6 +251,7 @@ asio::awaitable<void> server::impl::crl_timer_loop() {
         auto [ec] = co_await crl_timer.async_wait(tuple_awaitable);
         if (ec || draining) co_return;
         api->crl.kick();   // builds only when nextUpdate is near or a change is pending
+        api->ocsp.rotate_if_due();
     }
 }
 
@@ -279,6 +281,7 @@ server::~server() { shutdown(); }
 result<void> server::start() {
     auto& m = *impl_;
     if (m.running) return {};
+    if (auto r = m.api->ocsp.load(); !r) return r;
     if (auto r = m.listen(); !r) return r;
     m.running = true;
     m.work.emplace(m.ioc.get_executor());

@@ -1,0 +1,197 @@
+// POST /ocsp and GET /ocsp/<base64>: RFC 6960 OCSP answered from the OCSP table (DESIGN.md 5).
+#include "net/ocsp_endpoint.hpp"
+
+#include "core/keys.hpp"
+#include "net/api.hpp"
+#include "storage/ca_files.hpp"
+
+#include <boost/asio/post.hpp>
+
+#include <ctime>
+
+namespace certmate::net {
+
+namespace {
+
+using state = ocsp_single_answer::state;
+
+ocsp_outcome outcome_of(state s) {
+    switch (s) {
+    case state::good: return ocsp_outcome::good;
+    case state::revoked: return ocsp_outcome::revoked;
+    case state::unknown: break;
+    }
+    return ocsp_outcome::unknown;
+}
+
+// The unsigned error responses never change: encoded once.
+std::shared_ptr<const std::string> error_der(ocsp_response_status s) {
+    static const auto malformed = std::make_shared<const std::string>(ocsp_error_response(ocsp_response_status::malformed_request));
+    static const auto unauthorized = std::make_shared<const std::string>(ocsp_error_response(ocsp_response_status::unauthorized));
+    static const auto internal = std::make_shared<const std::string>(ocsp_error_response(ocsp_response_status::internal_error));
+    switch (s) {
+    case ocsp_response_status::malformed_request: return malformed;
+    case ocsp_response_status::unauthorized: return unauthorized;
+    default: return internal;
+    }
+}
+
+// IMF-fixdate (RFC 9110 5.6.7), "Sun, 06 Nov 1994 08:49:37 GMT", independent of the locale.
+std::string http_date(time_point t) {
+    static constexpr const char* days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static constexpr const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                             "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    const std::time_t tt = std::chrono::system_clock::to_time_t(t);
+    std::tm tm{};
+    gmtime_r(&tt, &tm);
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
+                  tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    return buf;
+}
+
+// The answer as HTTP: always 200 application/ocsp-response (RFC 6960 A.1); on GET, a cacheable
+// answer carries the RFC 5019 6.2 headers.
+response to_http(const ocsp_answer& a, bool get, time_point now) {
+    auto res = bytes_response(http::status::ok, "application/ocsp-response", *a.der);
+    if (!get || !a.cacheable) return res;
+    // RFC 5019 6.2: "max-age=<n> -where n is a time value later than thisUpdate but earlier than nextUpdate."
+    const auto max_age = std::max<std::int64_t>(0, std::chrono::floor<std::chrono::seconds>(a.next_update - now).count());
+    res.set(http::field::cache_control, "max-age=" + std::to_string(max_age) + ", public, no-transform, must-revalidate");
+    res.set(http::field::date, http_date(now));
+    // RFC 5019 6.2: Last-Modified "will be the same as the thisUpdate timestamp", Expires "the same
+    // as the nextUpdate timestamp in the OCSP response itself".
+    res.set(http::field::last_modified, http_date(a.this_update));
+    res.set(http::field::expires, http_date(a.next_update));
+    res.set(http::field::etag, "\"" + sha256_hex(*a.der) + "\"");
+    return res;
+}
+
+asio::awaitable<response> ocsp_post(call& c) {
+    // RFC 6960 A.1: "Content-Type: application/ocsp-request".
+    if (!media_type_is(c.req[http::field::content_type], "application/ocsp-request"))
+        co_return json_response(http::status::unsupported_media_type,
+                                boost::json::object{{"error", "Unsupported Media Type"},
+                                                    {"message", "Content-Type must be application/ocsp-request"},
+                                                    {"code", "UNSUPPORTED_MEDIA_TYPE"}});
+    const auto a = co_await c.api.ocsp.answer(c.req.body());
+    co_return to_http(a, false, c.core().any_thread().now());
+}
+
+asio::awaitable<response> ocsp_get(call& c) {
+    // RFC 6960 A.1: "GET {url}/{url-encoding of base-64 encoding of the DER encoding of the OCSPRequest}".
+    const auto der = decode_ocsp_get_path(c.param("req"));
+    ocsp_answer a;
+    if (der)
+        a = co_await c.api.ocsp.answer(*der);
+    else
+        a = c.api.ocsp.malformed();
+    co_return to_http(a, true, c.core().any_thread().now());
+}
+
+} // namespace
+
+result<void> ocsp_endpoint::load() {
+    auto& svc = core_.any_thread();
+    auto r = storage::ensure_ocsp_responder(svc.paths(), svc.ca(), svc.now(), renew_before);
+    if (!r) return r.error();
+    std::atomic_store(&responder_, *r);
+    spdlog::info("OCSP responder certificate valid until {}", format_time((*r)->not_after));
+    return {};
+}
+
+void ocsp_endpoint::rotate_if_due() {
+    auto& svc = core_.any_thread();
+    const auto cur = responder();
+    if (cur && svc.now() < cur->not_after - renew_before) return;
+    // A responder never outlives the CA: once it ends with the CA, a new one would be no better.
+    if (cur && cur->not_after >= svc.ca().not_after()) return;
+    if (rotating_.exchange(true)) return;
+    asio::post(core_.pool(), [this] {
+        auto& svc = core_.any_thread();
+        auto r = storage::ensure_ocsp_responder(svc.paths(), svc.ca(), svc.now(), renew_before);
+        if (r) {
+            std::atomic_store(&responder_, *r);
+            // Responses signed by the old responder stay valid, but new ones should name the new signer.
+            svc.ocsp_statuses()->clear_cache();
+            spdlog::info("OCSP responder rotated; the new certificate is valid until {}", format_time((*r)->not_after));
+        } else {
+            spdlog::error("cannot rotate the OCSP responder (retried at the next check): {}", r.error().message);
+        }
+        rotating_ = false;
+    });
+}
+
+ocsp_answer ocsp_endpoint::error_answer(ocsp_response_status s) {
+    stats_.ocsp_answered(s == ocsp_response_status::malformed_request ? ocsp_outcome::malformed
+                         : s == ocsp_response_status::unauthorized    ? ocsp_outcome::unauthorized
+                                                                      : ocsp_outcome::internal_error);
+    return {error_der(s)};
+}
+
+ocsp_answer ocsp_endpoint::malformed() { return error_answer(ocsp_response_status::malformed_request); }
+
+asio::awaitable<ocsp_answer> ocsp_endpoint::answer(std::string_view der) {
+    auto& svc = core_.any_thread();
+    auto req = parse_ocsp_request(der, svc.ca());
+    if (!req) co_return malformed();
+    for (const auto& q : req->queries) {
+        // RFC 6960 2.3: "The "unauthorized" response is returned in cases where the client is not
+        // authorized to make this query to this server or the server is not capable of responding
+        // authoritatively".
+        if (!q.our_issuer) co_return error_answer(ocsp_response_status::unauthorized);
+    }
+
+    const auto table = svc.ocsp_statuses();
+    std::vector<ocsp_single_answer> answers;
+    std::uint64_t generation = 0;   // of the last CertID's status: the cache's, when there is one CertID
+    for (const auto& q : req->queries) {
+        auto look = table->get(q.serial_decimal);
+        answers.push_back(look.answer.value_or(ocsp_single_answer{}));   // never issued: unknown
+        generation = look.generation;
+    }
+    auto count = [&] {
+        for (const auto& a : answers) stats_.ocsp_answered(outcome_of(a.status));
+    };
+
+    // Without a nonce, one CertID: the same signed bytes serve every client until the status changes
+    // or nextUpdate comes near. A nonce asks for a fresh response echoing it (RFC 8954).
+    const bool cacheable = !req->has_nonce && req->queries.size() == 1;
+    const auto now = std::chrono::floor<std::chrono::seconds>(svc.now());
+    if (cacheable) {
+        const auto& q = req->queries.front();
+        if (auto hit = table->cached(q.serial_decimal, q.hash_nid, now, refresh_before_)) {
+            stats_.ocsp_cache(true);
+            count();
+            co_return ocsp_answer{std::move(hit->der), true, hit->this_update, hit->next_update};
+        }
+        stats_.ocsp_cache(false);
+    }
+
+    const auto signer = responder();
+    if (!signer) co_return error_answer(ocsp_response_status::internal_error);
+    const auto next = now + validity_;
+    auto sign = [&] { return build_ocsp_response(*signer, req->der, answers, now, next); };
+    auto signed_der = co_await core_.in_pool(sign);
+    if (!signed_der) {
+        spdlog::error("cannot sign an OCSP response: {}", signed_der.error().message);
+        co_return error_answer(ocsp_response_status::internal_error);
+    }
+    auto out = std::make_shared<const std::string>(std::move(*signed_der));
+    if (cacheable) {
+        const auto& q = req->queries.front();
+        // Ignored when the status changed while this was signed: a stale answer is never stored.
+        table->store(q.serial_decimal, q.hash_nid, generation, {out, now, next});
+    }
+    count();
+    co_return ocsp_answer{std::move(out), !req->has_nonce, now, next};
+}
+
+void add_ocsp_routes(router& r) {
+    constexpr auto pub = std::nullopt;
+    r.add({http::verb::post, "/ocsp", pub, rate_class::ocsp, body_kind::raw, true, ocsp_post});
+    // The base64 may hold '/': the tail takes the rest of the path as sent.
+    r.add({http::verb::get, "/ocsp/{*req}", pub, rate_class::ocsp, body_kind::none, true, ocsp_get});
+}
+
+} // namespace certmate::net
