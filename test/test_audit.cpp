@@ -4,6 +4,7 @@
 
 #include "storage/audit_log.hpp"
 #include "storage/atomic_file.hpp"
+#include "support/tools.hpp"
 
 #include <boost/json/parse.hpp>
 #include <openssl/evp.h>
@@ -21,19 +22,12 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct temp_dir {
-    std::filesystem::path path;
-    temp_dir() {
-        std::string tmpl = "/tmp/certmate-audit-XXXXXX";
-        BOOST_REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-        path = tmpl;
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path, ec);
-    }
-    std::filesystem::path log() const { return path / "logs" / "audit" / "certificate_audit.log"; }
-};
+using certmate::test::read_text;
+using certmate::test::temp_dir;
+using certmate::test::write_text;
+
+// Where the audit log of a store rooted at `d` lives.
+std::filesystem::path log_file(const temp_dir& d) { return d / "logs" / "audit" / "certificate_audit.log"; }
 
 const time_point t0 = std::chrono::sys_days{std::chrono::year{2025} / 3 / 1};
 
@@ -59,15 +53,16 @@ audit_entry entry(int i) {
 }
 
 std::vector<std::string> read_lines(const std::filesystem::path& p) {
-    std::ifstream in(p);
+    std::istringstream in(read_text(p));
     std::vector<std::string> out;
     for (std::string line; std::getline(in, line);) out.push_back(line);
     return out;
 }
 
 void write_lines(const std::filesystem::path& p, const std::vector<std::string>& lines) {
-    std::ofstream out(p, std::ios::trunc);
-    for (const auto& l : lines) out << l << '\n';
+    std::string text;
+    for (const auto& l : lines) text += l + '\n';
+    write_text(p, text);
 }
 
 std::string sha256_hex(std::string_view s) {
@@ -80,7 +75,7 @@ std::string sha256_hex(std::string_view s) {
 }
 
 std::unique_ptr<audit_log> open_log(const temp_dir& d) {
-    auto log = audit_log::open(d.log(), stepping_clock());
+    auto log = audit_log::open(log_file(d), stepping_clock());
     BOOST_REQUIRE(log.has_value());
     return std::move(*log);
 }
@@ -94,13 +89,13 @@ BOOST_AUTO_TEST_CASE(appends_then_verifies) {
     for (int i = 0; i < 50; ++i) BOOST_REQUIRE(log->append(entry(i)).has_value());
     BOOST_TEST(log->next_seq() == 51u);
     BOOST_TEST(log->healthy());
-    auto v = verify_audit_file(d.log());
+    auto v = verify_audit_file(log_file(d));
     BOOST_TEST(v.ok);
     BOOST_TEST(v.entries == 50u);
-    BOOST_TEST(read_lines(d.log()).size() == 50u);
+    BOOST_TEST(read_lines(log_file(d)).size() == 50u);
 
     struct stat st{};
-    BOOST_REQUIRE(::stat(d.log().c_str(), &st) == 0);
+    BOOST_REQUIRE(::stat(log_file(d).c_str(), &st) == 0);
     BOOST_TEST((st.st_mode & 07777) == 0600u);
 }
 
@@ -108,7 +103,7 @@ BOOST_AUTO_TEST_CASE(line_format_and_chain) {
     temp_dir d;
     auto log = open_log(d);
     for (int i = 0; i < 3; ++i) BOOST_REQUIRE(log->append(entry(i)).has_value());
-    auto lines = read_lines(d.log());
+    auto lines = read_lines(log_file(d));
     BOOST_REQUIRE(lines.size() == 3u);
     std::string prev(64, '0');
     for (std::size_t i = 0; i < lines.size(); ++i) {
@@ -141,23 +136,23 @@ BOOST_AUTO_TEST_CASE(one_edited_byte_is_found) {
         auto log = open_log(d);
         for (int i = 0; i < 20; ++i) BOOST_REQUIRE(log->append(entry(i)).has_value());
     }
-    auto lines = read_lines(d.log());
+    auto lines = read_lines(log_file(d));
     auto pos = lines[9].find("\"user\":\"admin\"");
     BOOST_REQUIRE(pos != std::string::npos);
     const char orig = lines[9][pos + 9];
     lines[9][pos + 9] = 'X'; // admin -> aXmin
-    write_lines(d.log(), lines);
-    auto v = verify_audit_file(d.log());
+    write_lines(log_file(d), lines);
+    auto v = verify_audit_file(log_file(d));
     BOOST_TEST(!v.ok);
     BOOST_TEST(v.bad_line == 10u);
     BOOST_TEST(v.reason == "hash mismatch");
 
     // Breaking the JSON of a line is reported on that line too.
-    lines = read_lines(d.log());
+    lines = read_lines(log_file(d));
     lines[9][pos + 9] = orig;
     lines[4][0] = '[';
-    write_lines(d.log(), lines);
-    v = verify_audit_file(d.log());
+    write_lines(log_file(d), lines);
+    v = verify_audit_file(log_file(d));
     BOOST_TEST(v.bad_line == 5u);
     BOOST_TEST(v.reason == "not JSON");
 }
@@ -168,27 +163,27 @@ BOOST_AUTO_TEST_CASE(deleted_and_reordered_lines_are_found) {
         auto log = open_log(d);
         for (int i = 0; i < 20; ++i) BOOST_REQUIRE(log->append(entry(i)).has_value());
     }
-    const auto orig = read_lines(d.log());
+    const auto orig = read_lines(log_file(d));
 
     auto lines = orig;
     lines.erase(lines.begin() + 6); // line 7 gone
-    write_lines(d.log(), lines);
-    auto v = verify_audit_file(d.log());
+    write_lines(log_file(d), lines);
+    auto v = verify_audit_file(log_file(d));
     BOOST_TEST(!v.ok);
     BOOST_TEST(v.bad_line == 7u);
     BOOST_TEST(v.entries == 6u);
 
     lines = orig;
     lines.erase(lines.begin()); // the first line gone
-    write_lines(d.log(), lines);
-    v = verify_audit_file(d.log());
+    write_lines(log_file(d), lines);
+    v = verify_audit_file(log_file(d));
     BOOST_TEST(!v.ok);
     BOOST_TEST(v.bad_line == 1u);
 
     lines = orig;
     std::swap(lines[3], lines[4]);
-    write_lines(d.log(), lines);
-    v = verify_audit_file(d.log());
+    write_lines(log_file(d), lines);
+    v = verify_audit_file(log_file(d));
     BOOST_TEST(!v.ok);
     BOOST_TEST(v.bad_line == 4u);
     BOOST_TEST(v.reason == "seq out of order");
@@ -196,10 +191,10 @@ BOOST_AUTO_TEST_CASE(deleted_and_reordered_lines_are_found) {
     // Truncation of the tail cannot be seen from the file alone, but the rest still verifies.
     lines = orig;
     lines.resize(15);
-    write_lines(d.log(), lines);
-    BOOST_TEST(verify_audit_file(d.log()).entries == 15u);
+    write_lines(log_file(d), lines);
+    BOOST_TEST(verify_audit_file(log_file(d)).entries == 15u);
 
-    BOOST_TEST(!verify_audit_file(d.path / "nope.log").ok);
+    BOOST_TEST(!verify_audit_file(d / "nope.log").ok);
 }
 
 BOOST_AUTO_TEST_CASE(a_failed_write_closes_the_log) {
@@ -216,7 +211,7 @@ BOOST_AUTO_TEST_CASE(a_failed_write_closes_the_log) {
     log->simulate_failure(false);
     BOOST_TEST((log->append(entry(4)).error().code == errc::audit_unavailable));
     BOOST_TEST(!log->healthy());
-    auto v = verify_audit_file(d.log());
+    auto v = verify_audit_file(log_file(d));
     BOOST_TEST(v.ok);
     BOOST_TEST(v.entries == 3u);
     // An explicit reopen does.
@@ -224,7 +219,7 @@ BOOST_AUTO_TEST_CASE(a_failed_write_closes_the_log) {
     BOOST_TEST(log->healthy());
     BOOST_TEST(log->next_seq() == 4u);
     BOOST_REQUIRE(log->append(entry(5)).has_value());
-    v = verify_audit_file(d.log());
+    v = verify_audit_file(log_file(d));
     BOOST_TEST(v.ok);
     BOOST_TEST(v.entries == 4u);
 }
@@ -236,7 +231,7 @@ BOOST_AUTO_TEST_CASE(reopen_continues_the_chain) {
         BOOST_TEST(log->next_seq() == static_cast<std::uint64_t>(round * 5 + 1));
         for (int i = 0; i < 5; ++i) BOOST_REQUIRE(log->append(entry(round * 5 + i)).has_value());
     }
-    auto v = verify_audit_file(d.log());
+    auto v = verify_audit_file(log_file(d));
     BOOST_TEST(v.ok);
     BOOST_TEST(v.entries == 15u);
 }
@@ -248,17 +243,17 @@ BOOST_AUTO_TEST_CASE(a_torn_last_line_does_not_stop_the_log) {
         for (int i = 0; i < 4; ++i) BOOST_REQUIRE(log->append(entry(i)).has_value());
     }
     {
-        std::ofstream out(d.log(), std::ios::app);
+        std::ofstream out(log_file(d), std::ios::app);
         out << R"({"seq":5,"timestamp":"2025-03-01T00:0)"; // crash mid-write, no newline
     }
     auto log = open_log(d);
     BOOST_TEST(log->healthy());
     BOOST_TEST(log->next_seq() == 5u); // continues after the last intact entry
     BOOST_REQUIRE(log->append(entry(9)).has_value());
-    auto lines = read_lines(d.log());
+    auto lines = read_lines(log_file(d));
     BOOST_REQUIRE(lines.size() == 6u); // the torn line stays, on its own line
     BOOST_TEST(boost::json::parse(lines[5]).as_object().at("seq").to_number<int>() == 5);
-    auto v = verify_audit_file(d.log());
+    auto v = verify_audit_file(log_file(d));
     BOOST_TEST(!v.ok); // the damage stays visible
     BOOST_TEST(v.bad_line == 5u);
     BOOST_TEST(v.reason == "not JSON");
@@ -306,7 +301,7 @@ BOOST_AUTO_TEST_CASE(concurrent_appends_keep_the_chain) {
             for (int i = 0; i < 25; ++i) (void)log->append(entry(t * 100 + i));
         });
     for (auto& th : threads) th.join();
-    auto v = verify_audit_file(d.log());
+    auto v = verify_audit_file(log_file(d));
     BOOST_TEST(v.ok);
     BOOST_TEST(v.entries == 100u);
 }

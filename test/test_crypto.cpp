@@ -9,18 +9,14 @@
 #include "core/issue.hpp"
 #include "core/keys.hpp"
 #include "core/pkcs12.hpp"
+#include "support/tools.hpp"
 
 #include <openssl/pem.h>
 
 #include <algorithm>
 #include <cctype>
-#include <array>
-#include <cstdio>
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -30,56 +26,12 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// A temporary directory removed at scope exit.
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        std::string tmpl = (fs::temp_directory_path() / "certmate-crypto-XXXXXX").string();
-        char* p = mkdtemp(tmpl.data());
-        BOOST_REQUIRE(p != nullptr);
-        path = p;
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
-    std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
+using certmate::test::read_text;
+using certmate::test::run;
+using certmate::test::temp_dir;
+using certmate::test::write_text;
 
-void write_file(const std::string& path, std::string_view data) {
-    std::ofstream f(path, std::ios::binary);
-    f.write(data.data(), static_cast<std::streamsize>(data.size()));
-    BOOST_REQUIRE(f.good());
-}
-
-std::string read_file(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-}
-
-struct run_result {
-    int rc = -1;
-    std::string out;
-};
-
-// Runs a shell command (stderr folded into stdout) and returns its exit code and output.
-run_result run(const std::string& cmd) {
-    run_result r;
-    FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-    BOOST_REQUIRE(p != nullptr);
-    std::array<char, 4096> buf{};
-    std::size_t n = 0;
-    while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-    int status = pclose(p);
-    r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return r;
-}
-
-std::string quote(const std::string& s) { return "'" + s + "'"; }
+std::string quote(const fs::path& p) { return "'" + p.string() + "'"; }
 
 time_point now_s() { return std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()); }
 
@@ -243,11 +195,11 @@ issued_cert issue_ok(const certificate_authority& ca, EVP_PKEY* key, const issue
 // `openssl verify -CAfile ca cert` exits 0.
 bool openssl_verifies(const temp_dir& d, const certificate_authority& ca, const std::string& cert_pem,
                       const std::string& extra = "") {
-    write_file(d / "ca.crt", ca.cert_pem());
-    write_file(d / "leaf.crt", cert_pem);
+    write_text(d / "ca.crt", ca.cert_pem());
+    write_text(d / "leaf.crt", cert_pem);
     auto r = run("openssl verify " + extra + " -CAfile " + quote(d / "ca.crt") + " " + quote(d / "leaf.crt"));
-    BOOST_TEST_MESSAGE("openssl verify: " << r.out);
-    return r.rc == 0;
+    BOOST_TEST_MESSAGE("openssl verify: " << r.output);
+    return r.exit_code == 0;
 }
 
 std::string decimal_to_hex(const std::string& dec) {
@@ -317,12 +269,12 @@ BOOST_AUTO_TEST_CASE(generate_describe_and_pem_round_trip) {
             BOOST_TEST(public_key_to_pem(key.get()).starts_with("-----BEGIN PUBLIC KEY-----"));
             if (t == key_type::ec_p256) {
                 // PBES2 with PBKDF2 and AES-256-CBC, as openssl itself reads it.
-                write_file(d / "enc.key", *enc);
+                write_text(d / "enc.key", *enc);
                 auto asn = run("openssl asn1parse -in " + quote(d / "enc.key"));
-                BOOST_TEST(asn.out.find("PBES2") != std::string::npos);
-                BOOST_TEST(asn.out.find("PBKDF2") != std::string::npos);
-                BOOST_TEST(asn.out.find("aes-256-cbc") != std::string::npos);
-                BOOST_TEST(run("openssl pkey -noout -passin pass:s3cret-pass -in " + quote(d / "enc.key")).rc == 0);
+                BOOST_TEST(asn.output.find("PBES2") != std::string::npos);
+                BOOST_TEST(asn.output.find("PBKDF2") != std::string::npos);
+                BOOST_TEST(asn.output.find("aes-256-cbc") != std::string::npos);
+                BOOST_TEST(run("openssl pkey -noout -passin pass:s3cret-pass -in " + quote(d / "enc.key")).exit_code == 0);
             }
         }
     }
@@ -330,13 +282,13 @@ BOOST_AUTO_TEST_CASE(generate_describe_and_pem_round_trip) {
 
 BOOST_AUTO_TEST_CASE(traditional_pem_is_loaded) {
     temp_dir d;
-    BOOST_REQUIRE(run("openssl genrsa -traditional -out " + quote(d / "t.key") + " 2048").rc == 0);
-    auto k = load_private_key(read_file(d / "t.key"));
+    BOOST_REQUIRE(run("openssl genrsa -traditional -out " + quote(d / "t.key") + " 2048").exit_code == 0);
+    auto k = load_private_key(read_text(d / "t.key"));
     BOOST_REQUIRE(k.has_value());
     BOOST_TEST(describe_key(k->get()) == "rsa2048");
 
-    BOOST_REQUIRE(run("openssl genrsa -traditional -aes256 -passout pass:abcdefgh -out " + quote(d / "te.key") + " 2048").rc == 0);
-    auto pem = read_file(d / "te.key");
+    BOOST_REQUIRE(run("openssl genrsa -traditional -aes256 -passout pass:abcdefgh -out " + quote(d / "te.key") + " 2048").exit_code == 0);
+    auto pem = read_text(d / "te.key");
     BOOST_TEST(load_private_key(pem, "abcdefgh").has_value());
     auto wrong = load_private_key(pem, "abcdefgX");
     BOOST_REQUIRE(!wrong.has_value());
@@ -532,12 +484,12 @@ void check_ca_profile(const certificate_authority& ca) {
     BOOST_TEST(md.at("fingerprint_sha256").as_string() == ca.fingerprint_sha256());
 
     temp_dir d;
-    write_file(d / "ca.crt", ca.cert_pem());
+    write_text(d / "ca.crt", ca.cert_pem());
     auto v = run("openssl verify -CAfile " + quote(d / "ca.crt") + " " + quote(d / "ca.crt"));
-    BOOST_TEST(v.rc == 0, v.out);
+    BOOST_TEST(v.exit_code == 0, v.output);
     auto fp = run("openssl x509 -noout -fingerprint -sha256 -in " + quote(d / "ca.crt"));
     std::string hex;
-    for (char c : fp.out.substr(fp.out.find('=') + 1))
+    for (char c : fp.output.substr(fp.output.find('=') + 1))
         if (std::isxdigit(static_cast<unsigned char>(c))) hex += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     BOOST_TEST(hex == ca.fingerprint_sha256());
     BOOST_TEST(ca.cert_der() == cert_to_der(load_cert_pem(ca.cert_pem())->get()));
@@ -631,11 +583,11 @@ BOOST_AUTO_TEST_CASE(every_key_type_verifies_with_exact_profile) {
                 ossl::pkey pub(X509_get_pubkey(c.cert.get()));
                 BOOST_TEST(EVP_PKEY_eq(pub.get(), key.get()) == 1);
                 // The openssl CLI agrees on serial and fingerprint.
-                write_file(d / "c.crt", c.pem);
+                write_text(d / "c.crt", c.pem);
                 auto ser = run("openssl x509 -noout -serial -in " + quote(d / "c.crt"));
-                BOOST_TEST(ser.out == "serial=" + decimal_to_hex(c.serial_decimal) + "\n");
+                BOOST_TEST(ser.output == "serial=" + decimal_to_hex(c.serial_decimal) + "\n");
                 auto purpose = run("openssl verify -purpose sslclient -CAfile " + quote(d / "ca.crt") + " " + quote(d / "c.crt"));
-                BOOST_TEST(purpose.rc == 0, purpose.out);
+                BOOST_TEST(purpose.exit_code == 0, purpose.output);
             }
         }
     }
@@ -784,9 +736,9 @@ BOOST_AUTO_TEST_CASE(create_and_parse_round_trip) {
         BOOST_REQUIRE(g.has_value());
         BOOST_TEST(g->key_type == to_string(t));
         BOOST_TEST(g->key_pem.starts_with("-----BEGIN PRIVATE KEY-----"));
-        write_file(d / "r.csr", g->csr_pem);
+        write_text(d / "r.csr", g->csr_pem);
         auto v = run("openssl req -verify -noout -in " + quote(d / "r.csr"));
-        BOOST_TEST(v.rc == 0, v.out);
+        BOOST_TEST(v.exit_code == 0, v.output);
 
         auto p = parse_csr(g->csr_pem);
         BOOST_REQUIRE(p.has_value());
@@ -811,8 +763,8 @@ BOOST_AUTO_TEST_CASE(csr_extensions_are_ignored) {
                    " -addext 'extendedKeyUsage=serverAuth,codeSigning' -addext 'keyUsage=critical,keyCertSign,cRLSign'"
                    " -addext 'subjectAltName=DNS:sneaky.example' -out " +
                    quote(d / "r.csr"));
-    BOOST_REQUIRE_MESSAGE(gen.rc == 0, gen.out);
-    auto p = parse_csr(read_file(d / "r.csr"));
+    BOOST_REQUIRE_MESSAGE(gen.exit_code == 0, gen.output);
+    auto p = parse_csr(read_text(d / "r.csr"));
     BOOST_REQUIRE(p.has_value());
     BOOST_TEST(p->subject.common_name == "sneaky");
     BOOST_TEST(p->sans.dns == std::vector<std::string>{"sneaky.example"}, boost::test_tools::per_element());
@@ -822,15 +774,15 @@ BOOST_AUTO_TEST_CASE(csr_extensions_are_ignored) {
     auto c = issue_ok(rsa_ca(), p->public_key.get(), req);
     check_client_profile(c.cert.get(), rsa_ca(), false, {NID_client_auth}, {});
     BOOST_TEST(openssl_verifies(d, rsa_ca(), c.pem));
-    write_file(d / "c.crt", c.pem);
+    write_text(d / "c.crt", c.pem);
     auto text = run("openssl x509 -noout -text -in " + quote(d / "c.crt"));
-    BOOST_TEST(text.out.find("CA:TRUE") == std::string::npos);
-    BOOST_TEST(text.out.find("CA:FALSE") != std::string::npos);
-    BOOST_TEST(text.out.find("Code Signing") == std::string::npos);
-    BOOST_TEST(text.out.find("Certificate Sign") == std::string::npos);
-    BOOST_TEST(text.out.find("TLS Web Server Authentication") == std::string::npos);
+    BOOST_TEST(text.output.find("CA:TRUE") == std::string::npos);
+    BOOST_TEST(text.output.find("CA:FALSE") != std::string::npos);
+    BOOST_TEST(text.output.find("Code Signing") == std::string::npos);
+    BOOST_TEST(text.output.find("Certificate Sign") == std::string::npos);
+    BOOST_TEST(text.output.find("TLS Web Server Authentication") == std::string::npos);
     // The CSR's key is what got certified.
-    auto key = load_private_key(read_file(d / "k.pem"));
+    auto key = load_private_key(read_text(d / "k.pem"));
     BOOST_REQUIRE(key.has_value());
     BOOST_TEST(X509_check_private_key(c.cert.get(), key->get()) == 1);
 }
@@ -839,8 +791,8 @@ BOOST_AUTO_TEST_CASE(broken_signature_is_rejected) {
     temp_dir d;
     BOOST_REQUIRE(run("openssl req -new -newkey rsa:2048 -nodes -keyout " + quote(d / "k.pem") + " -subj /CN=tamper -outform DER -out " +
                       quote(d / "r.der"))
-                      .rc == 0);
-    std::string der = read_file(d / "r.der");
+                      .exit_code == 0);
+    std::string der = read_text(d / "r.der");
     BOOST_REQUIRE(der.size() > 300);
     // The signature BIT STRING is the last element: flip its final byte.
     der.back() = static_cast<char>(der.back() ^ 0x01);
@@ -857,16 +809,16 @@ BOOST_AUTO_TEST_CASE(broken_signature_is_rejected) {
 BOOST_AUTO_TEST_CASE(weak_key_is_rejected) {
     temp_dir d;
     auto gen = run("openssl req -new -newkey rsa:1024 -nodes -keyout " + quote(d / "k.pem") + " -subj /CN=weak -out " + quote(d / "r.csr"));
-    BOOST_REQUIRE_MESSAGE(gen.rc == 0, gen.out);
-    auto p = parse_csr(read_file(d / "r.csr"));
+    BOOST_REQUIRE_MESSAGE(gen.exit_code == 0, gen.output);
+    auto p = parse_csr(read_text(d / "r.csr"));
     BOOST_REQUIRE(!p.has_value());
     BOOST_TEST(p.error().code == errc::unsupported_key);
     BOOST_TEST(p.error().message.find("1024") != std::string::npos, p.error().message);
 
     auto gen2 = run("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-521 -nodes -keyout " + quote(d / "k2.pem") +
                     " -subj /CN=p521 -out " + quote(d / "r2.csr"));
-    BOOST_REQUIRE(gen2.rc == 0);
-    auto p2 = parse_csr(read_file(d / "r2.csr"));
+    BOOST_REQUIRE(gen2.exit_code == 0);
+    auto p2 = parse_csr(read_text(d / "r2.csr"));
     BOOST_REQUIRE(!p2.has_value());
     BOOST_TEST(p2.error().code == errc::unsupported_key);
 }
@@ -911,42 +863,42 @@ void crl_round_trip(const certificate_authority& ca) {
     BOOST_TEST((crl->next_update == now + 24h));
     BOOST_TEST(crl->pem.starts_with("-----BEGIN X509 CRL-----"));
 
-    write_file(d / "ca.crt", ca.cert_pem());
-    write_file(d / "crl.pem", crl->pem);
-    write_file(d / "crl.der", crl->der);
+    write_text(d / "ca.crt", ca.cert_pem());
+    write_text(d / "crl.pem", crl->pem);
+    write_text(d / "crl.der", crl->der);
     auto text = run("openssl crl -text -noout -in " + quote(d / "crl.pem"));
-    BOOST_REQUIRE(text.rc == 0);
-    BOOST_TEST_MESSAGE(text.out);
-    BOOST_TEST(text.out.find("Version 2") != std::string::npos);
-    BOOST_TEST(text.out.find("Serial Number: " + decimal_to_hex(revoked1.serial_decimal)) != std::string::npos);
-    BOOST_TEST(text.out.find("Serial Number: " + decimal_to_hex(revoked2.serial_decimal)) != std::string::npos);
-    BOOST_TEST(text.out.find("Serial Number: " + decimal_to_hex(held.serial_decimal)) != std::string::npos);
-    BOOST_TEST(text.out.find("Serial Number: " + decimal_to_hex(good.serial_decimal)) == std::string::npos);
-    BOOST_TEST(text.out.find("Key Compromise") != std::string::npos);
-    BOOST_TEST(text.out.find("Certificate Hold") != std::string::npos);
-    BOOST_TEST(text.out.find("Invalidity Date") != std::string::npos);
-    BOOST_TEST(text.out.find("X509v3 CRL Number") != std::string::npos);
-    BOOST_TEST(text.out.find("X509v3 Authority Key Identifier") != std::string::npos);
-    BOOST_TEST(count(text.out, "X509v3 CRL Reason Code") == 2u); // none for unspecified
+    BOOST_REQUIRE(text.exit_code == 0);
+    BOOST_TEST_MESSAGE(text.output);
+    BOOST_TEST(text.output.find("Version 2") != std::string::npos);
+    BOOST_TEST(text.output.find("Serial Number: " + decimal_to_hex(revoked1.serial_decimal)) != std::string::npos);
+    BOOST_TEST(text.output.find("Serial Number: " + decimal_to_hex(revoked2.serial_decimal)) != std::string::npos);
+    BOOST_TEST(text.output.find("Serial Number: " + decimal_to_hex(held.serial_decimal)) != std::string::npos);
+    BOOST_TEST(text.output.find("Serial Number: " + decimal_to_hex(good.serial_decimal)) == std::string::npos);
+    BOOST_TEST(text.output.find("Key Compromise") != std::string::npos);
+    BOOST_TEST(text.output.find("Certificate Hold") != std::string::npos);
+    BOOST_TEST(text.output.find("Invalidity Date") != std::string::npos);
+    BOOST_TEST(text.output.find("X509v3 CRL Number") != std::string::npos);
+    BOOST_TEST(text.output.find("X509v3 Authority Key Identifier") != std::string::npos);
+    BOOST_TEST(count(text.output, "X509v3 CRL Reason Code") == 2u); // none for unspecified
 
     auto sig = run("openssl crl -noout -in " + quote(d / "crl.pem") + " -CAfile " + quote(d / "ca.crt"));
-    BOOST_TEST(sig.rc == 0, sig.out);
-    BOOST_TEST(sig.out.find("verify OK") != std::string::npos, sig.out);
+    BOOST_TEST(sig.exit_code == 0, sig.output);
+    BOOST_TEST(sig.output.find("verify OK") != std::string::npos, sig.output);
     auto der_ok = run("openssl crl -inform DER -noout -in " + quote(d / "crl.der") + " -CAfile " + quote(d / "ca.crt"));
-    BOOST_TEST(der_ok.out.find("verify OK") != std::string::npos, der_ok.out);
+    BOOST_TEST(der_ok.output.find("verify OK") != std::string::npos, der_ok.output);
 
     auto verify = [&](const issued_cert& c) {
-        write_file(d / "leaf.crt", c.pem);
+        write_text(d / "leaf.crt", c.pem);
         return run("openssl verify -crl_check -CAfile " + quote(d / "ca.crt") + " -CRLfile " + quote(d / "crl.pem") + " " +
                    quote(d / "leaf.crt"));
     };
     auto r1 = verify(revoked1);
-    BOOST_TEST(r1.rc != 0);
-    BOOST_TEST(r1.out.find("certificate revoked") != std::string::npos, r1.out);
-    BOOST_TEST(verify(revoked2).rc != 0);
-    BOOST_TEST(verify(held).rc != 0);
+    BOOST_TEST(r1.exit_code != 0);
+    BOOST_TEST(r1.output.find("certificate revoked") != std::string::npos, r1.output);
+    BOOST_TEST(verify(revoked2).exit_code != 0);
+    BOOST_TEST(verify(held).exit_code != 0);
     auto g = verify(good);
-    BOOST_TEST(g.rc == 0, g.out);
+    BOOST_TEST(g.exit_code == 0, g.output);
 
     // Parsed back: v2, number, AKI = CA SKI, entries and their extensions.
     auto in = ossl::mem_bio(crl->pem);
@@ -995,10 +947,10 @@ BOOST_AUTO_TEST_CASE(empty_crl_and_bad_params) {
     const time_point now = now_s();
     auto crl = build_crl(ec_ca(), {}, crl_params{1, now, now + 1h});
     BOOST_REQUIRE(crl.has_value());
-    write_file(d / "ca.crt", ec_ca().cert_pem());
-    write_file(d / "crl.pem", crl->pem);
+    write_text(d / "ca.crt", ec_ca().cert_pem());
+    write_text(d / "crl.pem", crl->pem);
     auto sig = run("openssl crl -noout -in " + quote(d / "crl.pem") + " -CAfile " + quote(d / "ca.crt"));
-    BOOST_TEST(sig.out.find("verify OK") != std::string::npos, sig.out);
+    BOOST_TEST(sig.output.find("verify OK") != std::string::npos, sig.output);
 
     auto bad = build_crl(ec_ca(), {}, crl_params{2, now, now});
     BOOST_REQUIRE(!bad.has_value());
@@ -1024,24 +976,24 @@ BOOST_AUTO_TEST_CASE(bundle_opens_with_openssl) {
             BOOST_REQUIRE(key_pem.has_value());
             auto p12 = build_pkcs12(c.pem, *key_pem, rsa_ca().cert_pem(), "correct-horse", "p12-holder");
             BOOST_REQUIRE_MESSAGE(p12.has_value(), (p12.has_value() ? "" : p12.error().message));
-            write_file(d / "f.p12", *p12);
+            write_text(d / "f.p12", *p12);
 
             auto info = run("openssl pkcs12 -info -noout -in " + quote(d / "f.p12") + " -passin pass:correct-horse");
-            BOOST_TEST(info.rc == 0, info.out);
-            BOOST_TEST(info.out.find("MAC: sha256") != std::string::npos, info.out);
-            BOOST_TEST(info.out.find("PBKDF2") != std::string::npos, info.out);
-            BOOST_TEST(info.out.find("AES-256-CBC") != std::string::npos, info.out);
-            BOOST_TEST(info.out.find("RC2") == std::string::npos);
-            BOOST_TEST(info.out.find("3DES") == std::string::npos);
+            BOOST_TEST(info.exit_code == 0, info.output);
+            BOOST_TEST(info.output.find("MAC: sha256") != std::string::npos, info.output);
+            BOOST_TEST(info.output.find("PBKDF2") != std::string::npos, info.output);
+            BOOST_TEST(info.output.find("AES-256-CBC") != std::string::npos, info.output);
+            BOOST_TEST(info.output.find("RC2") == std::string::npos);
+            BOOST_TEST(info.output.find("3DES") == std::string::npos);
 
             auto certs = run("openssl pkcs12 -nokeys -in " + quote(d / "f.p12") + " -passin pass:correct-horse");
-            BOOST_TEST(count(certs.out, "-----BEGIN CERTIFICATE-----") == 2u);
-            BOOST_TEST(certs.out.find("friendlyName: p12-holder") != std::string::npos);
+            BOOST_TEST(count(certs.output, "-----BEGIN CERTIFICATE-----") == 2u);
+            BOOST_TEST(certs.output.find("friendlyName: p12-holder") != std::string::npos);
             auto keys = run("openssl pkcs12 -nocerts -nodes -in " + quote(d / "f.p12") + " -passin pass:correct-horse");
-            BOOST_TEST(keys.out.find("-----BEGIN PRIVATE KEY-----") != std::string::npos);
+            BOOST_TEST(keys.output.find("-----BEGIN PRIVATE KEY-----") != std::string::npos);
 
             auto wrong = run("openssl pkcs12 -info -noout -in " + quote(d / "f.p12") + " -passin pass:wrong-horse");
-            BOOST_TEST(wrong.rc != 0, wrong.out);
+            BOOST_TEST(wrong.exit_code != 0, wrong.output);
         }
     }
 }

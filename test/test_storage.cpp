@@ -6,6 +6,7 @@
 #include "storage/atomic_file.hpp"
 #include "storage/cert_index.hpp"
 #include "storage/fs_store.hpp"
+#include "support/tools.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -25,21 +26,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// A fresh directory under /tmp, removed with everything in it.
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        std::string tmpl = "/tmp/certmate-storage-XXXXXX";
-        BOOST_REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-        path = tmpl;
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
-};
+using certmate::test::temp_dir;
 
 // Restores the process umask on scope exit.
 struct umask_guard {
@@ -98,7 +85,7 @@ cert_files make_files(const cert_record& r) {
     return f;
 }
 
-layout layout_at(const temp_dir& d) { return layout{d.path / "data"}; }
+layout layout_at(const temp_dir& d) { return layout{d / "data"}; }
 
 // Every entry (recursively) below the client directory, as relative paths.
 std::set<std::string> tree(const layout& l) {
@@ -212,30 +199,30 @@ BOOST_AUTO_TEST_CASE(modes_are_exact_whatever_the_umask) {
     temp_dir d;
     {
         umask_guard g(0); // a permissive umask must not widen a key
-        BOOST_REQUIRE(write_file_atomic(d.path / "k.key", "secret", fs::perms(0600)).has_value());
-        BOOST_TEST(mode_of(d.path / "k.key") == 0600u);
-        BOOST_REQUIRE(write_file_synced(d.path / "k2.key", "secret", fs::perms(0600)).has_value());
-        BOOST_TEST(mode_of(d.path / "k2.key") == 0600u);
+        BOOST_REQUIRE(write_file_atomic(d / "k.key", "secret", fs::perms(0600)).has_value());
+        BOOST_TEST(mode_of(d / "k.key") == 0600u);
+        BOOST_REQUIRE(write_file_synced(d / "k2.key", "secret", fs::perms(0600)).has_value());
+        BOOST_TEST(mode_of(d / "k2.key") == 0600u);
     }
     {
         umask_guard g(077); // nor a strict one narrow a public file
-        BOOST_REQUIRE(write_file_atomic(d.path / "c.crt", "public", fs::perms(0644)).has_value());
-        BOOST_TEST(mode_of(d.path / "c.crt") == 0644u);
-        BOOST_REQUIRE(ensure_dir(d.path / "a" / "b", fs::perms(0750)).has_value());
-        BOOST_TEST(mode_of(d.path / "a" / "b") == 0750u);
+        BOOST_REQUIRE(write_file_atomic(d / "c.crt", "public", fs::perms(0644)).has_value());
+        BOOST_TEST(mode_of(d / "c.crt") == 0644u);
+        BOOST_REQUIRE(ensure_dir(d / "a" / "b", fs::perms(0750)).has_value());
+        BOOST_TEST(mode_of(d / "a" / "b") == 0750u);
     }
 }
 
 BOOST_AUTO_TEST_CASE(replaces_content_and_leaves_no_temp) {
     temp_dir d;
-    const auto p = d.path / "state.json";
+    const auto p = d / "state.json";
     BOOST_REQUIRE(write_file_atomic(p, "one").has_value());
     BOOST_REQUIRE(write_file_atomic(p, "two, longer").has_value());
     BOOST_TEST(*read_file(p) == "two, longer");
     std::size_t n = 0;
-    for ([[maybe_unused]] auto& e : fs::directory_iterator(d.path)) ++n;
+    for ([[maybe_unused]] auto& e : fs::directory_iterator(d.path())) ++n;
     BOOST_TEST(n == 1u);
-    BOOST_TEST((read_file(d.path / "missing").error().code == errc::not_found));
+    BOOST_TEST((read_file(d / "missing").error().code == errc::not_found));
     // write_file_synced never overwrites.
     BOOST_TEST(!write_file_synced(p, "x", fs::perms(0644)).has_value());
     BOOST_TEST(*read_file(p) == "two, longer");
