@@ -380,6 +380,12 @@ BOOST_AUTO_TEST_CASE(times_and_digests) {
     BOOST_REQUIRE(b);
     BOOST_TEST(ASN1_STRING_type(b.get()) == V_ASN1_GENERALIZEDTIME);
     BOOST_TEST((from_asn1_time(b.get()) == t2060));
+    // Impossible dates and negative fields are refused, not normalised into another instant.
+    BOOST_TEST(parse_time("2028-02-29").has_value());
+    BOOST_TEST(!parse_time("2030-02-30T00:00:00Z"));
+    BOOST_TEST(!parse_time("2030-04-31"));
+    BOOST_TEST(!parse_time("2030-05-06T-1:08:09Z"));
+    BOOST_TEST(!parse_time("2030-05-06T07:-8:09Z"));
 
     BOOST_TEST(sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     BOOST_TEST(sha256_hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
