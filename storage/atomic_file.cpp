@@ -29,19 +29,6 @@ struct fd_guard {
     int release() noexcept { return std::exchange(fd, -1); }
 };
 
-// write(2) until everything is written, retrying on EINTR and short writes.
-bool write_all(int fd, std::string_view data) {
-    while (!data.empty()) {
-        ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return false;
-        }
-        data.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
-}
-
 std::string random_suffix() {
     thread_local std::mt19937_64 gen{std::random_device{}()};
     static constexpr char hex[] = "0123456789abcdef";
@@ -82,6 +69,18 @@ result<void> create_and_write(const fs::path& path, std::string_view data, fs::p
 }
 
 } // namespace
+
+bool write_all(int fd, std::string_view data) {
+    while (!data.empty()) {
+        ssize_t n = ::write(fd, data.data(), data.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return false;
+        }
+        data.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return true;
+}
 
 result<void> write_file_synced(const fs::path& path, std::string_view data, fs::perms mode) {
     bool exists = false;

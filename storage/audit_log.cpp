@@ -1,11 +1,11 @@
 #include "storage/audit_log.hpp"
 
+#include "core/keys.hpp"
 #include "storage/atomic_file.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/string.hpp>
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include <fcntl.h>
@@ -23,20 +23,6 @@ namespace json = boost::json;
 namespace {
 
 const std::string zero_hash(64, '0');
-
-std::string sha256_hex(std::string_view data) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1) return {};
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(len * 2);
-    for (unsigned int i = 0; i < len; ++i) {
-        out += hex[md[i] >> 4];
-        out += hex[md[i] & 0xf];
-    }
-    return out;
-}
 
 bool is_hash(const json::value* v) {
     if (!v || !v->is_string()) return false;
@@ -156,18 +142,6 @@ result<tail_state> read_tail(int fd, const std::filesystem::path& file) {
             return st;
         }
     }
-}
-
-bool write_all(int fd, std::string_view data) {
-    while (!data.empty()) {
-        ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return false;
-        }
-        data.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
 }
 
 struct opened {
