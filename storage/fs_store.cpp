@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <thread>
 
 namespace certmate::storage {
@@ -40,46 +41,42 @@ error crash_error(std::string_view step) {
     return make_error(errc::storage_failure, "storage: simulated crash at " + std::string(step));
 }
 
-// Indented JSON, so metadata.json stays readable for operators.
-void pretty(const json::value& v, std::string& out, int indent) {
+void pretty(const json::value& v, std::string& out, int indent);
+
+// `open`, then each element of `items` on its own line one level deeper (written by `each`),
+// then `close` on a line of its own; `open` and `close` alone for no elements.
+template <class Items, class Each>
+void pretty_block(const Items& items, char open, char close, std::string& out, int indent, Each each) {
+    out += open;
+    if (items.empty()) {
+        out += close;
+        return;
+    }
     auto nl = [&](int n) {
         out += '\n';
         out.append(static_cast<std::size_t>(n) * 2, ' ');
     };
+    bool first = true;
+    for (const auto& e : items) {
+        if (!first) out += ',';
+        first = false;
+        nl(indent + 1);
+        each(e);
+    }
+    nl(indent);
+    out += close;
+}
+
+// Indented JSON, so metadata.json stays readable for operators.
+void pretty(const json::value& v, std::string& out, int indent) {
     if (v.is_object()) {
-        const auto& o = v.get_object();
-        if (o.empty()) {
-            out += "{}";
-            return;
-        }
-        out += '{';
-        bool first = true;
-        for (const auto& kv : o) {
-            if (!first) out += ',';
-            first = false;
-            nl(indent + 1);
+        pretty_block(v.get_object(), '{', '}', out, indent, [&](const json::key_value_pair& kv) {
             out += json::serialize(json::string_view(kv.key()));
             out += ": ";
             pretty(kv.value(), out, indent + 1);
-        }
-        nl(indent);
-        out += '}';
+        });
     } else if (v.is_array()) {
-        const auto& a = v.get_array();
-        if (a.empty()) {
-            out += "[]";
-            return;
-        }
-        out += '[';
-        bool first = true;
-        for (const auto& e : a) {
-            if (!first) out += ',';
-            first = false;
-            nl(indent + 1);
-            pretty(e, out, indent + 1);
-        }
-        nl(indent);
-        out += ']';
+        pretty_block(v.get_array(), '[', ']', out, indent, [&](const json::value& e) { pretty(e, out, indent + 1); });
     } else {
         out += json::serialize(v);
     }
@@ -108,6 +105,35 @@ void remove_tree(const fs::path& p) {
     std::error_code ec;
     fs::remove_all(p, ec);
     if (ec) spdlog::error("fs_store: cannot remove {}: {}", p.string(), ec.message());
+}
+
+// Writes cert.crt, cert.key and cert.csr (those given) and metadata.json into the fresh temp
+// directory `tmp`, then syncs it. A real failure removes `tmp`; a simulated crash (`hook`
+// returned false at a step) leaves it behind, as a crash would.
+result<void> write_cert_dir(const fs::path& tmp, const cert_record& rec, std::string_view cert_pem,
+                            const std::optional<std::string>& key_pem, const std::optional<std::string>& csr_pem,
+                            const std::function<bool(std::string_view)>& hook) {
+    auto crashed = [&](std::string_view step) { return hook && !hook(step); };
+    auto fail = [&](error e) -> result<void> {
+        remove_tree(tmp);
+        return e;
+    };
+    if (auto r = write_file_synced(tmp / "cert.crt", cert_pem, fs::perms(0644)); !r) return fail(r.error());
+    if (crashed("cert-written")) return crash_error("cert-written");
+    if (key_pem) {
+        if (auto r = write_file_synced(tmp / "cert.key", *key_pem, fs::perms(0600)); !r) return fail(r.error());
+        if (crashed("key-written")) return crash_error("key-written");
+    }
+    if (csr_pem) {
+        if (auto r = write_file_synced(tmp / "cert.csr", *csr_pem, fs::perms(0644)); !r) return fail(r.error());
+        if (crashed("csr-written")) return crash_error("csr-written");
+    }
+    if (auto r = write_file_synced(tmp / "metadata.json", metadata_text(rec), fs::perms(0644)); !r)
+        return fail(r.error());
+    if (crashed("files-written")) return crash_error("files-written");
+    if (auto r = fsync_dir(tmp); !r) return fail(r.error());
+    if (crashed("dir-synced")) return crash_error("dir-synced");
+    return {};
 }
 
 std::string_view file_name(file_kind k) {
@@ -224,26 +250,13 @@ result<void> fs_store::create(const cert_record& rec, const cert_files& files) {
     if (!tmp) return tmp.error();
     if (crashed("tmp-created")) return crash_error("tmp-created");
 
+    if (auto r = write_cert_dir(*tmp, rec, files.cert_pem, files.key_pem, files.csr_pem, crash_hook); !r) return r;
+
     // Any real failure below removes the temp directory; a simulated crash leaves it.
     auto fail = [&](error e) -> result<void> {
         remove_tree(*tmp);
         return e;
     };
-    if (auto r = write_file_synced(*tmp / "cert.crt", files.cert_pem, fs::perms(0644)); !r) return fail(r.error());
-    if (crashed("cert-written")) return crash_error("cert-written");
-    if (files.key_pem) {
-        if (auto r = write_file_synced(*tmp / "cert.key", *files.key_pem, fs::perms(0600)); !r) return fail(r.error());
-        if (crashed("key-written")) return crash_error("key-written");
-    }
-    if (files.csr_pem) {
-        if (auto r = write_file_synced(*tmp / "cert.csr", *files.csr_pem, fs::perms(0644)); !r) return fail(r.error());
-        if (crashed("csr-written")) return crash_error("csr-written");
-    }
-    if (auto r = write_file_synced(*tmp / "metadata.json", metadata_text(rec), fs::perms(0644)); !r)
-        return fail(r.error());
-    if (crashed("files-written")) return crash_error("files-written");
-    if (auto r = fsync_dir(*tmp); !r) return fail(r.error());
-    if (crashed("dir-synced")) return crash_error("dir-synced");
 
     {
         std::lock_guard lk(g_create_mu);
@@ -284,25 +297,11 @@ result<void> fs_store::replace(const cert_record& rec, const cert_files& files) 
     auto tmp = make_temp_dir(udir, new_prefix, id);
     if (!tmp) return tmp.error();
     if (crashed("tmp-created")) return crash_error("tmp-created");
+    if (auto r = write_cert_dir(*tmp, rec, files.cert_pem, key, csr, crash_hook); !r) return r;
     auto fail = [&](error e) -> result<void> {
         remove_tree(*tmp);
         return e;
     };
-    if (auto r = write_file_synced(*tmp / "cert.crt", files.cert_pem, fs::perms(0644)); !r) return fail(r.error());
-    if (crashed("cert-written")) return crash_error("cert-written");
-    if (key) {
-        if (auto r = write_file_synced(*tmp / "cert.key", *key, fs::perms(0600)); !r) return fail(r.error());
-        if (crashed("key-written")) return crash_error("key-written");
-    }
-    if (csr) {
-        if (auto r = write_file_synced(*tmp / "cert.csr", *csr, fs::perms(0644)); !r) return fail(r.error());
-        if (crashed("csr-written")) return crash_error("csr-written");
-    }
-    if (auto r = write_file_synced(*tmp / "metadata.json", metadata_text(rec), fs::perms(0644)); !r)
-        return fail(r.error());
-    if (crashed("files-written")) return crash_error("files-written");
-    if (auto r = fsync_dir(*tmp); !r) return fail(r.error());
-    if (crashed("dir-synced")) return crash_error("dir-synced");
 
     // Swap: <id> -> .old-<id>, .new-<id>-r -> <id>. load_all() completes either half after a crash.
     const fs::path old = udir / (std::string(old_prefix) + id);
