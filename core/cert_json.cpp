@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <utility>
 
 namespace certmate {
 
@@ -17,6 +18,17 @@ json::value time_or_null(const std::optional<time_point>& t) {
     if (!t) return nullptr;
     return json::string(format_time(*t));
 }
+
+// The subject's fields as metadata.json names and orders them; common_name is required.
+constexpr std::pair<std::string_view, std::string subject_fields::*> subject_keys[] = {
+    {"common_name", &subject_fields::common_name},
+    {"email", &subject_fields::email},
+    {"organization", &subject_fields::organization},
+    {"organizational_unit", &subject_fields::organizational_unit},
+    {"country", &subject_fields::country},
+    {"state", &subject_fields::state},
+    {"locality", &subject_fields::locality},
+};
 
 json::array string_array(const std::vector<std::string>& v) {
     json::array a;
@@ -150,13 +162,7 @@ json::object to_json(const cert_record& r) {
     json::object o;
     o["type"] = "client_certificate";
     o["identifier"] = r.identifier;
-    o["common_name"] = r.subject.common_name;
-    o["email"] = r.subject.email;
-    o["organization"] = r.subject.organization;
-    o["organizational_unit"] = r.subject.organizational_unit;
-    o["country"] = r.subject.country;
-    o["state"] = r.subject.state;
-    o["locality"] = r.subject.locality;
+    for (const auto& [key, field] : subject_keys) o[key] = r.subject.*field;
     o["serial_number"] = r.serial_number;
     o["key_usage"] = string_array(r.key_usage);
     o["extended_key_usage"] = string_array(r.extended_key_usage);
@@ -218,20 +224,10 @@ result<cert_record> record_from_json(const json::value& v) {
     if (!valid_identifier(id)) return make_error(errc::invalid_identifier, "invalid identifier", "identifier");
     r.identifier = std::move(id);
 
-    CM_TRY(cn, rd.str("common_name"));
-    r.subject.common_name = std::move(cn);
-    CM_TRY(email, rd.opt_str("email"));
-    r.subject.email = std::move(email);
-    CM_TRY(org, rd.opt_str("organization"));
-    r.subject.organization = std::move(org);
-    CM_TRY(ou, rd.opt_str("organizational_unit"));
-    r.subject.organizational_unit = std::move(ou);
-    CM_TRY(country, rd.opt_str("country"));
-    r.subject.country = std::move(country);
-    CM_TRY(state, rd.opt_str("state"));
-    r.subject.state = std::move(state);
-    CM_TRY(locality, rd.opt_str("locality"));
-    r.subject.locality = std::move(locality);
+    for (const auto& [key, field] : subject_keys) {
+        CM_TRY(value, field == &subject_fields::common_name ? rd.str(key) : rd.opt_str(key));
+        r.subject.*field = std::move(value);
+    }
 
     CM_TRY(serial, rd.serial("serial_number"));
     r.serial_number = std::move(serial);
