@@ -14,8 +14,8 @@ using std::chrono::system_clock;
 // The instants of local date (y, m, d) at hh:mm: up to two (fall back), or the normalised
 // instant after a gap (spring forward).
 std::vector<time_point> local_instants(int y, int mon, int d, daily_time at) {
-    std::vector<time_point> out;
-    for (int dst : {1, 0}) {
+    // mktime(3) of the local date and time with the DST flag `dst` (-1: let mktime decide).
+    auto local = [&](int dst) {
         std::tm tm{};
         tm.tm_year = y;
         tm.tm_mon = mon;
@@ -23,7 +23,11 @@ std::vector<time_point> local_instants(int y, int mon, int d, daily_time at) {
         tm.tm_hour = at.hour;
         tm.tm_min = at.minute;
         tm.tm_isdst = dst;
-        std::time_t t = std::mktime(&tm);
+        return std::mktime(&tm);
+    };
+    std::vector<time_point> out;
+    for (int dst : {1, 0}) {
+        std::time_t t = local(dst);
         if (t == -1) continue;
         std::tm back{};
         localtime_r(&t, &back);
@@ -32,14 +36,7 @@ std::vector<time_point> local_instants(int y, int mon, int d, daily_time at) {
     }
     if (out.empty()) {
         // hh:mm falls into a gap: mktime with isdst = -1 moves it past the gap.
-        std::tm tm{};
-        tm.tm_year = y;
-        tm.tm_mon = mon;
-        tm.tm_mday = d;
-        tm.tm_hour = at.hour;
-        tm.tm_min = at.minute;
-        tm.tm_isdst = -1;
-        std::time_t t = std::mktime(&tm);
+        std::time_t t = local(-1);
         if (t != -1) out.push_back(system_clock::from_time_t(t));
     }
     std::sort(out.begin(), out.end());
