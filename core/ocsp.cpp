@@ -23,6 +23,15 @@ ossl::ocsp_request decode_request(std::string_view der) {
     return req;
 }
 
+// The DER of `resp`; empty when it does not encode.
+std::string response_der(OCSP_RESPONSE* resp) {
+    unsigned char* out = nullptr;
+    const int len = i2d_OCSP_RESPONSE(resp, &out);
+    if (len <= 0) return {};
+    ossl::openssl_string owned(reinterpret_cast<char*>(out));
+    return std::string(owned.get(), static_cast<std::size_t>(len));
+}
+
 } // namespace
 
 result<ocsp_responder> issue_ocsp_responder(const certificate_authority& ca, time_point now, const rng_fn& rng,
@@ -49,6 +58,7 @@ result<ocsp_responder> issue_ocsp_responder(const certificate_authority& ca, tim
         X509_set_pubkey(cert.get(), key->get()) != 1)
         return ossl::fail(errc::crypto_failure, "cannot build responder certificate");
     X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
     X509V3_set_ctx(&ctx, ca.cert(), cert.get(), nullptr, nullptr, 0);
     // RFC 6960 4.2.2.2: a delegated responder's certificate "MUST ... include a value of
     // id-kp-OCSPSigning in an extended key usage extension".
@@ -92,13 +102,14 @@ result<ocsp_responder> load_ocsp_responder(const certificate_authority& ca, std:
 }
 
 result<ocsp_request_info> parse_ocsp_request(std::string_view der, const certificate_authority& ca) {
-    auto malformed = [](const char* why) { return make_error(errc::invalid_argument, why); };
+    // The queue is drained on every way out: a failed d2i must not linger for the next caller.
+    auto malformed = [](const char* why) {
+        ossl::drain_errors();
+        return make_error(errc::invalid_argument, why);
+    };
     if (der.empty() || der.size() > 64 * 1024) return malformed("empty or oversized OCSP request");
     auto req = decode_request(der);
-    if (!req) {
-        ossl::drain_errors();
-        return malformed("OCSP request does not parse");
-    }
+    if (!req) return malformed("OCSP request does not parse");
     ocsp_request_info info;
     info.der = std::string(der);
     const int n = OCSP_request_onereq_count(req.get());
@@ -171,22 +182,15 @@ result<std::string> build_ocsp_response(const ocsp_responder& responder, std::st
         return ossl::fail(errc::crypto_failure, "cannot sign OCSP response");
     ossl::ocsp_response resp(OCSP_response_create(OCSP_RESPONSE_STATUS_SUCCESSFUL, bs.get()));
     if (!resp) return ossl::fail(errc::crypto_failure, "cannot create OCSP response");
-    unsigned char* out = nullptr;
-    int len = i2d_OCSP_RESPONSE(resp.get(), &out);
-    if (len <= 0) return ossl::fail(errc::crypto_failure, "cannot encode OCSP response");
-    std::string der(reinterpret_cast<char*>(out), static_cast<std::size_t>(len));
-    OPENSSL_free(out);
+    std::string der = response_der(resp.get());
+    if (der.empty()) return ossl::fail(errc::crypto_failure, "cannot encode OCSP response");
     return der;
 }
 
 std::string ocsp_error_response(ocsp_response_status s) {
     ossl::ocsp_response resp(OCSP_response_create(static_cast<int>(s), nullptr));
-    if (!resp) return {};
-    unsigned char* out = nullptr;
-    int len = i2d_OCSP_RESPONSE(resp.get(), &out);
-    if (len <= 0) return {};
-    std::string der(reinterpret_cast<char*>(out), static_cast<std::size_t>(len));
-    OPENSSL_free(out);
+    std::string der = resp ? response_der(resp.get()) : std::string();
+    if (der.empty()) ossl::drain_errors();
     return der;
 }
 
