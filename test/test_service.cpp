@@ -499,20 +499,19 @@ BOOST_AUTO_TEST_CASE(backup_restore_into_an_empty_dir_verifies_earlier_certifica
 
 BOOST_AUTO_TEST_CASE(config_rejects_unknown_keys_and_bad_values_naming_them) {
     temp_dir t;
-    test::write_text(t / "c.conf", "[server]\nhttp_listen = 127.0.0.1:0\n[rate_limit]\ncreate = -5\n");
-    try {
-        (void)app::load_config(t / "c.conf", {});
-        BOOST_FAIL("accepted a negative rate limit");
-    } catch (const error_exception& e) {
-        BOOST_TEST(e.err.message.find("c.conf:4") != std::string::npos, e.err.message);
-        BOOST_TEST(e.err.message.find("rate_limit.create") != std::string::npos, e.err.message);
-    }
-    test::write_text(t / "d.conf", "[server]\nhttp_lisen = 127.0.0.1:0\n");
-    try {
-        (void)app::load_config(t / "d.conf", {});
-        BOOST_FAIL("accepted a typo");
-    } catch (const error_exception& e) {
-        BOOST_TEST(e.err.message.find("d.conf:2") != std::string::npos, e.err.message);
-        BOOST_TEST(e.err.message.find("http_lisen") != std::string::npos, e.err.message);
-    }
+    // Loading `text` as `name` throws an error naming `where` (file:line) and `key`.
+    auto rejected = [&](const std::string& name, const std::string& text, const std::string& what,
+                        const std::string& where, const std::string& key) {
+        test::write_text(t / name, text);
+        try {
+            (void)app::load_config(t / name, {});
+            BOOST_FAIL("accepted " + what);
+        } catch (const error_exception& e) {
+            BOOST_TEST(e.err.message.find(where) != std::string::npos, e.err.message);
+            BOOST_TEST(e.err.message.find(key) != std::string::npos, e.err.message);
+        }
+    };
+    rejected("c.conf", "[server]\nhttp_listen = 127.0.0.1:0\n[rate_limit]\ncreate = -5\n", "a negative rate limit", "c.conf:4",
+             "rate_limit.create");
+    rejected("d.conf", "[server]\nhttp_lisen = 127.0.0.1:0\n", "a typo", "d.conf:2", "http_lisen");
 }
