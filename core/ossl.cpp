@@ -3,6 +3,8 @@
 #include <openssl/err.h>
 #include <spdlog/spdlog.h>
 
+#include <climits>
+
 namespace certmate::ossl {
 
 std::string drain_errors() {
@@ -30,6 +32,8 @@ std::string bio_to_string(BIO* b) {
 }
 
 bio mem_bio(std::string_view data) {
+    // A negative length makes BIO_new_mem_buf take strlen() of data, which has no NUL.
+    if (data.size() > static_cast<std::size_t>(INT_MAX)) return bio();
     return bio(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
 }
 
