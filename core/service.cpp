@@ -110,6 +110,7 @@ result<void> cert_service::check_writable() const {
 }
 
 result<const cert_record*> cert_service::find_for_mutation(const std::string& id) const {
+    if (auto w = check_writable(); !w) return w.error();
     if (!valid_identifier(id)) return make_error(errc::invalid_identifier, "invalid certificate identifier", "identifier");
     const cert_record* rec = index_.find(id);
     if (!rec) return make_error(errc::not_found, "certificate not found");
@@ -315,7 +316,6 @@ staged<cert_view> cert_service::stage_metadata_change(cert_record updated, std::
 }
 
 result<staged<cert_view>> cert_service::stage_revoke(const std::string& id, revoke_request req, const principal& who) {
-    if (auto w = check_writable(); !w) return w.error();
     auto found = find_for_mutation(id);
     if (!found) return found.error();
     const cert_record& cur = **found;
@@ -331,7 +331,6 @@ result<staged<cert_view>> cert_service::stage_revoke(const std::string& id, revo
 }
 
 result<staged<cert_view>> cert_service::stage_unhold(const std::string& id, const principal& who) {
-    if (auto w = check_writable(); !w) return w.error();
     auto found = find_for_mutation(id);
     if (!found) return found.error();
     const cert_record& cur = **found;
@@ -346,7 +345,6 @@ result<staged<cert_view>> cert_service::stage_unhold(const std::string& id, cons
 
 result<staged<cert_view>> cert_service::stage_renew(const std::string& id, int validity_days, const principal& who,
                                                     bool automatic) {
-    if (auto w = check_writable(); !w) return w.error();
     auto found = find_for_mutation(id);
     if (!found) return found.error();
     const cert_record& cur = **found;
@@ -436,7 +434,6 @@ result<staged<cert_view>> cert_service::stage_renew(const std::string& id, int v
 }
 
 result<staged<cert_view>> cert_service::stage_update(const std::string& id, update_request req, const principal& who) {
-    if (auto w = check_writable(); !w) return w.error();
     auto found = find_for_mutation(id);
     if (!found) return found.error();
     if (req.renewal_threshold_days && (*req.renewal_threshold_days < 1 || *req.renewal_threshold_days > 3650))

@@ -182,6 +182,8 @@ public:
 
 private:
     result<void> check_writable() const;       // fail closed when the audit log is down
+    // The record a mutation may change: refused when the audit log is down, the identifier is
+    // invalid or unknown, or another mutation of it is in flight.
     result<const cert_record*> find_for_mutation(const std::string& id) const;
     std::string reserve_serial();
     std::string generate_identifier();
