@@ -155,6 +155,7 @@ void cert_service::index_record(const cert_record& rec) {
         cur.status = ocsp_single_answer::state::good;
     }
     ocsp_->set(rec.serial_number, cur);
+    owners_->set(rec.serial_number, serial_owner{rec.identifier, rec.role, true});
     for (const auto& h : rec.history) {
         ocsp_single_answer old;
         if (h.revoked) {
@@ -165,6 +166,7 @@ void cert_service::index_record(const cert_record& rec) {
             old.status = ocsp_single_answer::state::good;
         }
         ocsp_->set(h.serial_number, old);
+        owners_->set(h.serial_number, serial_owner{rec.identifier, rec.role, false});
     }
 }
 

@@ -17,6 +17,7 @@
 #include "core/crl.hpp"
 #include "core/issue.hpp"
 #include "core/ocsp_table.hpp"
+#include "core/serial_owners.hpp"
 #include "storage/audit_log.hpp"
 #include "storage/cert_index.hpp"
 #include "storage/cert_store.hpp"
@@ -172,6 +173,8 @@ public:
 
     // [any thread] The statuses OCSP answers from, kept in step with the index by every commit.
     std::shared_ptr<ocsp_table> ocsp_statuses() const { return ocsp_; }
+    // [any thread] Serial -> identifier and api_role, for mTLS; kept in step like ocsp_statuses().
+    std::shared_ptr<const serial_owner_table> serial_owners() const { return owners_; }
 
     const certificate_authority& ca() const { return *ca_; }
     std::shared_ptr<const certificate_authority> ca_ptr() const { return ca_; }
@@ -192,7 +195,8 @@ private:
     time_point stored_now() const;
     staged<cert_view> stage_metadata_change(cert_record updated, std::string operation, boost::json::object details,
                                             const principal& who, bool crl_affected);
-    // Puts `rec` into the index and its serials' statuses into the OCSP table.
+    // Puts `rec` into the index, its serials' statuses into the OCSP table and their owner into
+    // the serial owner table.
     void index_record(const cert_record& rec);
 
     std::shared_ptr<const certificate_authority> ca_;
@@ -205,6 +209,7 @@ private:
 
     storage::cert_index index_;
     std::shared_ptr<ocsp_table> ocsp_ = std::make_shared<ocsp_table>();
+    std::shared_ptr<serial_owner_table> owners_ = std::make_shared<serial_owner_table>();
     std::set<std::string> busy_ids_;           // identifiers with a staged mutation in flight
     std::set<std::string> reserved_serials_;
 

@@ -1,0 +1,24 @@
+#include "core/serial_owners.hpp"
+
+#include <mutex>
+
+namespace certmate {
+
+void serial_owner_table::set(const std::string& serial_decimal, serial_owner owner) {
+    std::unique_lock lock(mu_);
+    owners_[serial_decimal] = std::move(owner);
+}
+
+std::optional<serial_owner> serial_owner_table::get(const std::string& serial_decimal) const {
+    std::shared_lock lock(mu_);
+    auto it = owners_.find(serial_decimal);
+    if (it == owners_.end()) return std::nullopt;
+    return it->second;
+}
+
+std::size_t serial_owner_table::size() const {
+    std::shared_lock lock(mu_);
+    return owners_.size();
+}
+
+} // namespace certmate
