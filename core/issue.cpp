@@ -25,8 +25,10 @@ const eku_name* find_eku(std::string_view name) {
     return nullptr;
 }
 
-// The EKUs of the profile: clientAuth, then the allowed extras in a fixed order, no duplicates.
+// The EKUs of the profile: clientAuth, then the allowed extras in a fixed order, no duplicates;
+// serverAuth alone for a TLS server.
 std::vector<const eku_name*> profile_ekus(const issue_request& req) {
+    if (req.profile == cert_profile::tls_server) return {find_eku("serverAuth")};
     std::vector<const eku_name*> out{&known_ekus[0]};
     for (const auto& e : known_ekus)
         if (&e != &known_ekus[0] && std::find(req.extra_eku.begin(), req.extra_eku.end(), e.name) != req.extra_eku.end())
@@ -115,6 +117,16 @@ result<void> validate_issue_request(const issue_request& req, const issuance_pol
             return make_error(errc::invalid_argument, "api-mtls certificates carry clientAuth only; " + name +
                                                           " is allowed for vpn and other",
                               "extended_key_usage");
+    }
+    if (req.profile == cert_profile::tls_server) {
+        if (!req.extra_eku.empty())
+            return make_error(errc::invalid_argument, "a TLS server certificate carries serverAuth only", "extended_key_usage");
+        // RFC 6125 6.4.4: "a client MUST NOT seek a match for a reference identifier of CN-ID if the
+        // presented identifiers include a DNS-ID, SRV-ID, URI-ID, or any application-specific
+        // identifier types supported by the client": the names belong in the SANs.
+        if (req.sans.dns.empty() && req.sans.ip.empty())
+            return make_error(errc::invalid_argument, "a TLS server certificate needs a DNS name or IP address",
+                              "subject_alt_names");
     }
     if (req.subject.common_name.empty())
         return make_error(errc::invalid_argument, "common_name is required", "common_name");

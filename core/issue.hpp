@@ -17,7 +17,12 @@ struct issuance_policy {
     std::string public_url = "http://127.0.0.1:8080"; // CDP <url>/crl.der, OCSP <url>/ocsp, caIssuers <url>/ca.crt
 };
 
+// The client profile (DESIGN.md 4) for every certificate the API issues; the server profile only
+// for the CA's own TLS listener (`certmate init --server-cert`).
+enum class cert_profile { client, tls_server };
+
 struct issue_request {
+    cert_profile profile = cert_profile::client;
     subject_fields subject;
     subject_alt_names sans;
     cert_usage usage = cert_usage::api_mtls;
@@ -47,7 +52,8 @@ result<void> validate_issue_request(const issue_request& req, const issuance_pol
 // Signs `subject_key`'s public key: X.509 v3, notBefore now - 1 min, notAfter
 // now + validity (capped by policy.max_validity_days and the CA's notAfter),
 // basicConstraints critical CA:FALSE, keyUsage critical (digitalSignature, plus
-// keyEncipherment for RSA), EKU clientAuth (+ extra), SANs, SKI, AKI, CDP, AIA.
+// keyEncipherment for RSA), EKU clientAuth (+ extra), SANs, SKI, AKI, CDP, AIA. The tls_server
+// profile differs in its EKU only: serverAuth alone, with at least one DNS or IP SAN.
 result<issued_cert> issue_certificate(const certificate_authority& ca, EVP_PKEY* subject_key,
                                       const issue_request& req, const issuance_policy& policy, time_point now);
 

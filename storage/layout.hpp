@@ -27,6 +27,10 @@ struct layout {
     fs::path audit_log() const { return data_dir / "logs" / "audit" / "certificate_audit.log"; }
     fs::path state_dir() const { return data_dir / "state"; }
     fs::path admin_token() const { return data_dir / "admin.token"; }
+    // The TLS listener's certificate from `certmate init --server-cert` (not a client certificate).
+    fs::path tls_dir() const { return data_dir / "tls"; }
+    fs::path tls_cert() const { return tls_dir() / "server.crt"; }
+    fs::path tls_key() const { return tls_dir() / "server.key"; }
 };
 
 } // namespace certmate::storage
