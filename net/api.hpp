@@ -5,6 +5,7 @@
 
 #include "core/service.hpp"
 #include "net/auth.hpp"
+#include "net/client_auth.hpp"
 #include "net/http.hpp"
 #include "net/metrics.hpp"
 #include "net/ocsp_endpoint.hpp"
@@ -85,7 +86,7 @@ public:
     }
 
     // [any thread] Only the parts of the service documented as such: ca(), current_crl(),
-    // audit_log(), ocsp_statuses(), config(), paths(), now().
+    // audit_log(), ocsp_statuses(), serial_owners(), config(), paths(), now().
     cert_service& any_thread() { return svc_; }
     asio::strand<asio::io_context::executor_type>& strand() { return strand_; }
     asio::thread_pool& pool() { return pool_; }
@@ -195,7 +196,7 @@ asio::awaitable<renewal_summary> run_renewal_sweep(api_state& api, const princip
 
 // The whole pipeline for one request: request id, routing, auth, rate limit, content type,
 // handler, the headers every answer carries, metrics. Never throws.
-asio::awaitable<response> dispatch(api_state& api, request& req, const std::string& client_ip);
+asio::awaitable<response> dispatch(api_state& api, request& req, const peer_info& peer);
 
 // Headers every answer carries (for answers made outside dispatch: 431, 413, 503, ...).
 void finish_response(response& res, const request* req, std::string_view request_id);

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -19,8 +20,26 @@ struct token_credential {
     std::string sha256_hex;   // lower-case hex of SHA-256(token)
 };
 
+// tls.client_auth: whether the TLS listener asks for a client certificate (DESIGN.md 6, 7).
+enum class client_auth_mode {
+    none,       // no certificate requested; bearer tokens only
+    optional,   // requested; a presented one must verify against our CA, none is fine
+    require,    // the handshake fails without a certificate that verifies against our CA
+};
+
+// The TLS listener: where, which server certificate, and client certificates.
+struct tls_options {
+    std::string https_listen;                      // HOST:PORT; empty: no TLS listener
+    std::filesystem::path cert_file;               // PEM, leaf first, then its chain
+    std::filesystem::path key_file;                // PEM private key, possibly encrypted
+    std::filesystem::path key_passphrase_file;     // first line = passphrase of key_file
+    client_auth_mode client_auth = client_auth_mode::none;
+    std::chrono::milliseconds handshake_timeout{10000};
+};
+
 struct server_options {
     std::string http_listen = "127.0.0.1:8080";   // HOST:PORT, port 0 picks a free port
+    tls_options tls;
     unsigned threads = 0;                          // io threads; 0 = one per core
     unsigned pool_threads = 0;                     // crypto/disk workers; 0 = one per core
     unsigned max_connections = 1024;               // beyond: 503

@@ -1,5 +1,6 @@
 // The request pipeline: everything a request goes through before and after its handler.
 #include "net/api.hpp"
+#include "net/client_auth.hpp"
 
 #include <boost/asio/post.hpp>
 #include <boost/json/object.hpp>
@@ -108,7 +109,7 @@ void finish_response(response& res, const request* req, std::string_view request
     if (req) res.version(req->version());
 }
 
-asio::awaitable<response> dispatch(api_state& api, request& req, const std::string& client_ip) {
+asio::awaitable<response> dispatch(api_state& api, request& req, const peer_info& peer) {
     const auto started = std::chrono::steady_clock::now();
     const auto given_id = req["X-Request-Id"];
     const std::string request_id = sane_request_id(given_id) ? std::string(given_id) : new_request_id();
@@ -117,19 +118,21 @@ asio::awaitable<response> dispatch(api_state& api, request& req, const std::stri
     const auto qpos = target.find('?');
     const std::string_view path = target.substr(0, qpos);
     auto m = api.routes.find(req.method(), path);
-    if (m.found && !api.opts.api_on_http && !m.found->protocol) m = {};
+    // Without server.api_on_http, plain HTTP serves the protocol endpoints only (DESIGN.md 7).
+    if (m.found && !peer.tls && !api.opts.api_on_http && !m.found->protocol) m = {};
     const route* rt = m.found;
     const std::string route_label = m.any ? m.any->pattern : std::string("unmatched");
 
-    std::optional<identity> ident;
-    bool bad_credentials = false;
-    if (auto auth = req[http::field::authorization]; !auth.empty()) {
-        if (auto tok = bearer_token(auth)) ident = api.token_snapshot()->find(*tok);
-        bad_credentials = !ident;
-    }
-    principal who{ident ? ident->name : std::string("anonymous"), client_ip};
+    // A client certificate is checked against the live revocation state on every request.
+    auto& svc = api.core.any_thread();
+    const caller auth = authenticate(peer, req[http::field::authorization], *api.token_snapshot(), *svc.ocsp_statuses(),
+                                     *svc.serial_owners(), svc.now());
+    const std::optional<identity>& ident = auth.ident;
+    const bool bad_credentials = auth.failure == auth_failure::invalid_token;
+    principal who{auth.user, peer.ip};
     const rate_class cls = rt ? rt->cls : rate_class::default_;
-    const auto limit = api.limiter.check(ident ? "t:" + ident->name : "ip:" + client_ip, cls, started);
+    const std::string rate_key = ident ? (auth.by_certificate ? "c:" : "t:") + ident->name : "ip:" + peer.ip;
+    const auto limit = api.limiter.check(rate_key, cls, started);
     std::optional<api_role> required = rt ? rt->role : std::nullopt;
 
     response res;
@@ -140,13 +143,20 @@ asio::awaitable<response> dispatch(api_state& api, request& req, const std::stri
         } else if (!rt) {
             res = m.allowed.empty() ? error_response(errc::not_found, "no such resource")
                                     : method_not_allowed(m.allowed);
+        } else if (required && !ident && auth.failure == auth_failure::certificate_without_role) {
+            res = error_response(errc::forbidden, "this client certificate carries no api_role");
+            api.stats.denied("forbidden");
+            audit_denial(api, who, req, route_label, to_string(auth.failure));
         } else if (required && !ident) {
-            const char* why = bad_credentials ? "invalid bearer token" : "a bearer token is required";
+            std::string why = bad_credentials ? "invalid bearer token" : "a bearer token is required";
+            if (auth.failure == auth_failure::certificate_refused)
+                why = "client certificate " + std::string(to_string(*auth.cert)) + "; a bearer token is required";
             res = error_response(errc::unauthorized, why);
             res.set(http::field::www_authenticate,
                     bad_credentials ? R"(Bearer realm="certmate", error="invalid_token")" : R"(Bearer realm="certmate")");
             api.stats.denied("unauthorized");
-            audit_denial(api, who, req, route_label, bad_credentials ? "invalid_token" : "no_token");
+            audit_denial(api, who, req, route_label,
+                         auth.cert ? "certificate_" + std::string(to_string(*auth.cert)) : std::string(to_string(auth.failure)));
         } else if (required && static_cast<int>(ident->role) < static_cast<int>(*required)) {
             res = error_response(errc::forbidden, "this operation needs the " + std::string(to_string(*required)) + " role");
             api.stats.denied("forbidden");
@@ -177,7 +187,7 @@ asio::awaitable<response> dispatch(api_state& api, request& req, const std::stri
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     api.stats.observe_request(route_label, http::to_string(req.method()), res.result_int(), seconds);
-    spdlog::debug("{} {} {} -> {} {:.1f} ms [{}] {}", client_ip, std::string(http::to_string(req.method())),
+    spdlog::debug("{} {} {} -> {} {:.1f} ms [{}] {}", peer.ip, std::string(http::to_string(req.method())),
                   std::string(path), res.result_int(), seconds * 1000, request_id, who.user);
     co_return res;
 }

@@ -2,12 +2,15 @@
 
 #include "core/renewal_schedule.hpp"
 #include "net/api.hpp"
+#include "net/tls_context.hpp"
 #include "storage/sweep_state.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream_base.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/system_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -16,10 +19,12 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <condition_variable>
 #include <list>
 #include <thread>
+#include <variant>
 
 namespace certmate::net {
 
@@ -30,11 +35,22 @@ namespace {
 
 constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
+using tls_stream = beast::ssl_stream<beast::tcp_stream>;
+
+// One accepted connection, plain or TLS: its stream, what a drain needs to know, who the peer is.
 struct connection {
-    explicit connection(tcp::socket s) : stream(std::move(s)) {}
-    beast::tcp_stream stream;
-    bool idle = false;   // [connection executor] waiting for the first byte of the next request
-    std::string ip;
+    explicit connection(tcp::socket s) : stream(std::in_place_index<0>, std::move(s)) {}
+    connection(tcp::socket s, std::shared_ptr<asio::ssl::context> ctx)
+        : tls_ctx(std::move(ctx)), stream(std::in_place_index<1>, std::move(s), *tls_ctx) {}
+    std::shared_ptr<asio::ssl::context> tls_ctx;   // the context of this connection's handshake
+    std::variant<beast::tcp_stream, tls_stream> stream;
+    // [connection executor] no request in flight: in the TLS handshake, or waiting for the first
+    // byte of the next request.
+    bool idle = false;
+    peer_info peer;
+    beast::tcp_stream& lowest() {
+        return std::visit([](auto& s) -> beast::tcp_stream& { return beast::get_lowest_layer(s); }, stream);
+    }
 };
 
 unsigned or_cores(unsigned n) { return n ? n : std::max(1u, std::thread::hardware_concurrency()); }
@@ -73,11 +89,13 @@ struct server::impl {
     std::unique_ptr<api_state> api;
     asio::strand<asio::io_context::executor_type> accept_strand;
     tcp::acceptor acceptor;
+    std::optional<tcp::acceptor> tls_acceptor;
+    std::shared_ptr<asio::ssl::context> tls_ctx;   // swapped whole on reload (atomic_load/store)
     asio::steady_timer crl_timer;
     asio::system_timer renewal_timer;
     std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
     std::vector<std::thread> threads;
-    tcp::endpoint bound;
+    tcp::endpoint bound, tls_bound;
     std::atomic<bool> draining{false};
     bool running = false;
 
@@ -86,10 +104,19 @@ struct server::impl {
     std::list<std::shared_ptr<connection>> conns;
 
     result<void> listen();
-    asio::awaitable<void> accept_loop();
+    result<tcp::endpoint> listen_on(tcp::acceptor& a, const std::string& address, const char* key);
+    asio::awaitable<void> accept_loop(tcp::acceptor& a, bool tls);
     asio::awaitable<void> session(std::shared_ptr<connection> c);
+    asio::awaitable<bool> handshake(connection& c, tls_stream& s, std::chrono::milliseconds timeout);
+    template <class Stream>
+    asio::awaitable<void> serve(connection& c, Stream& s);
     asio::awaitable<void> reject(std::shared_ptr<connection> c);
-    asio::awaitable<void> linger_close(connection& c);
+    template <class Stream>
+    asio::awaitable<void> answer_overloaded(connection& c, Stream& s);
+    template <class Stream>
+    asio::awaitable<void> linger_close(connection& c, Stream& s);
+    template <class Stream>
+    asio::awaitable<void> close(connection& c, Stream& s);
     asio::awaitable<void> crl_timer_loop();
     asio::awaitable<void> renewal_loop();
     void forget(const std::shared_ptr<connection>& c) {
@@ -99,7 +126,7 @@ struct server::impl {
     }
     void for_each_connection(const std::function<void(connection&)>& f) {
         std::lock_guard lock(conn_mu);
-        for (auto& c : conns) asio::post(c->stream.get_executor(), [c, f] { f(*c); });
+        for (auto& c : conns) asio::post(c->lowest().get_executor(), [c, f] { f(*c); });
     }
     bool wait_connections(std::chrono::steady_clock::time_point deadline) {
         std::unique_lock lock(conn_mu);
@@ -107,31 +134,47 @@ struct server::impl {
     }
 };
 
-result<void> server::impl::listen() {
-    const auto colon = opts.http_listen.rfind(':');
-    if (colon == std::string::npos) return make_error(errc::invalid_argument, "listen address is not HOST:PORT", "server.http_listen");
-    std::string host = opts.http_listen.substr(0, colon);
+result<tcp::endpoint> server::impl::listen_on(tcp::acceptor& a, const std::string& address, const char* key) {
+    const auto colon = address.rfind(':');
+    if (colon == std::string::npos) return make_error(errc::invalid_argument, "listen address is not HOST:PORT", key);
+    std::string host = address.substr(0, colon);
     if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-    const std::string port = opts.http_listen.substr(colon + 1);
+    const std::string port = address.substr(colon + 1);
     boost::system::error_code ec;
     tcp::resolver resolver(ioc);
     auto results = resolver.resolve(host, port, tcp::resolver::numeric_service, ec);
     if (ec || results.empty())
-        return make_error(errc::invalid_argument, "cannot resolve " + opts.http_listen + ": " + ec.message(), "server.http_listen");
+        return make_error(errc::invalid_argument, "cannot resolve " + address + ": " + ec.message(), key);
     const tcp::endpoint ep = results.begin()->endpoint();
-    acceptor.open(ep.protocol(), ec);
-    if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor.bind(ep, ec);
-    if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) return make_error(errc::invalid_argument, "cannot listen on " + opts.http_listen + ": " + ec.message(), "server.http_listen");
-    bound = acceptor.local_endpoint(ec);
+    a.open(ep.protocol(), ec);
+    if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) a.bind(ep, ec);
+    if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return make_error(errc::invalid_argument, "cannot listen on " + address + ": " + ec.message(), key);
+    return a.local_endpoint(ec);
+}
+
+// The plain listener, and the TLS one when server.https_listen is set (its context built first,
+// so a bad certificate or key stops the start).
+result<void> server::impl::listen() {
+    auto b = listen_on(acceptor, opts.http_listen, "server.http_listen");
+    if (!b) return b.error();
+    bound = *b;
+    if (opts.tls.https_listen.empty()) return {};
+    auto ctx = make_tls_context(opts.tls, svc->ca().cert());
+    if (!ctx) return ctx.error();
+    std::atomic_store(&tls_ctx, std::move(*ctx));
+    tls_acceptor.emplace(accept_strand);
+    auto t = listen_on(*tls_acceptor, opts.tls.https_listen, "server.https_listen");
+    if (!t) return t.error();
+    tls_bound = *t;
     return {};
 }
 
-asio::awaitable<void> server::impl::accept_loop() {
+asio::awaitable<void> server::impl::accept_loop(tcp::acceptor& a, bool tls) {
     asio::steady_timer backoff(accept_strand);
     for (;;) {
-        auto [ec, sock] = co_await acceptor.async_accept(asio::make_strand(ioc), tuple_awaitable);
+        auto [ec, sock] = co_await a.async_accept(asio::make_strand(ioc), tuple_awaitable);
         if (draining || ec == asio::error::operation_aborted) co_return;
         if (ec) {
             spdlog::warn("accept failed: {}", ec.message());
@@ -139,21 +182,23 @@ asio::awaitable<void> server::impl::accept_loop() {
             co_await backoff.async_wait(tuple_awaitable);
             continue;
         }
-        auto c = std::make_shared<connection>(tcp::socket(std::move(sock)));
+        auto c = tls ? std::make_shared<connection>(tcp::socket(std::move(sock)), std::atomic_load(&tls_ctx))
+                     : std::make_shared<connection>(tcp::socket(std::move(sock)));
         boost::system::error_code ep_ec;
-        c->ip = c->stream.socket().remote_endpoint(ep_ec).address().to_string();
+        c->peer.ip = c->lowest().socket().remote_endpoint(ep_ec).address().to_string();
+        c->peer.tls = tls;
         bool over = false;
         {
             std::lock_guard lock(conn_mu);
             over = conns.size() >= opts.max_connections;
             conns.push_back(c);
         }
-        asio::co_spawn(c->stream.get_executor(), over ? reject(c) : session(c), [this, c](std::exception_ptr e) {
+        asio::co_spawn(c->lowest().get_executor(), over ? reject(c) : session(c), [this, c](std::exception_ptr e) {
             if (e) {
                 try {
                     std::rethrow_exception(e);
                 } catch (const std::exception& ex) {
-                    spdlog::error("connection from {} failed: {}", c->ip, ex.what());
+                    spdlog::error("connection from {} failed: {}", c->peer.ip, ex.what());
                 }
             }
             forget(c);
@@ -162,30 +207,75 @@ asio::awaitable<void> server::impl::accept_loop() {
 }
 
 // Reads what the client still sends after an early answer, so it sees the answer rather than a reset.
-asio::awaitable<void> server::impl::linger_close(connection& c) {
+template <class Stream>
+asio::awaitable<void> server::impl::linger_close(connection&, Stream& s) {
+    auto& sock = beast::get_lowest_layer(s);
     boost::system::error_code ec;
-    c.stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-    c.stream.expires_after(std::chrono::seconds(1));
+    if constexpr (!std::is_same_v<Stream, tls_stream>) sock.socket().shutdown(tcp::socket::shutdown_send, ec);
+    sock.expires_after(std::chrono::seconds(1));
     std::array<char, 8192> sink;
     std::size_t total = 0;
     while (total < 4 * 1024 * 1024) {
-        auto [rec, n] = co_await c.stream.async_read_some(asio::buffer(sink), tuple_awaitable);
+        auto [rec, n] = co_await s.async_read_some(asio::buffer(sink), tuple_awaitable);
         if (rec) break;
         total += n;
     }
-    c.stream.close();
+    sock.close();
+}
+
+// The end of a connection: a TLS one says close_notify first (RFC 8446 6.1: "Each party MUST send
+// a "close_notify" alert before closing its write side of the connection, unless it has already
+// sent some error alert."), waiting a moment at most for the peer's.
+template <class Stream>
+asio::awaitable<void> server::impl::close(connection&, Stream& s) {
+    auto& sock = beast::get_lowest_layer(s);
+    if constexpr (std::is_same_v<Stream, tls_stream>) {
+        sock.expires_after(std::chrono::milliseconds(500));
+        co_await s.async_shutdown(tuple_awaitable);
+    }
+    boost::system::error_code ec;
+    sock.socket().shutdown(tcp::socket::shutdown_send, ec);
+    sock.close();
+}
+
+// The TLS handshake within `timeout`; the client certificate it verified is kept for the requests.
+// A failed handshake (scanners, old clients, a certificate we refuse) is the client's problem:
+// logged at debug.
+asio::awaitable<bool> server::impl::handshake(connection& c, tls_stream& s, std::chrono::milliseconds timeout) {
+    c.idle = true;   // a drain closes a connection still in its handshake
+    if (draining) co_return false;
+    beast::get_lowest_layer(s).expires_after(timeout);
+    auto [ec] = co_await s.async_handshake(asio::ssl::stream_base::server, tuple_awaitable);
+    c.idle = false;
+    if (ec) {
+        spdlog::debug("TLS handshake with {} failed: {}", c.peer.ip, ec.message());
+        beast::get_lowest_layer(s).close();
+        co_return false;
+    }
+    c.peer.cert = verified_peer_certificate(s.native_handle());
+    co_return true;
 }
 
 asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
+    if (auto* s = std::get_if<tls_stream>(&c->stream)) {
+        if (co_await handshake(*c, *s, opts.tls.handshake_timeout)) co_await serve(*c, *s);
+    } else {
+        co_await serve(*c, std::get<beast::tcp_stream>(c->stream));
+    }
+}
+
+template <class Stream>
+asio::awaitable<void> server::impl::serve(connection& c, Stream& s) {
+    auto& sock = beast::get_lowest_layer(s);
     beast::flat_buffer buffer;
     for (;;) {
         // Idle keep-alive: wait for the first byte of the next request (a drain cancels this wait).
         if (buffer.size() == 0) {
-            c->idle = true;
+            c.idle = true;
             if (draining) break;
-            c->stream.expires_after(opts.idle_timeout);
-            auto [ec, n] = co_await c->stream.async_read_some(buffer.prepare(4096), tuple_awaitable);
-            c->idle = false;
+            sock.expires_after(opts.idle_timeout);
+            auto [ec, n] = co_await s.async_read_some(buffer.prepare(4096), tuple_awaitable);
+            c.idle = false;
             if (ec) break;   // closed by the client, idle timeout or drain: not an error
             buffer.commit(n);
         }
@@ -193,8 +283,8 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
         http::request_parser<http::string_body> parser;
         parser.header_limit(static_cast<std::uint32_t>(opts.header_limit));
         parser.body_limit(opts.body_limit);
-        c->stream.expires_after(opts.request_timeout);   // the whole request, headers and body
-        auto [ec, n] = co_await http::async_read(c->stream, buffer, parser, tuple_awaitable);
+        sock.expires_after(opts.request_timeout);   // the whole request, headers and body
+        auto [ec, n] = co_await http::async_read(s, buffer, parser, tuple_awaitable);
         (void)n;
         if (ec == http::error::end_of_stream || ec == asio::error::eof) break;
         if (ec) {
@@ -209,40 +299,48 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
             else if (ec.category() == http::make_error_code(http::error::header_limit).category())
                 early = early_answer(http::status::bad_request, "BAD_REQUEST", "malformed HTTP request");
             if (early) {
-                c->stream.expires_after(std::chrono::seconds(5));
-                co_await http::async_write(c->stream, *early, tuple_awaitable);
-                co_await linger_close(*c);
+                sock.expires_after(std::chrono::seconds(5));
+                co_await http::async_write(s, *early, tuple_awaitable);
+                co_await linger_close(c, s);
             }
             co_return;
         }
 
         request req = parser.release();
-        response res = co_await dispatch(*api, req, c->ip);
+        response res = co_await dispatch(*api, req, c.peer);
         res.keep_alive(req.keep_alive() && !draining);
         res.prepare_payload();
-        c->stream.expires_after(opts.request_timeout);
-        auto [wec, wn] = co_await http::async_write(c->stream, res, tuple_awaitable);
+        sock.expires_after(opts.request_timeout);
+        auto [wec, wn] = co_await http::async_write(s, res, tuple_awaitable);
         (void)wn;
         if (wec || !res.keep_alive()) break;
     }
-    boost::system::error_code ec;
-    c->stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-    c->stream.close();
+    co_await close(c, s);
 }
 
 // Over server.max_connections: read the request (so the client sees the answer), answer 503.
 asio::awaitable<void> server::impl::reject(std::shared_ptr<connection> c) {
+    if (auto* s = std::get_if<tls_stream>(&c->stream)) {
+        if (co_await handshake(*c, *s, std::chrono::seconds(2))) co_await answer_overloaded(*c, *s);
+    } else {
+        co_await answer_overloaded(*c, std::get<beast::tcp_stream>(c->stream));
+    }
+}
+
+template <class Stream>
+asio::awaitable<void> server::impl::answer_overloaded(connection& c, Stream& s) {
+    auto& sock = beast::get_lowest_layer(s);
     beast::flat_buffer buffer;
     http::request_parser<http::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(opts.header_limit));
     parser.body_limit(opts.body_limit);
-    c->stream.expires_after(std::chrono::seconds(2));
-    co_await http::async_read(c->stream, buffer, parser, tuple_awaitable);
+    sock.expires_after(std::chrono::seconds(2));
+    co_await http::async_read(s, buffer, parser, tuple_awaitable);
     auto res = early_answer(http::status::service_unavailable, "OVERLOADED", "too many connections; try again later");
     res.set(http::field::retry_after, "1");
-    c->stream.expires_after(std::chrono::seconds(2));
-    co_await http::async_write(c->stream, res, tuple_awaitable);
-    co_await linger_close(*c);
+    sock.expires_after(std::chrono::seconds(2));
+    co_await http::async_write(s, res, tuple_awaitable);
+    co_await linger_close(c, s);
 }
 
 asio::awaitable<void> server::impl::crl_timer_loop() {
@@ -295,7 +393,8 @@ result<void> server::start() {
             }
         };
     };
-    asio::co_spawn(m.accept_strand, m.accept_loop(), log_failure("listener"));
+    asio::co_spawn(m.accept_strand, m.accept_loop(m.acceptor, false), log_failure("listener"));
+    if (m.tls_acceptor) asio::co_spawn(m.accept_strand, m.accept_loop(*m.tls_acceptor, true), log_failure("TLS listener"));
     asio::co_spawn(m.api->core.strand(), m.crl_timer_loop(), log_failure("CRL timer"));
     if (m.opts.renewal_sweep) asio::co_spawn(m.api->core.strand(), m.renewal_loop(), log_failure("renewal sweep"));
     m.api->crl.kick();   // the first CRL (or a fresh one) before anyone asks
@@ -315,6 +414,21 @@ std::string server::url() const {
     const auto a = impl_->bound.address();
     return "http://" + (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(port());
 }
+unsigned short server::tls_port() const { return impl_->tls_acceptor ? impl_->tls_bound.port() : 0; }
+std::string server::tls_url() const {
+    if (!impl_->tls_acceptor) return {};
+    const auto a = impl_->tls_bound.address();
+    return "https://" + (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(tls_port());
+}
+
+result<void> server::reload_tls(const tls_options& tls) {
+    auto& m = *impl_;
+    if (!m.tls_acceptor) return {};
+    auto ctx = make_tls_context(tls, m.svc->ca().cert());
+    if (!ctx) return ctx.error();
+    std::atomic_store(&m.tls_ctx, std::move(*ctx));   // new handshakes only; open connections keep theirs
+    return {};
+}
 
 void server::reload(std::vector<token_credential> tokens, const rate_limit_config& limits) {
     impl_->api->set_tokens(std::move(tokens));
@@ -330,6 +444,7 @@ bool server::shutdown() {
     asio::post(m.accept_strand, [&m] {
         boost::system::error_code ec;
         m.acceptor.close(ec);
+        if (m.tls_acceptor) m.tls_acceptor->close(ec);
     });
     asio::post(m.api->core.strand(), [&m] {
         m.crl_timer.cancel();
@@ -337,15 +452,15 @@ bool server::shutdown() {
     });
     // Idle keep-alive connections close now; busy ones finish their request, then close.
     m.for_each_connection([](connection& c) {
-        if (c.idle) c.stream.cancel();
+        if (c.idle) c.lowest().cancel();
     });
     const bool clean = m.wait_connections(deadline);
     if (!clean) {
         spdlog::warn("shutdown grace over: closing the remaining connections");
         m.for_each_connection([](connection& c) {
             boost::system::error_code ec;
-            c.stream.socket().shutdown(tcp::socket::shutdown_both, ec);
-            c.stream.close();
+            c.lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
+            c.lowest().close();
         });
         m.wait_connections(std::chrono::steady_clock::now() + std::chrono::seconds(2));
     }

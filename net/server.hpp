@@ -1,6 +1,6 @@
 // The HTTP/1.1 server (DESIGN.md 2, 6, 7): io threads, the service on one strand, heavy work on a
 // thread pool, one coroutine per connection, CRL upkeep. No Asio or Beast in this header.
-// Thread-safety: start() once; reload() from any thread; shutdown() from one thread, once.
+// Thread-safety: start() once; reload() and reload_tls() from any thread; shutdown() from one thread, once.
 #pragma once
 
 #include "core/service.hpp"
@@ -25,9 +25,16 @@ public:
     std::string host() const;
     unsigned short port() const;
     std::string url() const;   // http://HOST:PORT
+    // The TLS listener's port and https://HOST:PORT (0 and "" without server.https_listen).
+    unsigned short tls_port() const;
+    std::string tls_url() const;
 
     // New tokens and rate limits, without dropping connections.
     void reload(std::vector<token_credential> tokens, const rate_limit_config& limits);
+    // A new server certificate, key and client_auth for the TLS listener: new handshakes use them,
+    // open connections keep theirs. On error (errc::invalid_argument naming the key) the old
+    // context stays. The listen address is not changed.
+    result<void> reload_tls(const tls_options& tls);
 
     // Stops accepting (new connections are refused), lets in-flight requests finish for up to the
     // grace period, closes idle and remaining connections, joins the threads. True when every
