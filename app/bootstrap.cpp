@@ -5,10 +5,14 @@
 #include "storage/ca_files.hpp"
 #include "storage/fs_store.hpp"
 
+#include <boost/json/array.hpp>
 #include <spdlog/spdlog.h>
 
 #include <openssl/rand.h>
 
+#include <arpa/inet.h>
+
+#include <fstream>
 #include <thread>
 
 namespace certmate::app {
@@ -88,6 +92,88 @@ result<init_report> init_data_dir(const config& cfg, const fs::path& config_file
             rep.config_written = starter;
         }
     }
+    return rep;
+}
+
+namespace {
+
+// An IPv4 or IPv6 address literal ("[::1]" allowed), as inet_pton reads it.
+std::optional<std::string> ip_literal(std::string name) {
+    if (name.size() > 2 && name.front() == '[' && name.back() == ']') name = name.substr(1, name.size() - 2);
+    unsigned char buf[16];
+    if (inet_pton(AF_INET, name.c_str(), buf) == 1 || inet_pton(AF_INET6, name.c_str(), buf) == 1) return name;
+    return std::nullopt;
+}
+
+result<std::optional<std::string>> tls_key_passphrase(const config& cfg) {
+    if (cfg.tls_key_passphrase_file.empty()) return std::optional<std::string>();
+    std::ifstream in(cfg.tls_key_passphrase_file);
+    std::string p;
+    if (!in || !std::getline(in, p) || p.empty())
+        return make_error(errc::invalid_argument,
+                          "tls.key_passphrase_file is missing or empty: " + cfg.tls_key_passphrase_file.string(),
+                          "tls.key_passphrase_file");
+    return std::optional<std::string>(p);
+}
+
+} // namespace
+
+result<server_cert_report> issue_server_cert(const config& cfg, const std::vector<std::string>& names, int validity_days) {
+    if (names.empty()) return make_error(errc::invalid_argument, "--server-cert needs at least one host name or address");
+    storage::layout l{cfg.data_dir};
+    auto ca = storage::load_ca(l, ca_passphrase(cfg));
+    if (!ca) return ca.error();
+    auto passphrase = tls_key_passphrase(cfg);
+    if (!passphrase) return passphrase.error();
+
+    server_cert_report rep;
+    issue_request req;
+    req.profile = cert_profile::tls_server;
+    req.subject.common_name = names.front();
+    if (!cfg.ca_organization.empty()) req.subject.organization = cfg.ca_organization;
+    for (const auto& n : names) {
+        if (auto ip = ip_literal(n)) {
+            req.sans.ip.push_back(*ip);
+            rep.ip.push_back(*ip);
+        } else {
+            req.sans.dns.push_back(n);
+            rep.dns.push_back(n);
+        }
+    }
+    req.validity_days = validity_days;
+    req.serial_decimal = random_serial(openssl_rng());
+    auto key = generate_key(key_type::ec_p256);
+    if (!key) return key.error();
+    auto cert = issue_certificate(**ca, key->get(), req, cfg.service.issuance, std::chrono::system_clock::now());
+    if (!cert) return cert.error();
+    auto key_pem = private_key_to_pem(key->get(), *passphrase);
+    if (!key_pem) return key_pem.error();
+
+    if (auto r = storage::ensure_dir(l.tls_dir(), fs::perms(0700)); !r) return r.error();
+    // The key first: a certificate never sits next to a key it does not match for long.
+    if (auto r = storage::write_file_atomic(l.tls_key(), *key_pem, fs::perms(0600)); !r) return r.error();
+    if (auto r = storage::write_file_atomic(l.tls_cert(), cert->pem + cert_to_pem((*ca)->cert()), fs::perms(0644)); !r)
+        return r.error();
+
+    std::error_code ec;
+    rep.cert_file = fs::absolute(l.tls_cert(), ec);
+    rep.key_file = fs::absolute(l.tls_key(), ec);
+    rep.serial_decimal = cert->serial_decimal;
+    rep.fingerprint_sha256 = cert->fingerprint_sha256;
+    rep.not_after = cert->not_after;
+
+    auto audit = storage::audit_log::open(l.audit_log(), system_clock_fn());
+    if (!audit) return audit.error();
+    storage::audit_entry e;
+    e.operation = "server_cert_issue";
+    e.resource_type = "server_certificate";
+    e.resource_id = rep.serial_decimal;
+    e.user = "cli";
+    boost::json::array sans;
+    for (const auto& n : names) sans.emplace_back(n);
+    e.details = {{"subject_alt_names", std::move(sans)}, {"fingerprint_sha256", rep.fingerprint_sha256},
+                 {"encrypted_key", passphrase->has_value()}};
+    if (auto r = (*audit)->append(e); !r) return r.error();
     return rep;
 }
 

@@ -22,6 +22,22 @@ struct init_report {
 // config holding its hash when `config_file` is empty and none exists. Idempotent.
 result<init_report> init_data_dir(const config& cfg, const std::filesystem::path& config_file);
 
+struct server_cert_report {
+    std::filesystem::path cert_file, key_file;
+    std::string serial_decimal;
+    std::string fingerprint_sha256;
+    time_point not_after{};
+    std::vector<std::string> dns, ip;
+};
+
+// `certmate init --server-cert NAME...`: a TLS server certificate for the CA's own listener,
+// issued by our CA (EKU serverAuth only; each name a SAN, IP addresses recognised, the rest DNS
+// names; CN the first name; key ec-p256), written as <data_dir>/tls/server.crt (leaf, then the
+// CA certificate) and server.key (0600; encrypted when tls.key_passphrase_file is set). Replaces
+// earlier ones (SIGHUP makes the server use them). Audited as server_cert_issue.
+result<server_cert_report> issue_server_cert(const config& cfg, const std::vector<std::string>& names,
+                                             int validity_days = 365);
+
 // Opens the CA, audit log and store, and loads the index.
 result<std::unique_ptr<cert_service>> open_service(const config& cfg);
 

@@ -25,6 +25,8 @@ constexpr const char* usage_text = R"(usage: certmate [COMMAND] [OPTIONS]
 commands:
   serve [-c FILE] [--data-dir DIR] [--listen HOST:PORT] [--check-config]   run the server (default)
   init [-c FILE] [--data-dir DIR]                 create the CA, an admin token and a starter config
+       [--server-cert HOST...]                    also issue the TLS listener's certificate (serverAuth,
+                                                  SANs HOST...) as DIR/tls/server.crt and server.key
   ca backup --out FILE [--data-dir DIR]           CA key, certificate, metadata and CRL state in one archive (0600)
   ca restore --in FILE [--force] [--data-dir DIR] restore a CA backup (refuses a different CA without --force)
   token create --name NAME --role viewer|operator|admin
@@ -71,7 +73,9 @@ parsed_args parse(const std::vector<std::string>& args, po::options_description 
 }
 
 int cmd_init(const std::vector<std::string>& args) {
-    auto a = parse(args, po::options_description("init"));
+    po::options_description own("init");
+    own.add_options()("server-cert", po::value<std::vector<std::string>>()->multitoken(), "TLS server certificate names");
+    auto a = parse(args, own);
     auto cfg = load_config(a.config_file, a.overrides);
     auto rep = init_data_dir(cfg, a.config_file);
     if (!rep) throw error_exception(rep.error());
@@ -83,6 +87,18 @@ int cmd_init(const std::vector<std::string>& args) {
         else
             std::cout << "add to the [auth] section of your config:\ntoken = "
                       << token_config_value(token_entry{"admin", api_role::admin, sha256_hex_of(rep->admin_token)}) << "\n";
+    }
+    if (a.vm.count("server-cert")) {
+        auto srv = issue_server_cert(cfg, a.vm["server-cert"].as<std::vector<std::string>>());
+        if (!srv) throw error_exception(srv.error());
+        std::cout << "wrote TLS server certificate " << srv->cert_file.string() << " (serial " << srv->serial_decimal
+                  << ", expires " << format_time(srv->not_after) << ") and key " << srv->key_file.string() << "\n"
+                  << "for the TLS listener, add to your config (then restart, or SIGHUP when only renewing):\n"
+                  << "[server]\nhttps_listen = 0.0.0.0:8443\napi_on_http = false\n"
+                  << "[tls]\ncert = " << srv->cert_file.string() << "\nkey = " << srv->key_file.string()
+                  << "\nclient_auth = require\n";
+        if (!cfg.tls_key_passphrase_file.empty())
+            std::cout << "key_passphrase_file = " << fs::absolute(cfg.tls_key_passphrase_file).string() << "\n";
     }
     return 0;
 }

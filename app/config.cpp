@@ -48,6 +48,7 @@ const std::vector<std::pair<const char*, const char*>>& known_keys() {
         {"renewal.revoke_superseded", "revoke the old certificate (superseded) on renewal"},
         {"tls.cert", "server certificate PEM (with chain)"},
         {"tls.key", "server key PEM"},
+        {"tls.key_passphrase_file", "file whose first line is the passphrase of an encrypted tls.key"},
         {"tls.client_auth", "none, optional or require"},
         {"rate_limit.default", "requests/min per client, default class; 0 = unlimited"},
         {"rate_limit.create", "certificate creations/min"},
@@ -232,6 +233,7 @@ config load_config(const std::filesystem::path& file, const std::vector<std::str
     if (auto v = get("renewal.revoke_superseded")) s.revoke_superseded = to_bool(c, "renewal.revoke_superseded", *v);
     if (auto v = get("tls.cert")) c.tls_cert = *v;
     if (auto v = get("tls.key")) c.tls_key = *v;
+    if (auto v = get("tls.key_passphrase_file")) c.tls_key_passphrase_file = *v;
     if (auto v = get("tls.client_auth")) {
         if (*v != "none" && *v != "optional" && *v != "require") reject(c, "tls.client_auth", "'" + *v + "' is not none, optional or require");
         c.tls_client_auth = *v;

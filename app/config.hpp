@@ -55,6 +55,7 @@ struct config {
 
     // [tls]
     std::filesystem::path tls_cert, tls_key;
+    std::filesystem::path tls_key_passphrase_file;
     std::string tls_client_auth = "none";
 
     // [ocsp]

@@ -26,7 +26,7 @@ void apply_log_level(const config& cfg) { spdlog::set_level(spdlog::level::from_
 } // namespace
 
 // init on first start, open the service, serve until SIGTERM/SIGINT; SIGHUP reloads tokens, rate
-// limits and the log level from the same file and overrides.
+// limits, the log level and the TLS server certificate/key from the same file and overrides.
 int run_server(const config& given, const std::filesystem::path& config_file, const std::vector<std::string>& overrides) {
     config cfg = given;
     apply_log_level(cfg);
@@ -56,6 +56,10 @@ int run_server(const config& given, const std::filesystem::path& config_file, co
     if (auto r = srv.start(); !r) throw error_exception(r.error());
     spdlog::info("listening on {}", srv.url());
     std::cout << "listening on " << srv.url() << std::endl;
+    if (srv.tls_port()) {
+        spdlog::info("listening on {} (client certificates: {})", srv.tls_url(), cfg.tls_client_auth);
+        std::cout << "listening on " << srv.tls_url() << std::endl;
+    }
 
     systemd::notify_ready("serving " + srv.url());
 
@@ -86,6 +90,9 @@ int run_server(const config& given, const std::filesystem::path& config_file, co
         try {
             const config fresh = load_config(effective_file, overrides);
             srv.reload(tokens_from(fresh), rate_limits_from(fresh));
+            // The server certificate and key (renewed on disk); a bad one keeps the old context.
+            if (auto r = srv.reload_tls(tls_options_from(fresh)); !r)
+                spdlog::error("SIGHUP: TLS certificate not reloaded: {}", r.error().message);
             apply_log_level(fresh);
             spdlog::info("SIGHUP: reloaded {} ({} tokens)", effective_file.empty() ? "overrides" : effective_file.string(),
                          fresh.tokens.size());

@@ -18,9 +18,22 @@ rate_limit_config rate_limits_from(const config& cfg) {
     return r;
 }
 
+net::tls_options tls_options_from(const config& cfg) {
+    net::tls_options t;
+    t.https_listen = cfg.https_listen;
+    t.cert_file = cfg.tls_cert;
+    t.key_file = cfg.tls_key;
+    t.key_passphrase_file = cfg.tls_key_passphrase_file;
+    t.client_auth = cfg.tls_client_auth == "require"    ? net::client_auth_mode::require
+                    : cfg.tls_client_auth == "optional" ? net::client_auth_mode::optional
+                                                        : net::client_auth_mode::none;
+    return t;
+}
+
 net::server_options server_options_from(const config& cfg) {
     net::server_options o;
     o.http_listen = cfg.http_listen;
+    o.tls = tls_options_from(cfg);
     o.threads = cfg.threads;
     o.pool_threads = cfg.pool_threads;
     o.max_connections = cfg.max_connections;
