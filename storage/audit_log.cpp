@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -147,6 +148,7 @@ result<tail_state> read_tail(int fd, const std::filesystem::path& file) {
 struct opened {
     int fd = -1;
     tail_state tail;
+    std::uint64_t size = 0;
 };
 
 // Opens (0600, creating directories 0700) and positions the chain after the last intact entry.
@@ -176,7 +178,9 @@ result<opened> open_file(const std::filesystem::path& file) {
         if (!write_all(fd, "\n") || ::fsync(fd) != 0) return fail("write");
     }
     if (!existed && file.has_parent_path()) (void)fsync_dir(file.parent_path());
-    return opened{fd, *tail};
+    struct stat sb{};
+    if (::fstat(fd, &sb) != 0) return fail("stat");
+    return opened{fd, *tail, static_cast<std::uint64_t>(sb.st_size)};
 }
 
 } // namespace
@@ -188,6 +192,7 @@ result<std::unique_ptr<audit_log>> audit_log::open(std::filesystem::path file, c
     log->fd_ = o->fd;
     log->seq_ = o->tail.next_seq;
     log->last_hash_ = o->tail.last_hash;
+    log->size_seen_ = o->size;
     return log;
 }
 
@@ -208,6 +213,7 @@ result<void> audit_log::reopen() {
     fd_ = o->fd;
     seq_ = o->tail.next_seq;
     last_hash_ = o->tail.last_hash;
+    size_seen_ = o->size;
     healthy_ = true;
     last_error_.clear();
     return {};
@@ -216,6 +222,23 @@ result<void> audit_log::reopen() {
 result<void> audit_log::append(const audit_entry& e) {
     std::lock_guard lk(mu_);
     if (!healthy_ || fd_ < 0) return make_error(errc::audit_unavailable, "audit log unavailable: " + last_error_);
+
+    // Another process (a CLI command beside the server) may append too: hold the file lock and
+    // continue the chain from what is on disk.
+    while (::flock(fd_, LOCK_EX) != 0)
+        if (errno != EINTR) return make_error(errc::audit_unavailable, "audit log: lock failed");
+    struct unlock_at_exit {
+        int fd;
+        ~unlock_at_exit() { ::flock(fd, LOCK_UN); }
+    } unlock{fd_};
+    struct stat sb{};
+    if (::fstat(fd_, &sb) != 0) return make_error(errc::audit_unavailable, "audit log: stat failed");
+    if (static_cast<std::uint64_t>(sb.st_size) != size_seen_) {
+        auto tail = read_tail(fd_, file_);
+        if (!tail) return tail.error();
+        seq_ = tail->next_seq;
+        last_hash_ = tail->last_hash;
+    }
 
     json::object o;
     o["seq"] = seq_;
@@ -242,8 +265,6 @@ result<void> audit_log::append(const audit_entry& e) {
     };
     if (simulate_failure_) return fail("write failed (simulated)");
     if (hash.empty()) return fail("hashing failed");
-    struct stat sb{};
-    if (::fstat(fd_, &sb) != 0) return fail(std::string("stat failed: ") + std::strerror(errno));
     if (!write_all(fd_, line) || ::fsync(fd_) != 0) {
         std::string why = std::string("write failed: ") + std::strerror(errno);
         // Best effort: drop a partial line so the chain on disk stays verifiable.
@@ -252,6 +273,7 @@ result<void> audit_log::append(const audit_entry& e) {
     }
     ++seq_;
     last_hash_ = std::move(hash);
+    size_seen_ = static_cast<std::uint64_t>(sb.st_size) + line.size();
     return {};
 }
 

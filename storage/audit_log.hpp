@@ -3,6 +3,8 @@
 // written and fsynced before it returns. If a write fails the log turns unhealthy and refuses
 // further appends (fail closed) until reopen() succeeds.
 // Thread-safety: all members are safe from any thread (an internal mutex orders appends).
+// Several processes (the server and a CLI command) may append to the same file: each append
+// takes an flock(2) and first catches up with entries another process wrote.
 #pragma once
 
 #include "core/clock.hpp"
@@ -64,6 +66,7 @@ private:
     int fd_ = -1;
     std::uint64_t seq_ = 0;      // seq of the next entry
     std::string last_hash_;      // hex; 64 zeros before the first entry
+    std::uint64_t size_seen_ = 0; // file size after our last write: a change means another process appended
     bool healthy_ = true;
     bool simulate_failure_ = false;
     std::string last_error_;

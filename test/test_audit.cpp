@@ -10,6 +10,8 @@
 #include <openssl/evp.h>
 
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <fstream>
@@ -304,4 +306,36 @@ BOOST_AUTO_TEST_CASE(concurrent_appends_keep_the_chain) {
     auto v = verify_audit_file(log_file(d));
     BOOST_TEST(v.ok);
     BOOST_TEST(v.entries == 100u);
+}
+
+// The server and a CLI command append to the same file: each continues the chain the other wrote.
+BOOST_AUTO_TEST_CASE(two_writers_on_one_file_keep_one_chain) {
+    temp_dir d;
+    auto server = open_log(d);
+    auto cli = open_log(d);
+    for (int i = 0; i < 20; ++i) {
+        BOOST_REQUIRE(server->append(entry(i)).has_value());
+        if (i % 3 == 0) BOOST_REQUIRE(cli->append(entry(100 + i)).has_value());
+    }
+    auto v = verify_audit_file(log_file(d));
+    BOOST_TEST(v.ok, v.reason << " at line " << v.bad_line);
+    BOOST_TEST(v.entries == 27u);
+    BOOST_TEST(server->next_seq() == 28u);
+
+    // Two separate processes appending concurrently.
+    pid_t child = ::fork();
+    BOOST_REQUIRE(child >= 0);
+    if (child == 0) {
+        auto mine = audit_log::open(log_file(d), stepping_clock());
+        int rc = 0;
+        for (int i = 0; i < 200 && mine; ++i) rc |= (*mine)->append(entry(i)).has_value() ? 0 : 1;
+        ::_exit(mine ? rc : 2);
+    }
+    for (int i = 0; i < 200; ++i) BOOST_REQUIRE(server->append(entry(i)).has_value());
+    int status = 0;
+    BOOST_REQUIRE(::waitpid(child, &status, 0) == child);
+    BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    v = verify_audit_file(log_file(d));
+    BOOST_TEST(v.ok, v.reason << " at line " << v.bad_line);
+    BOOST_TEST(v.entries == 427u);
 }
