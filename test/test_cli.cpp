@@ -71,6 +71,12 @@ BOOST_AUTO_TEST_CASE(check_config_names_the_bad_key_file_and_line) {
     BOOST_TEST(typo.output.find("rate_limit.craete") != std::string::npos, typo.output);
     BOOST_TEST(typo.output.find("unknown key") != std::string::npos, typo.output);
 
+    // Not only --check-config: a plain start refuses the file too, before touching the data dir.
+    auto start = run(bin + " serve -c " + (d / "typo.conf").string() + " --data-dir " + (d / "data").string());
+    BOOST_TEST(start.exit_code != 0);
+    BOOST_TEST(start.output.find("rate_limit.craete") != std::string::npos, start.output);
+    BOOST_TEST(!std::filesystem::exists(d / "data"));
+
     certmate::test::write_text(d / "neg.conf", "[rate_limit]\ncreate = -5\n");
     auto neg = run(bin + " serve --check-config -c " + (d / "neg.conf").string());
     BOOST_TEST(neg.exit_code != 0);
