@@ -19,6 +19,19 @@ namespace certmate::app {
 
 namespace fs = std::filesystem;
 
+result<void> audit_cli_operation(const storage::layout& l, std::string operation, std::string resource_type,
+                                 std::string resource_id, boost::json::object details) {
+    auto audit = storage::audit_log::open(l.audit_log(), system_clock_fn());
+    if (!audit) return audit.error();
+    storage::audit_entry e;
+    e.operation = std::move(operation);
+    e.resource_type = std::move(resource_type);
+    e.resource_id = std::move(resource_id);
+    e.user = "cli";
+    e.details = std::move(details);
+    return (*audit)->append(e);
+}
+
 std::string new_token() {
     static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     unsigned char b[32];
@@ -59,16 +72,12 @@ result<init_report> init_data_dir(const config& cfg, const fs::path& config_file
         if (auto r = storage::save_ca(l, *ca, passphrase); !r) return r.error();
         rep.created_ca = true;
         rep.ca_fingerprint = ca->fingerprint_sha256();
-        auto audit = storage::audit_log::open(l.audit_log(), system_clock_fn());
-        if (!audit) return audit.error();
-        storage::audit_entry e;
-        e.operation = "ca_init";
-        e.resource_type = "ca";
-        e.resource_id = rep.ca_fingerprint;
-        e.user = "cli";
-        e.details = {{"key_type", ca->key_type_name()}, {"subject", ca->subject_string()},
-                     {"encrypted_key", passphrase.has_value()}};
-        if (auto r = (*audit)->append(e); !r) return r.error();
+        if (auto r = audit_cli_operation(l, "ca_init", "ca", rep.ca_fingerprint,
+                                         {{"key_type", ca->key_type_name()},
+                                          {"subject", ca->subject_string()},
+                                          {"encrypted_key", passphrase.has_value()}});
+            !r)
+            return r.error();
     }
     // Loading what was just written proves the passphrase and the files.
     auto ca = storage::load_ca(l, passphrase);
@@ -162,18 +171,14 @@ result<server_cert_report> issue_server_cert(const config& cfg, const std::vecto
     rep.fingerprint_sha256 = cert->fingerprint_sha256;
     rep.not_after = cert->not_after;
 
-    auto audit = storage::audit_log::open(l.audit_log(), system_clock_fn());
-    if (!audit) return audit.error();
-    storage::audit_entry e;
-    e.operation = "server_cert_issue";
-    e.resource_type = "server_certificate";
-    e.resource_id = rep.serial_decimal;
-    e.user = "cli";
     boost::json::array sans;
     for (const auto& n : names) sans.emplace_back(n);
-    e.details = {{"subject_alt_names", std::move(sans)}, {"fingerprint_sha256", rep.fingerprint_sha256},
-                 {"encrypted_key", passphrase->has_value()}};
-    if (auto r = (*audit)->append(e); !r) return r.error();
+    if (auto r = audit_cli_operation(l, "server_cert_issue", "server_certificate", rep.serial_decimal,
+                                     {{"subject_alt_names", std::move(sans)},
+                                      {"fingerprint_sha256", rep.fingerprint_sha256},
+                                      {"encrypted_key", passphrase->has_value()}});
+        !r)
+        return r.error();
     return rep;
 }
 

@@ -3,6 +3,7 @@
 
 #include "app/config.hpp"
 #include "core/service.hpp"
+#include "storage/layout.hpp"
 
 #include <memory>
 #include <string>
@@ -43,6 +44,10 @@ result<std::unique_ptr<cert_service>> open_service(const config& cfg);
 
 // `-c FILE` if given, else <data_dir>/certmate.conf when it exists (data_dir from the overrides).
 std::filesystem::path resolve_config_file(const std::filesystem::path& given, const std::vector<std::string>& overrides);
+
+// Appends one audit line for a CLI operation (user "cli") to the data dir's audit log.
+result<void> audit_cli_operation(const storage::layout& l, std::string operation, std::string resource_type,
+                                 std::string resource_id, boost::json::object details);
 
 // A new random bearer token (cm_ + 43 base64url characters).
 std::string new_token();

@@ -122,16 +122,10 @@ int cmd_ca(const std::vector<std::string>& args) {
         if (auto r = storage::ensure_dir(l.data_dir, fs::perms(0700)); !r) throw error_exception(r.error());
         auto rep = storage::restore_ca(l, a.vm["in"].as<std::string>(), a.vm["force"].as<bool>());
         if (!rep) throw error_exception(rep.error());
-        auto audit = storage::audit_log::open(l.audit_log(), system_clock_fn());
-        if (audit) {
-            storage::audit_entry e;
-            e.operation = "ca_restore";
-            e.resource_type = "ca";
-            e.resource_id = rep->fingerprint_sha256;
-            e.user = "cli";
-            e.details = {{"files", rep->files}, {"replaced_different_ca", rep->replaced}};
-            if (auto w = (*audit)->append(e); !w) throw error_exception(w.error());
-        }
+        if (auto w = audit_cli_operation(l, "ca_restore", "ca", rep->fingerprint_sha256,
+                                         {{"files", rep->files}, {"replaced_different_ca", rep->replaced}});
+            !w)
+            throw error_exception(w.error());
         std::cout << "restored CA " << rep->fingerprint_sha256 << " (" << rep->files << " files)\n";
         return 0;
     }
