@@ -120,7 +120,7 @@ int cmd_ca(const std::vector<std::string>& args) {
     if (args[0] == "restore") {
         if (!a.vm.count("in")) throw error_exception(make_error(errc::invalid_argument, "ca restore needs --in FILE"));
         if (auto r = storage::ensure_dir(l.data_dir, fs::perms(0700)); !r) throw error_exception(r.error());
-        auto rep = storage::restore_ca(l, a.vm["in"].as<std::string>(), a.vm["force"].as<bool>());
+        auto rep = storage::restore_ca(l, a.vm["in"].as<std::string>(), a.vm["force"].as<bool>(), ca_passphrase(cfg));
         if (!rep) throw error_exception(rep.error());
         if (auto w = audit_cli_operation(l, "ca_restore", "ca", rep->fingerprint_sha256,
                                          {{"files", rep->files}, {"replaced_different_ca", rep->replaced}});

@@ -177,25 +177,36 @@ result<void> backup_ca(const layout& l, const fs::path& archive) {
     return write_file_atomic(archive, tar_pack(files), fs::perms(0600));
 }
 
-result<restore_report> restore_ca(const layout& l, const fs::path& archive, bool force) {
+result<restore_report> restore_ca(const layout& l, const fs::path& archive, bool force,
+                                  std::optional<std::string_view> passphrase) {
     auto bytes = read_file(archive);
     if (!bytes) return bytes.error();
     auto files = tar_unpack(*bytes);
     if (!files) return files.error();
     const auto allowed = ca_backup_members();
     std::string cert_pem;
+    std::string key_pem;
     bool has_key = false;
     for (const auto& [name, data] : *files) {
         if (std::find(allowed.begin(), allowed.end(), name) == allowed.end())
             return make_error(errc::invalid_argument, "unexpected member in CA backup: " + name);
         if (name == "certs/ca/ca.crt") cert_pem = data;
-        if (name == "certs/ca/ca.key") has_key = true;
+        if (name == "certs/ca/ca.key") {
+            has_key = true;
+            key_pem = data;
+        }
     }
     if (cert_pem.empty() || !has_key) return make_error(errc::invalid_argument, "CA backup lacks ca.crt or ca.key");
     auto cert = load_cert_pem(cert_pem);
     if (!cert) return make_error(errc::invalid_argument, "CA backup holds an unreadable ca.crt");
     restore_report rep;
     rep.fingerprint_sha256 = fingerprint_sha256(cert->get());
+    // A key that does not belong to the certificate would leave a CA that never loads.
+    if (auto ca = certificate_authority::load(cert_pem, key_pem, passphrase); !ca) {
+        if (ca.error().code != errc::bad_passphrase || passphrase)
+            return make_error(errc::invalid_argument, "CA backup is unusable: " + ca.error().message);
+        spdlog::warn("CA backup holds an encrypted key and no passphrase is configured: restored unchecked");
+    }
 
     if (ca_exists(l)) {
         auto existing = read_file(l.ca_cert());

@@ -41,7 +41,10 @@ struct restore_report {
     bool replaced = false;
 };
 // Refuses (errc::ca_mismatch) to replace a different CA unless `force`; restoring the same CA is fine.
-result<restore_report> restore_ca(const layout& l, const fs::path& archive, bool force);
+// The archive's key must match its certificate (checked with `passphrase` when the key is
+// encrypted; without one an encrypted key is restored unchecked, and a warning logged).
+result<restore_report> restore_ca(const layout& l, const fs::path& archive, bool force,
+                                  std::optional<std::string_view> passphrase = std::nullopt);
 
 // Minimal ustar reading and writing (regular files only).
 std::string tar_pack(const std::vector<std::pair<std::string, std::string>>& files);

@@ -492,6 +492,16 @@ BOOST_AUTO_TEST_CASE(backup_restore_into_an_empty_dir_verifies_earlier_certifica
     auto refuse = run(bin + " ca restore --in " + archive.string() + " --data-dir " + other.dir.path().string());
     BOOST_TEST(refuse.exit_code != 0);
     BOOST_TEST(refuse.output.find("different CA") != std::string::npos, refuse.output);
+    // An archive whose key belongs to another CA is refused, and nothing is written.
+    const auto mixed = out / "mixed.tar";
+    test::write_text(mixed, storage::tar_pack({{"certs/ca/ca.crt", test::read_text(f.paths().ca_cert())},
+                                               {"certs/ca/ca.key", test::read_text(other.paths().ca_key())}}));
+    temp_dir empty;
+    auto bad = run(bin + " ca restore --in " + mixed.string() + " --data-dir " + empty.path().string());
+    BOOST_TEST(bad.exit_code != 0);
+    BOOST_TEST(bad.output.find("unusable") != std::string::npos, bad.output);
+    BOOST_TEST(!fs::exists(empty / "certs/ca/ca.crt"));
+
     auto forced = run(bin + " ca restore --force --in " + archive.string() + " --data-dir " + other.dir.path().string());
     BOOST_TEST(forced.exit_code == 0, forced.output);
     BOOST_TEST(test::read_text(other.paths().ca_cert()) == test::read_text(f.paths().ca_cert()));
