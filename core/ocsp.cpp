@@ -36,6 +36,7 @@ std::string response_der(OCSP_RESPONSE* resp) {
 
 result<ocsp_responder> issue_ocsp_responder(const certificate_authority& ca, time_point now, const rng_fn& rng,
                                             int validity_days) {
+    if (validity_days < 1) return make_error(errc::invalid_argument, "OCSP responder validity must be at least a day");
     auto key = generate_key(key_type::ec_p256);
     if (!key) return key.error();
     ossl::x509 cert(X509_new());
@@ -92,6 +93,9 @@ result<ocsp_responder> load_ocsp_responder(const certificate_authority& ca, std:
         return ossl::fail(errc::crypto_failure, "OCSP responder key does not match its certificate");
     if (X509_verify(cert->get(), X509_get0_pubkey(ca.cert())) != 1)
         return ossl::fail(errc::crypto_failure, "OCSP responder certificate was not issued by this CA");
+    // RFC 6960 4.2.2.2: the delegated signer's certificate MUST include id-kp-OCSPSigning.
+    if (!(X509_get_extended_key_usage(cert->get()) & XKU_OCSP_SIGN))
+        return ossl::fail(errc::crypto_failure, "OCSP responder certificate lacks id-kp-OCSPSigning");
     ocsp_responder r;
     r.not_after = from_asn1_time(X509_get0_notAfter(cert->get()));
     r.cert_pem = std::string(cert_pem);

@@ -78,6 +78,18 @@ BOOST_AUTO_TEST_CASE(responder_certificate_profile) {
                    .exit_code == 0);
     auto loaded = load_ocsp_responder(*w.ca, w.responder.cert_pem, w.responder.key_pem);
     BOOST_TEST(loaded.has_value());
+    // A client certificate of the same CA is not a responder: it lacks id-kp-OCSPSigning.
+    auto key = generate_key(key_type::ec_p256);
+    BOOST_REQUIRE(key);
+    issue_request req;
+    req.subject.common_name = "not-a-responder";
+    req.serial_decimal = random_serial(openssl_rng());
+    auto client = issue_certificate(*w.ca, key->get(), req, issuance_policy{}, w.now);
+    BOOST_REQUIRE(client);
+    auto key_pem = private_key_to_pem(key->get());
+    BOOST_REQUIRE(key_pem);
+    BOOST_TEST(!load_ocsp_responder(*w.ca, client->pem, *key_pem).has_value());
+    BOOST_TEST(!issue_ocsp_responder(*w.ca, w.now, openssl_rng(), 0).has_value());
 }
 
 BOOST_AUTO_TEST_CASE(good_revoked_unknown_signed_and_verified) {
