@@ -8,18 +8,6 @@
 
 namespace certmate {
 
-namespace {
-
-// Adds one extension given in OpenSSL's config syntax; only ever called with constant text.
-result<void> add_conf_ext(X509* cert, X509V3_CTX* ctx, int nid, const char* value) {
-    ossl::x509_ext ext(X509V3_EXT_conf_nid(nullptr, ctx, nid, value));
-    if (!ext || X509_add_ext(cert, ext.get(), -1) != 1)
-        return ossl::fail(errc::crypto_failure, std::string("cannot add the ") + OBJ_nid2sn(nid) + " extension");
-    return {};
-}
-
-} // namespace
-
 result<certificate_authority> certificate_authority::create(const ca_options& opts, time_point now, const rng_fn& rng) {
     if (opts.validity_days < 1 || opts.validity_days > 36500)
         return make_error(errc::invalid_argument, "CA validity must be 1 to 36500 days", "validity_days");
@@ -50,11 +38,11 @@ result<certificate_authority> certificate_authority::create(const ca_options& op
     // RFC 5280 4.2.1.9: "Conforming CAs MUST include this extension in all CA certificates that
     // contain public keys used to validate digital signatures on certificates and MUST mark the
     // extension as critical in such certificates." pathlen:0: this CA issues end entities only.
-    if (auto r = add_conf_ext(cert.get(), &ctx, NID_basic_constraints, "critical,CA:TRUE,pathlen:0"); !r) return r.error();
+    if (auto r = add_config_extension(cert.get(), &ctx, NID_basic_constraints, "critical,CA:TRUE,pathlen:0"); !r) return r.error();
     // RFC 5280 4.2.1.3: "When present, conforming CAs SHOULD mark this extension as critical."
-    if (auto r = add_conf_ext(cert.get(), &ctx, NID_key_usage, "critical,keyCertSign,cRLSign"); !r) return r.error();
-    if (auto r = add_conf_ext(cert.get(), &ctx, NID_subject_key_identifier, "hash"); !r) return r.error();
-    if (auto r = add_conf_ext(cert.get(), &ctx, NID_authority_key_identifier, "keyid:always"); !r) return r.error();
+    if (auto r = add_config_extension(cert.get(), &ctx, NID_key_usage, "critical,keyCertSign,cRLSign"); !r) return r.error();
+    if (auto r = add_config_extension(cert.get(), &ctx, NID_subject_key_identifier, "hash"); !r) return r.error();
+    if (auto r = add_config_extension(cert.get(), &ctx, NID_authority_key_identifier, "keyid:always"); !r) return r.error();
 
     if (X509_sign(cert.get(), key->get(), signing_digest(key->get())) <= 0)
         return ossl::fail(errc::crypto_failure, "cannot sign the CA certificate");

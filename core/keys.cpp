@@ -501,4 +501,11 @@ const EVP_MD* signing_digest(EVP_PKEY* key) {
     return EVP_sha256();
 }
 
+result<void> add_config_extension(X509* cert, X509V3_CTX* ctx, int nid, const char* value) {
+    ossl::x509_ext ext(X509V3_EXT_conf_nid(nullptr, ctx, nid, value));
+    if (!ext || X509_add_ext(cert, ext.get(), -1) != 1)
+        return ossl::fail(errc::crypto_failure, std::string("cannot add the ") + OBJ_nid2sn(nid) + " extension");
+    return {};
+}
+
 } // namespace certmate

@@ -59,4 +59,8 @@ result<ossl::general_names> build_general_names(const subject_alt_names& sans);
 // The digest to sign with under `key`: SHA-384 for P-384, nullptr for Ed25519, SHA-256 otherwise.
 const EVP_MD* signing_digest(EVP_PKEY* key);
 
+// Adds the extension `nid` written in OpenSSL's config syntax ("critical,CA:FALSE") to `cert`;
+// only for fixed profile strings, never for caller input.
+result<void> add_config_extension(X509* cert, X509V3_CTX* ctx, int nid, const char* value);
+
 } // namespace certmate

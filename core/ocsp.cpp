@@ -8,12 +8,6 @@ namespace certmate {
 
 namespace {
 
-result<void> add_ext(X509* cert, X509V3_CTX* ctx, int nid, const char* value) {
-    ossl::x509_ext ext(X509V3_EXT_conf_nid(nullptr, ctx, nid, value));
-    if (!ext || X509_add_ext(cert, ext.get(), -1) != 1) return ossl::fail(errc::crypto_failure, "cannot add OCSP responder extension");
-    return {};
-}
-
 // The DER of an OCSPRequest, parsed; nullptr when it does not parse or has trailing bytes.
 ossl::ocsp_request decode_request(std::string_view der) {
     const auto* p = reinterpret_cast<const unsigned char*>(der.data());
@@ -69,7 +63,7 @@ result<ocsp_responder> issue_ocsp_responder(const certificate_authority& ca, tim
                               std::pair{NID_subject_key_identifier, "hash"},
                               std::pair{NID_authority_key_identifier, "keyid:always"},
                               std::pair{NID_id_pkix_OCSP_noCheck, "ignored"}}) {
-        if (auto r = add_ext(cert.get(), &ctx, nid, value); !r) return r.error();
+        if (auto r = add_config_extension(cert.get(), &ctx, nid, value); !r) return r.error();
     }
     if (X509_sign(cert.get(), ca.key(), ca.digest()) <= 0) return ossl::fail(errc::crypto_failure, "cannot sign responder certificate");
     auto key_pem = private_key_to_pem(key->get());
