@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CERTMATE_TEST_DEPS=1 bash scripts/install-deps.sh
 jobs=$(nproc)
-BUILD_TYPE=RelWithDebInfo bash scripts/build.sh build-test
+BUILD_TYPE=Release bash scripts/build.sh build-test
 ctest --test-dir build-test --output-on-failure -j"$jobs"
 if [ "${CERTMATE_SKIP_SANITIZERS:-0}" != 1 ]; then
   BUILD_TYPE=Debug bash scripts/build.sh build-asan -DCERTMATE_SANITIZE=ON
