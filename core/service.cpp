@@ -4,9 +4,6 @@
 #include "core/csr.hpp"
 #include "core/keys.hpp"
 #include "core/pkcs12.hpp"
-#include "storage/atomic_file.hpp"
-#include "storage/ca_files.hpp"
-#include "storage/sweep_state.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -82,17 +79,15 @@ result<storage::load_report> cert_service::load() {
     for (const auto& skip : report->skipped) spdlog::warn("storage: skipped {}", skip);
     for (const auto& rec : report->records) index_record(rec);
 
-    auto state = storage::load_crl_state(layout_);
+    auto state = store_->load_crl_state();
     if (!state) return state.error();
     crl_number_ = state->crl_number;
     crl_dirty_ = true;
     if (state->this_update && state->next_update) {
-        auto der = storage::read_file(layout_.crl_der());
-        auto pem = storage::read_file(layout_.crl_pem());
-        if (der && pem) {
+        if (auto published = store_->published_crl()) {
             auto crl = std::make_shared<built_crl>();
-            crl->der = std::move(*der);
-            crl->pem = std::move(*pem);
+            crl->der = std::move(published->first);
+            crl->pem = std::move(published->second);
             crl->crl_number = state->crl_number;
             crl->this_update = *state->this_update;
             crl->next_update = *state->next_update;
@@ -568,16 +563,15 @@ std::optional<staged<std::shared_ptr<const built_crl>>> cert_service::stage_crl_
     crl_dirty_ = false;
 
     auto ca = ca_;
-    const auto paths = layout_;
+    auto* store = store_.get();
     staged<std::shared_ptr<const built_crl>> s;
     s.work = [=]() -> result<std::shared_ptr<const built_crl>> {
         // The number is persisted before the CRL carrying it is published, so it only grows.
         storage::crl_state st{params.crl_number, params.this_update, params.next_update};
-        if (auto w = storage::save_crl_state(paths, st); !w) return w.error();
+        if (auto w = store->save_crl_state(st); !w) return w.error();
         auto crl = build_crl(*ca, entries, params);
         if (!crl) return crl.error();
-        if (auto w = storage::write_file_atomic(paths.crl_der(), crl->der); !w) return w.error();
-        if (auto w = storage::write_file_atomic(paths.crl_pem(), crl->pem); !w) return w.error();
+        if (auto w = store->publish_crl(crl->der, crl->pem); !w) return w.error();
         return std::shared_ptr<const built_crl>(std::make_shared<built_crl>(std::move(*crl)));
     };
     s.commit = [this, number = params.crl_number](result<std::shared_ptr<const built_crl>> r)
@@ -640,7 +634,7 @@ renewal_summary cert_service::run_renewal_sweep_sync(const principal& who) {
         sum.outcomes.push_back(std::move(o));
     }
     sum.finished_at = clock_();
-    if (auto w = storage::save_last_sweep(layout_, sum); !w) spdlog::error("cannot record the renewal sweep: {}", w.error().message);
+    if (auto w = store_->save_last_sweep(sum); !w) spdlog::error("cannot record the renewal sweep: {}", w.error().message);
     return sum;
 }
 

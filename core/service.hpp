@@ -17,6 +17,7 @@
 #include "core/crl.hpp"
 #include "core/issue.hpp"
 #include "core/ocsp_table.hpp"
+#include "core/renewal_summary.hpp"
 #include "core/serial_owners.hpp"
 #include "storage/audit_log.hpp"
 #include "storage/cert_index.hpp"
@@ -87,19 +88,6 @@ struct downloaded_file {
     std::string identifier;
 };
 
-struct renewal_outcome {
-    std::string identifier;
-    bool ok = false;
-    std::string new_serial;
-    std::string error;
-};
-struct renewal_summary {
-    time_point started_at{};
-    time_point finished_at{};
-    std::size_t candidates = 0, renewed = 0, failed = 0;
-    std::vector<renewal_outcome> outcomes;
-};
-
 struct ocsp_lookup {
     enum class state { good, revoked, unknown } status = state::unknown;
     std::string serial_decimal;
@@ -147,7 +135,7 @@ public:
     // ---- CRL ----
     // [strand] Stages a CRL build when one is needed (after revocations, or before nextUpdate
     // runs out), or nothing when one is already running (it will be re-run: bursts coalesce).
-    // The CRL number is persisted (crl_state.json) before the CRL is published.
+    // The CRL number is persisted (cert_store::save_crl_state) before the CRL is published.
     std::optional<staged<std::shared_ptr<const built_crl>>> stage_crl_build(bool force = false);
     // [any thread] The current CRL (null before the first build).
     std::shared_ptr<const built_crl> current_crl() const { return std::atomic_load(&crl_); }
@@ -180,6 +168,8 @@ public:
     std::shared_ptr<const certificate_authority> ca_ptr() const { return ca_; }
     const service_config& config() const { return cfg_; }
     const storage::layout& paths() const { return layout_; }
+    // [any thread] The store, for its CA-wide state (sweep record); certificates go through the service.
+    storage::cert_store& store() { return *store_; }
     storage::audit_log& audit_log() { return *audit_; }
     time_point now() const { return clock_(); }
 

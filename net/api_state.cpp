@@ -1,7 +1,6 @@
 #include "net/api.hpp"
 
 #include "core/ossl.hpp"
-#include "storage/sweep_state.hpp"
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -134,7 +133,7 @@ asio::awaitable<renewal_summary> run_renewal_sweep(api_state& api, const princip
         api.crl.kick();
         co_await api.crl.wait_published(gen, std::chrono::milliseconds(3000));
     }
-    auto save = [&] { return storage::save_last_sweep(core.any_thread().paths(), sum); };
+    auto save = [&] { return core.any_thread().store().save_last_sweep(sum); };
     if (auto w = co_await core.in_pool(save); !w) spdlog::error("cannot record the renewal sweep: {}", w.error().message);
     spdlog::info("renewal sweep: {} due, {} renewed, {} failed", sum.candidates, sum.renewed, sum.failed);
     co_return sum;

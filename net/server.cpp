@@ -3,7 +3,6 @@
 #include "core/renewal_schedule.hpp"
 #include "net/api.hpp"
 #include "net/tls_context.hpp"
-#include "storage/sweep_state.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -357,7 +356,7 @@ asio::awaitable<void> server::impl::crl_timer_loop() {
 asio::awaitable<void> server::impl::renewal_loop() {
     const auto at = parse_daily_time(opts.renewal_time).value_or(daily_time{});
     const principal sweeper{"renewal-sweep", ""};
-    auto load = [this] { return storage::load_last_sweep(svc->paths()); };
+    auto load = [this] { return svc->store().load_last_sweep(); };
     const auto last = co_await api->core.in_pool(load);
     if (run_was_missed(last ? std::optional(last->started_at) : std::nullopt, svc->now(), at))
         co_await run_renewal_sweep(*api, sweeper);

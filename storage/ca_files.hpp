@@ -5,6 +5,7 @@
 
 #include "core/ca.hpp"
 #include "core/ocsp.hpp"
+#include "storage/cert_store.hpp"
 #include "storage/layout.hpp"
 
 #include <cstdint>
@@ -19,10 +20,6 @@ bool ca_exists(const layout& l);
 result<void> save_ca(const layout& l, const certificate_authority& ca, std::optional<std::string_view> passphrase);
 result<std::shared_ptr<const certificate_authority>> load_ca(const layout& l, std::optional<std::string_view> passphrase);
 
-struct crl_state {
-    std::uint64_t crl_number = 0;
-    std::optional<time_point> this_update, next_update;
-};
 result<crl_state> load_crl_state(const layout& l);   // zero state when the file is absent
 result<void> save_crl_state(const layout& l, const crl_state& s);
 

@@ -4,6 +4,10 @@
 #pragma once
 
 #include "core/cert_record.hpp"
+#include "core/renewal_summary.hpp"
+
+#include <cstdint>
+#include <utility>
 
 #include <optional>
 #include <string>
@@ -19,6 +23,12 @@ struct cert_files {
 };
 
 enum class file_kind { cert, key, csr };
+
+// The CRL number last persisted and the validity of the CRL that carries it.
+struct crl_state {
+    std::uint64_t crl_number = 0;
+    std::optional<time_point> this_update, next_update;
+};
 
 struct load_report {
     std::vector<cert_record> records;
@@ -40,6 +50,17 @@ public:
     virtual result<std::string> read_file(cert_usage usage, const std::string& id, file_kind kind) const = 0;
     // Scans everything (using `threads` workers), removing leftovers of interrupted writes first.
     virtual result<load_report> load_all(unsigned threads) = 0;
+
+    // ---- CA-wide state (safe from any thread; one writer at a time, the service's) ----
+    // A zero state when none was saved yet.
+    virtual result<crl_state> load_crl_state() const = 0;
+    virtual result<void> save_crl_state(const crl_state& s) = 0;
+    // Publishes a CRL where clients and the next start find it; published_crl() gives (DER, PEM).
+    virtual result<void> publish_crl(std::string_view der, std::string_view pem) = 0;
+    virtual std::optional<std::pair<std::string, std::string>> published_crl() const = 0;
+    // The renewal sweep's last run (nullopt: never, or unreadable, which is logged).
+    virtual std::optional<renewal_summary> load_last_sweep() const = 0;
+    virtual result<void> save_last_sweep(const renewal_summary& s) = 0;
 };
 
 } // namespace certmate::storage

@@ -2,6 +2,8 @@
 
 #include "core/cert_json.hpp"
 #include "storage/atomic_file.hpp"
+#include "storage/ca_files.hpp"
+#include "storage/sweep_state.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -421,5 +423,26 @@ result<load_report> fs_store::load_all(unsigned threads) {
                  rep.removed_leftovers.size(), rep.skipped.size());
     return rep;
 }
+
+result<crl_state> fs_store::load_crl_state() const { return storage::load_crl_state(layout_); }
+
+result<void> fs_store::save_crl_state(const crl_state& s) { return storage::save_crl_state(layout_, s); }
+
+result<void> fs_store::publish_crl(std::string_view der, std::string_view pem) {
+    if (auto r = ensure_dir(layout_.crl_dir()); !r) return r;
+    if (auto r = write_file_atomic(layout_.crl_der(), der); !r) return r;
+    return write_file_atomic(layout_.crl_pem(), pem);
+}
+
+std::optional<std::pair<std::string, std::string>> fs_store::published_crl() const {
+    auto der = storage::read_file(layout_.crl_der());
+    auto pem = storage::read_file(layout_.crl_pem());
+    if (!der || !pem) return std::nullopt;
+    return std::pair{std::move(*der), std::move(*pem)};
+}
+
+std::optional<renewal_summary> fs_store::load_last_sweep() const { return storage::load_last_sweep(layout_); }
+
+result<void> fs_store::save_last_sweep(const renewal_summary& s) { return storage::save_last_sweep(layout_, s); }
 
 } // namespace certmate::storage

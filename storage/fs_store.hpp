@@ -23,6 +23,15 @@ public:
     result<std::string> read_file(cert_usage usage, const std::string& id, file_kind kind) const override;
     result<load_report> load_all(unsigned threads) override;
 
+    // CRL state in certs/crl/crl_state.json, the CRL in certs/crl/crl.der and certs/ca/crl.pem,
+    // the sweep record in state/renewal_sweep.json; every write atomic.
+    result<crl_state> load_crl_state() const override;
+    result<void> save_crl_state(const crl_state& s) override;
+    result<void> publish_crl(std::string_view der, std::string_view pem) override;
+    std::optional<std::pair<std::string, std::string>> published_crl() const override;
+    std::optional<renewal_summary> load_last_sweep() const override;
+    result<void> save_last_sweep(const renewal_summary& s) override;
+
     // Test hook: called with a step name ("files-written", "dir-synced", "renamed", ...) during
     // create/replace; returning false simulates a crash at that point (the call returns
     // errc::storage_failure and leaves the disk as a crash would).

@@ -2,7 +2,8 @@
 // (state/renewal_sweep.json), written atomically. Thread-safety: free functions.
 #pragma once
 
-#include "core/service.hpp"
+#include "core/errc.hpp"
+#include "core/renewal_summary.hpp"
 #include "storage/layout.hpp"
 
 #include <boost/json/object.hpp>
