@@ -5,6 +5,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "support/http_server_fixture.hpp"
+#include "support/json_checks.hpp"
 
 #include <boost/json.hpp>
 
@@ -17,20 +18,6 @@ using namespace certmate::test;
 namespace json = boost::json;
 
 namespace {
-
-json::object obj(const http_reply& r) {
-    BOOST_TEST_INFO("body: " << r.body);
-    auto v = r.json();
-    BOOST_REQUIRE(v.is_object());
-    return v.as_object();
-}
-
-std::string str(const json::object& o, const char* key) {
-    auto it = o.find(key);
-    BOOST_REQUIRE_MESSAGE(it != o.end(), "missing field " << key);
-    BOOST_REQUIRE_MESSAGE(it->value().is_string(), key << " is not a string");
-    return std::string(it->value().as_string());
-}
 
 // Every error answer: the JSON body of DESIGN.md 6 and the headers every answer carries.
 void expect_error(const http_reply& r, unsigned status, const std::string& code, const std::string& field = {}) {

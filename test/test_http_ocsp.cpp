@@ -18,6 +18,7 @@
 #include "storage/fs_store.hpp"
 #include "support/child_process.hpp"
 #include "support/http_server_fixture.hpp"
+#include "support/json_checks.hpp"
 
 #include <boost/json.hpp>
 
@@ -35,19 +36,6 @@ using namespace certmate::test;
 namespace json = boost::json;
 
 namespace {
-
-json::object obj(const http_reply& r) {
-    BOOST_TEST_INFO("body: " << r.body);
-    auto v = r.json();
-    BOOST_REQUIRE(v.is_object());
-    return v.as_object();
-}
-
-std::string str(const json::object& o, const char* key) {
-    auto it = o.find(key);
-    BOOST_REQUIRE_MESSAGE(it != o.end() && it->value().is_string(), "missing string field " << key);
-    return std::string(it->value().as_string());
-}
 
 bool has(const std::string& text, const std::string& needle) { return text.find(needle) != std::string::npos; }
 
