@@ -115,8 +115,9 @@ private:
         route r;
     };
 
-    static std::vector<std::string> split(std::string_view path) {
-        std::vector<std::string> out;
+    // Calls f(begin, end) for each non-empty '/'-separated segment of `path`.
+    template <class F>
+    static void for_each_segment(std::string_view path, F f) {
         std::size_t i = 0;
         while (i < path.size()) {
             if (path[i] == '/') {
@@ -125,9 +126,14 @@ private:
             }
             auto j = path.find('/', i);
             if (j == std::string_view::npos) j = path.size();
-            out.emplace_back(path.substr(i, j - i));
+            f(i, j);
             i = j;
         }
+    }
+
+    static std::vector<std::string> split(std::string_view path) {
+        std::vector<std::string> out;
+        for_each_segment(path, [&](std::size_t b, std::size_t e) { out.emplace_back(path.substr(b, e - b)); });
         return out;
     }
 
@@ -139,19 +145,11 @@ private:
 
     static std::vector<segment> split_decoded(std::string_view path) {
         std::vector<segment> out;
-        std::size_t i = 0;
-        while (i < path.size()) {
-            if (path[i] == '/') {
-                ++i;
-                continue;
-            }
-            auto j = path.find('/', i);
-            if (j == std::string_view::npos) j = path.size();
-            segment s{j, std::string()};
-            if (!percent_decode(path.substr(i, j - i), *s.decoded)) s.decoded.reset();
+        for_each_segment(path, [&](std::size_t b, std::size_t e) {
+            segment s{e, std::string()};
+            if (!percent_decode(path.substr(b, e - b), *s.decoded)) s.decoded.reset();
             out.push_back(std::move(s));
-            i = j;
-        }
+        });
         return out;
     }
 
