@@ -273,13 +273,23 @@ result<staged<cert_view>> cert_service::stage_create(create_request req, const p
         if (r) details["serial_number"] = r->record.serial_number;
         return audited(*audit, "create", base.identifier, who, std::move(r), std::move(details));
     };
-    s.commit = [this, id, serial = ireq.serial_decimal](result<cert_view> r) -> result<cert_view> {
+    s.commit = commit_cert(id, ireq.serial_decimal, false);
+    return s;
+}
+
+// The commit of every certificate mutation [strand]: releases the identifier (and the reserved
+// serial), indexes the outcome, marks the CRL for a rebuild when revocation state changed.
+std::function<result<cert_view>(result<cert_view>)> cert_service::commit_cert(std::string id, std::string serial,
+                                                                            bool crl_affected) {
+    return [this, id = std::move(id), serial = std::move(serial), crl_affected](result<cert_view> r) {
         busy_ids_.erase(id);
-        reserved_serials_.erase(serial);
-        if (r) index_record(r->record);
+        if (!serial.empty()) reserved_serials_.erase(serial);
+        if (r) {
+            index_record(r->record);
+            if (crl_affected) crl_dirty_ = true;
+        }
         return r;
     };
-    return s;
 }
 
 // Metadata-only mutations (revoke, unhold, update): write metadata.json and audit [pool], then
@@ -301,14 +311,7 @@ staged<cert_view> cert_service::stage_metadata_change(cert_record updated, std::
             r = cert_view{updated, status_at(updated, now), {}};
         return audited(*audit, operation, id, who, std::move(r), details);
     };
-    s.commit = [this, id, crl_affected](result<cert_view> r) -> result<cert_view> {
-        busy_ids_.erase(id);
-        if (r) {
-            index_record(r->record);
-            if (crl_affected) crl_dirty_ = true;
-        }
-        return r;
-    };
+    s.commit = commit_cert(id, {}, crl_affected);
     return s;
 }
 
@@ -418,15 +421,7 @@ result<staged<cert_view>> cert_service::stage_renew(const std::string& id, int v
         if (r) details["serial_number"] = r->record.serial_number;
         return audited(*audit, operation, id, who, std::move(r), std::move(details));
     };
-    s.commit = [this, id, serial = ireq.serial_decimal, revoke_old](result<cert_view> r) -> result<cert_view> {
-        busy_ids_.erase(id);
-        reserved_serials_.erase(serial);
-        if (r) {
-            index_record(r->record);
-            if (revoke_old) crl_dirty_ = true;
-        }
-        return r;
-    };
+    s.commit = commit_cert(id, ireq.serial_decimal, revoke_old);
     return s;
 }
 

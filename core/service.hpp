@@ -183,6 +183,8 @@ private:
     cert_view view(const cert_record& r, std::string pem = {}) const;
     // Now, at the second precision metadata.json keeps.
     time_point stored_now() const;
+    std::function<result<cert_view>(result<cert_view>)> commit_cert(std::string id, std::string serial,
+                                                                    bool crl_affected);
     staged<cert_view> stage_metadata_change(cert_record updated, std::string operation, boost::json::object details,
                                             const principal& who, bool crl_affected);
     // Puts `rec` into the index, its serials' statuses into the OCSP table and their owner into
