@@ -548,15 +548,7 @@ struct time_travel_server {
     std::unique_ptr<net::server> srv;
 
     time_travel_server() {
-        cfg.data_dir = dir.path() / "data";
-        cfg.http_listen = "127.0.0.1:0";
-        cfg.ca_key_type = key_type::ec_p384;
-        cfg.service.default_key_type = key_type::ec_p256;
-        cfg.service.load_threads = 1;
-        cfg.threads = 2;
-        cfg.pool_threads = 2;
-        cfg.limits = app::rate_limits{0, 0, 0, 0, 0};
-        tokens = make_tokens(cfg.tokens);
+        cfg = test_config(dir.path() / "data", tokens);
         auto init = app::init_data_dir(cfg, {});
         BOOST_REQUIRE_MESSAGE(init, "init: " << (init ? "" : init.error().message));
         clock_fn clock = [o = offset] { return std::chrono::system_clock::now() + std::chrono::seconds(o->load()); };

@@ -15,18 +15,24 @@ token_set make_tokens(std::vector<app::token_entry>& entries) {
     return t;
 }
 
+app::config test_config(const std::filesystem::path& data_dir, token_set& tokens) {
+    app::config cfg;
+    cfg.data_dir = data_dir;
+    cfg.http_listen = "127.0.0.1:0";
+    cfg.ca_key_type = key_type::ec_p384;
+    cfg.service.default_key_type = key_type::ec_p256;
+    cfg.service.load_threads = 1;
+    cfg.threads = 2;
+    cfg.pool_threads = 2;
+    cfg.shutdown_grace = std::chrono::seconds(5);
+    cfg.limits = app::rate_limits{0, 0, 0, 0, 0};
+    tokens = make_tokens(cfg.tokens);
+    return cfg;
+}
+
 test_server::test_server(const std::function<void(app::config&)>& tweak,
                          const std::function<void(net::server_options&)>& tweak_options) {
-    cfg_.data_dir = dir_.path() / "data";
-    cfg_.http_listen = "127.0.0.1:0";
-    cfg_.ca_key_type = key_type::ec_p384;
-    cfg_.service.default_key_type = key_type::ec_p256;
-    cfg_.service.load_threads = 1;
-    cfg_.threads = 2;
-    cfg_.pool_threads = 2;
-    cfg_.shutdown_grace = std::chrono::seconds(5);
-    cfg_.limits = app::rate_limits{0, 0, 0, 0, 0};
-    tokens = make_tokens(cfg_.tokens);
+    cfg_ = test_config(dir_.path() / "data", tokens);
     if (tweak) tweak(cfg_);
     auto init = app::init_data_dir(cfg_, {});
     if (!init) throw std::runtime_error("init_data_dir: " + init.error().message);

@@ -21,6 +21,10 @@ struct token_set {
 // Config lines ("name:role:sha256") for a fresh token set.
 token_set make_tokens(std::vector<app::token_entry>& entries);
 
+// The test servers' config: data in `data_dir`, port 0, cheap keys, 2+2 threads, no rate limits,
+// a fresh token set (returned in `tokens`).
+app::config test_config(const std::filesystem::path& data_dir, token_set& tokens);
+
 class test_server {
 public:
     explicit test_server(const std::function<void(app::config&)>& tweak = {},
