@@ -10,6 +10,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <optional>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -145,6 +146,24 @@ result<tail_state> read_tail(int fd, const std::filesystem::path& file) {
     }
 }
 
+// flock(2) on the log for the scope: appends and the tail read at open never interleave with
+// another process's append.
+struct file_lock {
+    int fd;
+    bool held = false;
+    explicit file_lock(int f) : fd(f) {
+        int r;
+        while ((r = ::flock(fd, LOCK_EX)) != 0 && errno == EINTR) {
+        }
+        held = r == 0;
+    }
+    ~file_lock() {
+        if (held) ::flock(fd, LOCK_UN);
+    }
+    file_lock(const file_lock&) = delete;
+    file_lock& operator=(const file_lock&) = delete;
+};
+
 struct opened {
     int fd = -1;
     tail_state tail;
@@ -168,18 +187,29 @@ result<opened> open_file(const std::filesystem::path& file) {
         return make_error(errc::audit_unavailable, std::string("audit log: ") + what + " failed");
     };
     if (::fchmod(fd, 0600) != 0) return fail("chmod");
+    // Another process may be appending: read the tail (and mend a torn one) under the file lock.
+    std::optional<file_lock> lock(std::in_place, fd);
+    if (!lock->held) return fail("lock");
     auto tail = read_tail(fd, file);
     if (!tail) {
+        lock.reset();
         ::close(fd);
         return tail.error();
     }
     // Terminate a torn last line so the next entry starts on its own line.
     if (!tail->ends_with_newline) {
-        if (!write_all(fd, "\n") || ::fsync(fd) != 0) return fail("write");
+        if (!write_all(fd, "\n") || ::fsync(fd) != 0) {
+            lock.reset();
+            return fail("write");
+        }
     }
-    if (!existed && file.has_parent_path()) (void)fsync_dir(file.parent_path());
     struct stat sb{};
-    if (::fstat(fd, &sb) != 0) return fail("stat");
+    if (::fstat(fd, &sb) != 0) {
+        lock.reset();
+        return fail("stat");
+    }
+    lock.reset();
+    if (!existed && file.has_parent_path()) (void)fsync_dir(file.parent_path());
     return opened{fd, *tail, static_cast<std::uint64_t>(sb.st_size)};
 }
 
@@ -225,12 +255,8 @@ result<void> audit_log::append(const audit_entry& e) {
 
     // Another process (a CLI command beside the server) may append too: hold the file lock and
     // continue the chain from what is on disk.
-    while (::flock(fd_, LOCK_EX) != 0)
-        if (errno != EINTR) return make_error(errc::audit_unavailable, "audit log: lock failed");
-    struct unlock_at_exit {
-        int fd;
-        ~unlock_at_exit() { ::flock(fd, LOCK_UN); }
-    } unlock{fd_};
+    file_lock lock(fd_);
+    if (!lock.held) return make_error(errc::audit_unavailable, "audit log: lock failed");
     struct stat sb{};
     if (::fstat(fd_, &sb) != 0) return make_error(errc::audit_unavailable, "audit log: stat failed");
     if (static_cast<std::uint64_t>(sb.st_size) != size_seen_) {
