@@ -28,6 +28,7 @@ result<void> audit_cli_operation(const storage::layout& l, std::string operation
     e.resource_type = std::move(resource_type);
     e.resource_id = std::move(resource_id);
     e.user = "cli";
+    e.actor = actor_json(system_principal("cli"));
     e.details = std::move(details);
     return (*audit)->append(e);
 }
@@ -182,6 +183,21 @@ result<server_cert_report> issue_server_cert(const config& cfg, const std::vecto
     return rep;
 }
 
+namespace {
+// The host of "scheme://host[:port][/path]" ("[::1]" without brackets), or "".
+std::string url_host(std::string_view url) {
+    auto p = url.find("://");
+    if (p == std::string_view::npos) return {};
+    url.remove_prefix(p + 3);
+    url = url.substr(0, url.find('/'));
+    if (!url.empty() && url.front() == '[') {
+        auto close = url.find(']');
+        return close == std::string_view::npos ? std::string() : std::string(url.substr(1, close - 1));
+    }
+    return std::string(url.substr(0, url.find(':')));
+}
+} // namespace
+
 result<std::unique_ptr<cert_service>> open_service(const config& cfg) {
     storage::layout l{cfg.data_dir};
     auto ca = storage::load_ca(l, ca_passphrase(cfg));
@@ -189,6 +205,15 @@ result<std::unique_ptr<cert_service>> open_service(const config& cfg) {
     auto audit = storage::audit_log::open(l.audit_log(), system_clock_fn());
     if (!audit) return audit.error();
     auto svc_cfg = cfg.service;
+    // The CA's own listener names are never issued through the API (docs/security.md "serverAuth").
+    auto& reserved = svc_cfg.server_names.reserved;
+    if (auto host = url_host(svc_cfg.issuance.public_url); !host.empty()) reserved.push_back(host);
+    if (!cfg.tls_cert.empty()) {
+        auto pem = storage::read_file(cfg.tls_cert);
+        auto names = pem ? certificate_host_names(*pem) : result<std::vector<std::string>>(pem.error());
+        if (!names) return make_error(errc::invalid_argument, "tls.cert cannot be read: " + names.error().message, "tls.cert");
+        reserved.insert(reserved.end(), names->begin(), names->end());
+    }
     if (svc_cfg.load_threads == 0) svc_cfg.load_threads = std::max(1u, std::thread::hardware_concurrency());
     auto svc = std::make_unique<cert_service>(*ca, std::make_unique<storage::fs_store>(l),
                                               std::shared_ptr<storage::audit_log>(std::move(*audit)), l, svc_cfg,

@@ -39,6 +39,7 @@ const std::vector<std::pair<const char*, const char*>>& known_keys() {
         {"issuance.max_validity_days", "upper bound for validity_days"},
         {"issuance.default_key_type", "key type generated when a request names none"},
         {"issuance.expiring_days", "\"expiring soon\" window in days"},
+        {"issuance.server_name_patterns", "names admins may put in serverAuth certificates (comma-separated; empty: none)"},
         {"crl.validity_hours", "CRL nextUpdate - thisUpdate"},
         {"ocsp.validity_hours", "OCSP response nextUpdate - thisUpdate"},
         {"ocsp.refresh_before_minutes", "cached OCSP responses are re-signed this long before their nextUpdate"},
@@ -214,6 +215,21 @@ config load_config(const std::filesystem::path& file, const std::vector<std::str
         s.default_key_type = *k;
     }
     if (auto v = get("issuance.expiring_days")) s.expiring_days = static_cast<int>(to_int(c, "issuance.expiring_days", *v, 1, 3650));
+    if (auto v = get("issuance.server_name_patterns")) {
+        std::string item;
+        for (char ch : *v + ",") {
+            if (ch == ',' || ch == ' ' || ch == '\t') {
+                if (item.empty()) continue;
+                const bool wild = item.rfind("*.", 0) == 0;
+                if (item.find('*', wild ? 1 : 0) != std::string::npos || item == "*." )
+                    reject(c, "issuance.server_name_patterns", "'" + item + "': a '*' may only stand as the whole first label");
+                s.server_names.patterns.push_back(item);
+                item.clear();
+            } else {
+                item += ch;
+            }
+        }
+    }
     if (auto v = get("crl.validity_hours")) s.crl_validity = std::chrono::hours(to_int(c, "crl.validity_hours", *v, 1, 24 * 365));
     if (auto v = get("ocsp.validity_hours")) c.ocsp_validity = std::chrono::hours(to_int(c, "ocsp.validity_hours", *v, 1, 24 * 7));
     if (auto v = get("ocsp.refresh_before_minutes"))

@@ -128,6 +128,16 @@ private:
     if (!var##_r) return var##_r.error();        \
     auto var = std::move(*var##_r)
 
+// Stored reasons may include those a caller cannot choose, so every RFC 5280 name is read.
+std::optional<revocation_reason> parse_any_revocation_reason(std::string_view name) {
+    for (int i = 0; i <= 10; ++i) {
+        if (i == 7) continue;
+        auto r = static_cast<revocation_reason>(i);
+        if (to_string(r) == name) return r;
+    }
+    return std::nullopt;
+}
+
 result<history_entry> history_from_json(const json::value& v, const std::string& prefix) {
     if (!v.is_object()) return make_error(errc::invalid_argument, "field must be an object", prefix);
     reader rd(v.get_object(), prefix + ".");
@@ -138,12 +148,24 @@ result<history_entry> history_from_json(const json::value& v, const std::string&
     CM_TRY(fp, rd.opt_str("fingerprint_sha256"));
     CM_TRY(sup, rd.time("superseded_at"));
     CM_TRY(rev, rd.opt_bool("revoked", false));
+    CM_TRY(rev_at, rd.opt_time("revoked_at"));
+    std::optional<revocation_reason> reason;
+    if (const auto* rv = rd.get("reason"); rv && !rv->is_null()) {
+        auto parsed = rv->is_string() ? parse_any_revocation_reason(rv->get_string()) : std::nullopt;
+        if (!parsed) return make_error(errc::invalid_argument, "field must be an RFC 5280 reason name", prefix + ".reason");
+        reason = *parsed;
+    }
     h.serial_number = std::move(serial);
     h.not_before = nb;
     h.expires_at = exp;
     h.fingerprint_sha256 = std::move(fp);
     h.superseded_at = sup;
     h.revoked = rev;
+    if (rev) {
+        // Entries written before whole-identity revocation were only ever revoked as superseded.
+        h.revoked_at = rev_at.value_or(sup);
+        h.reason = reason.value_or(revocation_reason::superseded);
+    }
     return h;
 }
 
@@ -203,6 +225,8 @@ json::object to_json(const cert_record& r) {
         e["fingerprint_sha256"] = h.fingerprint_sha256;
         e["superseded_at"] = format_time(h.superseded_at);
         e["revoked"] = h.revoked;
+        e["revoked_at"] = time_or_null(h.revoked_at);
+        e["reason"] = h.reason ? json::value(json::string(to_string(*h.reason))) : json::value(nullptr);
         hist.emplace_back(std::move(e));
     }
     o["history"] = std::move(hist);
@@ -271,14 +295,7 @@ result<cert_record> record_from_json(const json::value& v) {
         }
         if (reason && !reason->is_null()) {
             if (!reason->is_string()) return rr.mistyped(key, "an RFC 5280 reason name");
-            std::string_view name = reason->get_string();
-            // Stored reasons may include those a caller cannot choose, so look up every name.
-            std::optional<revocation_reason> found;
-            for (int i = 0; i <= 10; ++i) {
-                if (i == 7) continue;
-                auto rr_i = static_cast<revocation_reason>(i);
-                if (to_string(rr_i) == name) found = rr_i;
-            }
+            auto found = parse_any_revocation_reason(reason->get_string());
             if (!found) return rr.mistyped(key, "an RFC 5280 reason name");
             r.revocation.reason = found;
         }

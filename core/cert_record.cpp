@@ -75,4 +75,26 @@ cert_status status_at(const cert_record& r, time_point now) noexcept {
     return cert_status::active;
 }
 
+void revoke_identity(cert_record& r, time_point at, revocation_reason reason) noexcept {
+    r.revocation.revoked = true;
+    r.revocation.revoked_at = at;
+    r.revocation.reason = reason;
+    for (auto& h : r.history) {
+        if (h.revoked || h.expires_at <= at) continue;
+        h.revoked = true;
+        h.revoked_at = at;
+        h.reason = reason;
+    }
+}
+
+void unhold_identity(cert_record& r) noexcept {
+    if (r.revocation.reason == revocation_reason::certificate_hold) r.revocation = revocation_info{};
+    for (auto& h : r.history) {
+        if (!h.revoked || h.reason != revocation_reason::certificate_hold) continue;
+        h.revoked = false;
+        h.revoked_at.reset();
+        h.reason.reset();
+    }
+}
+
 } // namespace certmate

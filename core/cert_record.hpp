@@ -68,7 +68,11 @@ struct history_entry {
     time_point expires_at{};
     std::string fingerprint_sha256;
     time_point superseded_at{};
-    bool revoked = false;      // revoked as `superseded` when renewal.revoke_superseded
+    // Revoked as `superseded` at renewal (renewal.revoke_superseded), or with the identifier
+    // (revoke_identity). When revoked, `revoked_at` and `reason` are set.
+    bool revoked = false;
+    std::optional<time_point> revoked_at{};
+    std::optional<revocation_reason> reason{};
     bool operator==(const history_entry&) const = default;
 };
 
@@ -111,5 +115,13 @@ struct cert_record {
 
 // Status at `now`: revoked with certificateHold is on_hold; then revoked; then expired.
 cert_status status_at(const cert_record& r, time_point now) noexcept;
+
+// Revoking an identifier revokes every serial it has had that has not expired at `at`: the
+// current one and each unrevoked history entry, with the same reason and time (docs/security.md
+// "Whole-identity revocation"). Expired serials are left alone (RFC 5280 5.1.2.6: a CRL need not
+// list expired certificates).
+void revoke_identity(cert_record& r, time_point at, revocation_reason reason) noexcept;
+// Lifts certificateHold from the current serial and every history serial held with it.
+void unhold_identity(cert_record& r) noexcept;
 
 } // namespace certmate

@@ -263,6 +263,20 @@ result<ossl::x509> load_cert_pem(std::string_view pem) {
     return cert;
 }
 
+result<std::vector<std::string>> certificate_host_names(std::string_view pem) {
+    auto cert = load_cert_pem(pem);
+    if (!cert) return cert.error();
+    std::vector<std::string> out;
+    auto subject = read_subject(X509_get_subject_name(cert->get()));
+    if (!subject.common_name.empty()) out.push_back(subject.common_name);
+    ossl::general_names names(
+        static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert->get(), NID_subject_alt_name, nullptr, nullptr)));
+    auto sans = read_sans(names.get());
+    out.insert(out.end(), sans.dns.begin(), sans.dns.end());
+    out.insert(out.end(), sans.ip.begin(), sans.ip.end());
+    return out;
+}
+
 result<ossl::x509> load_cert_der(std::string_view der) {
     const auto* p = reinterpret_cast<const unsigned char*>(der.data());
     ossl::x509 cert(d2i_X509(nullptr, &p, static_cast<long>(der.size())));

@@ -49,6 +49,10 @@ subject_alt_names read_sans(const GENERAL_NAMES* names);
 
 std::string sha256_hex(std::string_view data);
 
+// The names a TLS client may match a certificate to (RFC 6125 6.4: DNS-ID, IP SAN, and the CN as
+// the legacy fallback): the subject CN, the DNS and IP SANs of the first certificate in `pem`.
+result<std::vector<std::string>> certificate_host_names(std::string_view pem);
+
 // Shared by the CSR, CA and issuance code.
 // A subject DN (C, ST, L, O, OU, CN, emailAddress; empty fields left out) in UTF-8, within the
 // RFC 5280 upper bounds; errc::invalid_argument naming the field ("common_name", "country", ...).

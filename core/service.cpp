@@ -16,39 +16,57 @@ namespace {
 
 constexpr std::chrono::hours day{24};
 
+// A certificate issued in memory, not yet written: what write_ahead audits before the store.
+struct made_cert {
+    cert_view view;
+    storage::cert_files files;
+};
+
 boost::json::object details_of(const cert_record& r) {
     return {{"serial_number", r.serial_number},
             {"common_name", r.subject.common_name},
             {"cert_usage", std::string(to_string(r.usage))}};
 }
 
-// Appends the outcome of a mutation; a failed append is logged (the log turns unhealthy and
-// refuses the next mutation).
-void audit_outcome(storage::audit_log& log, std::string operation, const std::string& id, const principal& who,
-                   boost::json::object details, const error* err) {
+storage::audit_entry entry_for(std::string operation, const std::string& id, const principal& who,
+                               boost::json::object details) {
     storage::audit_entry e;
     e.operation = std::move(operation);
     e.resource_id = id;
     e.user = who.user;
     e.ip_address = who.ip;
+    e.actor = actor_json(who);
     e.details = std::move(details);
-    if (err) {
-        e.status = "failure";
-        e.error = err->message;
-    }
-    if (auto r = log.append(e); !r) spdlog::error("audit append failed for {} {}: {}", e.operation, id, r.error().message);
+    return e;
 }
 
-template <class T>
-result<T> audited(storage::audit_log& log, const std::string& operation, const std::string& id, const principal& who,
-                  result<T> r, boost::json::object details) {
-    if (r) {
-        audit_outcome(log, operation, id, who, std::move(details), nullptr);
-    } else {
-        const error e = r.error();
-        audit_outcome(log, operation, id, who, std::move(details), &e);
+// Records a failure; the mutation did not happen, so a lost line loses no change (logged).
+void audit_failure(storage::audit_log& log, storage::audit_entry e, const error& err) {
+    e.status = "failure";
+    e.error = err.message;
+    if (auto r = log.append(e); !r) spdlog::error("audit append failed for {} {}: {}", e.operation, e.resource_id, r.error().message);
+}
+
+// The write-ahead rule (docs/security.md "Audit"): `made` is the change prepared in memory (or
+// why it could not be made); its entry is appended and fsynced first, and only then does
+// `apply` write it to the store or hand a secret out. No entry, no change: AUDIT_UNAVAILABLE.
+// A failed apply is audited as a failure with `rolled_back`.
+template <class T, class Apply>
+result<T> write_ahead(storage::audit_log& log, storage::audit_entry e, result<T> made, Apply apply) {
+    if (!made) {
+        audit_failure(log, std::move(e), made.error());
+        return made;
     }
-    return r;
+    if (auto a = log.append(e); !a) {
+        spdlog::error("{} {} refused: {}", e.operation, e.resource_id, a.error().message);
+        return make_error(errc::audit_unavailable, "the audit log cannot be written; nothing was changed");
+    }
+    if (auto w = apply(*made); !w) {
+        e.details["rolled_back"] = true;
+        audit_failure(log, std::move(e), w.error());
+        return w.error();
+    }
+    return made;
 }
 
 int lifetime_days(const cert_record& r) {
@@ -64,7 +82,94 @@ std::vector<std::string> extra_ekus(const cert_record& r) {
     return out;
 }
 
+// Lower-case ASCII.
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (auto& c : out)
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    return out;
+}
+
+// Whether `name` (lower case) is allowed by `pattern`: equal, or pattern "*.rest" and name one
+// non-wildcard label followed by ".rest".
+bool name_matches(const std::string& name, const std::string& pattern) {
+    if (name == pattern) return true;
+    if (pattern.size() < 3 || pattern.compare(0, 2, "*.") != 0) return false;
+    const std::string_view rest = std::string_view(pattern).substr(1); // ".example.com"
+    if (name.size() <= rest.size() || name.compare(name.size() - rest.size(), rest.size(), rest) != 0) return false;
+    const std::string_view label = std::string_view(name).substr(0, name.size() - rest.size());
+    return label.find('.') == std::string_view::npos && label.find('*') == std::string_view::npos;
+}
+
+// serverAuth through the API: admins only, names within the patterns, never the CA's own names.
+result<void> check_server_auth(const issue_request& req, const server_name_policy& policy, const principal& who) {
+    const bool wants = std::find(req.extra_eku.begin(), req.extra_eku.end(), "serverAuth") != req.extra_eku.end();
+    if (!wants) return {};
+    if (who.role != api_role::admin)
+        return make_error(errc::forbidden, "serverAuth certificates need the admin role", "extended_key_usage");
+    if (policy.patterns.empty())
+        return make_error(errc::forbidden, "serverAuth is not allowed through the API (issuance.server_name_patterns is empty)",
+                          "extended_key_usage");
+    std::vector<std::pair<std::string, const char*>> names;
+    names.emplace_back(lower(req.subject.common_name), "common_name");
+    for (const auto& d : req.sans.dns) names.emplace_back(lower(d), "subject_alt_names.dns");
+    for (const auto& ip : req.sans.ip) names.emplace_back(lower(ip), "subject_alt_names.ip");
+    for (const auto& [name, field] : names) {
+        for (const auto& r : policy.reserved)
+            if (name == lower(r))
+                return make_error(errc::forbidden, "'" + name + "' is a name of this CA's own listener", field);
+        bool ok = false;
+        for (const auto& p : policy.patterns) ok = ok || name_matches(name, lower(p));
+        if (!ok) return make_error(errc::forbidden, "'" + name + "' matches no issuance.server_name_patterns entry", field);
+    }
+    return {};
+}
+
+bool carries_server_auth(const cert_record& r) {
+    return std::find(r.extended_key_usage.begin(), r.extended_key_usage.end(), "serverAuth") != r.extended_key_usage.end();
+}
+
+// Private keys and renewals of a certificate above the caller (a higher api_role, or a serverAuth
+// certificate for an operator) are refused: they would hand the caller that identity.
+result<void> check_ceiling(const cert_record& r, const principal& who, std::string_view what) {
+    if (r.role && static_cast<int>(*r.role) > static_cast<int>(who.role))
+        return make_error(errc::forbidden, std::string(what) + " of a certificate with api_role " +
+                                               std::string(to_string(*r.role)) + " needs that role");
+    if (carries_server_auth(r) && who.role != api_role::admin)
+        return make_error(errc::forbidden, std::string(what) + " of a serverAuth certificate needs the admin role");
+    return {};
+}
+
+// A principal may only grant a role at or below its own.
+result<void> check_grant(std::optional<api_role> role, const principal& who) {
+    if (role && static_cast<int>(*role) > static_cast<int>(who.role))
+        return make_error(errc::forbidden, "api_role " + std::string(to_string(*role)) + " is above your own role", "api_role");
+    return {};
+}
+
 } // namespace
+
+std::string_view to_string(principal::kind k) noexcept {
+    switch (k) {
+    case principal::kind::system: return "system";
+    case principal::kind::token: return "token";
+    case principal::kind::certificate: return "certificate";
+    case principal::kind::anonymous: return "anonymous";
+    }
+    return "system";
+}
+
+boost::json::object actor_json(const principal& who) {
+    boost::json::object a{{"kind", std::string(to_string(who.actor))}};
+    if (who.actor == principal::kind::certificate) {
+        a["id"] = who.user;
+        a["serial"] = who.cert_serial;
+    } else {
+        a["name"] = who.user;
+    }
+    a["role"] = std::string(to_string(who.role));
+    return a;
+}
 
 cert_service::cert_service(std::shared_ptr<const certificate_authority> ca, std::unique_ptr<storage::cert_store> store,
                            std::shared_ptr<storage::audit_log> audit, storage::layout layout, service_config cfg,
@@ -98,14 +203,7 @@ result<storage::load_report> cert_service::load() {
     return report;
 }
 
-result<void> cert_service::check_writable() const {
-    if (!audit_->healthy())
-        return make_error(errc::audit_unavailable, "the audit log cannot be written; mutations are refused");
-    return {};
-}
-
 result<const cert_record*> cert_service::find_for_mutation(const std::string& id) const {
-    if (auto w = check_writable(); !w) return w.error();
     if (!valid_identifier(id)) return make_error(errc::invalid_identifier, "invalid certificate identifier", "identifier");
     const cert_record* rec = index_.find(id);
     if (!rec) return make_error(errc::not_found, "certificate not found");
@@ -155,8 +253,8 @@ void cert_service::index_record(const cert_record& rec) {
         ocsp_single_answer old;
         if (h.revoked) {
             old.status = ocsp_single_answer::state::revoked;
-            old.revoked_at = h.superseded_at;
-            old.reason = revocation_reason::superseded;
+            old.revoked_at = h.revoked_at.value_or(h.superseded_at);
+            old.reason = h.reason.value_or(revocation_reason::superseded);
         } else {
             old.status = ocsp_single_answer::state::good;
         }
@@ -170,8 +268,7 @@ cert_view cert_service::view(const cert_record& r, std::string pem) const {
 }
 
 result<staged<cert_view>> cert_service::stage_create(create_request req, const principal& who) {
-    if (auto w = check_writable(); !w) return w.error();
-
+    if (auto g = check_grant(req.role, who); !g) return g.error();
     std::string id = req.identifier;
     if (id.empty()) {
         id = generate_identifier();
@@ -214,6 +311,7 @@ result<staged<cert_view>> cert_service::stage_create(create_request req, const p
     ireq.extra_eku = req.extra_eku;
     ireq.validity_days = req.validity_days ? req.validity_days : cfg_.issuance.default_validity_days;
     if (auto v = validate_issue_request(ireq, cfg_.issuance); !v) return v.error();
+    if (auto v = check_server_auth(ireq, cfg_.server_names, who); !v) return v.error();
 
     ireq.serial_decimal = reserve_serial();
     busy_ids_.insert(id);
@@ -239,7 +337,7 @@ result<staged<cert_view>> cert_service::stage_create(create_request req, const p
         boost::json::object details{{"cert_usage", std::string(to_string(base.usage))},
                                     {"common_name", ireq.subject.common_name},
                                     {"method", csr ? "csr" : "generated"}};
-        auto run = [&]() -> result<cert_view> {
+        auto run = [&]() -> result<made_cert> {
             storage::cert_files files;
             cert_record rec = base;
             result<issued_cert> issued = make_error(errc::internal, "not issued");
@@ -266,12 +364,14 @@ result<staged<cert_view>> cert_service::stage_create(create_request req, const p
             rec.expires_at = issued->not_after;
             rec.fingerprint_sha256 = issued->fingerprint_sha256;
             files.cert_pem = issued->pem;
-            if (auto w = store->create(rec, files); !w) return w.error();
-            return cert_view{rec, status_at(rec, now), issued->pem};
+            return made_cert{cert_view{rec, status_at(rec, now), issued->pem}, std::move(files)};
         };
-        auto r = run();
-        if (r) details["serial_number"] = r->record.serial_number;
-        return audited(*audit, "create", base.identifier, who, std::move(r), std::move(details));
+        auto made = run();
+        if (made) details["serial_number"] = made->view.record.serial_number;
+        auto r = write_ahead(*audit, entry_for("create", base.identifier, who, std::move(details)), std::move(made),
+                             [&](const made_cert& m) { return store->create(m.view.record, m.files); });
+        if (!r) return r.error();
+        return std::move(r->view);
     };
     s.commit = commit_cert(id, ireq.serial_decimal, false);
     return s;
@@ -304,12 +404,9 @@ staged<cert_view> cert_service::stage_metadata_change(cert_record updated, std::
     const time_point now = stored_now();
     staged<cert_view> s;
     s.work = [=]() -> result<cert_view> {
-        result<cert_view> r = make_error(errc::internal, "");
-        if (auto w = store->write_metadata(updated); !w)
-            r = w.error();
-        else
-            r = cert_view{updated, status_at(updated, now), {}};
-        return audited(*audit, operation, id, who, std::move(r), details);
+        return write_ahead(*audit, entry_for(operation, id, who, details),
+                           result<cert_view>(cert_view{updated, status_at(updated, now), {}}),
+                           [&](const cert_view& v) { return store->write_metadata(v.record); });
     };
     s.commit = commit_cert(id, {}, crl_affected);
     return s;
@@ -322,11 +419,13 @@ result<staged<cert_view>> cert_service::stage_revoke(const std::string& id, revo
     if (cur.revocation.revoked) return make_error(errc::already_revoked, "certificate is already revoked");
 
     cert_record updated = cur;
-    updated.revocation.revoked = true;
-    updated.revocation.revoked_at = stored_now();
-    updated.revocation.reason = req.reason;
+    revoke_identity(updated, stored_now(), req.reason);
     auto details = details_of(updated);
     details["reason"] = std::string(to_string(req.reason));
+    boost::json::array also;
+    for (std::size_t i = 0; i < cur.history.size(); ++i)
+        if (updated.history[i].revoked && !cur.history[i].revoked) also.emplace_back(cur.history[i].serial_number);
+    if (!also.empty()) details["earlier_serials"] = std::move(also);
     return stage_metadata_change(std::move(updated), "revoke", std::move(details), who, true);
 }
 
@@ -338,7 +437,7 @@ result<staged<cert_view>> cert_service::stage_unhold(const std::string& id, cons
         return make_error(errc::not_on_hold, "certificate is not on hold");
 
     cert_record updated = cur;
-    updated.revocation = revocation_info{};
+    unhold_identity(updated);
     auto details = details_of(updated);
     return stage_metadata_change(std::move(updated), "unhold", std::move(details), who, true);
 }
@@ -349,6 +448,7 @@ result<staged<cert_view>> cert_service::stage_renew(const std::string& id, int v
     if (!found) return found.error();
     const cert_record& cur = **found;
     if (cur.revocation.revoked) return make_error(errc::conflict, "a revoked certificate cannot be renewed");
+    if (auto c = check_ceiling(cur, who, "renewal"); !c) return c.error();
     if (validity_days < 0 || validity_days > cfg_.issuance.max_validity_days)
         return make_error(errc::invalid_argument,
                           "validity_days must be between 1 and " + std::to_string(cfg_.issuance.max_validity_days),
@@ -360,6 +460,7 @@ result<staged<cert_view>> cert_service::stage_renew(const std::string& id, int v
     ireq.usage = cur.usage;
     ireq.extra_eku = extra_ekus(cur);
     ireq.validity_days = validity_days ? validity_days : std::min(lifetime_days(cur), cfg_.issuance.max_validity_days);
+    if (auto v = check_server_auth(ireq, cfg_.server_names, who); !v) return v.error();
     ireq.serial_decimal = reserve_serial();
     busy_ids_.insert(id);
 
@@ -373,7 +474,7 @@ result<staged<cert_view>> cert_service::stage_renew(const std::string& id, int v
 
     staged<cert_view> s;
     s.work = [=]() -> result<cert_view> {
-        auto run = [&]() -> result<cert_view> {
+        auto run = [&]() -> result<made_cert> {
             storage::cert_files files;
             cert_record rec = cur;
             result<issued_cert> issued = make_error(errc::internal, "not issued");
@@ -401,7 +502,11 @@ result<staged<cert_view>> cert_service::stage_renew(const std::string& id, int v
             h.expires_at = cur.expires_at;
             h.fingerprint_sha256 = cur.fingerprint_sha256;
             h.superseded_at = now;
-            h.revoked = revoke_old;
+            if (revoke_old) {
+                h.revoked = true;
+                h.revoked_at = now;
+                h.reason = revocation_reason::superseded;
+            }
             rec.history.push_back(std::move(h));
             rec.serial_number = issued->serial_decimal;
             rec.key_usage = issued->key_usage;
@@ -412,14 +517,16 @@ result<staged<cert_view>> cert_service::stage_renew(const std::string& id, int v
             rec.fingerprint_sha256 = issued->fingerprint_sha256;
             rec.renewal.last_renewed_at = now;
             files.cert_pem = issued->pem;
-            if (auto w = store->replace(rec, files); !w) return w.error();
-            return cert_view{rec, status_at(rec, now), issued->pem};
+            return made_cert{cert_view{rec, status_at(rec, now), issued->pem}, std::move(files)};
         };
-        auto r = run();
+        auto made = run();
         auto details = details_of(cur);
         details["previous_serial"] = cur.serial_number;
-        if (r) details["serial_number"] = r->record.serial_number;
-        return audited(*audit, operation, id, who, std::move(r), std::move(details));
+        if (made) details["serial_number"] = made->view.record.serial_number;
+        auto r = write_ahead(*audit, entry_for(operation, id, who, std::move(details)), std::move(made),
+                             [&](const made_cert& m) { return store->replace(m.view.record, m.files); });
+        if (!r) return r.error();
+        return std::move(r->view);
     };
     s.commit = commit_cert(id, ireq.serial_decimal, revoke_old);
     return s;
@@ -449,6 +556,9 @@ result<staged<cert_view>> cert_service::stage_update(const std::string& id, upda
         changed["renewal_threshold_days"] = *req.renewal_threshold_days;
     }
     if (req.role) {
+        // Changing api_role needs a role at or above both the old and the new one.
+        if (auto g = check_grant(updated.role, who); !g) return g.error();
+        if (auto g = check_grant(*req.role, who); !g) return g.error();
         updated.role = *req.role;
         changed["api_role"] = *req.role ? boost::json::value(std::string(to_string(**req.role))) : boost::json::value(nullptr);
     }
@@ -462,7 +572,7 @@ result<staged<downloaded_file>> cert_service::stage_download(const std::string& 
     if (!rec) return make_error(errc::not_found, "certificate not found");
     if (f == file_format::key_pem) {
         if (!rec->has_private_key) return make_error(errc::no_private_key, "no private key is held for this certificate");
-        if (auto w = check_writable(); !w) return w.error();
+        if (auto c = check_ceiling(*rec, who, "the private key"); !c) return c.error();
     }
     auto* store = store_.get();
     auto audit = audit_;
@@ -495,7 +605,9 @@ result<staged<downloaded_file>> cert_service::stage_download(const std::string& 
         if (f != file_format::key_pem) return r;
         auto d = details;
         d["format"] = "private_key_pem";
-        return audited(*audit, "download", id, who, std::move(r), std::move(d));
+        // The key leaves the process only after its download is on disk.
+        return write_ahead(*audit, entry_for("download", id, who, std::move(d)), std::move(r),
+                           [](const downloaded_file&) { return result<void>(); });
     };
     s.commit = [](result<downloaded_file> r) { return r; };
     return s;
@@ -508,7 +620,7 @@ result<staged<downloaded_file>> cert_service::stage_pkcs12(const std::string& id
     if (!rec) return make_error(errc::not_found, "certificate not found");
     if (!rec->has_private_key) return make_error(errc::no_private_key, "no private key is held for this certificate");
     if (password.size() < 8) return make_error(errc::invalid_argument, "password must be at least 8 characters", "password");
-    if (auto w = check_writable(); !w) return w.error();
+    if (auto c = check_ceiling(*rec, who, "a PKCS#12 of the private key"); !c) return c.error();
 
     auto* store = store_.get();
     auto audit = audit_;
@@ -528,7 +640,8 @@ result<staged<downloaded_file>> cert_service::stage_pkcs12(const std::string& id
             if (!p12) return p12.error();
             return downloaded_file{std::move(*p12), id};
         };
-        return audited(*audit, "download", id, who, run(), details);
+        return write_ahead(*audit, entry_for("download", id, who, details), run(),
+                           [](const downloaded_file&) { return result<void>(); });
     };
     s.commit = [](result<downloaded_file> r) { return r; };
     return s;

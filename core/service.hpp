@@ -34,8 +34,18 @@
 
 namespace certmate {
 
+// Who may obtain serverAuth certificates through the API (docs/security.md "serverAuth"):
+// admins only, for names matching `patterns` ("host.example.com" exactly, "*.example.com" one
+// label under it; a wildcard name only where a pattern is that same wildcard), never a name in
+// `reserved` (the CA's own listener: tls.cert's names and public_url's host).
+struct server_name_policy {
+    std::vector<std::string> patterns;
+    std::vector<std::string> reserved;
+};
+
 struct service_config {
     issuance_policy issuance;
+    server_name_policy server_names;
     key_type default_key_type = key_type::rsa2048;
     int expiring_days = 30;                    // "expiring soon" in stats and status=expiring
     int default_renewal_threshold_days = 30;
@@ -44,11 +54,26 @@ struct service_config {
     unsigned load_threads = 4;
 };
 
-// Who asks: recorded in the audit log.
+// Who asks: recorded in the audit log as `user` and `actor`, and the role that bounds what it
+// may grant (docs/security.md "Roles"). The default is the server itself (sweep, CLI): admin.
 struct principal {
-    std::string user = "system";
+    enum class kind { system, token, certificate, anonymous };
+    std::string user = "system";      // token name, certificate identifier, "system", "cli"
     std::string ip;
+    kind actor = kind::system;
+    std::string cert_serial;          // kind::certificate: the serial that authenticated (decimal)
+    api_role role = api_role::admin;  // the caller's role (anonymous callers: viewer)
 };
+// The server itself acting (the sweep, a CLI command, tests): kind system, role admin.
+inline principal system_principal(std::string name, std::string ip = {}) {
+    principal p;
+    p.user = std::move(name);
+    p.ip = std::move(ip);
+    return p;
+}
+// `{"kind":"token","name":..}`, `{"kind":"certificate","id":..,"serial":..}`, `{"kind":"system","name":..}`.
+boost::json::object actor_json(const principal& who);
+std::string_view to_string(principal::kind k) noexcept;
 
 struct create_request {
     std::string identifier;                    // generated (cert-<12 hex>) when empty
@@ -174,9 +199,8 @@ public:
     time_point now() const { return clock_(); }
 
 private:
-    result<void> check_writable() const;       // fail closed when the audit log is down
-    // The record a mutation may change: refused when the audit log is down, the identifier is
-    // invalid or unknown, or another mutation of it is in flight.
+    // The record a mutation may change: refused when the identifier is invalid or unknown, or
+    // another mutation of it is in flight.
     result<const cert_record*> find_for_mutation(const std::string& id) const;
     std::string reserve_serial();
     std::string generate_identifier();

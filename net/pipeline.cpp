@@ -4,6 +4,7 @@
 
 #include <boost/asio/post.hpp>
 #include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
 
 #include <openssl/rand.h>
 
@@ -79,8 +80,50 @@ void audit_denial(api_state& api, const principal& who, const request& req, std:
     e.status = "denied";
     e.user = who.user;
     e.ip_address = who.ip;
+    e.actor = actor_json(who);
     e.details = {{"reason", std::string(reason)}, {"suppressed_since_last", suppressed}};
     asio::post(api.core.pool(), [&svc = api.core.any_thread(), e = std::move(e)] { svc.audit(e); });
+}
+
+// Audits a request that was authenticated and routed but refused by policy (a role ceiling, a
+// serverAuth rule): each one, not aggregated, since these are attempts to gain a privilege.
+void audit_policy_denial(api_state& api, const principal& who, const request& req, std::string_view path,
+                         const response& res) {
+    storage::audit_entry e;
+    e.operation = "denied";
+    e.resource_type = "endpoint";
+    e.resource_id = std::string(http::to_string(req.method())) + " " + std::string(path);
+    e.status = "denied";
+    e.user = who.user;
+    e.ip_address = who.ip;
+    e.actor = actor_json(who);
+    std::error_code ec;
+    auto body = json::parse(res.body(), ec);
+    std::string why = "forbidden";
+    if (!ec && body.is_object())
+        if (const auto* m = body.get_object().if_contains("message"); m && m->is_string()) why = m->get_string();
+    e.details = {{"reason", "policy"}, {"message", why}};
+    asio::post(api.core.pool(), [&svc = api.core.any_thread(), e = std::move(e)] { svc.audit(e); });
+}
+
+// The principal a request acts as: what authenticated it and with which role.
+principal principal_of(const caller& auth, const peer_info& peer) {
+    principal who;
+    who.user = auth.user;
+    who.ip = peer.ip;
+    if (!auth.ident) {
+        who.actor = principal::kind::anonymous;
+        who.role = api_role::viewer;
+        return who;
+    }
+    who.role = auth.ident->role;
+    if (auth.by_certificate) {
+        who.actor = principal::kind::certificate;
+        who.cert_serial = peer.cert ? peer.cert->serial_decimal : std::string();
+    } else {
+        who.actor = principal::kind::token;
+    }
+    return who;
 }
 
 } // namespace
@@ -129,7 +172,7 @@ asio::awaitable<response> dispatch(api_state& api, request& req, const peer_info
                                      *svc.serial_owners(), svc.now());
     const std::optional<identity>& ident = auth.ident;
     const bool bad_credentials = auth.failure == auth_failure::invalid_token;
-    principal who{auth.user, peer.ip};
+    const principal who = principal_of(auth, peer);
     const rate_class cls = rt ? rt->cls : rate_class::default_;
     const std::string rate_key = ident ? (auth.by_certificate ? "c:" : "t:") + ident->name : "ip:" + peer.ip;
     const auto limit = api.limiter.check(rate_key, cls, started);
@@ -173,6 +216,7 @@ asio::awaitable<response> dispatch(api_state& api, request& req, const peer_info
                 res = error_response(errc::invalid_argument, "malformed query string", "query");
             else
                 res = co_await rt->handler(c);
+            if (res.result() == http::status::forbidden) audit_policy_denial(api, who, req, path, res);
         }
     } catch (const std::exception& e) {
         spdlog::error("request {} {} {}: unexpected exception: {}", request_id, std::string(http::to_string(req.method())),

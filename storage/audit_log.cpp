@@ -275,6 +275,7 @@ result<void> audit_log::append(const audit_entry& e) {
     o["status"] = e.status;
     o["user"] = e.user;
     o["ip_address"] = e.ip_address;
+    if (!e.actor.empty()) o["actor"] = e.actor;
     o["details"] = e.details;
     o["error"] = e.error ? json::value(json::string(*e.error)) : json::value(nullptr);
     o["prev_hash"] = last_hash_;

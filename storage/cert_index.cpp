@@ -137,8 +137,8 @@ std::optional<serial_status> cert_index::find_serial(const std::string& serial_d
         st.current = false;
         st.revoked = h.revoked;
         if (h.revoked) {
-            st.revoked_at = h.superseded_at;
-            st.reason = revocation_reason::superseded;
+            st.revoked_at = h.revoked_at.value_or(h.superseded_at);
+            st.reason = h.reason.value_or(revocation_reason::superseded);
         }
         st.expires_at = h.expires_at;
         return st;
@@ -226,7 +226,9 @@ std::vector<revoked_serial> cert_index::revoked() const {
             out.push_back({r.serial_number, r.revocation.revoked_at.value_or(time_point{}),
                            r.revocation.reason.value_or(revocation_reason::unspecified)});
         for (const auto& h : r.history)
-            if (h.revoked) out.push_back({h.serial_number, h.superseded_at, revocation_reason::superseded});
+            if (h.revoked)
+                out.push_back({h.serial_number, h.revoked_at.value_or(h.superseded_at),
+                               h.reason.value_or(revocation_reason::superseded)});
     }
     std::sort(out.begin(), out.end(),
               [](const revoked_serial& a, const revoked_serial& b) { return serial_less(a.serial_decimal, b.serial_decimal); });

@@ -253,6 +253,11 @@ BOOST_AUTO_TEST_CASE(operator_certificate_lists_creates_and_is_audited_viewer_ge
     BOOST_REQUIRE_EQUAL(lines.size(), 1u);
     BOOST_TEST(lines[0].at("user").as_string() == "op-cert");
     BOOST_TEST(lines[0].at("status").as_string() == "success");
+    // issue 10.1: what authenticated is recorded, so a certificate named "admin" cannot pass for a token
+    const auto& actor = lines[0].at("actor").as_object();
+    BOOST_TEST(actor.at("kind").as_string() == "certificate");
+    BOOST_TEST(actor.at("id").as_string() == "op-cert");
+    BOOST_TEST(actor.at("serial").as_string() == op.serial);
 
     // a viewer certificate reads but may not create
     BOOST_TEST(curl(https(*srv, "/api/client-certs"), ca + viewer.args()).status == 200u);
@@ -647,4 +652,59 @@ BOOST_AUTO_TEST_CASE(certificate_check_follows_the_live_tables) {
     who = net::authenticate(net::peer_info{"10.0.0.1", true, std::nullopt}, "Bearer nope", tokens, statuses, owners, now);
     BOOST_TEST((who.failure == net::auth_failure::invalid_token));
     BOOST_TEST(who.user == "anonymous");
+}
+
+// ---- issue 10.2: revoking an identifier revokes every serial it has had ----
+// Fails before issue 10: the superseded serial stayed `good` in OCSP, off the CRL, and kept
+// authenticating over mTLS after its identifier was revoked.
+BOOST_AUTO_TEST_CASE(renew_then_revoke_refuses_the_old_certificate_in_mtls_ocsp_and_crl) {
+    auto srv = tls_server("require");
+    temp_dir dir;
+    const auto old_cert = make_client(*srv, dir, "machine", R"("operator")");
+    const std::string ca = ca_file(*srv);
+    const std::string cacert = "--cacert " + ca + " ";
+    http_client http(srv->port());
+    auto renewed = http.post_json("/api/client-certs/machine/renew", "{}", srv->tokens.admin);
+    BOOST_REQUIRE_MESSAGE(renewed.status == 200u, renewed.body);
+    const std::string new_serial(renewed.json().as_object().at("serial_number").as_string());
+    BOOST_REQUIRE(new_serial != old_cert.serial);
+
+    auto ocsp = [&](const std::string& cert_file) {
+        auto r = run("openssl ocsp -url http://127.0.0.1:" + std::to_string(srv->port()) + "/ocsp -issuer " + ca +
+                     " -CAfile " + ca + " -cert " + cert_file);
+        BOOST_TEST_MESSAGE(r.output);
+        return r.output;
+    };
+    // superseded but not revoked: it keeps working until it expires (renewal.revoke_superseded off)
+    BOOST_TEST(curl(https(*srv, "/api/client-certs"), cacert + old_cert.args()).status == 200u);
+    BOOST_TEST(ocsp(old_cert.cert).find(": good") != std::string::npos);
+
+    auto revoked = http.post_json("/api/client-certs/machine/revoke", R"({"reason":"keyCompromise"})", srv->tokens.admin);
+    BOOST_REQUIRE_MESSAGE(revoked.status == 200u, revoked.body);
+    const auto history = revoked.json().as_object().at("history").as_array();
+    BOOST_REQUIRE_EQUAL(history.size(), 1u);
+    BOOST_TEST(history[0].as_object().at("revoked").as_bool());
+    BOOST_TEST(history[0].as_object().at("reason").as_string() == "keyCompromise");
+
+    auto after = curl(https(*srv, "/api/client-certs"), cacert + old_cert.args());
+    BOOST_TEST_INFO("curl: " << after.body);
+    BOOST_TEST(after.status == 401u);
+    const auto status = ocsp(old_cert.cert);
+    BOOST_TEST(status.find(": revoked") != std::string::npos);
+    BOOST_TEST(status.find("Key Compromise") != std::string::npos);
+
+    // the CRL lists both serials (openssl prints them in hex)
+    auto crl_der = http.get("/crl.der");
+    BOOST_REQUIRE(crl_der.status == 200u);
+    write_text(dir / "crl.der", crl_der.body);
+    auto serial_hex = [&](const std::string& file) {
+        auto r = run("openssl x509 -noout -serial -in " + file);
+        BOOST_REQUIRE(r.exit_code == 0);
+        auto s = r.output.substr(r.output.find('=') + 1);
+        while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+        return s;
+    };
+    auto crl_text = run("openssl crl -inform DER -noout -text -in " + (dir / "crl.der").string());
+    BOOST_REQUIRE(crl_text.exit_code == 0);
+    BOOST_TEST(crl_text.output.find(serial_hex(old_cert.cert)) != std::string::npos);
 }

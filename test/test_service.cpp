@@ -64,7 +64,7 @@ struct fixture {
         r.subject.email = id + "@example.com";
         r.subject.organization = "ACME Corp";
         r.usage = usage;
-        auto v = run_sync(svc->stage_create(r, principal{"tester", "127.0.0.1"}));
+        auto v = run_sync(svc->stage_create(r, system_principal("tester", "127.0.0.1")));
         BOOST_REQUIRE_MESSAGE(v.has_value(), "create " + id + " failed: " + (v ? "" : v.error().message));
         return *v;
     }
@@ -252,7 +252,7 @@ BOOST_AUTO_TEST_CASE(expired_certificate_can_be_renewed_and_sweep_plan) {
     // A year and a day later: expired, still renewable.
     *f.now += 366 * day;
     BOOST_TEST(f.svc->get("soon")->status == cert_status::expired);
-    auto sum = f.svc->run_renewal_sweep_sync({"renewal", ""});
+    auto sum = f.svc->run_renewal_sweep_sync(system_principal("renewal"));
     BOOST_TEST(sum.renewed == 2u);
     BOOST_TEST(sum.failed == 0u);
     BOOST_TEST(f.svc->get("soon")->status == cert_status::active);
@@ -302,7 +302,7 @@ BOOST_AUTO_TEST_CASE(sweep_renews_inside_threshold_skips_the_rest_and_survives_a
     // 350 days on: 365-day certificates are 15 days from expiry, "wide" 50 (inside its 60),
     // "long" 350 (outside).
     *f.now += 350 * day;
-    auto sum = f.svc->run_renewal_sweep_sync({"renewal", ""});
+    auto sum = f.svc->run_renewal_sweep_sync(system_principal("renewal"));
     BOOST_TEST(sum.candidates == 4u);
     BOOST_TEST(sum.renewed == 3u);
     BOOST_TEST(sum.failed == 1u);
@@ -323,7 +323,7 @@ BOOST_AUTO_TEST_CASE(sweep_renews_inside_threshold_skips_the_rest_and_survives_a
     auto state = test::read_text(f.paths().state_dir() / "renewal_sweep.json");
     BOOST_TEST(state.find("\"renewed\":3") != std::string::npos, state);
     // A second sweep at the same time has nothing left but the broken one.
-    auto again = f.svc->run_renewal_sweep_sync({"renewal", ""});
+    auto again = f.svc->run_renewal_sweep_sync(system_principal("renewal"));
     BOOST_TEST(again.candidates == 1u);
 }
 
