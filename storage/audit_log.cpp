@@ -266,12 +266,14 @@ result<std::unique_ptr<audit_log>> audit_log::open(std::filesystem::path file, c
     auto o = open_file(file);
     if (!o) return o.error();
     std::unique_ptr<audit_log> log(new audit_log(std::move(file), std::move(clock)));
-    std::lock_guard lk(log->mu_);
-    log->adopt(opened_state{std::move(*o)});
-    // Record the repair at once; if that write fails the log starts unhealthy and retries.
-    if (log->pending_repair_bytes_ > 0) {
-        file_lock lock(log->fd_);
-        if (lock.held && log->catch_up_locked()) (void)log->write_pending_repair_locked();
+    {
+        std::lock_guard lk(log->mu_);
+        log->adopt(opened_state{std::move(*o)});
+        // Record the repair at once; if that write fails the log starts unhealthy and retries.
+        if (log->pending_repair_bytes_ > 0) {
+            file_lock lock(log->fd_);
+            if (lock.held && log->catch_up_locked()) (void)log->write_pending_repair_locked();
+        }
     }
     return log;
 }
