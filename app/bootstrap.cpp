@@ -52,6 +52,41 @@ fs::path resolve_config_file(const fs::path& given, const std::vector<std::strin
     return fs::exists(candidate, ec) ? candidate : fs::path();
 }
 
+result<bool> ensure_audit_signing_key(const storage::layout& l) {
+    if (auto r = storage::ensure_dir(l.audit_key_dir(), fs::perms(0700)); !r) return r.error();
+    std::error_code ec;
+    bool created = false;
+    if (!fs::exists(l.audit_signing_key(), ec)) {
+        auto k = generate_key(key_type::ed25519);
+        if (!k) return k.error();
+        auto pem = private_key_to_pem(k->get());
+        if (!pem) return pem.error();
+        // The public half first: a crash in between leaves no key, so the next start makes both again.
+        if (auto r = storage::write_file_atomic(l.audit_signing_pub(), public_key_to_pem(k->get()), fs::perms(0644)); !r)
+            return r.error();
+        if (auto r = storage::write_file_atomic(l.audit_signing_key(), *pem, fs::perms(0600)); !r) return r.error();
+        created = true;
+    } else if (!fs::exists(l.audit_signing_pub(), ec)) {
+        auto k = load_audit_signing_key(l);
+        if (!k) return k.error();
+        if (auto r = storage::write_file_atomic(l.audit_signing_pub(), public_key_to_pem(k->get()), fs::perms(0644)); !r)
+            return r.error();
+    }
+    return created;
+}
+
+result<ossl::pkey> load_audit_signing_key(const storage::layout& l) {
+    auto pem = storage::read_file(l.audit_signing_key());
+    if (!pem)
+        return make_error(errc::storage_failure, "cannot read the audit signing key " + l.audit_signing_key().string() +
+                                                     " (certmate init creates it)");
+    auto key = load_private_key(*pem);
+    if (!key || EVP_PKEY_get_base_id(key->get()) != EVP_PKEY_ED25519)
+        return make_error(errc::crypto_failure, "the audit signing key " + l.audit_signing_key().string() +
+                                                    " is not an Ed25519 private key");
+    return key;
+}
+
 result<init_report> init_data_dir(const config& cfg, const fs::path& config_file) {
     storage::layout l{cfg.data_dir};
     init_report rep;
@@ -62,7 +97,21 @@ result<init_report> init_data_dir(const config& cfg, const fs::path& config_file
     for (auto u : all_usages)
         if (auto r = storage::ensure_dir(l.usage_dir(u), fs::perms(0700)); !r) return r.error();
 
+    // The audit signing key: recorded in ca_init for a new data dir, on its own for an older one.
+    auto audit_key = ensure_audit_signing_key(l);
+    if (!audit_key) return audit_key.error();
+    auto loaded_audit_key = load_audit_signing_key(l);
+    if (!loaded_audit_key) return loaded_audit_key.error();
+    const std::string audit_key_id = public_key_id(loaded_audit_key->get());
+
     const auto passphrase = ca_passphrase(cfg);
+    if (*audit_key && storage::ca_exists(l))
+        if (auto r = audit_cli_operation(l, "audit_key_create", "audit", audit_key_id,
+                                         {{"key_id", audit_key_id},
+                                          {"algorithm", "Ed25519"},
+                                          {"public_key_file", l.audit_signing_pub().string()}});
+            !r)
+            return r.error();
     if (!storage::ca_exists(l)) {
         ca_options opts;
         opts.type = cfg.ca_key_type;
@@ -76,7 +125,8 @@ result<init_report> init_data_dir(const config& cfg, const fs::path& config_file
         if (auto r = audit_cli_operation(l, "ca_init", "ca", rep.ca_fingerprint,
                                          {{"key_type", ca->key_type_name()},
                                           {"subject", ca->subject_string()},
-                                          {"encrypted_key", passphrase.has_value()}});
+                                          {"encrypted_key", passphrase.has_value()},
+                                          {"audit_key_id", audit_key_id}});
             !r)
             return r.error();
     }
@@ -204,6 +254,9 @@ result<std::unique_ptr<cert_service>> open_service(const config& cfg) {
     if (!ca) return ca.error();
     auto audit = storage::audit_log::open(l.audit_log(), system_clock_fn());
     if (!audit) return audit.error();
+    auto audit_key = load_audit_signing_key(l);
+    if (!audit_key) return audit_key.error();
+    (*audit)->set_signer(std::move(*audit_key), cfg.audit_checkpoint_interval);
     auto svc_cfg = cfg.service;
     // The CA's own listener names are never issued through the API (docs/security.md "serverAuth").
     auto& reserved = svc_cfg.server_names.reserved;

@@ -39,7 +39,13 @@ struct server_cert_report {
 result<server_cert_report> issue_server_cert(const config& cfg, const std::vector<std::string>& names,
                                              int validity_days = 365);
 
-// Opens the CA, audit log and store, and loads the index.
+// The audit signing key (Ed25519, PKCS#8 PEM, 0600) and its public half (0644) under
+// certs/audit/ (docs/audit.md): created when missing; the public half rewritten when missing.
+// True when the key was created now.
+result<bool> ensure_audit_signing_key(const storage::layout& l);
+result<ossl::pkey> load_audit_signing_key(const storage::layout& l);
+
+// Opens the CA, audit log (signing checkpoints with the audit key) and store, and loads the index.
 result<std::unique_ptr<cert_service>> open_service(const config& cfg);
 
 // `-c FILE` if given, else <data_dir>/certmate.conf when it exists (data_dir from the overrides).

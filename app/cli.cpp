@@ -3,6 +3,7 @@
 #include "app/bootstrap.hpp"
 #include "app/config.hpp"
 #include "app/serve.hpp"
+#include "core/keys.hpp"
 #include "storage/atomic_file.hpp"
 #include "storage/audit_log.hpp"
 #include "storage/ca_files.hpp"
@@ -30,7 +31,8 @@ commands:
   ca backup --out FILE [--data-dir DIR]           CA key, certificate, metadata and CRL state in one archive (0600)
   ca restore --in FILE [--force] [--data-dir DIR] restore a CA backup (refuses a different CA without --force)
   token create --name NAME --role viewer|operator|admin
-  audit verify [--data-dir DIR]                   walk the audit hash chain
+  audit verify [--data-dir DIR]                   walk the audit hash chain and check every signed
+       [--public-key FILE]                        checkpoint (default key: certs/audit/audit_signing.pub)
   version
 
 Every config key can be given as --section.key VALUE (see certmate.conf.example).
@@ -152,16 +154,36 @@ int cmd_token(const std::vector<std::string>& args) {
 
 int cmd_audit(const std::vector<std::string>& args) {
     if (args.empty() || args[0] != "verify") throw error_exception(make_error(errc::invalid_argument, "audit: expected verify"));
-    auto a = parse({args.begin() + 1, args.end()}, po::options_description("audit"));
+    po::options_description own("audit");
+    own.add_options()("public-key", po::value<std::string>(), "PEM public key that signs the checkpoints");
+    auto a = parse({args.begin() + 1, args.end()}, own);
     auto cfg = load_config(a.config_file, a.overrides);
     storage::layout l{cfg.data_dir};
-    auto r = storage::verify_audit_file(l.audit_log());
-    if (r.ok) {
-        std::cout << "ok " << r.entries << " entries\n";
-        return 0;
+    const fs::path pub_file = a.vm.count("public-key") ? fs::path(a.vm["public-key"].as<std::string>()) : l.audit_signing_pub();
+    ossl::pkey pub;
+    if (auto pem = storage::read_file(pub_file)) {
+        auto k = load_public_key(*pem);
+        if (!k) throw error_exception(make_error(errc::invalid_argument, pub_file.string() + ": not a PEM public key"));
+        pub = std::move(*k);
+    } else if (a.vm.count("public-key")) {
+        throw error_exception(make_error(errc::invalid_argument, "cannot read " + pub_file.string()));
     }
-    std::cout << "broken at line " << r.bad_line << ": " << r.reason << "\n";
-    return 1;
+    auto r = storage::verify_audit_file(l.audit_log(), pub.get());
+    for (const auto& rep : r.repairs)
+        std::cout << "repair at seq " << rep.seq << ": a torn last line of " << rep.removed_bytes << " bytes was cut\n";
+    if (!r.ok) {
+        std::cout << "broken at line " << r.bad_line << ": " << r.reason << "\n";
+        return 1;
+    }
+    std::cout << "ok " << r.entries << " entries, " << r.checkpoints << " checkpoints verified";
+    if (r.checkpoints > 0) std::cout << " (last at seq " << r.last_checkpoint_seq << ")";
+    std::cout << ", " << r.after_last_checkpoint << " entries after the last checkpoint\n";
+    if (r.unchecked_checkpoints > 0) {
+        std::cout << "cannot check " << r.unchecked_checkpoints << " checkpoint signatures: no public key at "
+                  << pub_file.string() << " (give --public-key FILE)\n";
+        return 1;
+    }
+    return 0;
 }
 
 } // namespace

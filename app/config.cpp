@@ -58,6 +58,7 @@ const std::vector<std::pair<const char*, const char*>>& known_keys() {
         {"rate_limit.crl", "CRL downloads/min"},
         {"auth.token", "name:role:sha256hex of a bearer token (repeatable)"},
         {"log.level", "trace, debug, info, warn, error"},
+        {"audit.checkpoint_interval", "a signed checkpoint after every N audit entries; 0 = only at shutdown"},
     };
     return keys;
 }
@@ -274,6 +275,8 @@ config load_config(const std::filesystem::path& file, const std::vector<std::str
         if (std::find(levels.begin(), levels.end(), *v) == levels.end()) reject(c, "log.level", "'" + *v + "' is not a log level");
         c.log_level = *v;
     }
+    if (auto v = get("audit.checkpoint_interval"))
+        c.audit_checkpoint_interval = static_cast<std::uint64_t>(to_int(c, "audit.checkpoint_interval", *v, 0, 1000000));
     if (!c.https_listen.empty() && (c.tls_cert.empty() || c.tls_key.empty()))
         reject(c, "server.https_listen", "needs tls.cert and tls.key");
     return c;

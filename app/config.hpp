@@ -70,6 +70,9 @@ struct config {
 
     // [log]
     std::string log_level = "info";
+
+    // [audit]
+    std::uint64_t audit_checkpoint_interval = 100;   // 0: checkpoints only at shutdown
 };
 
 // Reads `file` (if non-empty) and the `overrides` (--section.key VALUE pairs already split),

@@ -26,7 +26,8 @@ void apply_log_level(const config& cfg) { spdlog::set_level(spdlog::level::from_
 } // namespace
 
 // init on first start, open the service, serve until SIGTERM/SIGINT; SIGHUP reloads tokens, rate
-// limits, the log level and the TLS server certificate/key from the same file and overrides.
+// limits, the log level and the TLS server certificate/key from the same file and overrides, and
+// reopens the audit log. A clean stop ends the audit log with a signed checkpoint (docs/audit.md).
 int run_server(const config& given, const std::filesystem::path& config_file, const std::vector<std::string>& overrides) {
     config cfg = given;
     apply_log_level(cfg);
@@ -52,6 +53,8 @@ int run_server(const config& given, const std::filesystem::path& config_file, co
 
     auto svc = open_service(cfg);
     if (!svc) throw error_exception(svc.error());
+    // Owned by the service, which the server keeps until the end of this function.
+    storage::audit_log& audit = (*svc)->audit_log();
     net::server srv(server_options_from(cfg), std::move(*svc));
     if (auto r = srv.start(); !r) throw error_exception(r.error());
     spdlog::info("listening on {}", srv.url());
@@ -87,6 +90,7 @@ int run_server(const config& given, const std::filesystem::path& config_file, co
         signal_ctx.run();
         if (signal != SIGHUP) break;
         systemd::notify_reloading();
+        if (auto r = audit.reopen(); !r) spdlog::error("SIGHUP: audit log not reopened: {}", r.error().message);
         try {
             const config fresh = load_config(effective_file, overrides);
             srv.reload(tokens_from(fresh), rate_limits_from(fresh));
@@ -105,6 +109,8 @@ int run_server(const config& given, const std::filesystem::path& config_file, co
     systemd::notify_stopping();
     spdlog::info("stopping: draining connections (grace {} s)", cfg.shutdown_grace.count());
     srv.shutdown();
+    if (auto r = audit.checkpoint("shutdown"); !r)
+        spdlog::error("audit log: no shutdown checkpoint: {}", r.error().message);
     return 0;
 }
 

@@ -522,4 +522,73 @@ result<void> add_config_extension(X509* cert, X509V3_CTX* ctx, int nid, const ch
     return {};
 }
 
+
+result<ossl::pkey> load_public_key(std::string_view pem) {
+    ossl::bio in(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+    if (!in) return ossl::fail(errc::crypto_failure, "cannot read the public key");
+    ossl::pkey key(PEM_read_bio_PUBKEY(in.get(), nullptr, nullptr, nullptr));
+    if (!key) return ossl::fail(errc::invalid_argument, "not a PEM public key");
+    return key;
+}
+
+result<std::string> sign_raw(EVP_PKEY* key, std::string_view data) {
+    ossl::md_ctx ctx(EVP_MD_CTX_new());
+    std::size_t len = 0;
+    const auto* in = reinterpret_cast<const unsigned char*>(data.data());
+    if (!ctx || !key || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, key) != 1 ||
+        EVP_DigestSign(ctx.get(), nullptr, &len, in, data.size()) != 1)
+        return ossl::fail(errc::crypto_failure, "signing failed");
+    std::string sig(len, '\0');
+    if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &len, in, data.size()) != 1)
+        return ossl::fail(errc::crypto_failure, "signing failed");
+    sig.resize(len);
+    return sig;
+}
+
+bool verify_raw(EVP_PKEY* key, std::string_view data, std::string_view sig) {
+    ossl::md_ctx ctx(EVP_MD_CTX_new());
+    const bool ok = ctx && key && EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key) == 1 &&
+                    EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
+                                     reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 1;
+    if (!ok) ossl::drain_errors();
+    return ok;
+}
+
+std::string public_key_id(EVP_PKEY* key) {
+    unsigned char* der = nullptr;
+    int n = key ? i2d_PUBKEY(key, &der) : -1;
+    if (n <= 0) {
+        ossl::drain_errors();
+        return {};
+    }
+    ossl::openssl_string owned(reinterpret_cast<char*>(der));
+    return sha256_hex(std::string_view(owned.get(), static_cast<std::size_t>(n)));
+}
+
+std::string base64_encode(std::string_view bytes) {
+    std::string out(4 * ((bytes.size() + 2) / 3), '\0');
+    int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                            reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+    out.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    return out;
+}
+
+std::optional<std::string> base64_decode(std::string_view text) {
+    if (text.size() % 4 != 0) return std::nullopt;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        const bool pad_ok = c == '=' && i + 2 >= text.size() && (i + 1 == text.size() || text[i + 1] == '=');
+        if (!(is_alpha(c) || is_digit(c) || c == '+' || c == '/' || pad_ok)) return std::nullopt;
+    }
+    std::string out(3 * (text.size() / 4), '\0');
+    int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                            reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
+    if (n < 0) return std::nullopt;
+    // EVP_DecodeBlock counts the padding as zero bytes.
+    std::size_t pad = 0;
+    if (!text.empty() && text.back() == '=') pad = text[text.size() - 2] == '=' ? 2 : 1;
+    out.resize(static_cast<std::size_t>(n) - pad);
+    return out;
+}
+
 } // namespace certmate

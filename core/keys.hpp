@@ -67,4 +67,18 @@ const EVP_MD* signing_digest(EVP_PKEY* key);
 // only for fixed profile strings, never for caller input.
 result<void> add_config_extension(X509* cert, X509V3_CTX* ctx, int nid, const char* value);
 
+// ---- signatures over raw bytes (the audit log's checkpoints and exports, docs/audit.md) ----
+// A public key from PEM (SubjectPublicKeyInfo, as public_key_to_pem writes it).
+result<ossl::pkey> load_public_key(std::string_view pem);
+// The signature of `data` with no pre-hash (Ed25519 per RFC 8032 5.1.6), what
+// `openssl pkeyutl -sign -rawin` makes.
+result<std::string> sign_raw(EVP_PKEY* key, std::string_view data);
+// Whether `sig` is `key`'s signature of `data` (as sign_raw makes it).
+bool verify_raw(EVP_PKEY* key, std::string_view data, std::string_view sig);
+// SHA-256 (hex) of the key's SubjectPublicKeyInfo DER: names a key in audit entries.
+std::string public_key_id(EVP_PKEY* key);
+// Standard base64 (RFC 4648 4) with padding; decode refuses anything else.
+std::string base64_encode(std::string_view bytes);
+std::optional<std::string> base64_decode(std::string_view text);
+
 } // namespace certmate

@@ -8,6 +8,9 @@
 
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdlib>
+
 namespace certmate::net {
 
 namespace json = boost::json;
@@ -174,6 +177,58 @@ asio::awaitable<response> audit_query(call& c) {
     co_return json_response(http::status::ok, json::object{{"entries", std::move(arr)}, {"count", n}});
 }
 
+// GET /api/audit/verify: the chain and every checkpoint signature (docs/audit.md).
+asio::awaitable<response> audit_verify(call& c) {
+    auto verify = [&] { return c.core().any_thread().audit_log().verify(); };
+    const auto r = co_await c.core().in_pool(verify);
+    json::array repairs;
+    for (const auto& rep : r.repairs) repairs.push_back(json::object{{"seq", rep.seq}, {"removed_bytes", rep.removed_bytes}});
+    json::object o{{"ok", r.ok},
+                   {"entries", r.entries},
+                   {"checkpoints_verified", r.checkpoints},
+                   {"last_checkpoint_seq", r.last_checkpoint_seq},
+                   {"entries_after_last_checkpoint", r.after_last_checkpoint},
+                   {"repairs", std::move(repairs)}};
+    if (!r.ok) {
+        o["bad_line"] = r.bad_line;
+        o["reason"] = r.reason;
+    }
+    co_return json_response(http::status::ok, o);
+}
+
+asio::awaitable<response> audit_public_key(call& c) {
+    auto pem = c.core().any_thread().audit_log().public_key_pem();
+    if (pem.empty()) co_return error_response(errc::not_found, "no audit signing key is loaded");
+    co_return bytes_response(http::status::ok, "application/x-pem-file", std::move(pem), "audit.pub");
+}
+
+// GET /api/audit/export?from_seq=&to_seq=: the lines exactly as stored and an Ed25519 signature over
+// exactly those bytes, checkable offline with `openssl pkeyutl -verify -rawin` (docs/audit.md).
+asio::awaitable<response> audit_export(call& c) {
+    std::uint64_t from = 1;
+    std::optional<std::uint64_t> to;
+    for (const auto& [k, v] : c.query) {
+        if (k != "from_seq" && k != "to_seq") co_return error_response(errc::invalid_argument, "unknown query parameter", k);
+        char* end = nullptr;
+        errno = 0;
+        const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+        if (v.empty() || *end || errno || n < 1 || v.front() == '-')
+            co_return error_response(errc::invalid_argument, k + " must be a positive integer", k);
+        (k == "from_seq" ? from : to.emplace()) = n;
+    }
+    if (to && *to < from) co_return error_response(errc::invalid_argument, "to_seq must not be below from_seq", "to_seq");
+    auto run = [&] { return c.core().any_thread().audit_log().export_range(from, to); };
+    auto ex = co_await c.core().in_pool(run);
+    if (!ex) co_return error_response(ex.error());
+    co_return json_response(http::status::ok, json::object{{"from_seq", ex->from_seq},
+                                                           {"to_seq", ex->to_seq},
+                                                           {"count", ex->count},
+                                                           {"algorithm", "Ed25519"},
+                                                           {"key_id", ex->key_id},
+                                                           {"lines", ex->bytes},
+                                                           {"signature", base64_encode(ex->signature)}});
+}
+
 // ---- renewal sweep ----
 
 asio::awaitable<response> run_renewals(call& c) {
@@ -204,6 +259,9 @@ void add_misc_routes(router& r, const server_options& opts) {
     r.add({verb::get, "/api/ocsp/status/{serial}", viewer, rc::ocsp, bk::none, false, ocsp_status_get});
     r.add({verb::post, "/api/ocsp/status", viewer, rc::ocsp, bk::json, false, ocsp_status_post});
     r.add({verb::get, "/api/audit", admin, rc::default_, bk::none, false, audit_query});
+    r.add({verb::get, "/api/audit/verify", admin, rc::default_, bk::none, false, audit_verify});
+    r.add({verb::get, "/api/audit/export", admin, rc::default_, bk::none, false, audit_export});
+    r.add({verb::get, "/api/audit/public-key", viewer, rc::default_, bk::none, false, audit_public_key});
     r.add({verb::post, "/api/renewals/run", admin, rc::default_, bk::json_optional, false, run_renewals});
 }
 

@@ -101,8 +101,25 @@ std::vector<std::string_view> split_lines(std::string_view text) {
 struct tail_state {
     std::uint64_t next_seq = 1;
     std::string last_hash = zero_hash;
-    bool ends_with_newline = true;
+    bool last_is_checkpoint = false;
 };
+
+// Reads `len` bytes at `off`.
+bool pread_all(int fd, std::string& buf, std::size_t off) {
+    std::size_t got = 0;
+    while (got < buf.size()) {
+        ssize_t n = ::pread(fd, buf.data() + got, buf.size() - got, static_cast<off_t>(off + got));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return false;
+        got += static_cast<std::size_t>(n);
+    }
+    return true;
+}
+
+std::string_view operation_of(const json::object& o) {
+    const auto* v = o.if_contains("operation");
+    return v && v->is_string() ? std::string_view(v->get_string()) : std::string_view();
+}
 
 // Finds the last intact entry, reading backwards from the end in growing chunks.
 result<tail_state> read_tail(int fd, const std::filesystem::path& file) {
@@ -114,14 +131,7 @@ result<tail_state> read_tail(int fd, const std::filesystem::path& file) {
     for (std::size_t chunk = 64 * 1024;; chunk *= 4) {
         const std::size_t start = size > chunk ? size - chunk : 0;
         std::string buf(size - start, '\0');
-        std::size_t got = 0;
-        while (got < buf.size()) {
-            ssize_t n = ::pread(fd, buf.data() + got, buf.size() - got, static_cast<off_t>(start + got));
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) return make_error(errc::audit_unavailable, "audit log: read failed");
-            got += static_cast<std::size_t>(n);
-        }
-        st.ends_with_newline = buf.back() == '\n';
+        if (!pread_all(fd, buf, start)) return make_error(errc::audit_unavailable, "audit log: read failed");
         auto lines = split_lines(buf);
         // Starting mid-file, the first piece may be a partial line.
         const std::size_t first = start > 0 ? 1 : 0;
@@ -135,6 +145,7 @@ result<tail_state> read_tail(int fd, const std::filesystem::path& file) {
                                  file.string(), skipped, p->seq);
                 st.next_seq = p->seq + 1;
                 st.last_hash = p->hash;
+                st.last_is_checkpoint = operation_of(p->obj) == "checkpoint";
                 return st;
             }
             ++skipped;
@@ -144,6 +155,33 @@ result<tail_state> read_tail(int fd, const std::filesystem::path& file) {
             return st;
         }
     }
+}
+
+// Cuts a last line that has no '\n' (a crash mid-write) and fsyncs; the bytes removed.
+result<std::uint64_t> cut_torn_tail(int fd, const std::filesystem::path& file) {
+    struct stat sb{};
+    if (::fstat(fd, &sb) != 0) return make_error(errc::audit_unavailable, "audit log: stat failed");
+    const auto size = static_cast<std::size_t>(sb.st_size);
+    if (size == 0) return std::uint64_t{0};
+    std::size_t keep = 0; // bytes up to and including the last '\n'
+    std::size_t end = size;
+    for (bool first = true; end > 0; first = false) {
+        const std::size_t start = end > 64 * 1024 ? end - 64 * 1024 : 0;
+        std::string buf(end - start, '\0');
+        if (!pread_all(fd, buf, start)) return make_error(errc::audit_unavailable, "audit log: read failed");
+        if (first && buf.back() == '\n') return std::uint64_t{0};
+        if (auto nl = buf.rfind('\n'); nl != std::string::npos) {
+            keep = start + nl + 1;
+            break;
+        }
+        end = start;
+    }
+    if (::ftruncate(fd, static_cast<off_t>(keep)) != 0 || ::fsync(fd) != 0) {
+        spdlog::error("audit log {}: cutting a torn last line: {}", file.string(), std::strerror(errno));
+        return make_error(errc::audit_unavailable, "audit log: truncate failed");
+    }
+    spdlog::warn("audit log {}: cut a torn last line ({} bytes without a newline)", file.string(), size - keep);
+    return static_cast<std::uint64_t>(size - keep);
 }
 
 // flock(2) on the log for the scope: appends and the tail read at open never interleave with
@@ -168,9 +206,11 @@ struct opened {
     int fd = -1;
     tail_state tail;
     std::uint64_t size = 0;
+    std::uint64_t cut_bytes = 0;  // torn tail removed
 };
 
-// Opens (0600, creating directories 0700) and positions the chain after the last intact entry.
+// Opens (0600, creating directories 0700), cuts a torn last line and positions the chain after
+// the last intact entry.
 result<opened> open_file(const std::filesystem::path& file) {
     if (file.has_parent_path())
         if (auto r = ensure_dir(file.parent_path(), fs::perms(0700)); !r)
@@ -187,42 +227,54 @@ result<opened> open_file(const std::filesystem::path& file) {
         return make_error(errc::audit_unavailable, std::string("audit log: ") + what + " failed");
     };
     if (::fchmod(fd, 0600) != 0) return fail("chmod");
-    // Another process may be appending: read the tail (and mend a torn one) under the file lock.
-    std::optional<file_lock> lock(std::in_place, fd);
-    if (!lock->held) return fail("lock");
-    auto tail = read_tail(fd, file);
-    if (!tail) {
-        lock.reset();
-        ::close(fd);
-        return tail.error();
-    }
-    // Terminate a torn last line so the next entry starts on its own line.
-    if (!tail->ends_with_newline) {
-        if (!write_all(fd, "\n") || ::fsync(fd) != 0) {
-            lock.reset();
-            return fail("write");
+    opened o;
+    {
+        // Another process may be appending: mend and read the tail under the file lock.
+        file_lock lock(fd);
+        if (!lock.held) return fail("lock");
+        auto cut = cut_torn_tail(fd, file);
+        auto tail = cut ? read_tail(fd, file) : result<tail_state>(cut.error());
+        struct stat sb{};
+        if (!tail || ::fstat(fd, &sb) != 0) {
+            ::close(fd);
+            return tail ? make_error(errc::audit_unavailable, "audit log: stat failed") : tail.error();
         }
+        o = opened{fd, *tail, static_cast<std::uint64_t>(sb.st_size), *cut};
     }
-    struct stat sb{};
-    if (::fstat(fd, &sb) != 0) {
-        lock.reset();
-        return fail("stat");
-    }
-    lock.reset();
     if (!existed && file.has_parent_path()) (void)fsync_dir(file.parent_path());
-    return opened{fd, *tail, static_cast<std::uint64_t>(sb.st_size)};
+    return o;
 }
 
 } // namespace
+
+std::string checkpoint_message(std::uint64_t head_seq, std::string_view head_hash) {
+    return "certmate-audit-checkpoint-v1\n" + std::to_string(head_seq) + "\n" + std::string(head_hash) + "\n";
+}
+
+struct audit_log::opened_state : opened {};
+
+void audit_log::adopt(opened_state&& o) {
+    fd_ = o.fd;
+    seq_ = o.tail.next_seq;
+    last_hash_ = o.tail.last_hash;
+    last_is_checkpoint_ = o.tail.last_is_checkpoint;
+    size_seen_ = o.size;
+    pending_repair_bytes_ += o.cut_bytes;
+}
 
 result<std::unique_ptr<audit_log>> audit_log::open(std::filesystem::path file, clock_fn clock) {
     auto o = open_file(file);
     if (!o) return o.error();
     std::unique_ptr<audit_log> log(new audit_log(std::move(file), std::move(clock)));
-    log->fd_ = o->fd;
-    log->seq_ = o->tail.next_seq;
-    log->last_hash_ = o->tail.last_hash;
-    log->size_seen_ = o->size;
+    {
+        std::lock_guard lk(log->mu_);
+        log->adopt(opened_state{std::move(*o)});
+        // Record the repair at once; if that write fails the log starts unhealthy and retries.
+        if (log->pending_repair_bytes_ > 0) {
+            file_lock lock(log->fd_);
+            if (lock.held && log->catch_up_locked()) (void)log->write_pending_repair_locked();
+        }
+    }
     return log;
 }
 
@@ -238,34 +290,73 @@ result<void> audit_log::reopen() {
     if (!o) {
         healthy_ = false;
         last_error_ = o.error().message;
+        last_attempt_ = std::chrono::steady_clock::now();
         return o.error();
     }
-    fd_ = o->fd;
-    seq_ = o->tail.next_seq;
-    last_hash_ = o->tail.last_hash;
-    size_seen_ = o->size;
+    adopt(opened_state{std::move(*o)});
     healthy_ = true;
     last_error_.clear();
+    if (pending_repair_bytes_ > 0) {
+        file_lock lock(fd_);
+        if (!lock.held) return fail_locked("lock failed");
+        if (auto r = catch_up_locked(); !r) return r;
+        if (auto r = write_pending_repair_locked(); !r) return r;
+    }
     return {};
 }
 
-result<void> audit_log::append(const audit_entry& e) {
+void audit_log::set_signer(ossl::pkey key, std::uint64_t interval) {
     std::lock_guard lk(mu_);
-    if (!healthy_ || fd_ < 0) return make_error(errc::audit_unavailable, "audit log unavailable: " + last_error_);
+    signer_id_ = public_key_id(key.get());
+    signer_ = std::move(key);
+    checkpoint_interval_ = interval;
+}
 
-    // Another process (a CLI command beside the server) may append too: hold the file lock and
-    // continue the chain from what is on disk.
-    file_lock lock(fd_);
-    if (!lock.held) return make_error(errc::audit_unavailable, "audit log: lock failed");
+std::string audit_log::public_key_pem() const {
+    std::lock_guard lk(mu_);
+    return signer_ ? public_key_to_pem(signer_.get()) : std::string();
+}
+
+result<void> audit_log::fail_locked(std::string why) {
+    healthy_ = false;
+    last_error_ = std::move(why);
+    last_attempt_ = std::chrono::steady_clock::now();
+    spdlog::error("audit log {}: {}; retrying at most once per second", file_.string(), last_error_);
+    return make_error(errc::audit_unavailable, "audit log unavailable: " + last_error_);
+}
+
+result<void> audit_log::ready_locked() {
+    if (healthy_ && fd_ >= 0) return {};
+    if (std::chrono::steady_clock::now() - last_attempt_ < retry_every_)
+        return make_error(errc::audit_unavailable, "audit log unavailable: " + last_error_);
+    last_attempt_ = std::chrono::steady_clock::now();
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    auto o = open_file(file_);
+    if (!o) return fail_locked(o.error().message);
+    adopt(opened_state{std::move(*o)});
+    return {};
+}
+
+result<void> audit_log::catch_up_locked() {
     struct stat sb{};
-    if (::fstat(fd_, &sb) != 0) return make_error(errc::audit_unavailable, "audit log: stat failed");
-    if (static_cast<std::uint64_t>(sb.st_size) != size_seen_) {
-        auto tail = read_tail(fd_, file_);
-        if (!tail) return tail.error();
-        seq_ = tail->next_seq;
-        last_hash_ = tail->last_hash;
-    }
+    if (::fstat(fd_, &sb) != 0) return fail_locked("stat failed");
+    if (static_cast<std::uint64_t>(sb.st_size) == size_seen_) return {};
+    // Another process appended (or crashed mid-line: cut that too, it never returned).
+    auto cut = cut_torn_tail(fd_, file_);
+    if (!cut) return fail_locked(cut.error().message);
+    pending_repair_bytes_ += *cut;
+    auto tail = read_tail(fd_, file_);
+    if (!tail) return fail_locked(tail.error().message);
+    if (::fstat(fd_, &sb) != 0) return fail_locked("stat failed");
+    seq_ = tail->next_seq;
+    last_hash_ = tail->last_hash;
+    last_is_checkpoint_ = tail->last_is_checkpoint;
+    size_seen_ = static_cast<std::uint64_t>(sb.st_size);
+    return {};
+}
 
+result<void> audit_log::write_locked(const audit_entry& e) {
     json::object o;
     o["seq"] = seq_;
     o["timestamp"] = format_time(clock_());
@@ -284,24 +375,81 @@ result<void> audit_log::append(const audit_entry& e) {
     std::string line = json::serialize(o);
     line += '\n';
 
-    auto fail = [&](std::string why) -> result<void> {
-        healthy_ = false;
-        last_error_ = std::move(why);
-        spdlog::error("audit log {}: {}; refusing further mutations", file_.string(), last_error_);
-        return make_error(errc::audit_unavailable, "audit log unavailable: " + last_error_);
-    };
-    if (simulate_failure_) return fail("write failed (simulated)");
-    if (hash.empty()) return fail("hashing failed");
+    if (simulate_failure_) return fail_locked("write failed (simulated)");
+    if (hash.empty()) return fail_locked("hashing failed");
     if (!write_all(fd_, line) || ::fsync(fd_) != 0) {
         std::string why = std::string("write failed: ") + std::strerror(errno);
         // Best effort: drop a partial line so the chain on disk stays verifiable.
-        if (::ftruncate(fd_, sb.st_size) == 0) (void)::fsync(fd_);
-        return fail(std::move(why));
+        if (::ftruncate(fd_, static_cast<off_t>(size_seen_)) == 0) (void)::fsync(fd_);
+        return fail_locked(std::move(why));
     }
     ++seq_;
     last_hash_ = std::move(hash);
-    size_seen_ = static_cast<std::uint64_t>(sb.st_size) + line.size();
+    size_seen_ += line.size();
+    last_is_checkpoint_ = e.operation == "checkpoint";
+    healthy_ = true;
+    last_error_.clear();
     return {};
+}
+
+result<void> audit_log::write_pending_repair_locked() {
+    if (pending_repair_bytes_ == 0) return {};
+    audit_entry e;
+    e.operation = "audit_repair";
+    e.resource_type = "audit";
+    e.resource_id = file_.filename().string();
+    e.details = {{"removed_bytes", pending_repair_bytes_}, {"reason", "torn last line (no newline) cut at open"}};
+    if (auto r = write_locked(e); !r) return r;
+    pending_repair_bytes_ = 0;
+    return {};
+}
+
+result<void> audit_log::write_checkpoint_locked(std::string reason) {
+    const std::uint64_t head_seq = seq_ - 1;
+    auto sig = sign_raw(signer_.get(), checkpoint_message(head_seq, last_hash_));
+    if (!sig) return fail_locked("signing the checkpoint failed");
+    audit_entry e;
+    e.operation = "checkpoint";
+    e.resource_type = "audit";
+    e.resource_id = std::to_string(head_seq);
+    e.details = {{"head_seq", head_seq},
+                 {"head_hash", last_hash_},
+                 {"algorithm", "Ed25519"},
+                 {"key_id", signer_id_},
+                 {"reason", std::move(reason)},
+                 {"signature", base64_encode(*sig)}};
+    return write_locked(e);
+}
+
+result<void> audit_log::append(const audit_entry& e) {
+    std::lock_guard lk(mu_);
+    if (auto r = ready_locked(); !r) return r;
+
+    // Another process (a CLI command beside the server) may append too: hold the file lock and
+    // continue the chain from what is on disk.
+    file_lock lock(fd_);
+    if (!lock.held) return fail_locked("lock failed");
+    if (auto r = catch_up_locked(); !r) return r;
+    if (auto r = write_pending_repair_locked(); !r) return r;
+    if (auto r = write_locked(e); !r) return r;
+    // The entry is durable whatever happens to the checkpoint: a failed one only turns the log
+    // unhealthy (the next append retries).
+    if (signer_ && checkpoint_interval_ > 0 && (seq_ - 1) % checkpoint_interval_ == 0)
+        (void)write_checkpoint_locked("interval");
+    return {};
+}
+
+result<bool> audit_log::checkpoint(std::string reason) {
+    std::lock_guard lk(mu_);
+    if (!signer_) return false;
+    if (auto r = ready_locked(); !r) return r.error();
+    file_lock lock(fd_);
+    if (!lock.held) return fail_locked("lock failed").error();
+    if (auto r = catch_up_locked(); !r) return r.error();
+    if (auto r = write_pending_repair_locked(); !r) return r.error();
+    if (seq_ == 1 || last_is_checkpoint_) return false;
+    if (auto r = write_checkpoint_locked(std::move(reason)); !r) return r.error();
+    return true;
 }
 
 bool audit_log::healthy() const {
@@ -322,6 +470,43 @@ std::uint64_t audit_log::next_seq() const {
 void audit_log::simulate_failure(bool on) {
     std::lock_guard lk(mu_);
     simulate_failure_ = on;
+}
+
+result<audit_export> audit_log::export_range(std::uint64_t from_seq, std::optional<std::uint64_t> to_seq) const {
+    auto text = read_file(file_);
+    if (!text) return make_error(errc::audit_unavailable, "audit log: cannot read");
+    audit_export out;
+    // The bytes from the first line in range to the end of the last one, exactly as stored.
+    std::size_t begin = std::string::npos, end = 0, pos = 0;
+    while (pos < text->size()) {
+        const auto nl = text->find('\n', pos);
+        if (nl == std::string::npos) break; // a line being written: not part of any range yet
+        const std::string_view line(text->data() + pos, nl - pos);
+        std::string reason;
+        if (auto p = parse_line(line, reason)) {
+            if (p->seq >= from_seq && (!to_seq || p->seq <= *to_seq)) {
+                if (begin == std::string::npos) {
+                    begin = pos;
+                    out.from_seq = p->seq;
+                }
+                end = nl + 1;
+                out.to_seq = p->seq;
+            } else if (to_seq && p->seq > *to_seq && begin != std::string::npos) {
+                break;
+            }
+        }
+        pos = nl + 1;
+    }
+    if (begin == std::string::npos) return make_error(errc::not_found, "no audit entries in that range");
+    out.bytes = text->substr(begin, end - begin);
+    out.count = static_cast<std::size_t>(std::count(out.bytes.begin(), out.bytes.end(), '\n'));
+    std::lock_guard lk(mu_);
+    if (!signer_) return make_error(errc::audit_unavailable, "no audit signing key is loaded");
+    auto sig = sign_raw(signer_.get(), out.bytes);
+    if (!sig) return sig.error();
+    out.signature = std::move(*sig);
+    out.key_id = signer_id_;
+    return out;
 }
 
 result<std::vector<json::object>> audit_log::query(const audit_query& q) const {
@@ -351,7 +536,16 @@ result<std::vector<json::object>> audit_log::query(const audit_query& q) const {
     return out;
 }
 
-audit_verify_result verify_audit_file(const std::filesystem::path& file) {
+audit_verify_result audit_log::verify() const {
+    ossl::pkey pub;
+    {
+        std::lock_guard lk(mu_);
+        if (signer_) pub = ossl::up_ref(signer_.get());
+    }
+    return verify_audit_file(file_, pub.get());
+}
+
+audit_verify_result verify_audit_file(const std::filesystem::path& file, EVP_PKEY* public_key) {
     audit_verify_result res;
     auto text = read_file(file);
     if (!text) {
@@ -375,6 +569,32 @@ audit_verify_result verify_audit_file(const std::filesystem::path& file) {
         if (!hash_ok(lines[i], *p)) return bad(i, "hash mismatch");
         if (p->seq != expected_seq) return bad(i, "seq out of order");
         if (p->prev_hash != prev) return bad(i, "prev_hash mismatch");
+        const auto op = operation_of(p->obj);
+        const auto* details = p->obj.if_contains("details");
+        const json::object* d = details && details->is_object() ? &details->get_object() : nullptr;
+        if (op == "checkpoint") {
+            // Signed over the entry before it (docs/audit.md).
+            const auto head_seq = d ? as_seq(d->if_contains("head_seq")) : std::nullopt;
+            const auto* head_hash = d ? d->if_contains("head_hash") : nullptr;
+            const auto* sig = d ? d->if_contains("signature") : nullptr;
+            if (!head_seq || *head_seq + 1 != p->seq || !is_hash(head_hash) || head_hash->get_string() != prev ||
+                !sig || !sig->is_string())
+                return bad(i, "checkpoint does not name the entry before it");
+            if (public_key) {
+                auto raw = base64_decode(sig->get_string());
+                if (!raw || !verify_raw(public_key, checkpoint_message(*head_seq, prev), *raw))
+                    return bad(i, "checkpoint signature does not verify");
+                ++res.checkpoints;
+            } else {
+                ++res.unchecked_checkpoints;
+            }
+            res.last_checkpoint_seq = p->seq;
+            res.after_last_checkpoint = 0;
+        } else {
+            ++res.after_last_checkpoint;
+        }
+        if (op == "audit_repair" && d)
+            res.repairs.push_back({p->seq, as_seq(d->if_contains("removed_bytes")).value_or(0)});
         prev = p->hash;
         ++expected_seq;
         ++res.entries;

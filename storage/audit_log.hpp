@@ -1,7 +1,11 @@
-// The audit log (DESIGN.md 8): JSON Lines at logs/audit/certificate_audit.log, the seed's fields
-// plus seq, prev_hash and hash (SHA-256 over the line without `hash`, chained). Each append is
-// written and fsynced before it returns. If a write fails the log turns unhealthy and refuses
-// further appends (fail closed) until reopen() succeeds.
+// The audit log (DESIGN.md 8, docs/audit.md): JSON Lines at logs/audit/certificate_audit.log, the
+// seed's fields plus seq, prev_hash and hash (SHA-256 over the line without `hash`, chained). Each
+// append is written and fsynced before it returns. If a write fails the log turns unhealthy: appends
+// fail fast, and at most once per second an append reopens the file and tries again, so the log
+// heals by itself once the disk takes writes again (reopen() forces a retry at once).
+// With a signer, a `checkpoint` entry signed with Ed25519 over the chain head follows every
+// `interval`-th entry and is written by checkpoint() (clean shutdown). A torn last line (a crash
+// mid-write) is cut off at open and the cut recorded as an `audit_repair` entry.
 // Thread-safety: all members are safe from any thread (an internal mutex orders appends).
 // Several processes (the server and a CLI command) may append to the same file: each append
 // takes an flock(2) and first catches up with entries another process wrote.
@@ -9,9 +13,11 @@
 
 #include "core/clock.hpp"
 #include "core/errc.hpp"
+#include "core/ossl.hpp"
 
 #include <boost/json/object.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -43,12 +49,44 @@ struct audit_query {
     std::size_t limit = 100;     // newest first
 };
 
+struct audit_repair_note {
+    std::uint64_t seq = 0;
+    std::uint64_t removed_bytes = 0;
+};
+
+struct audit_verify_result {
+    bool ok = true;
+    std::size_t entries = 0;
+    std::size_t bad_line = 0;    // 1-based, when !ok
+    std::string reason;
+    std::size_t checkpoints = 0;           // checkpoints whose signature verified
+    std::size_t unchecked_checkpoints = 0; // seen without a public key to check them
+    std::uint64_t last_checkpoint_seq = 0;
+    std::size_t after_last_checkpoint = 0; // entries not covered by any checkpoint
+    std::vector<audit_repair_note> repairs;
+};
+
+// A range of the log as exported (GET /api/audit/export): the lines exactly as in the file, each
+// with its '\n', and an Ed25519 signature over exactly those bytes.
+struct audit_export {
+    std::uint64_t from_seq = 0, to_seq = 0;
+    std::size_t count = 0;
+    std::string bytes;
+    std::string signature;       // raw 64 bytes
+    std::string key_id;          // SHA-256 hex of the signing key's SubjectPublicKeyInfo
+};
+
+// The canonical message a checkpoint signs (docs/audit.md):
+// "certmate-audit-checkpoint-v1\n" <head_seq in decimal> "\n" <head_hash, 64 hex> "\n".
+std::string checkpoint_message(std::uint64_t head_seq, std::string_view head_hash);
+
 class audit_log {
 public:
     // Opens (creating dirs and file, 0600) and reads the last line to continue the chain.
     static result<std::unique_ptr<audit_log>> open(std::filesystem::path file, clock_fn clock);
 
-    // errc::audit_unavailable when the log is unhealthy or the write/fsync fails.
+    // errc::audit_unavailable when the write/fsync fails, or fast while unhealthy and the last
+    // attempt was less than a second ago. Appends a checkpoint after every interval-th entry.
     result<void> append(const audit_entry& e);
     bool healthy() const;
     std::string last_error() const;
@@ -58,11 +96,36 @@ public:
 
     // Test hook: makes the next writes fail as a full disk would.
     void simulate_failure(bool on);
-    // Closes and reopens the file, re-reading the chain's tail; healthy again on success.
+    // Closes and reopens the file, re-reading the chain's tail; healthy again on success (SIGHUP).
     result<void> reopen();
+
+    // Signs checkpoints with `key` (Ed25519) after every `interval`-th entry (seq % interval == 0;
+    // 0: only on checkpoint()). Call before the log is shared.
+    void set_signer(ossl::pkey key, std::uint64_t interval);
+    // Appends a checkpoint over the current head (clean shutdown). Nothing (false) without a
+    // signer, on an empty log, or when the last entry is a checkpoint already.
+    result<bool> checkpoint(std::string reason = "shutdown");
+    // The signer's public key as PEM; "" without a signer.
+    std::string public_key_pem() const;
+    // Entries from_seq..to_seq (to the last entry when absent), signed; errc::not_found when no
+    // entry is in the range, errc::audit_unavailable without a signer.
+    result<audit_export> export_range(std::uint64_t from_seq, std::optional<std::uint64_t> to_seq) const;
+    // verify_audit_file() of this log with the signer's public key.
+    audit_verify_result verify() const;
 
 private:
     audit_log(std::filesystem::path file, clock_fn clock) : file_(std::move(file)), clock_(std::move(clock)) {}
+    struct opened_state;
+    void adopt(opened_state&& o);
+    // Retries a broken log (reopen) at most once per retry_every_; fails fast in between.
+    result<void> ready_locked();
+    // Under the file lock: continue from what another process wrote, mend a torn tail.
+    result<void> catch_up_locked();
+    // Writes one entry (the chain fields added); marks the log unhealthy on failure.
+    result<void> write_locked(const audit_entry& e);
+    result<void> write_pending_repair_locked();
+    result<void> write_checkpoint_locked(std::string reason);
+    result<void> fail_locked(std::string why);
     std::filesystem::path file_;
     clock_fn clock_;
     mutable std::mutex mu_;
@@ -73,20 +136,22 @@ private:
     bool healthy_ = true;
     bool simulate_failure_ = false;
     std::string last_error_;
+    bool last_is_checkpoint_ = false;
+    std::uint64_t pending_repair_bytes_ = 0; // a torn tail cut off, not yet recorded
+    std::chrono::steady_clock::time_point last_attempt_{};
+    static constexpr std::chrono::seconds retry_every_{1};
+    ossl::pkey signer_;
+    std::string signer_id_;
+    std::uint64_t checkpoint_interval_ = 0;
 public:
     ~audit_log();
     audit_log(const audit_log&) = delete;
     audit_log& operator=(const audit_log&) = delete;
 };
 
-struct audit_verify_result {
-    bool ok = true;
-    std::size_t entries = 0;
-    std::size_t bad_line = 0;    // 1-based, when !ok
-    std::string reason;
-};
 // Walks the chain: each line parses, seq increments, prev_hash equals the previous hash and
-// hash matches the recomputed one.
-audit_verify_result verify_audit_file(const std::filesystem::path& file);
+// hash matches the recomputed one. Each checkpoint must name the entry before it (head_seq,
+// head_hash) and, with `public_key`, carry its valid signature over checkpoint_message().
+audit_verify_result verify_audit_file(const std::filesystem::path& file, EVP_PKEY* public_key = nullptr);
 
 } // namespace certmate::storage

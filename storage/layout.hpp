@@ -25,6 +25,10 @@ struct layout {
     fs::path usage_dir(cert_usage u) const { return client_dir() / std::string(to_string(u)); }
     fs::path cert_dir(cert_usage u, const std::string& id) const { return usage_dir(u) / id; }
     fs::path audit_log() const { return data_dir / "logs" / "audit" / "certificate_audit.log"; }
+    // The Ed25519 key that signs audit checkpoints and exports (docs/audit.md): key 0600, public half 0644.
+    fs::path audit_key_dir() const { return data_dir / "certs" / "audit"; }
+    fs::path audit_signing_key() const { return audit_key_dir() / "audit_signing.key"; }
+    fs::path audit_signing_pub() const { return audit_key_dir() / "audit_signing.pub"; }
     fs::path state_dir() const { return data_dir / "state"; }
     fs::path admin_token() const { return data_dir / "admin.token"; }
     // The TLS listener's certificate from `certmate init --server-cert` (not a client certificate).
