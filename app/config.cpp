@@ -185,10 +185,13 @@ config load_config(const std::filesystem::path& file, const std::vector<std::str
     if (auto v = get("server.max_connections")) c.max_connections = static_cast<unsigned>(to_int(c, "server.max_connections", *v, 1, 1000000));
     if (auto v = get("server.max_connections_per_ip"))
         c.max_connections_per_ip = static_cast<unsigned>(to_int(c, "server.max_connections_per_ip", *v, 0, 1000000));
-    if (auto v = get("server.reserved_connections"))
+    if (auto v = get("server.reserved_connections")) {
         c.reserved_connections = static_cast<unsigned>(to_int(c, "server.reserved_connections", *v, 0, 1000000));
-    if (c.reserved_connections >= c.max_connections)
-        reject(c, "server.reserved_connections", "must be below server.max_connections");
+        if (c.reserved_connections >= c.max_connections)
+            reject(c, "server.reserved_connections", "must be below server.max_connections");
+    } else {
+        c.reserved_connections = std::min(c.reserved_connections, c.max_connections / 4);   // a small max_connections
+    }
     if (auto v = get("server.shutdown_grace")) c.shutdown_grace = std::chrono::seconds(to_int(c, "server.shutdown_grace", *v, 0, 3600));
     if (auto v = get("server.body_limit")) c.body_limit = static_cast<std::size_t>(to_int(c, "server.body_limit", *v, 1024, 1 << 30));
     if (auto v = get("server.batch_body_limit")) c.batch_body_limit = static_cast<std::size_t>(to_int(c, "server.batch_body_limit", *v, 1024, 1LL << 32));

@@ -305,4 +305,8 @@ BOOST_AUTO_TEST_CASE(the_config_keys_are_read_and_checked) {
     auto bad = run(certmate_binary() + " serve --check-config -c '" + (d / "bad.conf").string() + "'");
     BOOST_TEST(bad.exit_code != 0);
     BOOST_TEST(bad.output.find("server.reserved_connections") != std::string::npos, bad.output);
+    // left unset, the reserve shrinks with a small max_connections instead of refusing the config
+    write_text(d / "small.conf", "[server]\nmax_connections = 20\n");
+    auto small = run(certmate_binary() + " serve --check-config -c '" + (d / "small.conf").string() + "'");
+    BOOST_TEST(small.exit_code == 0, small.output);
 }
