@@ -4,6 +4,7 @@
 #define BOOST_TEST_MODULE test_http_conn_limits
 #include <boost/test/unit_test.hpp>
 
+#include "app/bootstrap.hpp"
 #include "net/conn_limits.hpp"
 #include "support/http_server_fixture.hpp"
 
@@ -268,6 +269,37 @@ BOOST_AUTO_TEST_CASE(idle_and_slow_connections_get_short_timeouts_under_pressure
     after.open("127.0.0.1", srv.port(), 1);
     std::this_thread::sleep_for(1500ms);
     BOOST_TEST(after.ended() == 0u);
+}
+
+// TLS handshakes that never start are idle too: under pressure they are cut after the short timeout.
+BOOST_AUTO_TEST_CASE(stalled_tls_handshakes_get_the_short_timeout_under_pressure) {
+    test_server srv(
+        [](app::config& c) {
+            c.max_connections = 8;
+            c.max_connections_per_ip = 0;
+            c.reserved_connections = 0;
+            c.https_listen = "127.0.0.1:0";
+            auto init = app::init_data_dir(c, {});
+            BOOST_REQUIRE_MESSAGE(init.has_value(), init.error().message);
+            auto sc = app::issue_server_cert(c, {"127.0.0.1"});
+            BOOST_REQUIRE_MESSAGE(sc.has_value(), sc.error().message);
+            c.tls_cert = sc->cert_file;
+            c.tls_key = sc->key_file;
+        },
+        [](net::server_options& o) {
+            o.tls.handshake_timeout = 60s;
+            o.pressure_idle_timeout = 500ms;
+        });
+    const auto port = srv.server().tls_port();
+    socket_set few;
+    few.open("127.0.0.1", port, 3);   // 3 of 8: no pressure
+    std::this_thread::sleep_for(1500ms);
+    BOOST_TEST(few.ended() == 0u);
+    socket_set more;
+    more.open("127.0.0.1", port, 4);   // 7 of 8 > 3/4
+    const auto t0 = steady::now();
+    BOOST_TEST(few.wait_ended(3, 5s) == 3u);
+    BOOST_TEST((steady::now() - t0 < 2s));
 }
 
 BOOST_AUTO_TEST_CASE(addresses_are_counted_per_ipv4_address_and_per_ipv6_64) {
