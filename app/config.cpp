@@ -25,6 +25,8 @@ const std::vector<std::pair<const char*, const char*>>& known_keys() {
         {"server.pool_threads", "crypto/disk worker threads; 0 = one per core"},
         {"server.api_on_http", "serve the API and dashboard on plain HTTP"},
         {"server.max_connections", "connections beyond this get 503"},
+        {"server.max_connections_per_ip", "connections one client address (IPv6: /64) may hold; 0 = unlimited"},
+        {"server.reserved_connections", "the last slots of max_connections, not for addresses already holding 2"},
         {"server.shutdown_grace", "seconds in-flight requests get on SIGTERM"},
         {"server.body_limit", "maximum request body in bytes"},
         {"server.batch_body_limit", "maximum batch request body in bytes"},
@@ -183,6 +185,15 @@ config load_config(const std::filesystem::path& file, const std::vector<std::str
     if (auto v = get("server.pool_threads")) c.pool_threads = static_cast<unsigned>(to_int(c, "server.pool_threads", *v, 0, 256));
     if (auto v = get("server.api_on_http")) c.api_on_http = to_bool(c, "server.api_on_http", *v);
     if (auto v = get("server.max_connections")) c.max_connections = static_cast<unsigned>(to_int(c, "server.max_connections", *v, 1, 1000000));
+    if (auto v = get("server.max_connections_per_ip"))
+        c.max_connections_per_ip = static_cast<unsigned>(to_int(c, "server.max_connections_per_ip", *v, 0, 1000000));
+    if (auto v = get("server.reserved_connections")) {
+        c.reserved_connections = static_cast<unsigned>(to_int(c, "server.reserved_connections", *v, 0, 1000000));
+        if (c.reserved_connections >= c.max_connections)
+            reject(c, "server.reserved_connections", "must be below server.max_connections");
+    } else {
+        c.reserved_connections = std::min(c.reserved_connections, c.max_connections / 4);   // a small max_connections
+    }
     if (auto v = get("server.shutdown_grace")) c.shutdown_grace = std::chrono::seconds(to_int(c, "server.shutdown_grace", *v, 0, 3600));
     if (auto v = get("server.body_limit")) c.body_limit = static_cast<std::size_t>(to_int(c, "server.body_limit", *v, 1024, 1 << 30));
     if (auto v = get("server.batch_body_limit")) c.batch_body_limit = static_cast<std::size_t>(to_int(c, "server.batch_body_limit", *v, 1024, 1LL << 32));

@@ -34,6 +34,8 @@ struct config {
     unsigned pool_threads = 0;               // 0: one per core
     bool api_on_http = true;
     unsigned max_connections = 1024;
+    unsigned max_connections_per_ip = 64;    // 0: unlimited
+    unsigned reserved_connections = 32;
     std::chrono::seconds shutdown_grace{10};
     std::size_t body_limit = 64 * 1024;
     std::size_t batch_body_limit = 32 * 1024 * 1024;

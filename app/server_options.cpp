@@ -37,6 +37,8 @@ net::server_options server_options_from(const config& cfg) {
     o.threads = cfg.threads;
     o.pool_threads = cfg.pool_threads;
     o.max_connections = cfg.max_connections;
+    o.max_connections_per_ip = cfg.max_connections_per_ip;
+    o.reserved_connections = cfg.reserved_connections;
     o.shutdown_grace = cfg.shutdown_grace;
     o.body_limit = cfg.body_limit;
     o.metrics_public = cfg.metrics_public;

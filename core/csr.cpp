@@ -32,6 +32,57 @@ subject_alt_names requested_sans(X509_REQ* req) {
     return read_sans(names.get());
 }
 
+// The digest of the CSR's signature: NID_undef for Ed25519 (no separate digest), -1 when unknown.
+// RSASSA-PSS names its digest in the parameters, SHA-1 when absent (RFC 4055 3.1).
+int signature_digest_nid(X509_REQ* req) {
+    const X509_ALGOR* alg = nullptr;
+    X509_REQ_get0_signature(req, nullptr, &alg);
+    const ASN1_OBJECT* oid = nullptr;
+    int ptype = 0;
+    const void* pval = nullptr;
+    X509_ALGOR_get0(&oid, &ptype, &pval, alg);
+    const int sig_nid = OBJ_obj2nid(oid);
+    if (sig_nid == NID_rsassaPss) {
+        if (ptype != V_ASN1_SEQUENCE || !pval) return -1;
+        const auto* seq = static_cast<const ASN1_STRING*>(pval);
+        const unsigned char* p = ASN1_STRING_get0_data(seq);
+        ossl::rsa_pss_params pss(d2i_RSA_PSS_PARAMS(nullptr, &p, ASN1_STRING_length(seq)));
+        if (!pss) {
+            ossl::drain_errors();
+            return -1;
+        }
+        return pss->hashAlgorithm ? OBJ_obj2nid(pss->hashAlgorithm->algorithm) : NID_sha1;
+    }
+    int md_nid = NID_undef, pk_nid = NID_undef;
+    if (OBJ_find_sigid_algs(sig_nid, &md_nid, &pk_nid) != 1) return -1;
+    if (md_nid == NID_undef && pk_nid != NID_ED25519) return -1;
+    return md_nid;
+}
+
+// MD5 and SHA-1 signatures are refused: collisions are practical (RFC 6151, RFC 9155; CA/B
+// Baseline Requirements 7.1.3.2); the CSR's signature is our only proof of possession.
+result<void> check_signature_digest(X509_REQ* req) {
+    switch (signature_digest_nid(req)) {
+    case NID_undef:   // Ed25519
+    case NID_sha256:
+    case NID_sha384:
+    case NID_sha512:
+    case NID_sha3_256:
+    case NID_sha3_384:
+    case NID_sha3_512: return {};
+    case NID_md5:
+    case NID_md5_sha1:
+    case NID_md4:
+    case NID_md2:
+    case NID_sha1:
+        return make_error(errc::invalid_csr, "CSR is signed with a broken digest (MD5 or SHA-1); sign it with SHA-256 or stronger",
+                          "csr");
+    default:
+        return make_error(errc::invalid_csr, "CSR signature algorithm not allowed; use SHA-256 or stronger with RSA or ECDSA, or Ed25519",
+                          "csr");
+    }
+}
+
 } // namespace
 
 result<parsed_csr> parse_csr(std::string_view pem) {
@@ -61,6 +112,7 @@ result<parsed_csr> parse_csr(std::string_view pem) {
         e.field = "csr";
         return e;
     }
+    if (auto ok = check_signature_digest(req.get()); !ok) return ok.error();
     if (auto ok = check_allowed_key(key.get()); !ok) {
         auto e = ok.error();
         e.field = "csr";

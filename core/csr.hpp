@@ -20,8 +20,9 @@ struct parsed_csr {
     std::string pem;             // normalised PEM as we store it
 };
 
-// errc::invalid_csr for non-PEM bytes, unparsable DER, or a bad self-signature (message says which);
-// errc::unsupported_key for a key type or size we do not accept. Input larger than 64 KiB is refused.
+// errc::invalid_csr for non-PEM bytes, unparsable DER, a bad self-signature, or one made with MD5 or
+// SHA-1 (message says which); errc::unsupported_key for a key type or size we do not accept, or
+// explicit EC parameters. Both name the field "csr". Input larger than 64 KiB is refused.
 result<parsed_csr> parse_csr(std::string_view pem);
 
 struct generated_csr {

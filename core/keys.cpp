@@ -226,6 +226,16 @@ result<void> check_allowed_key(EVP_PKEY* key) {
     }
     case EVP_PKEY_ED25519: return {};
     case EVP_PKEY_EC: {
+        // RFC 5480 2.1.1: "specifiedCurve ... MUST NOT be used in PKIX"; explicit parameters
+        // also let a key pass for a named curve it is not (CVE-2020-0601).
+        char enc[32] = {};
+        std::size_t len = 0;
+        if (EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_EC_ENCODING, enc, sizeof enc, &len) != 1 ||
+            std::string_view(enc, len) != OSSL_PKEY_EC_ENCODING_GROUP) {
+            ossl::drain_errors();
+            return make_error(errc::unsupported_key,
+                              "EC key with explicit curve parameters not allowed; use a named curve (P-256 or P-384)");
+        }
         auto d = describe_key(key);
         if (d == "ec-p256" || d == "ec-p384") return {};
         return make_error(errc::unsupported_key, "EC curve not allowed (" + d + "); use P-256 or P-384");

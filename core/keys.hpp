@@ -23,7 +23,8 @@ std::string public_key_to_pem(EVP_PKEY* key);
 
 // "rsa2048", "rsa3072", "rsa4096" (other RSA sizes: "rsa<bits>"), "ec-p256", "ec-p384", "ed25519".
 std::string describe_key(EVP_PKEY* key);
-// Allowed for client certificates: RSA >= 2048, EC P-256/P-384, Ed25519. errc::unsupported_key otherwise.
+// Allowed for client certificates: RSA >= 2048, EC P-256/P-384 as named curves, Ed25519.
+// errc::unsupported_key otherwise (also for EC keys with explicit parameters).
 result<void> check_allowed_key(EVP_PKEY* key);
 
 std::string cert_to_pem(X509* cert);

@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 #include <openssl/ocsp.h>
 #include <openssl/pkcs12.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -69,6 +70,7 @@ using dist_point = handle<DIST_POINT, DIST_POINT_free>;
 using crl_dist_points = handle<CRL_DIST_POINTS, CRL_DIST_POINTS_free>;
 using access_description = handle<ACCESS_DESCRIPTION, ACCESS_DESCRIPTION_free>;
 using authority_info_access = handle<AUTHORITY_INFO_ACCESS, AUTHORITY_INFO_ACCESS_free>;
+using rsa_pss_params = handle<RSA_PSS_PARAMS, RSA_PSS_PARAMS_free>;
 
 // Drains the thread's OpenSSL error queue into one line (for logs, never for clients).
 std::string drain_errors();

@@ -46,6 +46,11 @@ void metrics::denied(std::string_view reason) {
     ++denied_[std::string(reason)];
 }
 
+void metrics::connection_refused(std::string_view reason) {
+    std::lock_guard lock(mu_);
+    ++connections_refused_[std::string(reason)];
+}
+
 void metrics::next_renewal(double unix_seconds) {
     std::lock_guard lock(mu_);
     next_renewal_ = unix_seconds;
@@ -108,6 +113,13 @@ std::string metrics::render(const metrics_snapshot& s) const {
     for (std::size_t i = 0; i < rate_class_count; ++i)
         out += fmt::format("certmate_rate_limited_total{{class=\"{}\"}} {}\n", to_string(static_cast<rate_class>(i)),
                            rate_limited_[i]);
+    header(out, "certmate_http_connections_refused_total", "counter",
+           "Connections refused at accept: per-address cap, reserve, or max_connections.");
+    for (const char* reason : {"per_address", "reserve", "limit"}) {
+        auto it = connections_refused_.find(reason);
+        out += fmt::format("certmate_http_connections_refused_total{{reason=\"{}\"}} {}\n", reason,
+                           it == connections_refused_.end() ? 0 : it->second);
+    }
     header(out, "certmate_auth_denied_total", "counter", "Requests denied by authentication or role.");
     for (const auto& [reason, n] : denied_)
         out += fmt::format("certmate_auth_denied_total{{reason=\"{}\"}} {}\n", escape(reason), n);

@@ -39,6 +39,8 @@ public:
     void observe_request(std::string_view route, std::string_view method, unsigned status, double seconds);
     void rate_limited(rate_class c);
     void denied(std::string_view reason);           // "unauthorized" | "forbidden"
+    // A connection refused at accept: "per_address", "reserve" or "limit" (max_connections).
+    void connection_refused(std::string_view reason);
     void renewals(std::size_t ok, std::size_t failed);
     // When the next renewal sweep is due (seconds since the epoch).
     void next_renewal(double unix_seconds);
@@ -60,6 +62,7 @@ private:
     std::map<std::string, histogram> latency_;
     std::array<std::uint64_t, rate_class_count> rate_limited_{};
     std::map<std::string, std::uint64_t> denied_;
+    std::map<std::string, std::uint64_t> connections_refused_;
     std::uint64_t renewals_ok_ = 0, renewals_failed_ = 0;
     double next_renewal_ = 0;
     std::uint64_t crl_builds_ok_ = 0, crl_builds_failed_ = 0;

@@ -43,11 +43,17 @@ struct server_options {
     unsigned threads = 0;                          // io threads; 0 = one per core
     unsigned pool_threads = 0;                     // crypto/disk workers; 0 = one per core
     unsigned max_connections = 1024;               // beyond: 503
+    unsigned max_connections_per_ip = 64;          // per client address (IPv6: /64); 0 = unlimited
+    unsigned reserved_connections = 32;            // last slots of max_connections: not for addresses holding 2+
     std::chrono::seconds shutdown_grace{10};
     std::size_t header_limit = 8 * 1024;           // 431 beyond
     std::size_t body_limit = 64 * 1024;            // 413 beyond
     std::chrono::milliseconds request_timeout{10000}; // whole request (headers and body)
     std::chrono::milliseconds idle_timeout{60000};    // keep-alive between requests
+    // Under pressure (more than 3/4 of max_connections open): keep-alive and TLS handshakes, and
+    // the whole request, get these instead.
+    std::chrono::milliseconds pressure_idle_timeout{5000};
+    std::chrono::milliseconds pressure_request_timeout{5000};
     bool metrics_public = true;
     bool api_on_http = true;                       // false: plain HTTP serves only the protocol endpoints
     std::chrono::seconds crl_check_interval{60};   // how often the CRL's nextUpdate is checked

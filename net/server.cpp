@@ -2,6 +2,7 @@
 
 #include "core/renewal_schedule.hpp"
 #include "net/api.hpp"
+#include "net/conn_limits.hpp"
 #include "net/tls_context.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -22,6 +23,7 @@
 
 #include <condition_variable>
 #include <list>
+#include <sstream>
 #include <thread>
 #include <variant>
 
@@ -43,9 +45,18 @@ struct connection {
         : tls_ctx(std::move(ctx)), stream(std::in_place_index<1>, std::move(s), *tls_ctx) {}
     std::shared_ptr<asio::ssl::context> tls_ctx;   // the context of this connection's handshake
     std::variant<beast::tcp_stream, tls_stream> stream;
-    // [connection executor] no request in flight: in the TLS handshake, or waiting for the first
-    // byte of the next request.
-    bool idle = false;
+    // [connection executor] what the connection waits for, and since when: idle = no request in
+    // flight (in the TLS handshake, or waiting for the first byte of the next request);
+    // reading = a request is arriving; busy = being answered.
+    enum class phase { busy, idle, reading } state = phase::busy;
+    std::chrono::steady_clock::time_point since;
+    void enter(phase p) {
+        state = p;
+        since = std::chrono::steady_clock::now();
+    }
+    bool idle() const { return state == phase::idle; }
+    std::string address;   // connection_table key (address_key of the peer)
+    bool counted = false;  // admitted into the connection_table (released when it ends)
     peer_info peer;
     beast::tcp_stream& lowest() {
         return std::visit([](auto& s) -> beast::tcp_stream& { return beast::get_lowest_layer(s); }, stream);
@@ -65,13 +76,31 @@ response early_answer(http::status s, std::string code, std::string message) {
     return res;
 }
 
+// Refused at accept (per-address cap, reserve): a 503 written without waiting for the request
+// (the empty send buffer takes it whole), then closed; a TLS client just sees the close.
+void refuse_now(tcp::socket& s, bool tls, std::string message) {
+    boost::system::error_code ec;
+    if (!tls) {
+        auto res = early_answer(http::status::service_unavailable, "OVERLOADED", std::move(message));
+        res.set(http::field::retry_after, "1");
+        std::ostringstream os;
+        os << res;
+        s.non_blocking(true, ec);
+        if (!ec) s.write_some(asio::buffer(os.str()), ec);
+    }
+    s.shutdown(tcp::socket::shutdown_both, ec);
+    s.close(ec);
+}
+
 } // namespace
 
 struct server::impl {
     impl(server_options o, std::unique_ptr<cert_service> s)
         : opts(std::move(o)), svc(std::move(s)), pool(or_cores(opts.pool_threads)),
           api(std::make_unique<api_state>(ioc, pool, *svc, opts)), accept_strand(asio::make_strand(ioc)),
-          acceptor(accept_strand), crl_timer(api->core.strand()), renewal_timer(api->core.strand()) {
+          acceptor(accept_strand), crl_timer(api->core.strand()), renewal_timer(api->core.strand()),
+          pressure_timer(asio::make_strand(ioc)),
+          table({opts.max_connections, opts.max_connections_per_ip, opts.reserved_connections}) {
         add_cert_routes(api->routes);
         add_misc_routes(api->routes, opts);
         add_ocsp_routes(api->routes);
@@ -92,6 +121,7 @@ struct server::impl {
     std::shared_ptr<asio::ssl::context> tls_ctx;   // swapped whole on reload (atomic_load/store)
     asio::steady_timer crl_timer;
     asio::system_timer renewal_timer;
+    asio::steady_timer pressure_timer;
     std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
     std::vector<std::thread> threads;
     tcp::endpoint bound, tls_bound;
@@ -101,6 +131,16 @@ struct server::impl {
     std::mutex conn_mu;
     std::condition_variable conn_cv;
     std::list<std::shared_ptr<connection>> conns;
+    connection_table table;               // [conn_mu] admitted connections by address
+    std::atomic<bool> pressure{false};    // table.under_pressure(), readable without the lock
+
+    // The short timeouts while under pressure, the configured ones otherwise.
+    std::chrono::milliseconds idle_timeout() const {
+        return pressure ? std::min(opts.idle_timeout, opts.pressure_idle_timeout) : opts.idle_timeout;
+    }
+    std::chrono::milliseconds request_timeout() const {
+        return pressure ? std::min(opts.request_timeout, opts.pressure_request_timeout) : opts.request_timeout;
+    }
 
     result<void> listen();
     result<tcp::endpoint> listen_on(tcp::acceptor& a, const std::string& address, const char* key);
@@ -118,8 +158,11 @@ struct server::impl {
     asio::awaitable<void> close(connection& c, Stream& s);
     asio::awaitable<void> crl_timer_loop();
     asio::awaitable<void> renewal_loop();
+    asio::awaitable<void> pressure_loop();
     void forget(const std::shared_ptr<connection>& c) {
         std::lock_guard lock(conn_mu);
+        if (c->counted) table.release(c->address);
+        pressure = table.under_pressure();
         conns.remove(c);
         conn_cv.notify_all();
     }
@@ -186,12 +229,28 @@ asio::awaitable<void> server::impl::accept_loop(tcp::acceptor& a, bool tls) {
         boost::system::error_code ep_ec;
         c->peer.ip = c->lowest().socket().remote_endpoint(ep_ec).address().to_string();
         c->peer.tls = tls;
-        bool over = false;
+        c->address = address_key(c->peer.ip);
+        admission verdict;
         {
             std::lock_guard lock(conn_mu);
-            over = conns.size() >= opts.max_connections;
-            conns.push_back(c);
+            verdict = table.admit(c->address);
+            c->counted = verdict == admission::admitted;
+            pressure = table.under_pressure();
+            if (c->counted || verdict == admission::full) conns.push_back(c);
         }
+        if (verdict == admission::per_address || verdict == admission::reserve) {
+            // Closed at once: holding these open would hand the slots to the client we refuse.
+            const bool per_address = verdict == admission::per_address;
+            api->stats.connection_refused(per_address ? "per_address" : "reserve");
+            spdlog::debug("refused a connection from {}: {}", c->peer.ip,
+                          per_address ? "server.max_connections_per_ip reached" : "only reserved connections left");
+            refuse_now(c->lowest().socket(), tls,
+                       per_address ? "too many connections from your address; try again later"
+                                   : "too many connections; try again later");
+            continue;
+        }
+        const bool over = verdict == admission::full;
+        if (over) api->stats.connection_refused("limit");
         asio::co_spawn(c->lowest().get_executor(), over ? reject(c) : session(c), [this, c](std::exception_ptr e) {
             if (e) {
                 try {
@@ -241,11 +300,11 @@ asio::awaitable<void> server::impl::close(connection&, Stream& s) {
 // A failed handshake (scanners, old clients, a certificate we refuse) is the client's problem:
 // logged at debug.
 asio::awaitable<bool> server::impl::handshake(connection& c, tls_stream& s, std::chrono::milliseconds timeout) {
-    c.idle = true;   // a drain closes a connection still in its handshake
+    c.enter(connection::phase::idle);   // a drain (and pressure) closes a connection still in its handshake
     if (draining) co_return false;
-    beast::get_lowest_layer(s).expires_after(timeout);
+    beast::get_lowest_layer(s).expires_after(pressure ? std::min(timeout, opts.pressure_idle_timeout) : timeout);
     auto [ec] = co_await s.async_handshake(asio::ssl::stream_base::server, tuple_awaitable);
-    c.idle = false;
+    c.enter(connection::phase::busy);
     if (ec) {
         spdlog::debug("TLS handshake with {} failed: {}", c.peer.ip, ec.message());
         beast::get_lowest_layer(s).close();
@@ -270,21 +329,22 @@ asio::awaitable<void> server::impl::serve(connection& c, Stream& s) {
     for (;;) {
         // Idle keep-alive: wait for the first byte of the next request (a drain cancels this wait).
         if (buffer.size() == 0) {
-            c.idle = true;
+            c.enter(connection::phase::idle);
             if (draining) break;
-            sock.expires_after(opts.idle_timeout);
+            sock.expires_after(idle_timeout());
             auto [ec, n] = co_await s.async_read_some(buffer.prepare(4096), tuple_awaitable);
-            c.idle = false;
-            if (ec) break;   // closed by the client, idle timeout or drain: not an error
+            if (ec) break;   // closed by the client, idle timeout, pressure or drain: not an error
             buffer.commit(n);
         }
 
         http::request_parser<http::string_body> parser;
         parser.header_limit(static_cast<std::uint32_t>(opts.header_limit));
         parser.body_limit(opts.body_limit);
-        sock.expires_after(opts.request_timeout);   // the whole request, headers and body
+        c.enter(connection::phase::reading);
+        sock.expires_after(request_timeout());   // the whole request, headers and body
         auto [ec, n] = co_await http::async_read(s, buffer, parser, tuple_awaitable);
         (void)n;
+        c.enter(connection::phase::busy);
         if (ec == http::error::end_of_stream || ec == asio::error::eof) break;
         if (ec) {
             // A timeout has closed the socket already; other failures get an answer if one fits.
@@ -342,6 +402,27 @@ asio::awaitable<void> server::impl::answer_overloaded(connection& c, Stream& s) 
     co_await linger_close(c, s);
 }
 
+// Under pressure, connections idle or reading one request for longer than the short timeouts are
+// closed: their timers were armed with the long ones before the pressure began (a pending Beast
+// operation keeps the expiry it started with).
+asio::awaitable<void> server::impl::pressure_loop() {
+    using namespace std::chrono_literals;
+    const auto tick = std::clamp<std::chrono::milliseconds>(
+        std::min(opts.pressure_idle_timeout, opts.pressure_request_timeout) / 4, 50ms, 1000ms);
+    for (;;) {
+        pressure_timer.expires_after(tick);
+        auto [ec] = co_await pressure_timer.async_wait(tuple_awaitable);
+        if (ec || draining) co_return;
+        if (!pressure) continue;
+        for_each_connection([this](connection& c) {
+            const auto held = std::chrono::steady_clock::now() - c.since;
+            if ((c.state == connection::phase::idle && held >= opts.pressure_idle_timeout) ||
+                (c.state == connection::phase::reading && held >= opts.pressure_request_timeout))
+                c.lowest().cancel();
+        });
+    }
+}
+
 asio::awaitable<void> server::impl::crl_timer_loop() {
     for (;;) {
         crl_timer.expires_after(opts.crl_check_interval);
@@ -395,6 +476,7 @@ result<void> server::start() {
     asio::co_spawn(m.accept_strand, m.accept_loop(m.acceptor, false), log_failure("listener"));
     if (m.tls_acceptor) asio::co_spawn(m.accept_strand, m.accept_loop(*m.tls_acceptor, true), log_failure("TLS listener"));
     asio::co_spawn(m.api->core.strand(), m.crl_timer_loop(), log_failure("CRL timer"));
+    asio::co_spawn(m.pressure_timer.get_executor(), m.pressure_loop(), log_failure("pressure sweep"));
     if (m.opts.renewal_sweep) asio::co_spawn(m.api->core.strand(), m.renewal_loop(), log_failure("renewal sweep"));
     m.api->crl.kick();   // the first CRL (or a fresh one) before anyone asks
     const unsigned n = or_cores(m.opts.threads);
@@ -449,9 +531,10 @@ bool server::shutdown() {
         m.crl_timer.cancel();
         m.renewal_timer.cancel();
     });
+    asio::post(m.pressure_timer.get_executor(), [&m] { m.pressure_timer.cancel(); });
     // Idle keep-alive connections close now; busy ones finish their request, then close.
     m.for_each_connection([](connection& c) {
-        if (c.idle) c.lowest().cancel();
+        if (c.idle()) c.lowest().cancel();
     });
     const bool clean = m.wait_connections(deadline);
     if (!clean) {
