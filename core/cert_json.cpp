@@ -160,12 +160,11 @@ result<history_entry> history_from_json(const json::value& v, const std::string&
     h.expires_at = exp;
     h.fingerprint_sha256 = std::move(fp);
     h.superseded_at = sup;
+    // Entries written before whole-identity revocation carry neither: they were revoked as
+    // superseded at superseded_at, which is what readers take for a missing value.
     h.revoked = rev;
-    if (rev) {
-        // Entries written before whole-identity revocation were only ever revoked as superseded.
-        h.revoked_at = rev_at.value_or(sup);
-        h.reason = reason.value_or(revocation_reason::superseded);
-    }
+    h.revoked_at = rev_at;
+    h.reason = reason;
     return h;
 }
 

@@ -434,14 +434,19 @@ BOOST_AUTO_TEST_CASE(fail_closed_when_the_audit_log_cannot_be_written) {
     create_request r;
     r.identifier = "after-1";
     r.subject.common_name = "after";
-    // The first failing append turns the log unhealthy; from then on mutations are refused up front.
-    (void)run_sync(f.svc->stage_create(r, {}));
+    // Write-ahead (issue 10.3): the entry cannot be written, so nothing is created.
+    auto created = run_sync(f.svc->stage_create(r, {}));
+    BOOST_REQUIRE(!created);
+    BOOST_TEST(int(created.error().code) == int(errc::audit_unavailable));
     BOOST_TEST(!f.svc->audit_log().healthy());
-    r.identifier = "after-2";
-    auto e = f.svc->stage_create(r, {});
-    BOOST_REQUIRE(!e);
-    BOOST_TEST(int(e.error().code) == int(errc::audit_unavailable));
-    BOOST_TEST(!f.svc->stage_revoke("before", {}, {}));
+    BOOST_TEST(!f.svc->get("after-1"));
+    auto revoked = run_sync(f.svc->stage_revoke("before", {}, {}));
+    BOOST_REQUIRE(!revoked);
+    BOOST_TEST(int(revoked.error().code) == int(errc::audit_unavailable));
+    BOOST_TEST(f.svc->get("before")->status == cert_status::active);
+    auto key = run_sync(f.svc->stage_download("before", cert_service::file_format::key_pem, {}));
+    BOOST_REQUIRE(!key);
+    BOOST_TEST(int(key.error().code) == int(errc::audit_unavailable));
 }
 
 BOOST_AUTO_TEST_CASE(keys_are_0600_and_encrypted_ca_key_with_passphrase) {
