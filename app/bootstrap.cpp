@@ -258,7 +258,7 @@ result<std::unique_ptr<cert_service>> open_service(const config& cfg) {
     if (!audit_key) return audit_key.error();
     (*audit)->set_signer(std::move(*audit_key), cfg.audit_checkpoint_interval);
     auto svc_cfg = cfg.service;
-    // The CA's own listener names are never issued through the API (docs/security.md "serverAuth").
+    // The CA's own listener names are never issued through the API (SECURITY.md "serverAuth").
     auto& reserved = svc_cfg.server_names.reserved;
     if (auto host = url_host(svc_cfg.issuance.public_url); !host.empty()) reserved.push_back(host);
     if (!cfg.tls_cert.empty()) {

@@ -47,7 +47,7 @@ void audit_failure(storage::audit_log& log, storage::audit_entry e, const error&
     if (auto r = log.append(e); !r) spdlog::error("audit append failed for {} {}: {}", e.operation, e.resource_id, r.error().message);
 }
 
-// The write-ahead rule (docs/security.md "Audit"): `made` is the change prepared in memory (or
+// The write-ahead rule (SECURITY.md "Audit"): `made` is the change prepared in memory (or
 // why it could not be made); its entry is appended and fsynced first, and only then does
 // `apply` write it to the store or hand a secret out. No entry, no change: AUDIT_UNAVAILABLE.
 // A failed apply is audited as a failure with `rolled_back`.

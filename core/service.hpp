@@ -34,7 +34,7 @@
 
 namespace certmate {
 
-// Who may obtain serverAuth certificates through the API (docs/security.md "serverAuth"):
+// Who may obtain serverAuth certificates through the API (SECURITY.md "serverAuth"):
 // admins only, for names matching `patterns` ("host.example.com" exactly, "*.example.com" one
 // label under it; a wildcard name only where a pattern is that same wildcard), never a name in
 // `reserved` (the CA's own listener: tls.cert's names and public_url's host).
@@ -55,7 +55,7 @@ struct service_config {
 };
 
 // Who asks: recorded in the audit log as `user` and `actor`, and the role that bounds what it
-// may grant (docs/security.md "Roles"). The default is the server itself (sweep, CLI): admin.
+// may grant (SECURITY.md "Roles"). The default is the server itself (sweep, CLI): admin.
 struct principal {
     enum class kind { system, token, certificate, anonymous };
     std::string user = "system";      // token name, certificate identifier, "system", "cli"

@@ -35,7 +35,7 @@ struct audit_entry {
     std::string status = "success"; // success|failure|denied
     std::string user;
     std::string ip_address;
-    // What authenticated (docs/security.md "Audit"): {"kind":"token","name":..} or
+    // What authenticated (SECURITY.md "Audit"): {"kind":"token","name":..} or
     // {"kind":"certificate","id":..,"serial":..}; omitted when empty.
     boost::json::object actor;
     boost::json::object details;
