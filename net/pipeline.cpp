@@ -68,42 +68,39 @@ response method_not_allowed(const std::vector<http::verb>& allowed) {
     return res;
 }
 
-// Audits a denied request, at most one line per client and minute; the fsync runs on the pool.
-void audit_denial(api_state& api, const principal& who, const request& req, std::string_view route_label,
-                  std::string_view reason) {
-    std::uint64_t suppressed = 0;
-    if (!api.denials.admit(who.ip + "|" + who.user, std::chrono::steady_clock::now(), suppressed)) return;
+// Writes a `denied` entry for `METHOD resource` off the request path (the fsync runs on the pool).
+void post_denial(api_state& api, const principal& who, const request& req, std::string_view resource,
+                 boost::json::object details) {
     storage::audit_entry e;
     e.operation = "denied";
     e.resource_type = "endpoint";
-    e.resource_id = std::string(http::to_string(req.method())) + " " + std::string(route_label);
+    e.resource_id = std::string(http::to_string(req.method())) + " " + std::string(resource);
     e.status = "denied";
     e.user = who.user;
     e.ip_address = who.ip;
     e.actor = actor_json(who);
-    e.details = {{"reason", std::string(reason)}, {"suppressed_since_last", suppressed}};
+    e.details = std::move(details);
     asio::post(api.core.pool(), [&svc = api.core.any_thread(), e = std::move(e)] { svc.audit(e); });
+}
+
+// Audits a denied request, at most one line per client and minute.
+void audit_denial(api_state& api, const principal& who, const request& req, std::string_view route_label,
+                  std::string_view reason) {
+    std::uint64_t suppressed = 0;
+    if (!api.denials.admit(who.ip + "|" + who.user, std::chrono::steady_clock::now(), suppressed)) return;
+    post_denial(api, who, req, route_label, {{"reason", std::string(reason)}, {"suppressed_since_last", suppressed}});
 }
 
 // Audits a request that was authenticated and routed but refused by policy (a role ceiling, a
 // serverAuth rule): each one, not aggregated, since these are attempts to gain a privilege.
 void audit_policy_denial(api_state& api, const principal& who, const request& req, std::string_view path,
                          const response& res) {
-    storage::audit_entry e;
-    e.operation = "denied";
-    e.resource_type = "endpoint";
-    e.resource_id = std::string(http::to_string(req.method())) + " " + std::string(path);
-    e.status = "denied";
-    e.user = who.user;
-    e.ip_address = who.ip;
-    e.actor = actor_json(who);
     std::error_code ec;
     auto body = json::parse(res.body(), ec);
     std::string why = "forbidden";
     if (!ec && body.is_object())
         if (const auto* m = body.get_object().if_contains("message"); m && m->is_string()) why = m->get_string();
-    e.details = {{"reason", "policy"}, {"message", why}};
-    asio::post(api.core.pool(), [&svc = api.core.any_thread(), e = std::move(e)] { svc.audit(e); });
+    post_denial(api, who, req, path, {{"reason", "policy"}, {"message", why}});
 }
 
 // The principal a request acts as: what authenticated it and with which role.
