@@ -127,3 +127,46 @@ BOOST_AUTO_TEST_CASE(export_refuses_a_range_whose_checkpoint_no_longer_verifies)
     expect_code(ex, 409, "CONFLICT");
     BOOST_TEST(!obj(ex).contains("signature"));
 }
+
+// ---- 2: serverAuth never for the listener's names, however spelled ----
+
+BOOST_AUTO_TEST_CASE(server_auth_wildcard_cannot_cover_the_listener_name) {
+    test_server srv([](app::config& c) {
+        c.service.server_names.patterns = {"*.example.com"};
+        c.service.issuance.public_url = "http://ca.example.com:8443";
+    });
+    auto http = srv.client();
+    auto req = [](const std::string& id, const std::string& cn, const std::string& dns) {
+        return R"({"identifier":")" + id + R"(","common_name":")" + cn +
+               R"(","cert_usage":"vpn","extended_key_usage":["serverAuth"],"subject_alt_names":{"dns":[")" + dns + R"("]}})";
+    };
+    // A wildcard the pattern allows, but which covers ca.example.com: a certificate for the listener.
+    expect_code(http.post_json("/api/client-certs", req("w1", "www.example.com", "*.example.com"), srv.tokens.admin), 403,
+                "FORBIDDEN", "subject_alt_names.dns");
+    expect_code(http.post_json("/api/client-certs", req("w2", "*.EXAMPLE.com", "www.example.com"), srv.tokens.admin), 403,
+                "FORBIDDEN", "common_name");
+    // the listener's name in upper case, or with a trailing dot (not a valid SAN at all)
+    expect_code(http.post_json("/api/client-certs", req("w3", "www.example.com", "CA.Example.COM"), srv.tokens.admin), 403,
+                "FORBIDDEN", "subject_alt_names.dns");
+    expect_code(http.post_json("/api/client-certs", req("w4", "www.example.com", "ca.example.com."), srv.tokens.admin), 400,
+                "INVALID_ARGUMENT", "subject_alt_names");
+    // a name the wildcard covers that is not the listener's stays allowed
+    BOOST_TEST(http.post_json("/api/client-certs", req("w5", "www.example.com", "www.example.com"), srv.tokens.admin).status == 201u);
+}
+
+BOOST_AUTO_TEST_CASE(server_auth_refuses_the_listener_ip_in_another_spelling) {
+    test_server srv([](app::config& c) {
+        c.service.server_names.patterns = {"0:0:0:0:0:0:0:1", "::ffff:127.0.0.1", "10.0.0.1"};
+        c.service.issuance.public_url = "http://[::1]:8443";
+    });
+    auto http = srv.client();
+    auto req = [](const std::string& id, const std::string& ip) {
+        return R"({"identifier":")" + id + R"(","common_name":"10.0.0.1","cert_usage":"vpn",)"
+               R"("extended_key_usage":["serverAuth"],"subject_alt_names":{"ip":[")" + ip + R"("]}})";
+    };
+    // ::1 written out in full is the same 16 bytes in the certificate
+    expect_code(http.post_json("/api/client-certs", req("i1", "0:0:0:0:0:0:0:1"), srv.tokens.admin), 403, "FORBIDDEN",
+                "subject_alt_names.ip");
+    BOOST_TEST(http.post_json("/api/client-certs", req("i2", "10.0.0.1"), srv.tokens.admin).status == 201u);
+}
+
