@@ -72,7 +72,7 @@ response method_not_allowed(const std::vector<http::verb>& allowed) {
 void audit_denial(api_state& api, const principal& who, const request& req, std::string_view route_label,
                   std::string_view reason) {
     std::uint64_t suppressed = 0;
-    if (!api.denials.admit(who.ip + "|" + who.user, std::chrono::steady_clock::now(), suppressed)) return;
+    if (!api.denials.admit(denial_client_key(who.ip, who.user), std::chrono::steady_clock::now(), suppressed)) return;
     storage::audit_entry e;
     e.operation = "denied";
     e.resource_type = "endpoint";

@@ -170,3 +170,27 @@ BOOST_AUTO_TEST_CASE(server_auth_refuses_the_listener_ip_in_another_spelling) {
     BOOST_TEST(http.post_json("/api/client-certs", req("i2", "10.0.0.1"), srv.tokens.admin).status == 201u);
 }
 
+// ---- 3: denied requests cannot fill the audit disk ----
+
+BOOST_AUTO_TEST_CASE(denial_audit_lines_have_a_budget_across_all_clients) {
+    net::denial_auditor d;
+    const auto t0 = std::chrono::steady_clock::now();
+    std::uint64_t suppressed = 0;
+    std::size_t written = 0;
+    // 50,000 addresses, one denial each, within one minute.
+    for (int i = 0; i < 50000; ++i) written += d.admit("2001:db8::" + std::to_string(i) + "|", t0, suppressed);
+    BOOST_TEST(written <= net::denial_auditor::max_lines_per_window);
+    BOOST_TEST(written > 0u);
+    // The next window: one line carries the count of everything dropped over the budget.
+    suppressed = 0;
+    BOOST_TEST(d.admit("2001:db8::1|", t0 + std::chrono::minutes(2), suppressed));
+    BOOST_TEST(suppressed >= 50000u - written);
+}
+
+BOOST_AUTO_TEST_CASE(denials_from_one_ipv6_network_count_as_one_client) {
+    // The key the pipeline uses: addresses of one /64 are one client, IPv4-mapped ones their IPv4.
+    BOOST_TEST(net::denial_client_key("2001:db8:1:2::5", "") == net::denial_client_key("2001:db8:1:2:ffff::9", ""));
+    BOOST_TEST(net::denial_client_key("::ffff:192.0.2.1", "") == net::denial_client_key("192.0.2.1", ""));
+    BOOST_TEST(net::denial_client_key("2001:db8:1:2::5", "") != net::denial_client_key("2001:db8:1:3::5", ""));
+    BOOST_TEST(net::denial_client_key("192.0.2.1", "ops") != net::denial_client_key("192.0.2.1", ""));
+}
