@@ -7,6 +7,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -101,6 +103,26 @@ bool name_matches(const std::string& name, const std::string& pattern) {
     return label.find('.') == std::string_view::npos && label.find('*') == std::string_view::npos;
 }
 
+// A host name as a TLS client compares it: lower case, one trailing dot dropped (RFC 6125 6.2.1
+// treats "a.example." and "a.example" alike), an IP address in its canonical text form
+// ("0:0:0:0:0:0:0:1" is "::1": the same bytes in the certificate).
+std::string canonical_host(std::string_view name) {
+    std::string n = lower(name);
+    if (n.size() > 1 && n.back() == '.') n.pop_back();
+    unsigned char bin[16];
+    char text[INET6_ADDRSTRLEN] = {};
+    if (::inet_pton(AF_INET, n.c_str(), bin) == 1 && ::inet_ntop(AF_INET, bin, text, sizeof text)) return text;
+    if (::inet_pton(AF_INET6, n.c_str(), bin) == 1 && ::inet_ntop(AF_INET6, bin, text, sizeof text)) return text;
+    return n;
+}
+
+// Whether a certificate naming `name` would also be accepted for `host` (both canonical): the
+// same, or one of them a wildcard "*.rest" and the other one label followed by ".rest" (RFC 6125
+// 6.4.3).
+bool names_overlap(const std::string& name, const std::string& host) {
+    return name == host || name_matches(host, name) || name_matches(name, host);
+}
+
 // serverAuth through the API: admins only, names within the patterns, never the CA's own names.
 result<void> check_server_auth(const issue_request& req, const server_name_policy& policy, const principal& who) {
     const bool wants = std::find(req.extra_eku.begin(), req.extra_eku.end(), "serverAuth") != req.extra_eku.end();
@@ -116,7 +138,7 @@ result<void> check_server_auth(const issue_request& req, const server_name_polic
     for (const auto& ip : req.sans.ip) names.emplace_back(lower(ip), "subject_alt_names.ip");
     for (const auto& [name, field] : names) {
         for (const auto& r : policy.reserved)
-            if (name == lower(r))
+            if (names_overlap(canonical_host(name), canonical_host(r)))
                 return make_error(errc::forbidden, "'" + name + "' is a name of this CA's own listener", field);
         bool ok = false;
         for (const auto& p : policy.patterns) ok = ok || name_matches(name, lower(p));

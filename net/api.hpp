@@ -125,11 +125,15 @@ private:
     bool counted_valid_ = false;
 };
 
-// Denied requests are audited at most once per client and minute (DESIGN.md 6); the lines in
-// between are counted into the next one.
+// Denied requests are audited at most once per client and minute (DESIGN.md 6), and at most
+// max_lines_per_window lines a minute in all, so clients rotating addresses cannot fill the audit
+// disk (which, the audit being fail-closed, would stop every mutation). The lines skipped are
+// counted into the next one written.
 class denial_auditor {
 public:
-    // True when this denial should be written now; `suppressed` gets the count skipped since.
+    static constexpr std::size_t max_lines_per_window = 600;
+    // True when this denial should be written now; `suppressed` gets the count skipped since
+    // (this client's, and any dropped over the budget).
     bool admit(const std::string& client, std::chrono::steady_clock::time_point now, std::uint64_t& suppressed);
 
 private:
@@ -139,7 +143,14 @@ private:
     };
     std::mutex mu_;
     std::unordered_map<std::string, slot> slots_;
+    std::chrono::steady_clock::time_point window_start_{};
+    std::size_t lines_in_window_ = 0;
+    std::uint64_t over_budget_ = 0;
 };
+
+// The client a denial is counted under: the peer's address as connections count it (an IPv6
+// /64, an IPv4-mapped address as IPv4; net/conn_limits.hpp) and the name it claimed.
+std::string denial_client_key(std::string_view ip, std::string_view user);
 
 struct api_state;
 

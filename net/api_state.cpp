@@ -1,4 +1,5 @@
 #include "net/api.hpp"
+#include "net/conn_limits.hpp"
 
 #include "core/ossl.hpp"
 
@@ -102,10 +103,24 @@ bool denial_auditor::admit(const std::string& client, std::chrono::steady_clock:
         ++s.suppressed;
         return false;
     }
-    suppressed = s.suppressed;
+    if (now - window_start_ >= window) {
+        window_start_ = now;
+        lines_in_window_ = 0;
+    }
+    if (lines_in_window_ >= max_lines_per_window) {
+        ++over_budget_;
+        return false;
+    }
+    ++lines_in_window_;
+    suppressed = s.suppressed + over_budget_;
+    over_budget_ = 0;
     s.suppressed = 0;
     s.last = now;
     return true;
+}
+
+std::string denial_client_key(std::string_view ip, std::string_view user) {
+    return address_key(ip) + "|" + std::string(user);
 }
 
 asio::awaitable<renewal_summary> run_renewal_sweep(api_state& api, const principal& who) {

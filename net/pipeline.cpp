@@ -87,7 +87,7 @@ void post_denial(api_state& api, const principal& who, const request& req, std::
 void audit_denial(api_state& api, const principal& who, const request& req, std::string_view route_label,
                   std::string_view reason) {
     std::uint64_t suppressed = 0;
-    if (!api.denials.admit(who.ip + "|" + who.user, std::chrono::steady_clock::now(), suppressed)) return;
+    if (!api.denials.admit(denial_client_key(who.ip, who.user), std::chrono::steady_clock::now(), suppressed)) return;
     post_denial(api, who, req, route_label, {{"reason", std::string(reason)}, {"suppressed_since_last", suppressed}});
 }
 

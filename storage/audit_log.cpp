@@ -472,16 +472,36 @@ void audit_log::simulate_failure(bool on) {
     simulate_failure_ = on;
 }
 
+audit_log::head audit_log::head_written() const {
+    std::lock_guard lk(mu_);
+    return head{seq_ - 1, last_hash_};
+}
+
 result<audit_export> audit_log::export_range(std::uint64_t from_seq, std::optional<std::uint64_t> to_seq) const {
-    auto text = read_file(file_);
-    if (!text) return make_error(errc::audit_unavailable, "audit log: cannot read");
+    ossl::pkey pub;
+    {
+        std::lock_guard lk(mu_);
+        if (signer_) pub = ossl::up_ref(signer_.get());
+    }
+    // Taken before the read: the file holds at least this head, as this process wrote or read it.
+    const head expected = head_written();
+    auto file_text = read_file(file_);
+    if (!file_text) return make_error(errc::audit_unavailable, "audit log: cannot read");
+    // A line being written (no '\n' yet) is not part of any range.
+    std::string text = std::move(*file_text);
+    text.resize(text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1);
+    // The signature vouches for these bytes: only a log that verifies, up to the head this server
+    // wrote, is signed. Otherwise whoever can write the file gets its rewrite signed.
+    if (auto v = verify_audit_text(text, pub.get(), expected); !v.ok)
+        return make_error(errc::conflict, "the audit log does not verify (line " + std::to_string(v.bad_line) + ": " +
+                                              v.reason + "); nothing was signed");
     audit_export out;
     // The bytes from the first line in range to the end of the last one, exactly as stored.
     std::size_t begin = std::string::npos, end = 0, pos = 0;
-    while (pos < text->size()) {
-        const auto nl = text->find('\n', pos);
-        if (nl == std::string::npos) break; // a line being written: not part of any range yet
-        const std::string_view line(text->data() + pos, nl - pos);
+    while (pos < text.size()) {
+        const auto nl = text.find('\n', pos);
+        if (nl == std::string::npos) break;
+        const std::string_view line(text.data() + pos, nl - pos);
         std::string reason;
         if (auto p = parse_line(line, reason)) {
             if (p->seq >= from_seq && (!to_seq || p->seq <= *to_seq)) {
@@ -498,7 +518,7 @@ result<audit_export> audit_log::export_range(std::uint64_t from_seq, std::option
         pos = nl + 1;
     }
     if (begin == std::string::npos) return make_error(errc::not_found, "no audit entries in that range");
-    out.bytes = text->substr(begin, end - begin);
+    out.bytes = text.substr(begin, end - begin);
     out.count = static_cast<std::size_t>(std::count(out.bytes.begin(), out.bytes.end(), '\n'));
     std::lock_guard lk(mu_);
     if (!signer_) return make_error(errc::audit_unavailable, "no audit signing key is loaded");
@@ -542,18 +562,31 @@ audit_verify_result audit_log::verify() const {
         std::lock_guard lk(mu_);
         if (signer_) pub = ossl::up_ref(signer_.get());
     }
-    return verify_audit_file(file_, pub.get());
-}
-
-audit_verify_result verify_audit_file(const std::filesystem::path& file, EVP_PKEY* public_key) {
-    audit_verify_result res;
-    auto text = read_file(file);
+    const head expected = head_written();
+    auto text = read_file(file_);
     if (!text) {
+        audit_verify_result res;
         res.ok = false;
         res.reason = text.error().code == errc::not_found ? "file not found" : "cannot read file";
         return res;
     }
-    auto lines = split_lines(*text);
+    return verify_audit_text(*text, pub.get(), expected);
+}
+
+audit_verify_result verify_audit_file(const std::filesystem::path& file, EVP_PKEY* public_key) {
+    auto text = read_file(file);
+    if (!text) {
+        audit_verify_result res;
+        res.ok = false;
+        res.reason = text.error().code == errc::not_found ? "file not found" : "cannot read file";
+        return res;
+    }
+    return verify_audit_text(*text, public_key);
+}
+
+audit_verify_result verify_audit_text(std::string_view text, EVP_PKEY* public_key, std::optional<audit_log::head> expected) {
+    audit_verify_result res;
+    auto lines = split_lines(text);
     std::string prev = zero_hash;
     std::uint64_t expected_seq = 1;
     auto bad = [&](std::size_t i, std::string reason) {
@@ -595,10 +628,15 @@ audit_verify_result verify_audit_file(const std::filesystem::path& file, EVP_PKE
         }
         if (op == "audit_repair" && d)
             res.repairs.push_back({p->seq, as_seq(d->if_contains("removed_bytes")).value_or(0)});
+        if (expected && p->seq == expected->seq && p->hash != expected->hash)
+            return bad(i, "entry " + std::to_string(p->seq) + " is not the one this server wrote (rewritten since)");
         prev = p->hash;
         ++expected_seq;
         ++res.entries;
     }
+    // A log cut short of the head this server wrote lost entries.
+    if (expected && expected->seq > 0 && expected_seq <= expected->seq)
+        return bad(lines.size(), "the log ends before entry " + std::to_string(expected->seq) + ", which this server wrote");
     return res;
 }
 

@@ -107,10 +107,20 @@ public:
     result<bool> checkpoint(std::string reason = "shutdown");
     // The signer's public key as PEM; "" without a signer.
     std::string public_key_pem() const;
+    // The last entry this process wrote (or read as the head when continuing the chain): seq 0
+    // before any.
+    struct head {
+        std::uint64_t seq = 0;
+        std::string hash;
+    };
+    head head_written() const;
     // Entries from_seq..to_seq (to the last entry when absent), signed; errc::not_found when no
-    // entry is in the range, errc::audit_unavailable without a signer.
+    // entry is in the range, errc::audit_unavailable without a signer. Signed only when the whole
+    // log verifies (chain, checkpoints) and still holds head_written() unchanged: errc::conflict
+    // otherwise, so a rewrite of the file is never signed.
     result<audit_export> export_range(std::uint64_t from_seq, std::optional<std::uint64_t> to_seq) const;
-    // verify_audit_file() of this log with the signer's public key.
+    // verify_audit_file() of this log with the signer's public key, plus head_written(): a rewrite
+    // with the chain recomputed, or a cut tail, fails even after the last checkpoint.
     audit_verify_result verify() const;
 
 private:
@@ -153,5 +163,9 @@ public:
 // hash matches the recomputed one. Each checkpoint must name the entry before it (head_seq,
 // head_hash) and, with `public_key`, carry its valid signature over checkpoint_message().
 audit_verify_result verify_audit_file(const std::filesystem::path& file, EVP_PKEY* public_key = nullptr);
+// The same over the text of a log; with `expected`, the entry at expected->seq must be there and
+// carry expected->hash.
+audit_verify_result verify_audit_text(std::string_view text, EVP_PKEY* public_key = nullptr,
+                                      std::optional<audit_log::head> expected = std::nullopt);
 
 } // namespace certmate::storage
