@@ -80,7 +80,8 @@ void revoke_identity(cert_record& r, time_point at, revocation_reason reason) no
     r.revocation.revoked_at = at;
     r.revocation.reason = reason;
     for (auto& h : r.history) {
-        if (h.revoked || h.expires_at <= at) continue;
+        const bool held = h.revoked && h.reason == revocation_reason::certificate_hold;
+        if ((h.revoked && !held) || h.expires_at <= at) continue;
         h.revoked = true;
         h.revoked_at = at;
         h.reason = reason;

@@ -117,7 +117,7 @@ struct cert_record {
 cert_status status_at(const cert_record& r, time_point now) noexcept;
 
 // Revoking an identifier revokes every serial it has had that has not expired at `at`: the
-// current one and each unrevoked history entry, with the same reason and time (SECURITY.md
+// current one and each unrevoked (or held) history entry, with the same reason and time (SECURITY.md
 // "Whole-identity revocation"). Expired serials are left alone (RFC 5280 5.1.2.6: a CRL need not
 // list expired certificates).
 void revoke_identity(cert_record& r, time_point at, revocation_reason reason) noexcept;

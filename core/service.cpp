@@ -438,7 +438,10 @@ result<staged<cert_view>> cert_service::stage_revoke(const std::string& id, revo
     auto found = find_for_mutation(id);
     if (!found) return found.error();
     const cert_record& cur = **found;
-    if (cur.revocation.revoked) return make_error(errc::already_revoked, "certificate is already revoked");
+    // A hold may become a revocation for good (RFC 5280 5.3.1: certificateHold is temporary).
+    const bool on_hold = cur.revocation.revoked && cur.revocation.reason == revocation_reason::certificate_hold;
+    if (cur.revocation.revoked && (!on_hold || req.reason == revocation_reason::certificate_hold))
+        return make_error(errc::already_revoked, "certificate is already revoked");
 
     cert_record updated = cur;
     revoke_identity(updated, stored_now(), req.reason);
@@ -446,7 +449,7 @@ result<staged<cert_view>> cert_service::stage_revoke(const std::string& id, revo
     details["reason"] = std::string(to_string(req.reason));
     boost::json::array also;
     for (std::size_t i = 0; i < cur.history.size(); ++i)
-        if (updated.history[i].revoked && !cur.history[i].revoked) also.emplace_back(cur.history[i].serial_number);
+        if (updated.history[i] != cur.history[i]) also.emplace_back(cur.history[i].serial_number);
     if (!also.empty()) details["earlier_serials"] = std::move(also);
     return stage_metadata_change(std::move(updated), "revoke", std::move(details), who, true);
 }

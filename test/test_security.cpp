@@ -267,3 +267,32 @@ BOOST_AUTO_TEST_CASE(full_audit_disk_refuses_mutations_and_key_downloads_then_re
         if (e.at("resource_id").as_string() == "during") BOOST_TEST(e.at("status").as_string() != "success");
     srv.reset();
 }
+
+// ---- 2: a hold covers every serial, and may become a revocation for good ----
+// Fails before issue 10: the superseded serial stayed good on hold; a held certificate could not
+// be revoked (409) without lifting the hold first, which made it briefly good again.
+BOOST_AUTO_TEST_CASE(hold_unhold_and_hold_then_revoke_cover_every_serial) {
+    test_server srv;
+    http_client http(srv.port());
+    const auto& op = srv.tokens.operator_;
+    auto first = obj(http.post_json("/api/client-certs", body("held"), op));
+    const std::string old_serial = str(first, "serial_number");
+    BOOST_REQUIRE(http.post_json("/api/client-certs/held/renew", "{}", op).status == 200u);
+    auto status_of = [&](const std::string& serial) { return obj(http.get("/api/ocsp/status/" + serial, op)); };
+
+    BOOST_REQUIRE(http.post_json("/api/client-certs/held/revoke", R"({"reason":"certificateHold"})", op).status == 200u);
+    BOOST_TEST(str(status_of(old_serial), "certificate_status") == "revoked");
+    BOOST_TEST(str(status_of(old_serial), "revocation_reason") == "certificateHold");
+    BOOST_REQUIRE(http.post_json("/api/client-certs/held/unhold", "{}", op).status == 200u);
+    BOOST_TEST(str(status_of(old_serial), "certificate_status") == "good");
+
+    BOOST_REQUIRE(http.post_json("/api/client-certs/held/revoke", R"({"reason":"certificateHold"})", op).status == 200u);
+    expect_code(http.post_json("/api/client-certs/held/revoke", R"({"reason":"certificateHold"})", op), 409, "ALREADY_REVOKED");
+    auto revoked = http.post_json("/api/client-certs/held/revoke", R"({"reason":"keyCompromise"})", op);
+    BOOST_TEST_INFO(revoked.body);
+    BOOST_REQUIRE(revoked.status == 200u);
+    BOOST_TEST(str(obj(revoked), "status") == "revoked");
+    BOOST_TEST(str(status_of(old_serial), "revocation_reason") == "keyCompromise");
+    expect_code(http.post_json("/api/client-certs/held/unhold", "{}", op), 409, "NOT_ON_HOLD");
+    expect_code(http.post_json("/api/client-certs/held/revoke", R"({"reason":"superseded"})", op), 409, "ALREADY_REVOKED");
+}
