@@ -708,3 +708,29 @@ BOOST_AUTO_TEST_CASE(renew_then_revoke_refuses_the_old_certificate_in_mtls_ocsp_
     BOOST_REQUIRE(crl_text.exit_code == 0);
     BOOST_TEST(crl_text.output.find(serial_hex(old_cert.cert)) != std::string::npos);
 }
+
+// ---- issue 10.5: the names of tls.cert are never issued through the API ----
+// Fails before issue 10: an admin (or, then, an operator) got a serverAuth certificate for the
+// listener's own name and could impersonate the API.
+BOOST_AUTO_TEST_CASE(server_auth_for_the_tls_listener_names_is_refused_even_when_a_pattern_allows_them) {
+    auto srv = tls_server("optional", [](app::config& c) {
+        c.service.server_names.patterns = {"localhost", "127.0.0.1", "ok.example.com"};
+        c.service.issuance.public_url = "http://ca.example.com";
+    });
+    http_client http(srv->port());
+    auto ask = [&](const std::string& id, const std::string& sans) {
+        return http.post_json("/api/client-certs",
+                              R"({"identifier":")" + id + R"(","common_name":"ok.example.com","cert_usage":"other",)"
+                              R"("extended_key_usage":["serverAuth"],"subject_alt_names":)" + sans + "}",
+                              srv->tokens.admin);
+    };
+    auto by_dns = ask("l1", R"({"dns":["localhost"]})");
+    BOOST_TEST_INFO(by_dns.body);
+    BOOST_TEST(by_dns.status == 403u);
+    auto by_ip = ask("l2", R"({"ip":["127.0.0.1"]})");
+    BOOST_TEST_INFO(by_ip.body);
+    BOOST_TEST(by_ip.status == 403u);
+    auto fine = ask("l3", R"({"dns":["ok.example.com"]})");
+    BOOST_TEST_INFO(fine.body);
+    BOOST_TEST(fine.status == 201u);
+}
