@@ -65,11 +65,12 @@ result<crl_state> load_crl_state(const layout& l) {
     return s;
 }
 
-result<void> save_crl_state(const layout& l, const crl_state& s) {
+result<void> save_crl_state(const layout& l, const crl_state& s, std::optional<error>* late) {
     if (auto r = ensure_dir(l.crl_dir()); !r) return r;
     json::object o{{"crl_number", s.crl_number}};
     o["this_update"] = s.this_update ? json::value(format_time(*s.this_update)) : json::value(nullptr);
     o["next_update"] = s.next_update ? json::value(format_time(*s.next_update)) : json::value(nullptr);
+    if (late) return write_file_atomic(l.crl_state(), json::serialize(o) + "\n", fs::perms(0644), *late);
     return write_file_atomic(l.crl_state(), json::serialize(o) + "\n");
 }
 

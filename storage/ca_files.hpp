@@ -21,7 +21,8 @@ result<void> save_ca(const layout& l, const certificate_authority& ca, std::opti
 result<std::shared_ptr<const certificate_authority>> load_ca(const layout& l, std::optional<std::string_view> passphrase);
 
 result<crl_state> load_crl_state(const layout& l);   // zero state when the file is absent
-result<void> save_crl_state(const layout& l, const crl_state& s);
+// `late`, when given, takes a directory fsync failure after the rename (see write_file_atomic).
+result<void> save_crl_state(const layout& l, const crl_state& s, std::optional<error>* late = nullptr);
 
 // The delegated OCSP responder: certs/ocsp/responder.crt, responder.key (0600).
 // Returns the one on disk, or issues (and saves) a new one when none exists or the one on disk
