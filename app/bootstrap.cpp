@@ -41,6 +41,12 @@ std::string new_token() {
     return t;
 }
 
+std::string admin_token_announcement(const init_report& rep, bool to_terminal) {
+    if (to_terminal)
+        return "admin token (shown once, also in " + rep.admin_token_file.string() + "): " + rep.admin_token;
+    return "admin token written to " + rep.admin_token_file.string() + " (0600; not printed: stdout is not a terminal)";
+}
+
 fs::path resolve_config_file(const fs::path& given, const std::vector<std::string>& overrides) {
     if (!given.empty()) return given;
     fs::path data_dir = "./data";

@@ -11,6 +11,8 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <iostream>
 
 namespace certmate::app {
@@ -82,7 +84,7 @@ int cmd_init(const std::vector<std::string>& args) {
     std::cout << (rep->created_ca ? "created CA " : "CA exists ") << rep->ca_fingerprint << " in "
               << (cfg.data_dir / "certs" / "ca").string() << "\n";
     if (!rep->admin_token.empty()) {
-        std::cout << "admin token (shown once, also in " << rep->admin_token_file.string() << "): " << rep->admin_token << "\n";
+        std::cout << admin_token_announcement(*rep, ::isatty(STDOUT_FILENO) == 1) << "\n";
         if (!rep->config_written.empty()) std::cout << "wrote starter config " << rep->config_written.string() << "\n";
         else
             std::cout << "add to the [auth] section of your config:\ntoken = "

@@ -11,6 +11,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <csignal>
 #include <functional>
 #include <iostream>
@@ -38,8 +40,7 @@ int run_server(const config& given, const std::filesystem::path& config_file, co
     auto rep = init_data_dir(cfg, config_file);
     if (!rep) throw error_exception(rep.error());
     if (!rep->admin_token.empty()) {
-        std::cout << "admin token (shown once, also in " << rep->admin_token_file.string() << "): " << rep->admin_token
-                  << std::endl;
+        std::cout << admin_token_announcement(*rep, ::isatty(STDOUT_FILENO) == 1) << std::endl;
         // With an operator's config file the token only works once its hash is there.
         if (rep->config_written.empty())
             std::cout << "add to the [auth] section of " << config_file.string() << " (then SIGHUP):\ntoken = "

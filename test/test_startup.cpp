@@ -114,3 +114,27 @@ BOOST_AUTO_TEST_CASE(the_init_server_certificate_is_known_to_ocsp_the_crl_and_re
     BOOST_TEST(has(text, "Serial Number: " + hex), text);
     BOOST_TEST(has(text, "Key Compromise"), text);
 }
+
+BOOST_AUTO_TEST_CASE(first_serve_writes_the_admin_token_to_admin_token_only) {
+    temp_dir dir;
+    const auto data = dir / "data";
+    // stdout into a file, as a service manager's journal would take it.
+    const auto out = dir / "stdout.txt";
+    child_process proc({"/bin/sh", "-c",
+                        "exec " + bin + " serve --data-dir " + data.string() + " --listen 127.0.0.1:0 --ca.key_type ec-p256 >" +
+                            out.string()},
+                       dir / "serve.err");
+    std::string text;
+    for (int i = 0; i < 300 && !has(text, "listening on"); ++i) {
+        std::this_thread::sleep_for(100ms);
+        if (fs::exists(out)) text = read_text(out);
+    }
+    BOOST_REQUIRE_MESSAGE(has(text, "listening on"), read_text(dir / "serve.err"));
+    const auto token = token_of(data);
+    BOOST_TEST(token.rfind("cm_", 0) == 0u);
+    BOOST_TEST(!has(text, token), text);
+    BOOST_TEST(!has(read_text(dir / "serve.err"), token));
+    BOOST_TEST(has(text, "admin token written to " + (data / "admin.token").string()), text);
+    proc.signal(SIGTERM);
+    BOOST_TEST(proc.wait_exit(20s).value_or(-1) == 0);
+}
