@@ -89,6 +89,20 @@ result<init_report> init_data_dir(const config& cfg, const fs::path& config_file
     auto ca = storage::load_ca(l, passphrase);
     if (!ca) return ca.error();
     rep.ca_fingerprint = (*ca)->fingerprint_sha256();
+    // With a passphrase the CA key is only ever on disk encrypted (certmate.conf.example): a
+    // plain one (restored by hand, or written before the passphrase was set) is encrypted now.
+    if (passphrase) {
+        auto enc = storage::encrypt_ca_key_in_place(l, *passphrase);
+        if (!enc) return enc.error();
+        if (*enc) {
+            spdlog::warn("{} was not encrypted although a CA passphrase is configured: encrypted it in place",
+                         l.ca_key().string());
+            if (auto r = audit_cli_operation(l, "ca_key_encrypt", "ca", rep.ca_fingerprint,
+                                             {{"reason", "plain CA key found with a passphrase configured"}});
+                !r)
+                return r.error();
+        }
+    }
     auto responder = storage::ensure_ocsp_responder(l, **ca, std::chrono::system_clock::now(), std::chrono::hours(24 * 30));
     if (!responder) return responder.error();
 

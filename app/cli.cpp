@@ -115,7 +115,8 @@ int cmd_ca(const std::vector<std::string>& args) {
     storage::layout l{cfg.data_dir};
     if (args[0] == "backup") {
         if (!a.vm.count("out")) throw error_exception(make_error(errc::invalid_argument, "ca backup needs --out FILE"));
-        if (auto r = storage::backup_ca(l, a.vm["out"].as<std::string>()); !r) throw error_exception(r.error());
+        if (auto r = storage::backup_ca(l, a.vm["out"].as<std::string>(), ca_passphrase(cfg)); !r)
+            throw error_exception(r.error());
         std::cout << "wrote CA backup " << a.vm["out"].as<std::string>() << "\n";
         return 0;
     }
@@ -125,7 +126,9 @@ int cmd_ca(const std::vector<std::string>& args) {
         auto rep = storage::restore_ca(l, a.vm["in"].as<std::string>(), a.vm["force"].as<bool>(), ca_passphrase(cfg));
         if (!rep) throw error_exception(rep.error());
         if (auto w = audit_cli_operation(l, "ca_restore", "ca", rep->fingerprint_sha256,
-                                         {{"files", rep->files}, {"replaced_different_ca", rep->replaced}});
+                                         {{"files", rep->files},
+                                          {"replaced_different_ca", rep->replaced},
+                                          {"key_encrypted_with_passphrase", rep->key_encrypted}});
             !w)
             throw error_exception(w.error());
         std::cout << "restored CA " << rep->fingerprint_sha256 << " (" << rep->files << " files)\n";

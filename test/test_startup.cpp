@@ -138,3 +138,51 @@ BOOST_AUTO_TEST_CASE(first_serve_writes_the_admin_token_to_admin_token_only) {
     proc.signal(SIGTERM);
     BOOST_TEST(proc.wait_exit(20s).value_or(-1) == 0);
 }
+
+BOOST_AUTO_TEST_CASE(with_a_passphrase_the_ca_key_is_written_encrypted_by_backup_restore_and_serve) {
+    temp_dir dir;
+    const auto data = dir / "data";
+    const auto pw = dir / "pw";
+    write_text(pw, "correct horse battery staple\n");
+    const std::string with_pw = " --ca.passphrase_file " + pw.string();
+    const std::string encrypted = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
+    auto init = run(bin + " init --data-dir " + data.string() + " --ca.key_type ec-p256");
+    BOOST_REQUIRE_MESSAGE(init.exit_code == 0, init.output);
+    BOOST_REQUIRE(read_text(data / "certs/ca/ca.key").rfind("-----BEGIN PRIVATE KEY-----", 0) == 0u);
+
+    // backup of the plain key with a passphrase set: the archive holds it encrypted.
+    const auto plain_tar = dir / "plain.tar", enc_tar = dir / "enc.tar";
+    BOOST_REQUIRE(run(bin + " ca backup --out " + plain_tar.string() + " --data-dir " + data.string()).exit_code == 0);
+    auto b = run(bin + " ca backup --out " + enc_tar.string() + " --data-dir " + data.string() + with_pw);
+    BOOST_REQUIRE_MESSAGE(b.exit_code == 0, b.output);
+    const auto member = run("tar -xOf " + enc_tar.string() + " certs/ca/ca.key").output;
+    BOOST_TEST(member.rfind(encrypted, 0) == 0u, member.substr(0, 40));
+    BOOST_TEST(run("printf '%s' '" + member + "' | openssl pkey -noout -passin file:" + pw.string()).exit_code == 0);
+    BOOST_TEST(run("tar -xOf " + plain_tar.string() + " certs/ca/ca.key").output.rfind("-----BEGIN PRIVATE KEY-----", 0) == 0u);
+
+    // restore of a plain archive with a passphrase set: written encrypted.
+    const auto restored = dir / "restored";
+    auto r = run(bin + " ca restore --in " + plain_tar.string() + " --data-dir " + restored.string() + with_pw);
+    BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+    const auto key = read_text(restored / "certs/ca/ca.key");
+    BOOST_TEST(key.rfind(encrypted, 0) == 0u, key.substr(0, 40));
+    BOOST_TEST(run("openssl pkey -noout -in " + (restored / "certs/ca/ca.key").string() + " -passin file:" + pw.string())
+                   .exit_code == 0);
+    BOOST_TEST(has(read_text(restored / "logs/audit/certificate_audit.log"), "\"key_encrypted_with_passphrase\":true"));
+
+    // serve on the plain key with a passphrase: encrypted in place at start, audited.
+    {
+        server s(dir.path(), data, {"--ca.passphrase_file", pw.string()});
+        const auto now = read_text(data / "certs/ca/ca.key");
+        BOOST_TEST(now.rfind(encrypted, 0) == 0u, now.substr(0, 40));
+        BOOST_TEST(has(read_text(dir / "serve.err"), "encrypted it in place"));
+        BOOST_TEST(http_client(s.port).get("/health").status == 200u);
+    }
+    BOOST_TEST(has(read_text(data / "logs/audit/certificate_audit.log"), "ca_key_encrypt"));
+    auto verify = run(bin + " audit verify --data-dir " + data.string());
+    BOOST_TEST(verify.exit_code == 0, verify.output);
+    // And the next start without the passphrase is refused: the key is encrypted.
+    auto refused = run("timeout 30 " + bin + " serve --data-dir " + data.string() + " --listen 127.0.0.1:0");
+    BOOST_TEST(refused.exit_code != 0);
+    BOOST_TEST(has(refused.output, "no passphrase"), refused.output);
+}
