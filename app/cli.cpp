@@ -6,6 +6,7 @@
 #include "storage/atomic_file.hpp"
 #include "storage/audit_log.hpp"
 #include "storage/ca_files.hpp"
+#include "storage/leftovers.hpp"
 
 #include <boost/program_options.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -79,6 +80,8 @@ int cmd_init(const std::vector<std::string>& args) {
     own.add_options()("server-cert", po::value<std::vector<std::string>>()->multitoken(), "TLS server certificate names");
     auto a = parse(args, own);
     auto cfg = load_config(a.config_file, a.overrides);
+    // A server may be running on this data dir: only leftovers too old to be a write in flight.
+    (void)storage::remove_temp_leftovers(storage::layout{cfg.data_dir}, std::chrono::minutes(10));
     auto rep = init_data_dir(cfg, a.config_file);
     if (!rep) throw error_exception(rep.error());
     std::cout << (rep->created_ca ? "created CA " : "CA exists ") << rep->ca_fingerprint << " in "

@@ -4,6 +4,7 @@
 #include "app/server_options.hpp"
 #include "app/systemd.hpp"
 #include "net/server.hpp"
+#include "storage/leftovers.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -37,6 +38,8 @@ int run_server(const config& given, const std::filesystem::path& config_file, co
     asio::io_context signal_ctx;
     asio::signal_set signals(signal_ctx, SIGINT, SIGTERM, SIGHUP);
 
+    // Nothing writes to the data dir yet: every temp file is a leftover of an interrupted write.
+    (void)storage::remove_temp_leftovers(storage::layout{cfg.data_dir}, std::chrono::seconds(0));
     auto rep = init_data_dir(cfg, config_file);
     if (!rep) throw error_exception(rep.error());
     if (!rep->admin_token.empty()) {

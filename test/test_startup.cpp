@@ -72,6 +72,12 @@ std::string serial_hex(const fs::path& cert) {
     return s;
 }
 
+// Plants `path` with some bytes, `age` old.
+void plant(const fs::path& path, std::chrono::seconds age = 0s) {
+    write_text(path, "half-written");
+    if (age.count()) fs::last_write_time(path, fs::file_time_type::clock::now() - age);
+}
+
 } // namespace
 
 BOOST_AUTO_TEST_CASE(the_init_server_certificate_is_known_to_ocsp_the_crl_and_revocation) {
@@ -185,4 +191,52 @@ BOOST_AUTO_TEST_CASE(with_a_passphrase_the_ca_key_is_written_encrypted_by_backup
     auto refused = run("timeout 30 " + bin + " serve --data-dir " + data.string() + " --listen 127.0.0.1:0");
     BOOST_TEST(refused.exit_code != 0);
     BOOST_TEST(has(refused.output, "no passphrase"), refused.output);
+}
+
+BOOST_AUTO_TEST_CASE(serve_start_removes_every_temp_leftover_of_an_interrupted_write) {
+    temp_dir dir;
+    const auto data = dir / "data";
+    auto init = run(bin + " init --data-dir " + data.string() + " --ca.key_type ec-p256 --server-cert localhost");
+    BOOST_REQUIRE_MESSAGE(init.exit_code == 0, init.output);
+    fs::path cert_dir;   // the listener certificate's directory in the store
+    for (const auto& e : fs::recursive_directory_iterator(data / "certs/client"))
+        if (e.path().filename() == "metadata.json") cert_dir = e.path().parent_path();
+    BOOST_REQUIRE(!cert_dir.empty());
+    const std::vector<fs::path> leftovers = {
+        data / "certs/crl/.crl.der.tmp-0123456789ab",       data / "certs/crl/.crl_state.json.tmp-0123456789ab",
+        data / "certs/ca/.ca.key.tmp-0123456789ab",         data / "certs/ca/.crl.pem.tmp-abcdef012345",
+        data / "state/.renewal_sweep.json.tmp-0123456789ab", data / ".admin.token.tmp-0123456789ab",
+        data / "certs/ocsp/.responder.key.tmp-0123456789ab", data / "tls/.server.key.tmp-0123456789ab",
+        cert_dir / ".metadata.json.tmp-0123456789ab"};
+    for (const auto& p : leftovers) plant(p);
+    const std::vector<fs::path> not_ours = {data / "state/.notes.tmp-mine", data / "certs/ca/ca.key.bak"};
+    for (const auto& p : not_ours) plant(p);
+
+    {
+        server s(dir.path(), data);
+        for (const auto& p : leftovers) BOOST_TEST(!fs::exists(p), p.string() << " survived the start");
+        for (const auto& p : not_ours) BOOST_TEST(fs::exists(p), p.string() << " was removed");
+    }
+    const auto log = read_text(dir / "serve.err");
+    BOOST_TEST(has(log, "certs/crl/.crl.der.tmp-0123456789ab"), log);
+    BOOST_TEST(has(log, ".admin.token.tmp-0123456789ab"), log);
+}
+
+BOOST_AUTO_TEST_CASE(init_removes_old_temp_leftovers_and_leaves_writes_that_may_be_in_flight) {
+    temp_dir dir;
+    const auto data = dir / "data";
+    auto init = run(bin + " init --data-dir " + data.string() + " --ca.key_type ec-p256");
+    BOOST_REQUIRE_MESSAGE(init.exit_code == 0, init.output);
+    const auto old_crl = data / "certs/crl/.crl.der.tmp-0123456789ab";
+    const auto old_state = data / "state/.renewal_sweep.json.tmp-0123456789ab";
+    const auto fresh = data / "certs/crl/.crl.der.tmp-fedcba987654";
+    plant(old_crl, 3600s);
+    plant(old_state, 3600s);
+    plant(fresh);
+    auto again = run(bin + " init --data-dir " + data.string());
+    BOOST_REQUIRE_MESSAGE(again.exit_code == 0, again.output);
+    BOOST_TEST(!fs::exists(old_crl));
+    BOOST_TEST(!fs::exists(old_state));
+    BOOST_TEST(fs::exists(fresh));   // a running server may be writing it
+    BOOST_TEST(has(again.output, old_crl.string()), again.output);
 }
