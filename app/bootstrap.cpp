@@ -42,6 +42,12 @@ std::string new_token() {
     return t;
 }
 
+std::string admin_token_announcement(const init_report& rep, bool to_terminal) {
+    if (to_terminal)
+        return "admin token (shown once, also in " + rep.admin_token_file.string() + "): " + rep.admin_token;
+    return "admin token written to " + rep.admin_token_file.string() + " (0600; not printed: stdout is not a terminal)";
+}
+
 fs::path resolve_config_file(const fs::path& given, const std::vector<std::string>& overrides) {
     if (!given.empty()) return given;
     fs::path data_dir = "./data";
@@ -134,6 +140,20 @@ result<init_report> init_data_dir(const config& cfg, const fs::path& config_file
     auto ca = storage::load_ca(l, passphrase);
     if (!ca) return ca.error();
     rep.ca_fingerprint = (*ca)->fingerprint_sha256();
+    // With a passphrase the CA key is only ever on disk encrypted (certmate.conf.example): a
+    // plain one (restored by hand, or written before the passphrase was set) is encrypted now.
+    if (passphrase) {
+        auto enc = storage::encrypt_ca_key_in_place(l, *passphrase);
+        if (!enc) return enc.error();
+        if (*enc) {
+            spdlog::warn("{} was not encrypted although a CA passphrase is configured: encrypted it in place",
+                         l.ca_key().string());
+            if (auto r = audit_cli_operation(l, "ca_key_encrypt", "ca", rep.ca_fingerprint,
+                                             {{"reason", "plain CA key found with a passphrase configured"}});
+                !r)
+                return r.error();
+        }
+    }
     auto responder = storage::ensure_ocsp_responder(l, **ca, std::chrono::system_clock::now(), std::chrono::hours(24 * 30));
     if (!responder) return responder.error();
 
@@ -176,6 +196,31 @@ result<std::optional<std::string>> tls_key_passphrase(const config& cfg) {
     return std::optional<std::string>(p);
 }
 
+// Puts the listener certificate into the store as certs/client/server/server-<fingerprint
+// prefix>/ (cert.crt and metadata.json; no key: it is tls/server.key), renewal off.
+result<void> record_server_cert(const storage::layout& l, const issued_cert& cert, const issue_request& req,
+                                const std::string& organization) {
+    cert_record rec;
+    rec.identifier = "server-" + cert.fingerprint_sha256.substr(0, 16);
+    rec.subject.common_name = req.subject.common_name;
+    rec.subject.organization = organization;
+    rec.serial_number = cert.serial_decimal;
+    rec.key_usage = cert.key_usage;
+    rec.extended_key_usage = cert.extended_key_usage;
+    rec.created_at = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+    rec.not_before = cert.not_before;
+    rec.expires_at = cert.not_after;
+    rec.usage = cert_usage::server;
+    rec.notes = "TLS listener certificate from certmate init --server-cert (key in tls/server.key)";
+    rec.renewal.renewal_enabled = false;
+    rec.fingerprint_sha256 = cert.fingerprint_sha256;
+    rec.key_type = std::string(to_string(key_type::ec_p256));
+    rec.sans = req.sans;
+    rec.has_private_key = false;
+    storage::fs_store store(l);
+    return store.create(rec, storage::cert_files{cert.pem, std::nullopt, std::nullopt});
+}
+
 } // namespace
 
 result<server_cert_report> issue_server_cert(const config& cfg, const std::vector<std::string>& names, int validity_days) {
@@ -208,6 +253,10 @@ result<server_cert_report> issue_server_cert(const config& cfg, const std::vecto
     if (!cert) return cert.error();
     auto key_pem = private_key_to_pem(key->get(), *passphrase);
     if (!key_pem) return key_pem.error();
+
+    // Recorded first (usage server, the key stays in tls/), so OCSP, the CRL and revocation know
+    // every listener certificate that may be in use.
+    if (auto r = record_server_cert(l, *cert, req, cfg.ca_organization); !r) return r.error();
 
     if (auto r = storage::ensure_dir(l.tls_dir(), fs::perms(0700)); !r) return r.error();
     // The key first: a certificate never sits next to a key it does not match for long.

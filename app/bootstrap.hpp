@@ -58,4 +58,8 @@ result<void> audit_cli_operation(const storage::layout& l, std::string operation
 // A new random bearer token (cm_ + 43 base64url characters).
 std::string new_token();
 
+// The line announcing a new admin token: the token itself only when `to_terminal` (stdout is a
+// tty); otherwise only where it is (admin.token, 0600), so it never lands in a journal or CI log.
+std::string admin_token_announcement(const init_report& rep, bool to_terminal);
+
 } // namespace certmate::app

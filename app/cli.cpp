@@ -7,10 +7,13 @@
 #include "storage/atomic_file.hpp"
 #include "storage/audit_log.hpp"
 #include "storage/ca_files.hpp"
+#include "storage/leftovers.hpp"
 
 #include <boost/program_options.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+
+#include <unistd.h>
 
 #include <iostream>
 
@@ -79,12 +82,14 @@ int cmd_init(const std::vector<std::string>& args) {
     own.add_options()("server-cert", po::value<std::vector<std::string>>()->multitoken(), "TLS server certificate names");
     auto a = parse(args, own);
     auto cfg = load_config(a.config_file, a.overrides);
+    // A server may be running on this data dir: only leftovers too old to be a write in flight.
+    (void)storage::remove_temp_leftovers(storage::layout{cfg.data_dir}, std::chrono::minutes(10));
     auto rep = init_data_dir(cfg, a.config_file);
     if (!rep) throw error_exception(rep.error());
     std::cout << (rep->created_ca ? "created CA " : "CA exists ") << rep->ca_fingerprint << " in "
               << (cfg.data_dir / "certs" / "ca").string() << "\n";
     if (!rep->admin_token.empty()) {
-        std::cout << "admin token (shown once, also in " << rep->admin_token_file.string() << "): " << rep->admin_token << "\n";
+        std::cout << admin_token_announcement(*rep, ::isatty(STDOUT_FILENO) == 1) << "\n";
         if (!rep->config_written.empty()) std::cout << "wrote starter config " << rep->config_written.string() << "\n";
         else
             std::cout << "add to the [auth] section of your config:\ntoken = "
@@ -115,7 +120,8 @@ int cmd_ca(const std::vector<std::string>& args) {
     storage::layout l{cfg.data_dir};
     if (args[0] == "backup") {
         if (!a.vm.count("out")) throw error_exception(make_error(errc::invalid_argument, "ca backup needs --out FILE"));
-        if (auto r = storage::backup_ca(l, a.vm["out"].as<std::string>()); !r) throw error_exception(r.error());
+        if (auto r = storage::backup_ca(l, a.vm["out"].as<std::string>(), ca_passphrase(cfg)); !r)
+            throw error_exception(r.error());
         std::cout << "wrote CA backup " << a.vm["out"].as<std::string>() << "\n";
         return 0;
     }
@@ -125,7 +131,9 @@ int cmd_ca(const std::vector<std::string>& args) {
         auto rep = storage::restore_ca(l, a.vm["in"].as<std::string>(), a.vm["force"].as<bool>(), ca_passphrase(cfg));
         if (!rep) throw error_exception(rep.error());
         if (auto w = audit_cli_operation(l, "ca_restore", "ca", rep->fingerprint_sha256,
-                                         {{"files", rep->files}, {"replaced_different_ca", rep->replaced}});
+                                         {{"files", rep->files},
+                                          {"replaced_different_ca", rep->replaced},
+                                          {"key_encrypted_with_passphrase", rep->key_encrypted}});
             !w)
             throw error_exception(w.error());
         std::cout << "restored CA " << rep->fingerprint_sha256 << " (" << rep->files << " files)\n";

@@ -4,12 +4,15 @@
 #include "app/server_options.hpp"
 #include "app/systemd.hpp"
 #include "net/server.hpp"
+#include "storage/leftovers.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <spdlog/spdlog.h>
+
+#include <unistd.h>
 
 #include <csignal>
 #include <functional>
@@ -36,11 +39,12 @@ int run_server(const config& given, const std::filesystem::path& config_file, co
     asio::io_context signal_ctx;
     asio::signal_set signals(signal_ctx, SIGINT, SIGTERM, SIGHUP);
 
+    // Nothing writes to the data dir yet: every temp file is a leftover of an interrupted write.
+    (void)storage::remove_temp_leftovers(storage::layout{cfg.data_dir}, std::chrono::seconds(0));
     auto rep = init_data_dir(cfg, config_file);
     if (!rep) throw error_exception(rep.error());
     if (!rep->admin_token.empty()) {
-        std::cout << "admin token (shown once, also in " << rep->admin_token_file.string() << "): " << rep->admin_token
-                  << std::endl;
+        std::cout << admin_token_announcement(*rep, ::isatty(STDOUT_FILENO) == 1) << std::endl;
         // With an operator's config file the token only works once its hash is there.
         if (rep->config_written.empty())
             std::cout << "add to the [auth] section of " << config_file.string() << " (then SIGHUP):\ntoken = "

@@ -19,8 +19,8 @@ std::string_view name_of(const std::array<std::pair<E, std::string_view>, N>& ta
     return "unknown";
 }
 
-constexpr std::array<std::pair<cert_usage, std::string_view>, 3> usages{{
-    {cert_usage::api_mtls, "api-mtls"}, {cert_usage::vpn, "vpn"}, {cert_usage::other, "other"}}};
+constexpr std::array<std::pair<cert_usage, std::string_view>, 4> usages{{
+    {cert_usage::api_mtls, "api-mtls"}, {cert_usage::vpn, "vpn"}, {cert_usage::other, "other"}, {cert_usage::server, "server"}}};
 constexpr std::array<std::pair<api_role, std::string_view>, 3> roles{{
     {api_role::viewer, "viewer"}, {api_role::operator_, "operator"}, {api_role::admin, "admin"}}};
 constexpr std::array<std::pair<revocation_reason, std::string_view>, 10> reasons{{

@@ -13,10 +13,12 @@
 
 namespace certmate {
 
-enum class cert_usage { api_mtls, vpn, other };
-std::string_view to_string(cert_usage u) noexcept;             // "api-mtls", "vpn", "other"
+// `server`: the CA's own TLS listener certificate from `certmate init --server-cert`, recorded so
+// OCSP, the CRL and revocation know it; never issued through the API.
+enum class cert_usage { api_mtls, vpn, other, server };
+std::string_view to_string(cert_usage u) noexcept;             // "api-mtls", "vpn", "other", "server"
 std::optional<cert_usage> parse_cert_usage(std::string_view s) noexcept;
-inline constexpr cert_usage all_usages[] = {cert_usage::api_mtls, cert_usage::vpn, cert_usage::other};
+inline constexpr cert_usage all_usages[] = {cert_usage::api_mtls, cert_usage::vpn, cert_usage::other, cert_usage::server};
 
 enum class api_role { viewer = 1, operator_ = 2, admin = 3 };
 std::string_view to_string(api_role r) noexcept;               // "viewer", "operator", "admin"

@@ -33,7 +33,10 @@ asio::awaitable<response> health(call& c) {
     check("audit", svc.audit_log().healthy(), "the audit log cannot be written; mutations are refused");
     auto crl = svc.current_crl();
     check("crl", crl && crl->next_update > now, crl ? "the CRL is past its nextUpdate" : "no CRL published yet");
-    check("storage", ::access(svc.paths().data_dir.c_str(), W_OK | X_OK) == 0, "the data directory is not writable");
+    // A change whose directory fsync failed is visible but may not survive a power loss.
+    const bool writable = ::access(svc.paths().data_dir.c_str(), W_OK | X_OK) == 0;
+    const auto io_error = svc.store().io_error();
+    check("storage", writable && !io_error, writable ? io_error.value_or("") : "the data directory is not writable");
     check("rate_limiter", true, {});
     co_return json_response(ok ? http::status::ok : http::status::service_unavailable,
                              json::object{{"status", ok ? "ok" : "degraded"}, {"checks", std::move(checks)}});

@@ -13,7 +13,12 @@
 
 namespace certmate::storage {
 
+std::function<int(const fs::path& dir)> fsync_dir_fault_hook;
+
 namespace {
+
+constexpr std::string_view temp_marker = ".tmp-";
+constexpr std::size_t suffix_len = 12;
 
 error io_error(const char* what, const fs::path& p, int err) {
     spdlog::error("storage: {} {}: {}", what, p.string(), std::strerror(err));
@@ -32,7 +37,7 @@ struct fd_guard {
 std::string random_suffix() {
     thread_local std::mt19937_64 gen{std::random_device{}()};
     static constexpr char hex[] = "0123456789abcdef";
-    std::string s(12, '0');
+    std::string s(suffix_len, '0');
     auto v = gen();
     for (auto& c : s) {
         c = hex[v & 0xf];
@@ -87,11 +92,13 @@ result<void> write_file_synced(const fs::path& path, std::string_view data, fs::
     return create_and_write(path, data, mode, exists);
 }
 
-result<void> write_file_atomic(const fs::path& path, std::string_view data, fs::perms mode) {
+result<void> write_file_atomic(const fs::path& path, std::string_view data, fs::perms mode,
+                               std::optional<error>& late_error) {
+    late_error.reset();
     const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
     fs::path tmp;
     for (int attempt = 0;; ++attempt) {
-        tmp = dir / ("." + path.filename().string() + ".tmp-" + random_suffix());
+        tmp = dir / ("." + path.filename().string() + std::string(temp_marker) + random_suffix());
         bool exists = false;
         auto r = create_and_write(tmp, data, mode, exists);
         if (r) break;
@@ -102,7 +109,23 @@ result<void> write_file_atomic(const fs::path& path, std::string_view data, fs::
         ::unlink(tmp.c_str());
         return io_error("rename", path, err);
     }
-    return fsync_dir(dir);
+    // From here on the new content is what readers see.
+    if (auto r = fsync_dir(dir); !r) late_error = r.error();
+    return {};
+}
+
+result<void> write_file_atomic(const fs::path& path, std::string_view data, fs::perms mode) {
+    std::optional<error> late;
+    if (auto r = write_file_atomic(path, data, mode, late); !r) return r;
+    if (late) return *late;
+    return {};
+}
+
+bool is_atomic_temp_name(std::string_view name) noexcept {
+    if (name.size() < 1 + temp_marker.size() + suffix_len + 1 || name.front() != '.') return false;
+    const auto suffix = name.substr(name.size() - suffix_len);
+    if (suffix.find_first_not_of("0123456789abcdef") != std::string_view::npos) return false;
+    return name.substr(name.size() - suffix_len - temp_marker.size(), temp_marker.size()) == temp_marker;
 }
 
 result<std::string> read_file(const fs::path& path) {
@@ -128,6 +151,8 @@ result<std::string> read_file(const fs::path& path) {
 }
 
 result<void> fsync_dir(const fs::path& dir) {
+    if (fsync_dir_fault_hook)
+        if (int err = fsync_dir_fault_hook(dir); err != 0) return io_error("fsync dir", dir, err);
     fd_guard g{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
     if (g.fd < 0) return io_error("open dir", dir, errno);
     if (::fsync(g.fd) != 0) return io_error("fsync dir", dir, errno);
@@ -143,6 +168,9 @@ result<void> ensure_dir(const fs::path& dir, fs::perms mode) {
         if (::mkdir(cur.c_str(), m) == 0) {
             // mkdir(2) applies the umask; set exactly the mode asked for.
             if (::chmod(cur.c_str(), m) != 0) return io_error("chmod", cur, errno);
+            // The new entry lives in the parent: without this fsync a power loss may drop it
+            // (and whatever is later renamed into it), see fsync(2) NOTES.
+            if (auto r = fsync_dir(cur.has_parent_path() ? cur.parent_path() : fs::path(".")); !r) return r;
             continue;
         }
         if (errno != EEXIST) return io_error("mkdir", cur, errno);

@@ -40,6 +40,32 @@ result<std::shared_ptr<const certificate_authority>> load_ca(const layout& l, st
     return std::shared_ptr<const certificate_authority>(std::make_shared<certificate_authority>(std::move(*ca)));
 }
 
+bool key_pem_encrypted(std::string_view pem) noexcept {
+    return pem.find("-----BEGIN ENCRYPTED PRIVATE KEY-----") != std::string_view::npos ||
+           pem.find("Proc-Type: 4,ENCRYPTED") != std::string_view::npos;
+}
+
+namespace {
+
+// `pem` (a plain private key) as encrypted PKCS#8 under `passphrase`.
+result<std::string> encrypt_key_pem(std::string_view pem, std::string_view passphrase) {
+    auto key = load_private_key(pem, std::nullopt);
+    if (!key) return key.error();
+    return private_key_to_pem(key->get(), passphrase);
+}
+
+} // namespace
+
+result<bool> encrypt_ca_key_in_place(const layout& l, std::string_view passphrase) {
+    auto key = read_file(l.ca_key());
+    if (!key) return key.error();
+    if (key_pem_encrypted(*key)) return false;
+    auto enc = encrypt_key_pem(*key, passphrase);
+    if (!enc) return enc.error();
+    if (auto r = write_file_atomic(l.ca_key(), *enc, fs::perms(0600)); !r) return r.error();
+    return true;
+}
+
 result<crl_state> load_crl_state(const layout& l) {
     std::error_code ec;
     if (!fs::exists(l.crl_state(), ec)) return crl_state{};
@@ -65,11 +91,12 @@ result<crl_state> load_crl_state(const layout& l) {
     return s;
 }
 
-result<void> save_crl_state(const layout& l, const crl_state& s) {
+result<void> save_crl_state(const layout& l, const crl_state& s, std::optional<error>* late) {
     if (auto r = ensure_dir(l.crl_dir()); !r) return r;
     json::object o{{"crl_number", s.crl_number}};
     o["this_update"] = s.this_update ? json::value(format_time(*s.this_update)) : json::value(nullptr);
     o["next_update"] = s.next_update ? json::value(format_time(*s.next_update)) : json::value(nullptr);
+    if (late) return write_file_atomic(l.crl_state(), json::serialize(o) + "\n", fs::perms(0644), *late);
     return write_file_atomic(l.crl_state(), json::serialize(o) + "\n");
 }
 
@@ -164,7 +191,7 @@ result<std::vector<std::pair<std::string, std::string>>> tar_unpack(std::string_
     return bad("missing end-of-archive marker");
 }
 
-result<void> backup_ca(const layout& l, const fs::path& archive) {
+result<void> backup_ca(const layout& l, const fs::path& archive, std::optional<std::string_view> passphrase) {
     if (!ca_exists(l)) return make_error(errc::ca_missing, "no CA in " + l.ca_dir().string());
     std::vector<std::pair<std::string, std::string>> files;
     for (const auto& m : ca_backup_members()) {
@@ -172,6 +199,12 @@ result<void> backup_ca(const layout& l, const fs::path& archive) {
         if (!fs::exists(l.data_dir / m, ec)) continue;
         auto data = read_file(l.data_dir / m);
         if (!data) return data.error();
+        if (m == "certs/ca/ca.key" && passphrase && !key_pem_encrypted(*data)) {
+            auto enc = encrypt_key_pem(*data, *passphrase);
+            if (!enc) return enc.error();
+            spdlog::warn("ca.key on disk is not encrypted; the backup holds it encrypted with the configured passphrase");
+            *data = std::move(*enc);
+        }
         files.emplace_back(m, std::move(*data));
     }
     return write_file_atomic(archive, tar_pack(files), fs::perms(0600));
@@ -206,6 +239,15 @@ result<restore_report> restore_ca(const layout& l, const fs::path& archive, bool
         if (ca.error().code != errc::bad_passphrase || passphrase)
             return make_error(errc::invalid_argument, "CA backup is unusable: " + ca.error().message);
         spdlog::warn("CA backup holds an encrypted key and no passphrase is configured: restored unchecked");
+    }
+    // With a passphrase the CA key is only ever written encrypted.
+    if (passphrase && !key_pem_encrypted(key_pem)) {
+        auto enc = encrypt_key_pem(key_pem, *passphrase);
+        if (!enc) return enc.error();
+        for (auto& [name, data] : *files)
+            if (name == "certs/ca/ca.key") data = *enc;
+        rep.key_encrypted = true;
+        spdlog::info("the backup's CA key is not encrypted; it is written encrypted with the configured passphrase");
     }
 
     if (ca_exists(l)) {

@@ -20,8 +20,16 @@ bool ca_exists(const layout& l);
 result<void> save_ca(const layout& l, const certificate_authority& ca, std::optional<std::string_view> passphrase);
 result<std::shared_ptr<const certificate_authority>> load_ca(const layout& l, std::optional<std::string_view> passphrase);
 
+// True when `pem` holds an encrypted private key (PKCS#8 or legacy PEM encryption).
+bool key_pem_encrypted(std::string_view pem) noexcept;
+// With a passphrase configured the CA key is only ever on disk encrypted: a plain ca.key is
+// rewritten encrypted with `passphrase` (atomically, 0600). True when it was rewritten, false
+// when it already was encrypted.
+result<bool> encrypt_ca_key_in_place(const layout& l, std::string_view passphrase);
+
 result<crl_state> load_crl_state(const layout& l);   // zero state when the file is absent
-result<void> save_crl_state(const layout& l, const crl_state& s);
+// `late`, when given, takes a directory fsync failure after the rename (see write_file_atomic).
+result<void> save_crl_state(const layout& l, const crl_state& s, std::optional<error>* late = nullptr);
 
 // The delegated OCSP responder: certs/ocsp/responder.crt, responder.key (0600).
 // Returns the one on disk, or issues (and saves) a new one when none exists or the one on disk
@@ -31,15 +39,18 @@ result<std::shared_ptr<const ocsp_responder>> ensure_ocsp_responder(const layout
 
 // Files in a CA backup, relative to data_dir.
 std::vector<std::string> ca_backup_members();
-result<void> backup_ca(const layout& l, const fs::path& archive);
+// With `passphrase`, a plain ca.key goes into the archive encrypted with it.
+result<void> backup_ca(const layout& l, const fs::path& archive, std::optional<std::string_view> passphrase = std::nullopt);
 struct restore_report {
     std::string fingerprint_sha256;
     std::size_t files = 0;
     bool replaced = false;
+    bool key_encrypted = false;   // the archive's plain key was written encrypted with the passphrase
 };
 // Refuses (errc::ca_mismatch) to replace a different CA unless `force`; restoring the same CA is fine.
 // The archive's key must match its certificate (checked with `passphrase` when the key is
-// encrypted; without one an encrypted key is restored unchecked, and a warning logged).
+// encrypted; without one an encrypted key is restored unchecked, and a warning logged). With
+// `passphrase`, a plain key in the archive is written encrypted with it.
 result<restore_report> restore_ca(const layout& l, const fs::path& archive, bool force,
                                   std::optional<std::string_view> passphrase = std::nullopt);
 

@@ -205,7 +205,7 @@ list_page cert_index::query(const list_query& q, time_point now, int default_exp
 
 cert_stats cert_index::stats(time_point now, int expiring_days) const {
     cert_stats s;
-    std::size_t per_usage[3] = {0, 0, 0};
+    std::size_t per_usage[std::size(all_usages)] = {};
     for (const auto& r : rows_) {
         ++s.total;
         ++per_usage[static_cast<std::size_t>(r.usage)];

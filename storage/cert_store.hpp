@@ -32,7 +32,7 @@ struct crl_state {
 
 struct load_report {
     std::vector<cert_record> records;
-    std::vector<std::string> removed_leftovers;  // temp dirs of interrupted writes, removed
+    std::vector<std::string> removed_leftovers;  // temp dirs and files of interrupted writes, removed
     std::vector<std::string> skipped;            // unreadable entries, with the reason (logged, not loaded)
 };
 
@@ -61,6 +61,11 @@ public:
     // The renewal sweep's last run (nullopt: never, or unreadable, which is logged).
     virtual std::optional<renewal_summary> load_last_sweep() const = 0;
     virtual result<void> save_last_sweep(const renewal_summary& s) = 0;
+
+    // [any thread] The first write that took effect but whose durability is unknown (a directory
+    // fsync failed after its rename: the operation reported success, since the change is visible),
+    // kept until restart; nullopt when none. /health reports it.
+    virtual std::optional<std::string> io_error() const = 0;
 };
 
 } // namespace certmate::storage

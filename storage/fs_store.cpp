@@ -164,6 +164,27 @@ result<cert_record> load_one(const fs::path& dir, cert_usage usage, const std::s
     return rec;
 }
 
+// Removes write_file_atomic's temp files left in one certificate directory by a crash (an
+// interrupted metadata.json rewrite); each one is reported as "<usage>/<id>/<name>: ...".
+void remove_temp_files(const fs::path& dir, std::string_view prefix, std::vector<std::string>& removed) {
+    std::error_code ec;
+    bool changed = false;
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+        const std::string name = it->path().filename().string();
+        if (!is_atomic_temp_name(name)) continue;
+        std::error_code rec;
+        if (!fs::remove(it->path(), rec) || rec) {
+            spdlog::error("fs_store: cannot remove {}: {}", it->path().string(), rec.message());
+            continue;
+        }
+        std::string msg = std::string(prefix) + "/" + name + ": removed (interrupted write)";
+        spdlog::warn("fs_store: leftover {}", msg);
+        removed.push_back(std::move(msg));
+        changed = true;
+    }
+    if (changed) (void)fsync_dir(dir);
+}
+
 // Finishes or rolls back interrupted creates and replaces in one usage directory.
 void recover_usage_dir(const fs::path& udir, std::string_view uname, load_report& rep) {
     std::vector<std::string> tmps, news, olds;
@@ -270,7 +291,8 @@ result<void> fs_store::create(const cert_record& rec, const cert_files& files) {
         }
     }
     if (crashed("renamed")) return crash_error("renamed");
-    if (auto r = fsync_dir(udir); !r) return r;
+    // The certificate is in place from here on: a failing fsync is reported, not returned.
+    if (auto r = fsync_dir(udir); !r) note_late_error(r.error());
     if (crashed("parent-synced")) return crash_error("parent-synced");
     return {};
 }
@@ -319,10 +341,11 @@ result<void> fs_store::replace(const cert_record& rec, const cert_files& files) 
         ::rename(old.c_str(), dir.c_str());
         return fail(fs_error("rename", *tmp, err));
     }
-    if (auto r = fsync_dir(udir); !r) return r;
+    // The new certificate is in place from here on: a failing fsync is reported, not returned.
+    if (auto r = fsync_dir(udir); !r) note_late_error(r.error());
     if (crashed("new-renamed")) return crash_error("new-renamed");
     remove_tree(old);
-    if (auto r = fsync_dir(udir); !r) return r;
+    if (auto r = fsync_dir(udir); !r) note_late_error(r.error());
     if (crashed("old-removed")) return crash_error("old-removed");
     return {};
 }
@@ -331,7 +354,7 @@ result<void> fs_store::write_metadata(const cert_record& rec) {
     if (!valid_identifier(rec.identifier)) return make_error(errc::invalid_identifier, "invalid identifier", "identifier");
     const fs::path dir = layout_.cert_dir(rec.usage, rec.identifier);
     if (!exists_nofollow(dir)) return make_error(errc::not_found, "certificate not found", "identifier");
-    return write_file_atomic(dir / "metadata.json", metadata_text(rec), fs::perms(0644));
+    return write_visible(dir / "metadata.json", metadata_text(rec), fs::perms(0644));
 }
 
 result<std::string> fs_store::read_file(cert_usage usage, const std::string& id, file_kind kind) const {
@@ -379,6 +402,7 @@ result<load_report> fs_store::load_all(unsigned threads) {
     struct slot {
         std::vector<std::pair<cert_usage, cert_record>> records;
         std::vector<std::string> skipped;
+        std::vector<std::string> removed;
     };
     const unsigned n = std::max(1u, std::min<unsigned>(threads, static_cast<unsigned>(std::max<std::size_t>(1, jobs.size()))));
     std::vector<slot> slots(n);
@@ -386,7 +410,9 @@ result<load_report> fs_store::load_all(unsigned threads) {
     auto work = [&](slot& s) {
         for (std::size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < jobs.size();) {
             const auto& j = jobs[i];
-            auto rec = load_one(layout_.cert_dir(j.usage, j.name), j.usage, j.name);
+            const fs::path dir = layout_.cert_dir(j.usage, j.name);
+            remove_temp_files(dir, std::string(to_string(j.usage)) + "/" + j.name, s.removed);
+            auto rec = load_one(dir, j.usage, j.name);
             if (rec) s.records.emplace_back(j.usage, std::move(*rec));
             else s.skipped.push_back(std::string(to_string(j.usage)) + "/" + j.name + ": " + rec.error().message);
         }
@@ -403,6 +429,7 @@ result<load_report> fs_store::load_all(unsigned threads) {
     for (auto& s : slots) {
         std::move(s.records.begin(), s.records.end(), std::back_inserter(all));
         std::move(s.skipped.begin(), s.skipped.end(), std::back_inserter(rep.skipped));
+        std::move(s.removed.begin(), s.removed.end(), std::back_inserter(rep.removed_leftovers));
     }
     std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) {
         if (a.second.identifier != b.second.identifier) return a.second.identifier < b.second.identifier;
@@ -426,12 +453,17 @@ result<load_report> fs_store::load_all(unsigned threads) {
 
 result<crl_state> fs_store::load_crl_state() const { return storage::load_crl_state(layout_); }
 
-result<void> fs_store::save_crl_state(const crl_state& s) { return storage::save_crl_state(layout_, s); }
+result<void> fs_store::save_crl_state(const crl_state& s) {
+    std::optional<error> late;
+    if (auto r = storage::save_crl_state(layout_, s, &late); !r) return r;
+    if (late) note_late_error(*late);
+    return {};
+}
 
 result<void> fs_store::publish_crl(std::string_view der, std::string_view pem) {
     if (auto r = ensure_dir(layout_.crl_dir()); !r) return r;
-    if (auto r = write_file_atomic(layout_.crl_der(), der); !r) return r;
-    return write_file_atomic(layout_.crl_pem(), pem);
+    if (auto r = write_visible(layout_.crl_der(), der, fs::perms(0644)); !r) return r;
+    return write_visible(layout_.crl_pem(), pem, fs::perms(0644));
 }
 
 std::optional<std::pair<std::string, std::string>> fs_store::published_crl() const {
@@ -443,6 +475,31 @@ std::optional<std::pair<std::string, std::string>> fs_store::published_crl() con
 
 std::optional<renewal_summary> fs_store::load_last_sweep() const { return storage::load_last_sweep(layout_); }
 
-result<void> fs_store::save_last_sweep(const renewal_summary& s) { return storage::save_last_sweep(layout_, s); }
+result<void> fs_store::save_last_sweep(const renewal_summary& s) {
+    std::optional<error> late;
+    if (auto r = storage::save_last_sweep(layout_, s, &late); !r) return r;
+    if (late) note_late_error(*late);
+    return {};
+}
+
+std::optional<std::string> fs_store::io_error() const {
+    std::lock_guard lk(io_mu_);
+    return io_error_;
+}
+
+// Kept until restart: after a failed fsync Linux may have dropped the dirty pages, so a later
+// successful fsync proves nothing about the earlier write (fsync(2), "fsyncgate").
+void fs_store::note_late_error(const error& e) {
+    spdlog::error("fs_store: a change is visible but may not survive a power loss: {}", e.message);
+    std::lock_guard lk(io_mu_);
+    if (!io_error_) io_error_ = e.message + " after a change was made; its durability is unknown (restart to clear)";
+}
+
+result<void> fs_store::write_visible(const fs::path& path, std::string_view data, fs::perms mode) {
+    std::optional<error> late;
+    if (auto r = write_file_atomic(path, data, mode, late); !r) return r;
+    if (late) note_late_error(*late);
+    return {};
+}
 
 } // namespace certmate::storage

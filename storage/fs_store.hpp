@@ -2,7 +2,10 @@
 // certs/client/<usage>/<identifier>/{cert.crt, cert.key (0600), cert.csr, metadata.json}.
 // New certificates are written into certs/client/<usage>/.tmp-<identifier>-<random>/ and renamed
 // into place; replacements go through .new-/.old- directories so a crash at any step leaves
-// either the old or the new certificate; load_all() finishes or rolls back what it finds.
+// either the old or the new certificate; load_all() finishes or rolls back what it finds, and
+// removes write_file_atomic's temp files left inside certificate directories.
+// A directory fsync failing after the rename that made a change visible does not fail the call
+// (the index must follow the disk): it is kept as io_error() for /health.
 #pragma once
 
 #include "storage/cert_store.hpp"
@@ -31,6 +34,7 @@ public:
     std::optional<std::pair<std::string, std::string>> published_crl() const override;
     std::optional<renewal_summary> load_last_sweep() const override;
     result<void> save_last_sweep(const renewal_summary& s) override;
+    std::optional<std::string> io_error() const override;
 
     // Test hook: called with a step name ("files-written", "dir-synced", "renamed", ...) during
     // create/replace; returning false simulates a crash at that point (the call returns
@@ -38,7 +42,14 @@ public:
     std::function<bool(std::string_view step)> crash_hook;
 
 private:
+    // Records `e` (a directory fsync failing after a rename) as io_error() unless one is kept.
+    void note_late_error(const error& e);
+    // Runs write_file_atomic, turning a late directory fsync failure into note_late_error().
+    result<void> write_visible(const fs::path& path, std::string_view data, fs::perms mode);
+
     layout layout_;
+    mutable std::mutex io_mu_;
+    std::optional<std::string> io_error_;   // guarded by io_mu_
 };
 
 } // namespace certmate::storage

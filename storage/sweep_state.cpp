@@ -71,9 +71,11 @@ std::optional<renewal_summary> load_last_sweep(const layout& l) {
     return s;
 }
 
-result<void> save_last_sweep(const layout& l, const renewal_summary& s) {
+result<void> save_last_sweep(const layout& l, const renewal_summary& s, std::optional<error>* late) {
     if (auto r = ensure_dir(l.state_dir(), fs::perms(0700)); !r) return r;
-    return write_file_atomic(sweep_file(l), json::serialize(to_json(s)) + "\n");
+    const std::string text = json::serialize(to_json(s)) + "\n";
+    if (late) return write_file_atomic(sweep_file(l), text, fs::perms(0644), *late);
+    return write_file_atomic(sweep_file(l), text);
 }
 
 } // namespace certmate::storage

@@ -16,6 +16,7 @@ boost::json::object to_json(const renewal_summary& s);
 
 // The last recorded run (nullopt when none, or when the file is unreadable: logged).
 std::optional<renewal_summary> load_last_sweep(const layout& l);
-result<void> save_last_sweep(const layout& l, const renewal_summary& s);
+// `late`, when given, takes a directory fsync failure after the rename (see write_file_atomic).
+result<void> save_last_sweep(const layout& l, const renewal_summary& s, std::optional<error>* late = nullptr);
 
 } // namespace certmate::storage

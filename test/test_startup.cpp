@@ -1,0 +1,242 @@
+// The built binary around start-up (issue 10, points 10-13): the listener certificate from
+// `init --server-cert` is known to OCSP, the CRL and revocation; the admin token stays out of
+// piped stdout; the CA key passphrase holds on restore, backup and serve; temp leftovers of
+// interrupted writes are removed at start.
+#define BOOST_TEST_MODULE startup
+#include <boost/test/unit_test.hpp>
+
+#include "support/child_process.hpp"
+#include "support/http_client.hpp"
+#include "support/json_checks.hpp"
+#include "support/tools.hpp"
+
+#include <boost/json.hpp>
+
+#include <csignal>
+#include <thread>
+
+using namespace certmate::test;
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string bin = certmate_binary();
+
+bool has(const std::string& s, const std::string& what) { return s.find(what) != std::string::npos; }
+
+std::string token_of(const fs::path& data) {
+    std::string t = read_text(data / "admin.token");
+    t.erase(t.find_last_not_of('\n') + 1);
+    return t;
+}
+
+// `certmate serve` on `data` (port 0) with `extra` arguments; stdout read by the caller.
+struct server {
+    fs::path data;
+    std::unique_ptr<child_process> proc;
+    unsigned short port = 0;
+
+    server(const fs::path& dir, const fs::path& data_dir, std::vector<std::string> extra = {}) : data(data_dir) {
+        std::vector<std::string> argv{bin, "serve", "--data-dir", data.string(), "--listen", "127.0.0.1:0"};
+        argv.insert(argv.end(), extra.begin(), extra.end());
+        proc = std::make_unique<child_process>(argv, dir / "serve.err");
+        auto line = proc->wait_for_line("listening on http://", 30s);
+        BOOST_REQUIRE_MESSAGE(line, read_text(dir / "serve.err"));
+        port = port_of_listen_line(*line);
+    }
+    ~server() {
+        proc->signal(SIGTERM);
+        BOOST_TEST(proc->wait_exit(20s).value_or(-1) == 0);
+    }
+    std::string url() const { return "http://127.0.0.1:" + std::to_string(port); }
+};
+
+// `openssl ocsp` for `cert` against the server: the status word printed for it.
+std::string ocsp_status(const server& s, const fs::path& cert) {
+    const auto ca = (s.data / "certs/ca/ca.crt").string();
+    auto r = run("openssl ocsp -url " + s.url() + "/ocsp -issuer " + ca + " -CAfile " + ca + " -cert " + cert.string());
+    BOOST_TEST_INFO("ocsp: " << r.output);
+    BOOST_TEST(has(r.output, "Response verify OK"));
+    for (const char* w : {"good", "revoked", "unknown"})
+        if (has(r.output, cert.string() + ": " + w)) return w;
+    return "no answer";
+}
+
+// The serial of `cert` as `openssl crl -text` prints it (upper-case hex).
+std::string serial_hex(const fs::path& cert) {
+    auto r = run("openssl x509 -noout -serial -in " + cert.string());
+    BOOST_REQUIRE(r.exit_code == 0);
+    auto s = r.output.substr(r.output.find('=') + 1);
+    s.erase(s.find_last_not_of('\n') + 1);
+    return s;
+}
+
+// Plants `path` with some bytes, `age` old.
+void plant(const fs::path& path, std::chrono::seconds age = 0s) {
+    write_text(path, "half-written");
+    if (age.count()) fs::last_write_time(path, fs::file_time_type::clock::now() - age);
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(the_init_server_certificate_is_known_to_ocsp_the_crl_and_revocation) {
+    temp_dir dir;
+    const auto data = dir / "data";
+    auto init = run(bin + " init --data-dir " + data.string() + " --ca.key_type ec-p256 --server-cert localhost");
+    BOOST_REQUIRE_MESSAGE(init.exit_code == 0, init.output);
+    const auto crt = data / "tls/server.crt";
+
+    server s(dir.path(), data);
+    BOOST_TEST(ocsp_status(s, crt) == "good");
+
+    http_client http(s.port);
+    const auto admin = token_of(data);
+    auto list = http.get("/api/client-certs?cert_usage=server", admin);
+    BOOST_REQUIRE_EQUAL(list.status, 200u);
+    const auto items = obj(list).at("certificates").as_array();
+    BOOST_REQUIRE_EQUAL(items.size(), 1u);
+    const auto item = items.at(0).as_object();
+    const std::string id = str(item, "identifier");
+    BOOST_TEST(str(item, "cert_usage") == "server");
+    BOOST_TEST(str(item, "common_name") == "localhost");
+    BOOST_TEST(item.at("has_private_key") == boost::json::value(false));
+    auto stats = obj(http.get("/api/client-certs/stats", admin));
+    BOOST_TEST(stats.at("by_usage").as_object().at("server") == boost::json::value(1), boost::json::serialize(stats));
+    // No key is held in the store: it is tls/server.key.
+    BOOST_TEST(http.get("/api/client-certs/" + id + "/private-key", admin).status == 404u);
+
+    auto rev = http.post_json("/api/client-certs/" + id + "/revoke", R"({"reason":"keyCompromise"})", admin);
+    BOOST_REQUIRE_MESSAGE(rev.status == 200u, rev.body);
+    BOOST_TEST(ocsp_status(s, crt) == "revoked");
+    // The CRL (rebuilt in the background) carries the serial.
+    const auto hex = serial_hex(crt);
+    std::string text;
+    for (int i = 0; i < 100 && !has(text, "Serial Number: " + hex); ++i) {
+        if (i) std::this_thread::sleep_for(100ms);
+        write_text(dir / "crl.der", http.get("/crl.der").body);
+        text = run("openssl crl -inform DER -noout -text -in " + (dir / "crl.der").string()).output;
+    }
+    BOOST_TEST(has(text, "Serial Number: " + hex), text);
+    BOOST_TEST(has(text, "Key Compromise"), text);
+}
+
+BOOST_AUTO_TEST_CASE(first_serve_writes_the_admin_token_to_admin_token_only) {
+    temp_dir dir;
+    const auto data = dir / "data";
+    // stdout into a file, as a service manager's journal would take it.
+    const auto out = dir / "stdout.txt";
+    child_process proc({"/bin/sh", "-c",
+                        "exec " + bin + " serve --data-dir " + data.string() + " --listen 127.0.0.1:0 --ca.key_type ec-p256 >" +
+                            out.string()},
+                       dir / "serve.err");
+    std::string text;
+    for (int i = 0; i < 300 && !has(text, "listening on"); ++i) {
+        std::this_thread::sleep_for(100ms);
+        if (fs::exists(out)) text = read_text(out);
+    }
+    BOOST_REQUIRE_MESSAGE(has(text, "listening on"), read_text(dir / "serve.err"));
+    const auto token = token_of(data);
+    BOOST_TEST(token.rfind("cm_", 0) == 0u);
+    BOOST_TEST(!has(text, token), text);
+    BOOST_TEST(!has(read_text(dir / "serve.err"), token));
+    BOOST_TEST(has(text, "admin token written to " + (data / "admin.token").string()), text);
+    proc.signal(SIGTERM);
+    BOOST_TEST(proc.wait_exit(20s).value_or(-1) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(with_a_passphrase_the_ca_key_is_written_encrypted_by_backup_restore_and_serve) {
+    temp_dir dir;
+    const auto data = dir / "data";
+    const auto pw = dir / "pw";
+    write_text(pw, "correct horse battery staple\n");
+    const std::string with_pw = " --ca.passphrase_file " + pw.string();
+    const std::string encrypted = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
+    auto init = run(bin + " init --data-dir " + data.string() + " --ca.key_type ec-p256");
+    BOOST_REQUIRE_MESSAGE(init.exit_code == 0, init.output);
+    BOOST_REQUIRE(read_text(data / "certs/ca/ca.key").rfind("-----BEGIN PRIVATE KEY-----", 0) == 0u);
+
+    // backup of the plain key with a passphrase set: the archive holds it encrypted.
+    const auto plain_tar = dir / "plain.tar", enc_tar = dir / "enc.tar";
+    BOOST_REQUIRE(run(bin + " ca backup --out " + plain_tar.string() + " --data-dir " + data.string()).exit_code == 0);
+    auto b = run(bin + " ca backup --out " + enc_tar.string() + " --data-dir " + data.string() + with_pw);
+    BOOST_REQUIRE_MESSAGE(b.exit_code == 0, b.output);
+    const auto member = run("tar -xOf " + enc_tar.string() + " certs/ca/ca.key").output;
+    BOOST_TEST(member.rfind(encrypted, 0) == 0u, member.substr(0, 40));
+    BOOST_TEST(run("printf '%s' '" + member + "' | openssl pkey -noout -passin file:" + pw.string()).exit_code == 0);
+    BOOST_TEST(run("tar -xOf " + plain_tar.string() + " certs/ca/ca.key").output.rfind("-----BEGIN PRIVATE KEY-----", 0) == 0u);
+
+    // restore of a plain archive with a passphrase set: written encrypted.
+    const auto restored = dir / "restored";
+    auto r = run(bin + " ca restore --in " + plain_tar.string() + " --data-dir " + restored.string() + with_pw);
+    BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+    const auto key = read_text(restored / "certs/ca/ca.key");
+    BOOST_TEST(key.rfind(encrypted, 0) == 0u, key.substr(0, 40));
+    BOOST_TEST(run("openssl pkey -noout -in " + (restored / "certs/ca/ca.key").string() + " -passin file:" + pw.string())
+                   .exit_code == 0);
+    BOOST_TEST(has(read_text(restored / "logs/audit/certificate_audit.log"), "\"key_encrypted_with_passphrase\":true"));
+
+    // serve on the plain key with a passphrase: encrypted in place at start, audited.
+    {
+        server s(dir.path(), data, {"--ca.passphrase_file", pw.string()});
+        const auto now = read_text(data / "certs/ca/ca.key");
+        BOOST_TEST(now.rfind(encrypted, 0) == 0u, now.substr(0, 40));
+        BOOST_TEST(has(read_text(dir / "serve.err"), "encrypted it in place"));
+        BOOST_TEST(http_client(s.port).get("/health").status == 200u);
+    }
+    BOOST_TEST(has(read_text(data / "logs/audit/certificate_audit.log"), "ca_key_encrypt"));
+    auto verify = run(bin + " audit verify --data-dir " + data.string());
+    BOOST_TEST(verify.exit_code == 0, verify.output);
+    // And the next start without the passphrase is refused: the key is encrypted.
+    auto refused = run("timeout 30 " + bin + " serve --data-dir " + data.string() + " --listen 127.0.0.1:0");
+    BOOST_TEST(refused.exit_code != 0);
+    BOOST_TEST(has(refused.output, "no passphrase"), refused.output);
+}
+
+BOOST_AUTO_TEST_CASE(serve_start_removes_every_temp_leftover_of_an_interrupted_write) {
+    temp_dir dir;
+    const auto data = dir / "data";
+    auto init = run(bin + " init --data-dir " + data.string() + " --ca.key_type ec-p256 --server-cert localhost");
+    BOOST_REQUIRE_MESSAGE(init.exit_code == 0, init.output);
+    fs::path cert_dir;   // the listener certificate's directory in the store
+    for (const auto& e : fs::recursive_directory_iterator(data / "certs/client"))
+        if (e.path().filename() == "metadata.json") cert_dir = e.path().parent_path();
+    BOOST_REQUIRE(!cert_dir.empty());
+    const std::vector<fs::path> leftovers = {
+        data / "certs/crl/.crl.der.tmp-0123456789ab",       data / "certs/crl/.crl_state.json.tmp-0123456789ab",
+        data / "certs/ca/.ca.key.tmp-0123456789ab",         data / "certs/ca/.crl.pem.tmp-abcdef012345",
+        data / "state/.renewal_sweep.json.tmp-0123456789ab", data / ".admin.token.tmp-0123456789ab",
+        data / "certs/ocsp/.responder.key.tmp-0123456789ab", data / "tls/.server.key.tmp-0123456789ab",
+        cert_dir / ".metadata.json.tmp-0123456789ab"};
+    for (const auto& p : leftovers) plant(p);
+    const std::vector<fs::path> not_ours = {data / "state/.notes.tmp-mine", data / "certs/ca/ca.key.bak"};
+    for (const auto& p : not_ours) plant(p);
+
+    {
+        server s(dir.path(), data);
+        for (const auto& p : leftovers) BOOST_TEST(!fs::exists(p), p.string() << " survived the start");
+        for (const auto& p : not_ours) BOOST_TEST(fs::exists(p), p.string() << " was removed");
+    }
+    const auto log = read_text(dir / "serve.err");
+    BOOST_TEST(has(log, "certs/crl/.crl.der.tmp-0123456789ab"), log);
+    BOOST_TEST(has(log, ".admin.token.tmp-0123456789ab"), log);
+}
+
+BOOST_AUTO_TEST_CASE(init_removes_old_temp_leftovers_and_leaves_writes_that_may_be_in_flight) {
+    temp_dir dir;
+    const auto data = dir / "data";
+    auto init = run(bin + " init --data-dir " + data.string() + " --ca.key_type ec-p256");
+    BOOST_REQUIRE_MESSAGE(init.exit_code == 0, init.output);
+    const auto old_crl = data / "certs/crl/.crl.der.tmp-0123456789ab";
+    const auto old_state = data / "state/.renewal_sweep.json.tmp-0123456789ab";
+    const auto fresh = data / "certs/crl/.crl.der.tmp-fedcba987654";
+    plant(old_crl, 3600s);
+    plant(old_state, 3600s);
+    plant(fresh);
+    auto again = run(bin + " init --data-dir " + data.string());
+    BOOST_REQUIRE_MESSAGE(again.exit_code == 0, again.output);
+    BOOST_TEST(!fs::exists(old_crl));
+    BOOST_TEST(!fs::exists(old_state));
+    BOOST_TEST(fs::exists(fresh));   // a running server may be writing it
+    BOOST_TEST(has(again.output, old_crl.string()), again.output);
+}
