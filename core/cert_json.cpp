@@ -273,7 +273,7 @@ result<cert_record> record_from_json(const json::value& v) {
 
     CM_TRY(usage_s, rd.str("cert_usage"));
     auto usage = parse_cert_usage(usage_s);
-    if (!usage) return rd.mistyped("cert_usage", "api-mtls, vpn or other");
+    if (!usage) return rd.mistyped("cert_usage", "api-mtls, vpn, other or server");
     r.usage = *usage;
     CM_TRY(notes, rd.opt_str("notes"));
     r.notes = std::move(notes);

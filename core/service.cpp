@@ -225,6 +225,16 @@ result<storage::load_report> cert_service::load() {
     return report;
 }
 
+namespace {
+// The listener's own certificates (usage server, from `certmate init --server-cert`): only an admin
+// may revoke or unhold them, and the API never renews them or gives them an api_role.
+result<void> check_server_usage(const cert_record& r, const principal& who, std::string_view what) {
+    if (r.usage == cert_usage::server && who.role != api_role::admin)
+        return make_error(errc::forbidden, std::string(what) + " of the listener's certificate needs the admin role");
+    return {};
+}
+} // namespace
+
 result<const cert_record*> cert_service::find_for_mutation(const std::string& id) const {
     if (!valid_identifier(id)) return make_error(errc::invalid_identifier, "invalid certificate identifier", "identifier");
     const cert_record* rec = index_.find(id);
@@ -291,6 +301,9 @@ cert_view cert_service::view(const cert_record& r, std::string pem) const {
 
 result<staged<cert_view>> cert_service::stage_create(create_request req, const principal& who) {
     if (auto g = check_grant(req.role, who); !g) return g.error();
+    if (req.usage == cert_usage::server)
+        return make_error(errc::invalid_argument,
+                          "server certificates are issued by `certmate init --server-cert`, not through the API", "cert_usage");
     std::string id = req.identifier;
     if (id.empty()) {
         id = generate_identifier();
@@ -440,6 +453,7 @@ result<staged<cert_view>> cert_service::stage_revoke(const std::string& id, revo
     const cert_record& cur = **found;
     // A hold may become a revocation for good (RFC 5280 5.3.1: certificateHold is temporary).
     const bool on_hold = cur.revocation.revoked && cur.revocation.reason == revocation_reason::certificate_hold;
+    if (auto c = check_server_usage(cur, who, "revocation"); !c) return c.error();
     if (cur.revocation.revoked && (!on_hold || req.reason == revocation_reason::certificate_hold))
         return make_error(errc::already_revoked, "certificate is already revoked");
 
@@ -458,6 +472,7 @@ result<staged<cert_view>> cert_service::stage_unhold(const std::string& id, cons
     auto found = find_for_mutation(id);
     if (!found) return found.error();
     const cert_record& cur = **found;
+    if (auto c = check_server_usage(cur, who, "unhold"); !c) return c.error();
     if (!cur.revocation.revoked || cur.revocation.reason != revocation_reason::certificate_hold)
         return make_error(errc::not_on_hold, "certificate is not on hold");
 
@@ -473,6 +488,8 @@ result<staged<cert_view>> cert_service::stage_renew(const std::string& id, int v
     if (!found) return found.error();
     const cert_record& cur = **found;
     if (cur.revocation.revoked) return make_error(errc::conflict, "a revoked certificate cannot be renewed");
+    if (cur.usage == cert_usage::server)
+        return make_error(errc::conflict, "the listener's certificate is renewed by `certmate init --server-cert`");
     if (auto c = check_ceiling(cur, who, "renewal"); !c) return c.error();
     if (validity_days < 0 || validity_days > cfg_.issuance.max_validity_days)
         return make_error(errc::invalid_argument,
@@ -580,6 +597,8 @@ result<staged<cert_view>> cert_service::stage_update(const std::string& id, upda
         updated.renewal.renewal_threshold_days = *req.renewal_threshold_days;
         changed["renewal_threshold_days"] = *req.renewal_threshold_days;
     }
+    if (req.role && updated.usage == cert_usage::server)
+        return make_error(errc::invalid_argument, "the listener's certificate cannot carry an api_role", "api_role");
     if (req.role) {
         // Changing api_role needs a role at or above both the old and the new one.
         if (auto g = check_grant(updated.role, who); !g) return g.error();

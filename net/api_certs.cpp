@@ -117,7 +117,7 @@ result<storage::list_query> to_list_query(const path_params& query) {
     for (const auto& [k, v] : query) {
         if (k == "usage" || k == "cert_usage") {
             auto u = parse_cert_usage(v);
-            if (!u) return make_error(errc::invalid_argument, k + " must be api-mtls, vpn or other", k);
+            if (!u) return make_error(errc::invalid_argument, k + " must be api-mtls, vpn, other or server", k);
             q.usage = *u;
         } else if (k == "status") {
             auto s = storage::parse_status_filter(v);

@@ -734,3 +734,29 @@ BOOST_AUTO_TEST_CASE(server_auth_for_the_tls_listener_names_is_refused_even_when
     BOOST_TEST_INFO(fine.body);
     BOOST_TEST(fine.status == 201u);
 }
+
+// The listener's own certificate (usage server): not made, renewed or given a role through the API;
+// only an admin revokes it. Fails before: create with cert_usage server was accepted, an operator
+// revoked the listener's certificate.
+BOOST_AUTO_TEST_CASE(the_listener_certificate_is_admin_only_through_the_api) {
+    auto srv = tls_server("optional");
+    http_client http(srv->port());
+    const auto& op = srv->tokens.operator_;
+    const auto& admin = srv->tokens.admin;
+    auto list = http.get("/api/client-certs?cert_usage=server", admin);
+    BOOST_REQUIRE_EQUAL(list.status, 200u);
+    const auto items = list.json().as_object().at("certificates").as_array();
+    BOOST_REQUIRE_EQUAL(items.size(), 1u);
+    const std::string id(items[0].as_object().at("identifier").as_string());
+    const std::string base = "/api/client-certs/" + id;
+
+    auto made = http.post_json("/api/client-certs", R"({"identifier":"fake","common_name":"localhost","cert_usage":"server"})", admin);
+    BOOST_TEST_INFO(made.body);
+    BOOST_TEST(made.status == 400u);
+    BOOST_TEST(http.post_json(base + "/revoke", R"({"reason":"certificateHold"})", op).status == 403u);
+    BOOST_TEST(http.post_json(base + "/renew", "{}", admin).status == 409u);
+    BOOST_TEST(http.patch_json(base, R"({"api_role":"admin"})", admin).status == 400u);
+    BOOST_TEST(http.post_json(base + "/revoke", R"({"reason":"certificateHold"})", admin).status == 200u);
+    BOOST_TEST(http.post_json(base + "/unhold", "{}", op).status == 403u);
+    BOOST_TEST(http.post_json(base + "/unhold", "{}", admin).status == 200u);
+}
