@@ -200,6 +200,10 @@ struct api_state {
 void add_cert_routes(router& r);
 void add_misc_routes(router& r, const server_options& opts);
 void add_ocsp_routes(router& r);   // net/ocsp_endpoint.cpp
+// Every route the server serves: the three above (net/api_misc.cpp). docs/openapi.yaml documents each.
+void add_api_routes(router& r, const server_options& opts);
+// docs/openapi.json, embedded at build time (scripts/embed_file.cmake).
+std::string_view openapi_json();
 
 // The renewal sweep (DESIGN.md 9): every due certificate renewed through the strand and the pool,
 // failures reported, metrics counted, the summary recorded under state/.

@@ -1,4 +1,5 @@
-// Health, metrics, the CA, the CRL, JSON OCSP status, the audit log and the renewal sweep.
+// Health, metrics, the CA, the CRL, JSON OCSP status, the audit log, the renewal sweep and the
+// OpenAPI document.
 #include "core/keys.hpp"
 #include "net/api.hpp"
 #include "net/dto.hpp"
@@ -232,6 +233,13 @@ asio::awaitable<response> audit_export(call& c) {
                                                            {"signature", base64_encode(ex->signature)}});
 }
 
+// ---- this API's document ----
+
+// GET /api/openapi.json: docs/openapi.yaml as JSON, embedded at build time.
+asio::awaitable<response> openapi_document(call&) {
+    co_return bytes_response(http::status::ok, "application/json", std::string(openapi_json()));
+}
+
 // ---- renewal sweep ----
 
 asio::awaitable<response> run_renewals(call& c) {
@@ -266,6 +274,13 @@ void add_misc_routes(router& r, const server_options& opts) {
     r.add({verb::get, "/api/audit/export", admin, rc::default_, bk::none, false, audit_export});
     r.add({verb::get, "/api/audit/public-key", viewer, rc::default_, bk::none, false, audit_public_key});
     r.add({verb::post, "/api/renewals/run", admin, rc::default_, bk::json_optional, false, run_renewals});
+    r.add({verb::get, "/api/openapi.json", pub, rc::default_, bk::none, false, openapi_document});
+}
+
+void add_api_routes(router& r, const server_options& opts) {
+    add_cert_routes(r);
+    add_misc_routes(r, opts);
+    add_ocsp_routes(r);
 }
 
 } // namespace certmate::net

@@ -54,6 +54,14 @@ public:
         entries_.push_back(std::move(e));
     }
 
+    // Every registered route, in registration order (docs/openapi.yaml is checked against these).
+    std::vector<const route*> routes() const {
+        std::vector<const route*> out;
+        out.reserve(entries_.size());
+        for (const auto& e : entries_) out.push_back(&e.r);
+        return out;
+    }
+
     struct match {
         const route* found = nullptr;  // the route for this method and path
         path_params params;

@@ -101,9 +101,7 @@ struct server::impl {
           acceptor(accept_strand), crl_timer(api->core.strand()), renewal_timer(api->core.strand()),
           pressure_timer(asio::make_strand(ioc)),
           table({opts.max_connections, opts.max_connections_per_ip, opts.reserved_connections}) {
-        add_cert_routes(api->routes);
-        add_misc_routes(api->routes, opts);
-        add_ocsp_routes(api->routes);
+        add_api_routes(api->routes, opts);
         api->connection_count = [this] {
             std::lock_guard lock(conn_mu);
             return conns.size();
