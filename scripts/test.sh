@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds and runs the whole test suite through CTest: once in
-# Release, once with AddressSanitizer + UBSan.
+# Release, once with AddressSanitizer + UBSan. Prints how long each stage took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CERTMATE_TEST_DEPS=1 bash scripts/install-deps.sh
+stage() {
+  local name=$1 start=$SECONDS
+  shift
+  echo "== stage: $name"
+  "$@"
+  echo "== stage: $name took $((SECONDS - start)) s"
+}
+CERTMATE_TEST_DEPS=1 stage deps bash scripts/install-deps.sh
 # The OpenAPI 3.1 validator (npm ci, pinned); without npm the ctest test openapi_document is skipped.
-if command -v npm >/dev/null; then bash scripts/openapi.sh install; else echo "npm not found: openapi_document will be skipped"; fi
+if command -v npm >/dev/null; then stage npm bash scripts/openapi.sh install; else echo "npm not found: openapi_document will be skipped"; fi
 jobs=$(nproc)
-BUILD_TYPE=Release bash scripts/build.sh build-test
-ctest --test-dir build-test --output-on-failure -j"$jobs"
+BUILD_TYPE=Release stage build-release bash scripts/build.sh build-test
+stage test-release ctest --test-dir build-test --output-on-failure -j"$jobs"
 if [ "${CERTMATE_SKIP_SANITIZERS:-0}" != 1 ]; then
-  BUILD_TYPE=Debug bash scripts/build.sh build-asan -DCERTMATE_SANITIZE=ON
+  BUILD_TYPE=Debug stage build-asan bash scripts/build.sh build-asan -DCERTMATE_SANITIZE=ON
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    ctest --test-dir build-asan --output-on-failure -j"$jobs"
+    stage test-asan ctest --test-dir build-asan --output-on-failure -j"$jobs"
 fi
+echo "== all stages took $SECONDS s"
