@@ -2,6 +2,7 @@
 
 #include "core/keys.hpp"
 #include "storage/atomic_file.hpp"
+#include "storage/audit_log.hpp"
 #include "storage/ca_files.hpp"
 #include "storage/fs_store.hpp"
 
@@ -218,7 +219,7 @@ result<void> record_server_cert(const storage::layout& l, const issued_cert& cer
     rec.sans = req.sans;
     rec.has_private_key = false;
     storage::fs_store store(l);
-    return store.create(rec, storage::cert_files{cert.pem, std::nullopt, std::nullopt});
+    return store.create(rec, cert_files{cert.pem, std::nullopt, std::nullopt});
 }
 
 } // namespace
@@ -318,7 +319,7 @@ result<std::unique_ptr<cert_service>> open_service(const config& cfg) {
     }
     if (svc_cfg.load_threads == 0) svc_cfg.load_threads = std::max(1u, std::thread::hardware_concurrency());
     auto svc = std::make_unique<cert_service>(*ca, std::make_unique<storage::fs_store>(l),
-                                              std::shared_ptr<storage::audit_log>(std::move(*audit)), l, svc_cfg,
+                                              std::shared_ptr<storage::audit_log>(std::move(*audit)), svc_cfg,
                                               system_clock_fn(), openssl_rng());
     if (auto r = svc->load(); !r) return r.error();
     return svc;

@@ -58,7 +58,8 @@ int run_server(const config& given, const std::filesystem::path& config_file, co
     auto svc = open_service(cfg);
     if (!svc) throw error_exception(svc.error());
     // Owned by the service, which the server keeps until the end of this function.
-    storage::audit_log& audit = (*svc)->audit_log();
+    // The audit port is safe from any thread: SIGHUP and the shutdown reach it from here.
+    cert_service& service = **svc;
     net::server srv(server_options_from(cfg), std::move(*svc));
     if (auto r = srv.start(); !r) throw error_exception(r.error());
     spdlog::info("listening on {}", srv.url());
@@ -94,7 +95,7 @@ int run_server(const config& given, const std::filesystem::path& config_file, co
         signal_ctx.run();
         if (signal != SIGHUP) break;
         systemd::notify_reloading();
-        if (auto r = audit.reopen(); !r) spdlog::error("SIGHUP: audit log not reopened: {}", r.error().message);
+        if (auto r = service.reopen_audit(); !r) spdlog::error("SIGHUP: audit log not reopened: {}", r.error().message);
         try {
             const config fresh = load_config(effective_file, overrides);
             srv.reload(tokens_from(fresh), rate_limits_from(fresh));
@@ -113,7 +114,7 @@ int run_server(const config& given, const std::filesystem::path& config_file, co
     systemd::notify_stopping();
     spdlog::info("stopping: draining connections (grace {} s)", cfg.shutdown_grace.count());
     srv.shutdown();
-    if (auto r = audit.checkpoint("shutdown"); !r)
+    if (auto r = service.audit_checkpoint("shutdown"); !r)
         spdlog::error("audit log: no shutdown checkpoint: {}", r.error().message);
     return 0;
 }

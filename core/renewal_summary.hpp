@@ -3,6 +3,8 @@
 
 #include "core/clock.hpp"
 
+#include <boost/json/object.hpp>
+
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -22,5 +24,8 @@ struct renewal_summary {
     std::size_t candidates = 0, renewed = 0, failed = 0;
     std::vector<renewal_outcome> outcomes;
 };
+
+// The summary as stored (state/renewal_sweep.json) and answered (POST /api/renewals/run).
+boost::json::object to_json(const renewal_summary& s);
 
 } // namespace certmate

@@ -21,7 +21,7 @@ constexpr std::chrono::hours day{24};
 // A certificate issued in memory, not yet written: what write_ahead audits before the store.
 struct made_cert {
     cert_view view;
-    storage::cert_files files;
+    cert_files files;
 };
 
 boost::json::object details_of(const cert_record& r) {
@@ -30,9 +30,9 @@ boost::json::object details_of(const cert_record& r) {
             {"cert_usage", std::string(to_string(r.usage))}};
 }
 
-storage::audit_entry entry_for(std::string operation, const std::string& id, const principal& who,
+audit_entry entry_for(std::string operation, const std::string& id, const principal& who,
                                boost::json::object details) {
-    storage::audit_entry e;
+    audit_entry e;
     e.operation = std::move(operation);
     e.resource_id = id;
     e.user = who.user;
@@ -43,7 +43,7 @@ storage::audit_entry entry_for(std::string operation, const std::string& id, con
 }
 
 // Records a failure; the mutation did not happen, so a lost line loses no change (logged).
-void audit_failure(storage::audit_log& log, storage::audit_entry e, const error& err) {
+void audit_failure(audit_sink& log, audit_entry e, const error& err) {
     e.status = "failure";
     e.error = err.message;
     if (auto r = log.append(e); !r) spdlog::error("audit append failed for {} {}: {}", e.operation, e.resource_id, r.error().message);
@@ -54,7 +54,7 @@ void audit_failure(storage::audit_log& log, storage::audit_entry e, const error&
 // `apply` write it to the store or hand a secret out. No entry, no change: AUDIT_UNAVAILABLE.
 // A failed apply is audited as a failure with `rolled_back`.
 template <class T, class Apply>
-result<T> write_ahead(storage::audit_log& log, storage::audit_entry e, result<T> made, Apply apply) {
+result<T> write_ahead(audit_sink& log, audit_entry e, result<T> made, Apply apply) {
     if (!made) {
         audit_failure(log, std::move(e), made.error());
         return made;
@@ -193,13 +193,13 @@ boost::json::object actor_json(const principal& who) {
     return a;
 }
 
-cert_service::cert_service(std::shared_ptr<const certificate_authority> ca, std::unique_ptr<storage::cert_store> store,
-                           std::shared_ptr<storage::audit_log> audit, storage::layout layout, service_config cfg,
+cert_service::cert_service(std::shared_ptr<const certificate_authority> ca, std::unique_ptr<cert_repository> store,
+                           std::shared_ptr<audit_sink> audit, service_config cfg,
                            clock_fn clock, rng_fn rng)
-    : ca_(std::move(ca)), store_(std::move(store)), audit_(std::move(audit)), layout_(std::move(layout)),
+    : ca_(std::move(ca)), store_(std::move(store)), audit_(std::move(audit)),
       cfg_(std::move(cfg)), clock_(std::move(clock)), rng_(std::move(rng)) {}
 
-result<storage::load_report> cert_service::load() {
+result<load_report> cert_service::load() {
     auto report = store_->load_all(std::max(1u, cfg_.load_threads));
     if (!report) return report.error();
     for (const auto& left : report->removed_leftovers) spdlog::warn("storage: cleaned leftover of an interrupted write: {}", left);
@@ -373,7 +373,7 @@ result<staged<cert_view>> cert_service::stage_create(create_request req, const p
                                     {"common_name", ireq.subject.common_name},
                                     {"method", csr ? "csr" : "generated"}};
         auto run = [&]() -> result<made_cert> {
-            storage::cert_files files;
+            cert_files files;
             cert_record rec = base;
             result<issued_cert> issued = make_error(errc::internal, "not issued");
             if (csr) {
@@ -517,7 +517,7 @@ result<staged<cert_view>> cert_service::stage_renew(const std::string& id, int v
     staged<cert_view> s;
     s.work = [=]() -> result<cert_view> {
         auto run = [&]() -> result<made_cert> {
-            storage::cert_files files;
+            cert_files files;
             cert_record rec = cur;
             result<issued_cert> issued = make_error(errc::internal, "not issued");
             if (cur.has_private_key) {
@@ -531,7 +531,7 @@ result<staged<cert_view>> cert_service::stage_renew(const std::string& id, int v
                 files.csr_pem = gen->csr_pem;
             } else {
                 // Re-sign the stored CSR's key.
-                auto pem = store->read_file(cur.usage, cur.identifier, storage::file_kind::csr);
+                auto pem = store->read_file(cur.usage, cur.identifier, file_kind::csr);
                 if (!pem) return make_error(errc::not_found, "the stored CSR of this certificate is missing");
                 auto csr = parse_csr(*pem);
                 if (!csr) return make_error(errc::invalid_csr, "the stored CSR is unusable: " + csr.error().message);
@@ -625,7 +625,6 @@ result<staged<downloaded_file>> cert_service::stage_download(const std::string& 
     const auto details = details_of(*rec);
     staged<downloaded_file> s;
     s.work = [=]() -> result<downloaded_file> {
-        using storage::file_kind;
         const file_kind kind = f == file_format::key_pem   ? file_kind::key
                                : f == file_format::csr_pem ? file_kind::csr
                                                            : file_kind::cert;
@@ -676,9 +675,9 @@ result<staged<downloaded_file>> cert_service::stage_pkcs12(const std::string& id
     staged<downloaded_file> s;
     s.work = [=]() -> result<downloaded_file> {
         auto run = [&]() -> result<downloaded_file> {
-            auto cert = store->read_file(usage, id, storage::file_kind::cert);
+            auto cert = store->read_file(usage, id, file_kind::cert);
             if (!cert) return cert.error();
-            auto key = store->read_file(usage, id, storage::file_kind::key);
+            auto key = store->read_file(usage, id, file_kind::key);
             if (!key) return key.error();
             auto p12 = build_pkcs12(*cert, *key, ca->cert_pem(), password, name);
             if (!p12) return p12.error();
@@ -719,7 +718,7 @@ std::optional<staged<std::shared_ptr<const built_crl>>> cert_service::stage_crl_
     staged<std::shared_ptr<const built_crl>> s;
     s.work = [=]() -> result<std::shared_ptr<const built_crl>> {
         // The number is persisted before the CRL carrying it is published, so it only grows.
-        storage::crl_state st{params.crl_number, params.this_update, params.next_update};
+        crl_state st{params.crl_number, params.this_update, params.next_update};
         if (auto w = store->save_crl_state(st); !w) return w.error();
         auto crl = build_crl(*ca, entries, params);
         if (!crl) return crl.error();
@@ -749,11 +748,11 @@ result<cert_view> cert_service::get(const std::string& id) const {
     return view(*rec);
 }
 
-storage::list_page cert_service::list(const storage::list_query& q) const {
+list_page cert_service::list(const list_query& q) const {
     return index_.query(q, clock_(), cfg_.expiring_days);
 }
 
-storage::cert_stats cert_service::stats() const { return index_.stats(clock_(), cfg_.expiring_days); }
+cert_stats cert_service::stats() const { return index_.stats(clock_(), cfg_.expiring_days); }
 
 ocsp_lookup cert_service::lookup_serial(std::string_view serial_text) const {
     ocsp_lookup out;
@@ -790,8 +789,23 @@ renewal_summary cert_service::run_renewal_sweep_sync(const principal& who) {
     return sum;
 }
 
-void cert_service::audit(const storage::audit_entry& e) {
+void cert_service::audit(const audit_entry& e) const {
     if (auto r = audit_->append(e); !r) spdlog::error("audit append failed: {}", r.error().message);
+}
+
+std::vector<cert_service::health_check> cert_service::health() const {
+    const auto now = clock_();
+    std::vector<health_check> out;
+    auto check = [&](std::string name, bool good, std::string bad) {
+        out.push_back(health_check{std::move(name), good, good ? std::string() : std::move(bad)});
+    };
+    check("ca", ca_->not_after() > now, "the CA certificate has expired");
+    check("audit", audit_->healthy(), "the audit log cannot be written; mutations are refused");
+    auto crl = current_crl();
+    check("crl", crl && crl->next_update > now, crl ? "the CRL is past its nextUpdate" : "no CRL published yet");
+    auto problem = store_->problem();
+    check("storage", !problem, problem.value_or(""));
+    return out;
 }
 
 } // namespace certmate

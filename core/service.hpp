@@ -1,4 +1,4 @@
-// The certificate service: the lifecycle of client certificates over a cert_store, the
+// The certificate service: the lifecycle of client certificates over a cert_repository, the
 // in-memory index, the audit log and the CRL state (DESIGN.md 2-5, 8, 9).
 //
 // Threading contract. Every member marked [strand] touches mutable state and must be called
@@ -19,10 +19,10 @@
 #include "core/ocsp_table.hpp"
 #include "core/renewal_summary.hpp"
 #include "core/serial_owners.hpp"
-#include "storage/audit_log.hpp"
-#include "storage/cert_index.hpp"
-#include "storage/cert_store.hpp"
-#include "storage/layout.hpp"
+#include "core/audit_sink.hpp"
+#include "core/cert_index.hpp"
+#include "core/cert_repository.hpp"
+#include "core/ocsp.hpp"
 
 #include <atomic>
 #include <functional>
@@ -134,13 +134,13 @@ result<T> run_sync(result<staged<T>> s) {
 
 class cert_service {
 public:
-    cert_service(std::shared_ptr<const certificate_authority> ca, std::unique_ptr<storage::cert_store> store,
-                 std::shared_ptr<storage::audit_log> audit, storage::layout layout, service_config cfg,
+    cert_service(std::shared_ptr<const certificate_authority> ca, std::unique_ptr<cert_repository> store,
+                 std::shared_ptr<audit_sink> audit, service_config cfg,
                  clock_fn clock, rng_fn rng);
 
     // [strand] Loads every certificate into the index (on `cfg.load_threads` workers) and the
     // persisted CRL state; logs leftovers removed.
-    result<storage::load_report> load();
+    result<load_report> load();
 
     // ---- mutations (staged) ----
     result<staged<cert_view>> stage_create(create_request req, const principal& who);
@@ -160,7 +160,7 @@ public:
     // ---- CRL ----
     // [strand] Stages a CRL build when one is needed (after revocations, or before nextUpdate
     // runs out), or nothing when one is already running (it will be re-run: bursts coalesce).
-    // The CRL number is persisted (cert_store::save_crl_state) before the CRL is published.
+    // The CRL number is persisted (cert_repository::save_crl_state) before the CRL is published.
     std::optional<staged<std::shared_ptr<const built_crl>>> stage_crl_build(bool force = false);
     // [any thread] The current CRL (null before the first build).
     std::shared_ptr<const built_crl> current_crl() const { return std::atomic_load(&crl_); }
@@ -170,8 +170,8 @@ public:
 
     // ---- reads [strand] ----
     result<cert_view> get(const std::string& id) const;
-    storage::list_page list(const storage::list_query& q) const;
-    storage::cert_stats stats() const;
+    list_page list(const list_query& q) const;
+    cert_stats stats() const;
     ocsp_lookup lookup_serial(std::string_view serial_text) const;
     // Identifiers the sweep would renew at `now`.
     std::vector<std::string> renewal_plan(time_point now) const;
@@ -182,7 +182,39 @@ public:
     renewal_summary run_renewal_sweep_sync(const principal& who);
 
     // Appends an audit line (denied requests, downloads); errors logged, not returned.
-    void audit(const storage::audit_entry& e);
+    // [any thread] Safe from the pool; blocks on the fsync.
+    void audit(const audit_entry& e) const;
+
+    // ---- ports, through the service only (docs/architecture.md) ----
+    // [any thread] What /health answers: the CA's validity, the audit log, the CRL's freshness and
+    // the store's own report.
+    struct health_check {
+        std::string name;
+        bool ok = true;
+        std::string problem;
+    };
+    std::vector<health_check> health() const;
+    bool audit_healthy() const { return audit_->healthy(); }
+    // [any thread] The audit log's reads; they read the file: call them on the pool.
+    result<std::vector<boost::json::object>> audit_entries(const audit_query& q) const { return audit_->query(q); }
+    audit_verify_result audit_verify() const { return audit_->verify(); }
+    std::string audit_public_key() const { return audit_->public_key_pem(); }
+    result<audit_export> audit_export_range(std::uint64_t from, std::optional<std::uint64_t> to) const {
+        return audit_->export_range(from, to);
+    }
+    // Forces the audit log to retry now (SIGHUP); a signed checkpoint at a clean shutdown.
+    result<void> reopen_audit() { return audit_->reopen(); }
+    result<bool> audit_checkpoint(std::string reason) { return audit_->checkpoint(std::move(reason)); }
+    // The renewal sweep's last record (nullopt: none yet).
+    std::optional<renewal_summary> last_sweep() const { return store_->load_last_sweep(); }
+    // [any thread, blocking: the pool] Records a sweep. Touches no service state; the store
+    // serialises its own writes.
+    result<void> record_sweep(const renewal_summary& s) const { return store_->save_last_sweep(s); }
+    // [any thread, blocking: the pool] The delegated OCSP responder, issued anew (signing, a key, a
+    // write) when missing or within `renew_before` of its expiry. One caller at a time.
+    result<std::shared_ptr<const ocsp_responder>> ensure_ocsp_responder(std::chrono::hours renew_before) const {
+        return store_->ensure_ocsp_responder(*ca_, clock_(), renew_before);
+    }
 
     // [any thread] The statuses OCSP answers from, kept in step with the index by every commit.
     std::shared_ptr<ocsp_table> ocsp_statuses() const { return ocsp_; }
@@ -192,10 +224,6 @@ public:
     const certificate_authority& ca() const { return *ca_; }
     std::shared_ptr<const certificate_authority> ca_ptr() const { return ca_; }
     const service_config& config() const { return cfg_; }
-    const storage::layout& paths() const { return layout_; }
-    // [any thread] The store, for its CA-wide state (sweep record); certificates go through the service.
-    storage::cert_store& store() { return *store_; }
-    storage::audit_log& audit_log() { return *audit_; }
     time_point now() const { return clock_(); }
 
 private:
@@ -216,14 +244,13 @@ private:
     void index_record(const cert_record& rec);
 
     std::shared_ptr<const certificate_authority> ca_;
-    std::unique_ptr<storage::cert_store> store_;
-    std::shared_ptr<storage::audit_log> audit_;
-    storage::layout layout_;
+    std::unique_ptr<cert_repository> store_;
+    std::shared_ptr<audit_sink> audit_;
     service_config cfg_;
     clock_fn clock_;
     rng_fn rng_;
 
-    storage::cert_index index_;
+    cert_index index_;
     std::shared_ptr<ocsp_table> ocsp_ = std::make_shared<ocsp_table>();
     std::shared_ptr<serial_owner_table> owners_ = std::make_shared<serial_owner_table>();
     std::set<std::string> busy_ids_;           // identifiers with a staged mutation in flight

@@ -85,9 +85,9 @@ public:
         return run_staged<T>(std::move(stage), [](result<T>&) {});
     }
 
-    // [any thread] Only the parts of the service documented as such: ca(), current_crl(),
-    // audit_log(), ocsp_statuses(), serial_owners(), config(), paths(), now().
-    cert_service& any_thread() { return svc_; }
+    // [any thread] The service read-only: the members documented [any thread] (CA, CRL, OCSP
+    // table, serial owners, config, now(), health, the audit reads). Mutations go through the strand.
+    const cert_service& view() const { return svc_; }
     asio::strand<asio::io_context::executor_type>& strand() { return strand_; }
     asio::thread_pool& pool() { return pool_; }
 

@@ -103,8 +103,8 @@ asio::awaitable<response> create_cert(call& c) {
 
 // ---- list, stats, get ----
 
-result<storage::list_query> to_list_query(const path_params& query) {
-    storage::list_query q;
+result<list_query> to_list_query(const path_params& query) {
+    list_query q;
     auto to_int = [](const std::string& name, const std::string& v, long long lo, long long hi) -> result<long long> {
         char* end = nullptr;
         errno = 0;
@@ -120,7 +120,7 @@ result<storage::list_query> to_list_query(const path_params& query) {
             if (!u) return make_error(errc::invalid_argument, k + " must be api-mtls, vpn, other or server", k);
             q.usage = *u;
         } else if (k == "status") {
-            auto s = storage::parse_status_filter(v);
+            auto s = parse_status_filter(v);
             if (!s) return make_error(errc::invalid_argument, "status must be active, revoked, expired, expiring or on_hold", k);
             q.status = *s;
         } else if (k == "revoked") {
@@ -140,10 +140,10 @@ result<storage::list_query> to_list_query(const path_params& query) {
             } else {
                 q.descending = key == "created_at";
             }
-            if (key == "created_at") q.sort = storage::sort_key::created_at;
-            else if (key == "expires_at") q.sort = storage::sort_key::expires_at;
-            else if (key == "common_name") q.sort = storage::sort_key::common_name;
-            else if (key == "identifier") q.sort = storage::sort_key::identifier;
+            if (key == "created_at") q.sort = sort_key::created_at;
+            else if (key == "expires_at") q.sort = sort_key::expires_at;
+            else if (key == "common_name") q.sort = sort_key::common_name;
+            else if (key == "identifier") q.sort = sort_key::identifier;
             else return make_error(errc::invalid_argument, "sort must be created_at, expires_at, common_name or identifier (prefix - for descending)", k);
         } else if (k == "order") {
             if (v != "asc" && v != "desc") return make_error(errc::invalid_argument, "order must be asc or desc", k);
@@ -168,7 +168,7 @@ asio::awaitable<response> list_certs(call& c) {
     if (!q) co_return error_response(q.error());
     auto list = [&](cert_service& s) { return s.list(*q); };
     auto page = co_await c.core().in_core(list);
-    const auto now = c.core().any_thread().now();
+    const auto now = c.core().view().now();
     json::array items;
     items.reserve(page.items.size());
     for (const auto& rec : page.items) {
@@ -337,7 +337,7 @@ asio::awaitable<response> renew_cert(call& c) {
     const int days = body->validity_days.value_or(body->days_valid.value_or(0));
     if ((body->validity_days || body->days_valid) && days < 1)
         co_return error_response(errc::invalid_argument, "validity_days must be at least 1", "validity_days");
-    const bool revokes_old = c.core().any_thread().config().revoke_superseded;
+    const bool revokes_old = c.core().view().config().revoke_superseded;
     const std::string id = c.param("id");
     auto stage = [&](cert_service& s) { return s.stage_renew(id, days, c.who); };
     if (revokes_old) co_return co_await revocation_change(c, stage);
@@ -348,7 +348,7 @@ asio::awaitable<response> renew_cert(call& c) {
 // ---- CertMate compatibility ----
 
 asio::awaitable<response> ca_pem(call& c) {
-    co_return bytes_response(http::status::ok, "application/x-pem-file", c.core().any_thread().ca().cert_pem(), "ca.crt");
+    co_return bytes_response(http::status::ok, "application/x-pem-file", c.core().view().ca().cert_pem(), "ca.crt");
 }
 
 } // namespace

@@ -3,7 +3,6 @@
 #include "core/keys.hpp"
 #include "net/api.hpp"
 #include "net/dto.hpp"
-#include "storage/sweep_state.hpp"
 
 #include <boost/json/object.hpp>
 
@@ -22,23 +21,12 @@ namespace {
 // ---- health and metrics ----
 
 asio::awaitable<response> health(call& c) {
-    auto& svc = c.core().any_thread();
-    const auto now = svc.now();
     json::object checks;
     bool ok = true;
-    auto check = [&](const char* name, bool good, std::string bad) {
-        checks[name] = good ? std::string("ok") : std::move(bad);
-        ok = ok && good;
-    };
-    check("ca", svc.ca().not_after() > now, "the CA certificate has expired");
-    check("audit", svc.audit_log().healthy(), "the audit log cannot be written; mutations are refused");
-    auto crl = svc.current_crl();
-    check("crl", crl && crl->next_update > now, crl ? "the CRL is past its nextUpdate" : "no CRL published yet");
-    // A change whose directory fsync failed is visible but may not survive a power loss.
-    const bool writable = ::access(svc.paths().data_dir.c_str(), W_OK | X_OK) == 0;
-    const auto io_error = svc.store().io_error();
-    check("storage", writable && !io_error, writable ? io_error.value_or("") : "the data directory is not writable");
-    check("rate_limiter", true, {});
+    for (auto& h : c.core().view().health()) {
+        checks[h.name] = h.ok ? std::string("ok") : std::move(h.problem);
+        ok = ok && h.ok;
+    }
     co_return json_response(ok ? http::status::ok : http::status::service_unavailable,
                              json::object{{"status", ok ? "ok" : "degraded"}, {"checks", std::move(checks)}});
 }
@@ -51,7 +39,7 @@ asio::awaitable<response> metrics_text(call& c) {
     for (auto u : all_usages) snap.certificates_by_usage[std::string(to_string(u))] = 0;
     for (const auto& [u, n] : st.by_usage) snap.certificates_by_usage[u] = n;
     snap.expiring_soon = st.expiring_soon;
-    auto& svc = c.core().any_thread();
+    auto& svc = c.core().view();
     if (auto crl = svc.current_crl()) {
         const auto now = svc.now();
         snap.have_crl = true;
@@ -61,20 +49,20 @@ asio::awaitable<response> metrics_text(call& c) {
     }
     snap.connections = c.api.connection_count ? c.api.connection_count() : 0;
     snap.rate_limit_buckets = c.api.limiter.size();
-    snap.audit_healthy = svc.audit_log().healthy();
+    snap.audit_healthy = svc.audit_healthy();
     co_return bytes_response(http::status::ok, "text/plain; version=0.0.4; charset=utf-8", c.api.stats.render(snap));
 }
 
 // ---- CA ----
 
 asio::awaitable<response> ca_der(call& c) {
-    auto res = bytes_response(http::status::ok, "application/pkix-cert", c.core().any_thread().ca().cert_der(), "ca.crt");
+    auto res = bytes_response(http::status::ok, "application/pkix-cert", c.core().view().ca().cert_der(), "ca.crt");
     res.set(http::field::cache_control, "public, max-age=3600");
     co_return res;
 }
 
 asio::awaitable<response> ca_info(call& c) {
-    const auto& ca = c.core().any_thread().ca();
+    const auto& ca = c.core().view().ca();
     json::object o = ca.metadata();
     o["certificate"] = ca.cert_pem();
     co_return json_response(http::status::ok, o);
@@ -85,7 +73,7 @@ asio::awaitable<response> ca_info(call& c) {
 enum class crl_form { der, pem, info, json };
 
 asio::awaitable<response> crl_as(call& c, crl_form form, bool public_der = false) {
-    auto crl = c.core().any_thread().current_crl();
+    auto crl = c.core().view().current_crl();
     if (!crl) co_return error_response(errc::not_found, "no CRL has been published yet");
     switch (form) {
     case crl_form::der: {
@@ -121,7 +109,7 @@ response ocsp_status_of(call& c, std::string_view serial_text) {
     auto serial = normalize_serial(serial_text);
     if (!serial)
         return error_response(errc::invalid_argument, "serial_number must be decimal or 0x-prefixed hex", "serial_number");
-    auto& svc = c.core().any_thread();
+    auto& svc = c.core().view();
     const auto look = svc.ocsp_statuses()->get(*serial);
     using state = ocsp_single_answer::state;
     const state st = look.answer ? look.answer->status : state::unknown;
@@ -152,7 +140,7 @@ asio::awaitable<response> ocsp_status_post(call& c) {
 // ---- audit ----
 
 asio::awaitable<response> audit_query(call& c) {
-    storage::audit_query q;
+    certmate::audit_query q;
     for (const auto& [k, v] : c.query) {
         if (k == "resource_id") {
             q.resource_id = v;
@@ -172,7 +160,7 @@ asio::awaitable<response> audit_query(call& c) {
             co_return error_response(errc::invalid_argument, "unknown query parameter", k);
         }
     }
-    auto query = [&] { return c.core().any_thread().audit_log().query(q); };
+    auto query = [&] { return c.core().view().audit_entries(q); };
     auto entries = co_await c.core().in_pool(query);
     if (!entries) co_return error_response(entries.error());
     json::array arr;
@@ -183,7 +171,7 @@ asio::awaitable<response> audit_query(call& c) {
 
 // GET /api/audit/verify: the chain and every checkpoint signature (docs/audit.md).
 asio::awaitable<response> audit_verify(call& c) {
-    auto verify = [&] { return c.core().any_thread().audit_log().verify(); };
+    auto verify = [&] { return c.core().view().audit_verify(); };
     const auto r = co_await c.core().in_pool(verify);
     json::array repairs;
     for (const auto& rep : r.repairs) repairs.push_back(json::object{{"seq", rep.seq}, {"removed_bytes", rep.removed_bytes}});
@@ -201,7 +189,7 @@ asio::awaitable<response> audit_verify(call& c) {
 }
 
 asio::awaitable<response> audit_public_key(call& c) {
-    auto pem = c.core().any_thread().audit_log().public_key_pem();
+    auto pem = c.core().view().audit_public_key();
     if (pem.empty()) co_return error_response(errc::not_found, "no audit signing key is loaded");
     co_return bytes_response(http::status::ok, "application/x-pem-file", std::move(pem), "audit.pub");
 }
@@ -221,7 +209,7 @@ asio::awaitable<response> audit_export(call& c) {
         (k == "from_seq" ? from : to.emplace()) = n;
     }
     if (to && *to < from) co_return error_response(errc::invalid_argument, "to_seq must not be below from_seq", "to_seq");
-    auto run = [&] { return c.core().any_thread().audit_log().export_range(from, to); };
+    auto run = [&] { return c.core().view().audit_export_range(from, to); };
     auto ex = co_await c.core().in_pool(run);
     if (!ex) co_return error_response(ex.error());
     co_return json_response(http::status::ok, json::object{{"from_seq", ex->from_seq},
@@ -244,7 +232,7 @@ asio::awaitable<response> openapi_document(call&) {
 
 asio::awaitable<response> run_renewals(call& c) {
     const auto sum = co_await run_renewal_sweep(c.api, c.who);
-    co_return json_response(http::status::ok, storage::to_json(sum));
+    co_return json_response(http::status::ok, to_json(sum));
 }
 
 } // namespace

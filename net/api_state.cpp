@@ -126,11 +126,11 @@ std::string denial_client_key(std::string_view ip, std::string_view user) {
 asio::awaitable<renewal_summary> run_renewal_sweep(api_state& api, const principal& who) {
     auto& core = api.core;
     renewal_summary sum;
-    sum.started_at = core.any_thread().now();
+    sum.started_at = core.view().now();
     auto plan_fn = [](cert_service& s) { return s.renewal_plan(s.now()); };
     const auto plan = co_await core.in_core(plan_fn);
     sum.candidates = plan.size();
-    const bool revokes_old = core.any_thread().config().revoke_superseded;
+    const bool revokes_old = core.view().config().revoke_superseded;
     std::uint64_t gen = 0;
     for (const auto& id : plan) {
         auto stage = [&](cert_service& s) { return s.stage_renew(id, 0, who, true); };
@@ -142,13 +142,13 @@ asio::awaitable<renewal_summary> run_renewal_sweep(api_state& api, const princip
         (o.ok ? sum.renewed : sum.failed)++;
         sum.outcomes.push_back(std::move(o));
     }
-    sum.finished_at = core.any_thread().now();
+    sum.finished_at = core.view().now();
     api.stats.renewals(sum.renewed, sum.failed);
     if (gen) {
         api.crl.kick();
         co_await api.crl.wait_published(gen, std::chrono::milliseconds(3000));
     }
-    auto save = [&] { return core.any_thread().store().save_last_sweep(sum); };
+    auto save = [&] { return core.view().record_sweep(sum); };
     if (auto w = co_await core.in_pool(save); !w) spdlog::error("cannot record the renewal sweep: {}", w.error().message);
     spdlog::info("renewal sweep: {} due, {} renewed, {} failed", sum.candidates, sum.renewed, sum.failed);
     co_return sum;

@@ -3,7 +3,6 @@
 
 #include "core/keys.hpp"
 #include "net/api.hpp"
-#include "storage/ca_files.hpp"
 
 #include <boost/asio/post.hpp>
 
@@ -75,7 +74,7 @@ asio::awaitable<response> ocsp_post(call& c) {
                                                     {"message", "Content-Type must be application/ocsp-request"},
                                                     {"code", "UNSUPPORTED_MEDIA_TYPE"}});
     const auto a = co_await c.api.ocsp.answer(c.req.body());
-    co_return to_http(a, false, c.core().any_thread().now());
+    co_return to_http(a, false, c.core().view().now());
 }
 
 asio::awaitable<response> ocsp_get(call& c) {
@@ -86,14 +85,14 @@ asio::awaitable<response> ocsp_get(call& c) {
         a = co_await c.api.ocsp.answer(*der);
     else
         a = c.api.ocsp.malformed();
-    co_return to_http(a, true, c.core().any_thread().now());
+    co_return to_http(a, true, c.core().view().now());
 }
 
 } // namespace
 
 result<void> ocsp_endpoint::load() {
-    auto& svc = core_.any_thread();
-    auto r = storage::ensure_ocsp_responder(svc.paths(), svc.ca(), svc.now(), renew_before);
+    auto& svc = core_.view();
+    auto r = svc.ensure_ocsp_responder(renew_before);
     if (!r) return r.error();
     std::atomic_store(&responder_, *r);
     spdlog::info("OCSP responder certificate valid until {}", format_time((*r)->not_after));
@@ -101,15 +100,15 @@ result<void> ocsp_endpoint::load() {
 }
 
 void ocsp_endpoint::rotate_if_due() {
-    auto& svc = core_.any_thread();
+    auto& svc = core_.view();
     const auto cur = responder();
     if (cur && svc.now() < cur->not_after - renew_before) return;
     // A responder never outlives the CA: once it ends with the CA, a new one would be no better.
     if (cur && cur->not_after >= svc.ca().not_after()) return;
     if (rotating_.exchange(true)) return;
     asio::post(core_.pool(), [this] {
-        auto& svc = core_.any_thread();
-        auto r = storage::ensure_ocsp_responder(svc.paths(), svc.ca(), svc.now(), renew_before);
+        auto& svc = core_.view();
+        auto r = svc.ensure_ocsp_responder(renew_before);
         if (r) {
             std::atomic_store(&responder_, *r);
             // Responses signed by the old responder stay valid, but new ones should name the new signer.
@@ -132,7 +131,7 @@ ocsp_answer ocsp_endpoint::error_answer(ocsp_response_status s) {
 ocsp_answer ocsp_endpoint::malformed() { return error_answer(ocsp_response_status::malformed_request); }
 
 asio::awaitable<ocsp_answer> ocsp_endpoint::answer(std::string_view der) {
-    auto& svc = core_.any_thread();
+    auto& svc = core_.view();
     auto req = parse_ocsp_request(der, svc.ca());
     if (!req) co_return malformed();
     for (const auto& q : req->queries) {

@@ -71,7 +71,7 @@ response method_not_allowed(const std::vector<http::verb>& allowed) {
 // Writes a `denied` entry for `METHOD resource` off the request path (the fsync runs on the pool).
 void post_denial(api_state& api, const principal& who, const request& req, std::string_view resource,
                  boost::json::object details) {
-    storage::audit_entry e;
+    audit_entry e;
     e.operation = "denied";
     e.resource_type = "endpoint";
     e.resource_id = std::string(http::to_string(req.method())) + " " + std::string(resource);
@@ -80,7 +80,7 @@ void post_denial(api_state& api, const principal& who, const request& req, std::
     e.ip_address = who.ip;
     e.actor = actor_json(who);
     e.details = std::move(details);
-    asio::post(api.core.pool(), [&svc = api.core.any_thread(), e = std::move(e)] { svc.audit(e); });
+    asio::post(api.core.pool(), [&svc = api.core.view(), e = std::move(e)] { svc.audit(e); });
 }
 
 // Audits a denied request, at most one line per client and minute.
@@ -164,7 +164,7 @@ asio::awaitable<response> dispatch(api_state& api, request& req, const peer_info
     const std::string route_label = m.any ? m.any->pattern : std::string("unmatched");
 
     // A client certificate is checked against the live revocation state on every request.
-    auto& svc = api.core.any_thread();
+    auto& svc = api.core.view();
     const caller auth = authenticate(peer, req[http::field::authorization], *api.token_snapshot(), *svc.ocsp_statuses(),
                                      *svc.serial_owners(), svc.now());
     const std::optional<identity>& ident = auth.ident;

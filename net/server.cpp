@@ -435,7 +435,7 @@ asio::awaitable<void> server::impl::crl_timer_loop() {
 asio::awaitable<void> server::impl::renewal_loop() {
     const auto at = parse_daily_time(opts.renewal_time).value_or(daily_time{});
     const principal sweeper = system_principal("renewal-sweep");
-    auto load = [this] { return svc->store().load_last_sweep(); };
+    auto load = [this] { return svc->last_sweep(); };
     const auto last = co_await api->core.in_pool(load);
     if (run_was_missed(last ? std::optional(last->started_at) : std::nullopt, svc->now(), at))
         co_await run_renewal_sweep(*api, sweeper);

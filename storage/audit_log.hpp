@@ -11,8 +11,7 @@
 // takes an flock(2) and first catches up with entries another process wrote.
 #pragma once
 
-#include "core/clock.hpp"
-#include "core/errc.hpp"
+#include "core/audit_sink.hpp"
 #include "core/ossl.hpp"
 
 #include <boost/json/object.hpp>
@@ -28,85 +27,44 @@
 
 namespace certmate::storage {
 
-struct audit_entry {
-    std::string operation;       // create|revoke|unhold|renew|auto_renew|update|download|batch_import|denied|ca_init|...
-    std::string resource_type = "certificate"; // certificate|endpoint|ca|token
-    std::string resource_id;
-    std::string status = "success"; // success|failure|denied
-    std::string user;
-    std::string ip_address;
-    // What authenticated (SECURITY.md "Audit"): {"kind":"token","name":..} or
-    // {"kind":"certificate","id":..,"serial":..}; omitted when empty.
-    boost::json::object actor;
-    boost::json::object details;
-    std::optional<std::string> error;
-};
-
-struct audit_query {
-    std::string resource_id;
-    std::string operation;
-    std::optional<time_point> since, until;
-    std::size_t limit = 100;     // newest first
-};
-
-struct audit_repair_note {
-    std::uint64_t seq = 0;
-    std::uint64_t removed_bytes = 0;
-};
-
-struct audit_verify_result {
-    bool ok = true;
-    std::size_t entries = 0;
-    std::size_t bad_line = 0;    // 1-based, when !ok
-    std::string reason;
-    std::size_t checkpoints = 0;           // checkpoints whose signature verified
-    std::size_t unchecked_checkpoints = 0; // seen without a public key to check them
-    std::uint64_t last_checkpoint_seq = 0;
-    std::size_t after_last_checkpoint = 0; // entries not covered by any checkpoint
-    std::vector<audit_repair_note> repairs;
-};
-
-// A range of the log as exported (GET /api/audit/export): the lines exactly as in the file, each
-// with its '\n', and an Ed25519 signature over exactly those bytes.
-struct audit_export {
-    std::uint64_t from_seq = 0, to_seq = 0;
-    std::size_t count = 0;
-    std::string bytes;
-    std::string signature;       // raw 64 bytes
-    std::string key_id;          // SHA-256 hex of the signing key's SubjectPublicKeyInfo
-};
+// The port's types, as storage/ and its users have always named them.
+using certmate::audit_entry;
+using certmate::audit_export;
+using certmate::audit_query;
+using certmate::audit_repair_note;
+using certmate::audit_verify_result;
 
 // The canonical message a checkpoint signs (docs/audit.md):
 // "certmate-audit-checkpoint-v1\n" <head_seq in decimal> "\n" <head_hash, 64 hex> "\n".
 std::string checkpoint_message(std::uint64_t head_seq, std::string_view head_hash);
 
-class audit_log {
+class audit_log final : public audit_sink {
 public:
     // Opens (creating dirs and file, 0600) and reads the last line to continue the chain.
     static result<std::unique_ptr<audit_log>> open(std::filesystem::path file, clock_fn clock);
 
     // errc::audit_unavailable when the write/fsync fails, or fast while unhealthy and the last
     // attempt was less than a second ago. Appends a checkpoint after every interval-th entry.
-    result<void> append(const audit_entry& e);
-    bool healthy() const;
+    result<void> append(const audit_entry& e) override;
+    bool healthy() const override;
     std::string last_error() const;
     std::uint64_t next_seq() const;
     // Newest-first entries matching the query (reads the file).
-    result<std::vector<boost::json::object>> query(const audit_query& q) const;
+    result<std::vector<boost::json::object>> query(const audit_query& q) const override;
 
     // Test hook: makes the next writes fail as a full disk would.
     void simulate_failure(bool on);
     // Closes and reopens the file, re-reading the chain's tail; healthy again on success (SIGHUP).
-    result<void> reopen();
+    result<void> reopen() override;
 
     // Signs checkpoints with `key` (Ed25519) after every `interval`-th entry (seq % interval == 0;
     // 0: only on checkpoint()). Call before the log is shared.
     void set_signer(ossl::pkey key, std::uint64_t interval);
     // Appends a checkpoint over the current head (clean shutdown). Nothing (false) without a
     // signer, on an empty log, or when the last entry is a checkpoint already.
-    result<bool> checkpoint(std::string reason = "shutdown");
+    result<bool> checkpoint(std::string reason = "shutdown") override;
     // The signer's public key as PEM; "" without a signer.
-    std::string public_key_pem() const;
+    std::string public_key_pem() const override;
     // The last entry this process wrote (or read as the head when continuing the chain): seq 0
     // before any.
     struct head {
@@ -118,10 +76,10 @@ public:
     // entry is in the range, errc::audit_unavailable without a signer. Signed only when the whole
     // log verifies (chain, checkpoints) and still holds head_written() unchanged: errc::conflict
     // otherwise, so a rewrite of the file is never signed.
-    result<audit_export> export_range(std::uint64_t from_seq, std::optional<std::uint64_t> to_seq) const;
+    result<audit_export> export_range(std::uint64_t from_seq, std::optional<std::uint64_t> to_seq) const override;
     // verify_audit_file() of this log with the signer's public key, plus head_written(): a rewrite
     // with the chain recomputed, or a cut tail, fails even after the last checkpoint.
-    audit_verify_result verify() const;
+    audit_verify_result verify() const override;
 
 private:
     audit_log(std::filesystem::path file, clock_fn clock) : file_(std::move(file)), clock_(std::move(clock)) {}

@@ -5,7 +5,7 @@
 
 #include "core/ca.hpp"
 #include "core/ocsp.hpp"
-#include "storage/cert_store.hpp"
+#include "core/cert_repository.hpp"
 #include "storage/layout.hpp"
 
 #include <cstdint>

@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include <fcntl.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -500,6 +501,17 @@ result<void> fs_store::write_visible(const fs::path& path, std::string_view data
     if (auto r = write_file_atomic(path, data, mode, late); !r) return r;
     if (late) note_late_error(*late);
     return {};
+}
+
+std::optional<std::string> fs_store::problem() const {
+    if (::access(layout_.data_dir.c_str(), W_OK | X_OK) != 0) return std::string("the data directory is not writable");
+    return io_error();
+}
+
+result<std::shared_ptr<const ocsp_responder>> fs_store::ensure_ocsp_responder(const certificate_authority& ca,
+                                                                              time_point now,
+                                                                              std::chrono::hours renew_before) {
+    return storage::ensure_ocsp_responder(layout_, ca, now, renew_before);
 }
 
 } // namespace certmate::storage

@@ -1,4 +1,4 @@
-// cert_store on the local file system, in the seed's layout:
+// The cert_repository port on the local file system, in the seed's layout:
 // certs/client/<usage>/<identifier>/{cert.crt, cert.key (0600), cert.csr, metadata.json}.
 // New certificates are written into certs/client/<usage>/.tmp-<identifier>-<random>/ and renamed
 // into place; replacements go through .new-/.old- directories so a crash at any step leaves
@@ -8,7 +8,7 @@
 // (the index must follow the disk): it is kept as io_error() for /health.
 #pragma once
 
-#include "storage/cert_store.hpp"
+#include "core/cert_repository.hpp"
 #include "storage/layout.hpp"
 
 #include <functional>
@@ -16,7 +16,7 @@
 
 namespace certmate::storage {
 
-class fs_store final : public cert_store {
+class fs_store final : public cert_repository {
 public:
     explicit fs_store(layout l);
 
@@ -35,6 +35,10 @@ public:
     std::optional<renewal_summary> load_last_sweep() const override;
     result<void> save_last_sweep(const renewal_summary& s) override;
     std::optional<std::string> io_error() const override;
+    std::optional<std::string> problem() const override;
+    // certs/ocsp/responder.crt, responder.key (0600): storage::ensure_ocsp_responder.
+    result<std::shared_ptr<const ocsp_responder>> ensure_ocsp_responder(const certificate_authority& ca, time_point now,
+                                                                       std::chrono::hours renew_before) override;
 
     // Test hook: called with a step name ("files-written", "dir-synced", "renamed", ...) during
     // create/replace; returning false simulates a crash at that point (the call returns

@@ -12,8 +12,6 @@
 
 namespace certmate::storage {
 
-boost::json::object to_json(const renewal_summary& s);
-
 // The last recorded run (nullopt when none, or when the file is unreadable: logged).
 std::optional<renewal_summary> load_last_sweep(const layout& l);
 // `late`, when given, takes a directory fsync failure after the rename (see write_file_atomic).

@@ -9,6 +9,8 @@
 #define BOOST_TEST_MODULE test_attack
 #include <boost/test/unit_test.hpp>
 
+#include "storage/audit_log.hpp"
+#include "storage/layout.hpp"
 #include "core/keys.hpp"
 #include "net/api.hpp"
 #include "storage/layout.hpp"

@@ -4,6 +4,8 @@
 #define BOOST_TEST_MODULE audit_signing
 #include <boost/test/unit_test.hpp>
 
+#include "storage/audit_log.hpp"
+#include "storage/layout.hpp"
 #include "app/bootstrap.hpp"
 #include "storage/layout.hpp"
 #include "support/child_process.hpp"

@@ -558,7 +558,7 @@ struct time_travel_server {
         auto audit = storage::audit_log::open(l.audit_log(), clock);
         BOOST_REQUIRE(audit);
         auto svc = std::make_unique<cert_service>(*ca, std::make_unique<storage::fs_store>(l),
-                                                  std::shared_ptr<storage::audit_log>(std::move(*audit)), l, cfg.service,
+                                                  std::shared_ptr<storage::audit_log>(std::move(*audit)), cfg.service,
                                                   clock, openssl_rng());
         BOOST_REQUIRE(svc->load());
         auto opts = app::server_options_from(cfg);

@@ -11,6 +11,8 @@
 #define BOOST_TEST_MODULE test_https
 #include <boost/test/unit_test.hpp>
 
+#include "storage/audit_log.hpp"
+#include "storage/layout.hpp"
 #include "app/bootstrap.hpp"
 #include "app/server_options.hpp"
 #include "core/issue.hpp"

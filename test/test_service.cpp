@@ -3,6 +3,8 @@
 #define BOOST_TEST_MODULE service
 #include <boost/test/unit_test.hpp>
 
+#include "storage/audit_log.hpp"
+#include "storage/layout.hpp"
 #include "app/bootstrap.hpp"
 #include "app/config.hpp"
 #include "core/keys.hpp"
@@ -31,6 +33,7 @@ struct fixture {
     temp_dir dir;
     app::config cfg;
     std::shared_ptr<time_point> now = std::make_shared<time_point>(std::chrono::system_clock::now());
+    std::shared_ptr<storage::audit_log> audit_log;
     std::unique_ptr<cert_service> svc;
 
     explicit fixture(std::vector<std::string> extra = {}) {
@@ -49,8 +52,8 @@ struct fixture {
         BOOST_REQUIRE(ca);
         auto audit = storage::audit_log::open(l.audit_log(), [n = now] { return *n; });
         BOOST_REQUIRE(audit);
-        svc = std::make_unique<cert_service>(*ca, std::make_unique<storage::fs_store>(l),
-                                             std::shared_ptr<storage::audit_log>(std::move(*audit)), l, cfg.service,
+        audit_log = std::shared_ptr<storage::audit_log>(std::move(*audit));
+        svc = std::make_unique<cert_service>(*ca, std::make_unique<storage::fs_store>(l), audit_log, cfg.service,
                                              [n = now] { return *n; }, openssl_rng());
         BOOST_REQUIRE(svc->load());
     }
@@ -136,7 +139,7 @@ BOOST_AUTO_TEST_CASE(create_get_list_revoke_renew) {
     BOOST_TEST(e.error().field == "common_name");
 
     // List filters.
-    storage::list_query q;
+    list_query q;
     q.usage = cert_usage::vpn;
     auto page = f.svc->list(q);
     BOOST_TEST(page.total == 1u);
@@ -295,7 +298,7 @@ BOOST_AUTO_TEST_CASE(sweep_renews_inside_threshold_skips_the_rest_and_survives_a
     BOOST_REQUIRE(run_sync(f.svc->stage_update("disabled", u, {})));
 
     std::map<std::string, std::string> serial_before;
-    storage::list_query all;
+    list_query all;
     all.limit = 1000;
     for (const auto& r : f.svc->list(all).items) serial_before[r.identifier] = r.serial_number;
 
@@ -430,7 +433,7 @@ BOOST_AUTO_TEST_CASE(every_mutation_is_audited_and_cli_verifies_the_chain) {
 BOOST_AUTO_TEST_CASE(fail_closed_when_the_audit_log_cannot_be_written) {
     fixture f;
     f.create("before");
-    f.svc->audit_log().simulate_failure(true);
+    f.audit_log->simulate_failure(true);
     create_request r;
     r.identifier = "after-1";
     r.subject.common_name = "after";
@@ -438,7 +441,7 @@ BOOST_AUTO_TEST_CASE(fail_closed_when_the_audit_log_cannot_be_written) {
     auto created = run_sync(f.svc->stage_create(r, {}));
     BOOST_REQUIRE(!created);
     BOOST_TEST(int(created.error().code) == int(errc::audit_unavailable));
-    BOOST_TEST(!f.svc->audit_log().healthy());
+    BOOST_TEST(!f.svc->audit_healthy());
     BOOST_TEST(!f.svc->get("after-1"));
     auto revoked = run_sync(f.svc->stage_revoke("before", {}, {}));
     BOOST_REQUIRE(!revoked);

@@ -5,6 +5,8 @@
 #define BOOST_TEST_MODULE startup
 #include <boost/test/unit_test.hpp>
 
+#include "storage/audit_log.hpp"
+#include "storage/layout.hpp"
 #include "support/child_process.hpp"
 #include "support/http_client.hpp"
 #include "support/json_checks.hpp"

@@ -2,9 +2,11 @@
 #define BOOST_TEST_MODULE storage
 #include <boost/test/unit_test.hpp>
 
+#include "storage/audit_log.hpp"
+#include "storage/layout.hpp"
 #include "core/cert_json.hpp"
 #include "storage/atomic_file.hpp"
-#include "storage/cert_index.hpp"
+#include "core/cert_index.hpp"
 #include "storage/fs_store.hpp"
 #include "support/tools.hpp"
 

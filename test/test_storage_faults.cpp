@@ -4,6 +4,8 @@
 #define BOOST_TEST_MODULE storage_faults
 #include <boost/test/unit_test.hpp>
 
+#include "storage/audit_log.hpp"
+#include "storage/layout.hpp"
 #include "storage/atomic_file.hpp"
 #include "storage/fs_store.hpp"
 #include "support/http_server_fixture.hpp"

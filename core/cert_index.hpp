@@ -11,7 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
-namespace certmate::storage {
+namespace certmate {
 
 enum class status_filter { active, revoked, expired, expiring, on_hold };
 std::optional<status_filter> parse_status_filter(std::string_view s) noexcept;
@@ -93,4 +93,4 @@ private:
 };
 
 
-} // namespace certmate::storage
+} // namespace certmate

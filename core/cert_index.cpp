@@ -1,11 +1,11 @@
-#include "storage/cert_index.hpp"
+#include "core/cert_index.hpp"
 
 #include <algorithm>
 #include <array>
 #include <chrono>
 #include <tuple>
 
-namespace certmate::storage {
+namespace certmate {
 
 namespace {
 
@@ -250,4 +250,4 @@ std::vector<std::string> cert_index::due_for_renewal(time_point now) const {
     return out;
 }
 
-} // namespace certmate::storage
+} // namespace certmate

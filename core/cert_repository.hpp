@@ -1,9 +1,12 @@
-// Where certificates persist. A second backend (PostgreSQL) must fit behind this interface.
+// The repository port (docs/architecture.md): where certificates and the CA-wide state persist.
+// core/ defines it, storage/ implements it (fs_store); a second backend (PostgreSQL) fits behind it.
 // Thread-safety: implementations are safe for concurrent calls on different identifiers;
 // calls on the same identifier are serialised by the caller (the core strand).
 #pragma once
 
+#include "core/ca.hpp"
 #include "core/cert_record.hpp"
+#include "core/ocsp.hpp"
 #include "core/renewal_summary.hpp"
 
 #include <cstdint>
@@ -14,7 +17,7 @@
 #include <string_view>
 #include <vector>
 
-namespace certmate::storage {
+namespace certmate {
 
 struct cert_files {
     std::string cert_pem;
@@ -36,9 +39,9 @@ struct load_report {
     std::vector<std::string> skipped;            // unreadable entries, with the reason (logged, not loaded)
 };
 
-class cert_store {
+class cert_repository {
 public:
-    virtual ~cert_store() = default;
+    virtual ~cert_repository() = default;
     // All or nothing: afterwards either the complete certificate exists or nothing does.
     // errc::already_exists if the identifier is taken (in any usage).
     virtual result<void> create(const cert_record& rec, const cert_files& files) = 0;
@@ -66,6 +69,14 @@ public:
     // fsync failed after its rename: the operation reported success, since the change is visible),
     // kept until restart; nullopt when none. /health reports it.
     virtual std::optional<std::string> io_error() const = 0;
+    // [any thread] Why the store cannot take writes now (unwritable, or io_error()); nullopt when it can.
+    virtual std::optional<std::string> problem() const = 0;
+
+    // The delegated OCSP responder (RFC 6960 4.2.2.2): the one kept, or a new one issued by `ca`
+    // and kept when none exists or it expires within `renew_before`.
+    virtual result<std::shared_ptr<const ocsp_responder>> ensure_ocsp_responder(const certificate_authority& ca,
+                                                                               time_point now,
+                                                                               std::chrono::hours renew_before) = 0;
 };
 
-} // namespace certmate::storage
+} // namespace certmate
