@@ -301,3 +301,23 @@ BOOST_AUTO_TEST_CASE(a_plain_ca_key_that_only_looks_encrypted_is_still_encrypted
         }
     }
 }
+
+// The start-up clean-up removes temp files whatever their age and rolls interrupted creates and
+// replaces forward or back: a second `serve` on a live data dir (here on another port; it did the
+// same when it then failed to bind the live one's) deleted the live server's writes in flight.
+BOOST_AUTO_TEST_CASE(a_second_serve_on_a_live_data_dir_is_refused_before_touching_it) {
+    temp_dir dir;
+    const auto data = dir / "data";
+    auto init = run(bin + " init --data-dir " + data.string() + " --ca.key_type ec-p256");
+    BOOST_REQUIRE_MESSAGE(init.exit_code == 0, init.output);
+    server live(dir.path(), data);
+    // A write of the live server in flight.
+    const auto in_flight = data / "certs/crl/.crl.der.tmp-0123456789ab";
+    plant(in_flight);
+    auto second = run("timeout 15 " + bin + " serve --data-dir " + data.string() + " --listen 127.0.0.1:0");
+    BOOST_TEST(second.exit_code != 0);
+    BOOST_TEST(second.exit_code != 124, "the second server ran");
+    BOOST_TEST(has(second.output, "another certmate serve is running"), second.output);
+    BOOST_TEST(fs::exists(in_flight), "the second server removed the live one's write in flight");
+    BOOST_TEST(http_client(live.port).get("/health").status == 200u);
+}
