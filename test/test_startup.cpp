@@ -207,7 +207,7 @@ BOOST_AUTO_TEST_CASE(serve_start_removes_every_temp_leftover_of_an_interrupted_w
         data / "certs/ca/.ca.key.tmp-0123456789ab",         data / "certs/ca/.crl.pem.tmp-abcdef012345",
         data / "state/.renewal_sweep.json.tmp-0123456789ab", data / ".admin.token.tmp-0123456789ab",
         data / "certs/ocsp/.responder.key.tmp-0123456789ab", data / "tls/.server.key.tmp-0123456789ab",
-        cert_dir / ".metadata.json.tmp-0123456789ab"};
+        cert_dir / ".metadata.json.tmp-0123456789ab",      data / "certs/audit/.audit_signing.key.tmp-0123456789ab"};
     for (const auto& p : leftovers) plant(p);
     const std::vector<fs::path> not_ours = {data / "state/.notes.tmp-mine", data / "certs/ca/ca.key.bak"};
     for (const auto& p : not_ours) plant(p);
