@@ -5,6 +5,7 @@
 #include "app/systemd.hpp"
 #include "net/server.hpp"
 #include "storage/leftovers.hpp"
+#include "storage/serve_lock.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -39,6 +40,9 @@ int run_server(const config& given, const std::filesystem::path& config_file, co
     asio::io_context signal_ctx;
     asio::signal_set signals(signal_ctx, SIGINT, SIGTERM, SIGHUP);
 
+    // One server per data dir, held until exit: the clean-up below assumes that no one else writes.
+    auto lock = storage::serve_lock::acquire(cfg.data_dir);
+    if (!lock) throw error_exception(lock.error());
     // Nothing writes to the data dir yet: every temp file is a leftover of an interrupted write.
     (void)storage::remove_temp_leftovers(storage::layout{cfg.data_dir}, std::chrono::seconds(0));
     auto rep = init_data_dir(cfg, config_file);

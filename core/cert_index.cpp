@@ -238,7 +238,8 @@ std::vector<revoked_serial> cert_index::revoked() const {
 std::vector<std::string> cert_index::due_for_renewal(time_point now) const {
     std::vector<const cert_record*> due;
     for (const auto& [id, r] : by_id_) {
-        if (r.revocation.revoked || !r.renewal.renewal_enabled) continue;
+        // The listener's certificate is only re-made by `certmate init --server-cert`.
+        if (r.revocation.revoked || !r.renewal.renewal_enabled || r.usage == cert_usage::server) continue;
         if (r.expires_at <= now + r.renewal.renewal_threshold_days * day) due.push_back(&r);
     }
     std::sort(due.begin(), due.end(), [](const cert_record* a, const cert_record* b) {

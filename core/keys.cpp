@@ -179,6 +179,19 @@ result<ossl::pkey> load_private_key(std::string_view pem, std::optional<std::str
     return key;
 }
 
+bool private_key_pem_encrypted(std::string_view pem) {
+    std::size_t blocks = 0;
+    for (auto p = pem.find("-----BEGIN "); p != std::string_view::npos; p = pem.find("-----BEGIN ", p + 1)) ++blocks;
+    if (blocks != 1 || !looks_encrypted(pem)) return false;
+    // Whatever the text says, a key that loads without a passphrase is plain.
+    ossl::bio in = ossl::mem_bio(pem);
+    if (!in) return false;
+    const std::optional<std::string_view> none;
+    ossl::pkey key(PEM_read_bio_PrivateKey(in.get(), nullptr, passphrase_cb, const_cast<std::optional<std::string_view>*>(&none)));
+    ossl::drain_errors();
+    return !key;
+}
+
 std::string public_key_to_pem(EVP_PKEY* key) {
     ossl::bio out(BIO_new(BIO_s_mem()));
     if (!out || !key || PEM_write_bio_PUBKEY(out.get(), key) != 1) {

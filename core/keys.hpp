@@ -19,6 +19,9 @@ result<std::string> private_key_to_pem(EVP_PKEY* key, std::optional<std::string_
 // Loads a PEM private key (PKCS#8 or traditional), decrypting it with `passphrase` if needed;
 // errc::bad_passphrase when it is encrypted and the passphrase is missing or wrong.
 result<ossl::pkey> load_private_key(std::string_view pem, std::optional<std::string_view> passphrase = std::nullopt);
+// True when `pem` holds exactly one PEM block and it is a private key that no empty or missing
+// passphrase opens: encrypted in fact, not merely carrying an "ENCRYPTED" marker somewhere.
+bool private_key_pem_encrypted(std::string_view pem);
 std::string public_key_to_pem(EVP_PKEY* key);
 
 // "rsa2048", "rsa3072", "rsa4096" (other RSA sizes: "rsa<bits>"), "ec-p256", "ec-p384", "ed25519".

@@ -589,6 +589,10 @@ result<staged<cert_view>> cert_service::stage_update(const std::string& id, upda
         updated.notes = *req.notes;
         changed["notes"] = *req.notes;
     }
+    // The sweep never renews the listener's certificate (`certmate init --server-cert` does).
+    if (req.renewal_enabled && *req.renewal_enabled && updated.usage == cert_usage::server)
+        return make_error(errc::invalid_argument, "the listener's certificate is renewed by `certmate init --server-cert`",
+                          "renewal_enabled");
     if (req.renewal_enabled) {
         updated.renewal.renewal_enabled = *req.renewal_enabled;
         changed["renewal_enabled"] = *req.renewal_enabled;

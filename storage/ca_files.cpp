@@ -40,16 +40,14 @@ result<std::shared_ptr<const certificate_authority>> load_ca(const layout& l, st
     return std::shared_ptr<const certificate_authority>(std::make_shared<certificate_authority>(std::move(*ca)));
 }
 
-bool key_pem_encrypted(std::string_view pem) noexcept {
-    return pem.find("-----BEGIN ENCRYPTED PRIVATE KEY-----") != std::string_view::npos ||
-           pem.find("Proc-Type: 4,ENCRYPTED") != std::string_view::npos;
-}
+bool key_pem_encrypted(std::string_view pem) { return private_key_pem_encrypted(pem); }
 
 namespace {
 
-// `pem` (a plain private key) as encrypted PKCS#8 under `passphrase`.
+// `pem` (a plain private key, or one already encrypted under `passphrase`) as one block of
+// encrypted PKCS#8 under `passphrase`; nothing else of the text is kept.
 result<std::string> encrypt_key_pem(std::string_view pem, std::string_view passphrase) {
-    auto key = load_private_key(pem, std::nullopt);
+    auto key = load_private_key(pem, passphrase);
     if (!key) return key.error();
     return private_key_to_pem(key->get(), passphrase);
 }
@@ -220,9 +218,14 @@ result<restore_report> restore_ca(const layout& l, const fs::path& archive, bool
     std::string cert_pem;
     std::string key_pem;
     bool has_key = false;
+    std::vector<std::string> seen;
     for (const auto& [name, data] : *files) {
         if (std::find(allowed.begin(), allowed.end(), name) == allowed.end())
             return make_error(errc::invalid_argument, "unexpected member in CA backup: " + name);
+        // Two versions of a member would write (and leave on a failure) one that was never checked.
+        if (std::find(seen.begin(), seen.end(), name) != seen.end())
+            return make_error(errc::invalid_argument, "duplicate member in CA backup: " + name);
+        seen.push_back(name);
         if (name == "certs/ca/ca.crt") cert_pem = data;
         if (name == "certs/ca/ca.key") {
             has_key = true;

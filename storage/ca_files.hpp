@@ -20,8 +20,9 @@ bool ca_exists(const layout& l);
 result<void> save_ca(const layout& l, const certificate_authority& ca, std::optional<std::string_view> passphrase);
 result<std::shared_ptr<const certificate_authority>> load_ca(const layout& l, std::optional<std::string_view> passphrase);
 
-// True when `pem` holds an encrypted private key (PKCS#8 or legacy PEM encryption).
-bool key_pem_encrypted(std::string_view pem) noexcept;
+// True when `pem` is one encrypted private key (PKCS#8 or legacy PEM encryption) that does not
+// load without a passphrase; a plain key carrying an "ENCRYPTED" marker, or any second block, is not.
+bool key_pem_encrypted(std::string_view pem);
 // With a passphrase configured the CA key is only ever on disk encrypted: a plain ca.key is
 // rewritten encrypted with `passphrase` (atomically, 0600). True when it was rewritten, false
 // when it already was encrypted.

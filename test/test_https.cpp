@@ -761,4 +761,16 @@ BOOST_AUTO_TEST_CASE(the_listener_certificate_is_admin_only_through_the_api) {
     BOOST_TEST(http.post_json(base + "/revoke", R"({"reason":"certificateHold"})", admin).status == 200u);
     BOOST_TEST(http.post_json(base + "/unhold", "{}", op).status == 403u);
     BOOST_TEST(http.post_json(base + "/unhold", "{}", admin).status == 200u);
+
+    // Renewal settings: the sweep never renews it, so turning renewal on is refused (an operator
+    // could otherwise make every sweep fail on it), and the sweep leaves it alone.
+    auto on = http.patch_json(base, R"({"renewal_enabled":true,"renewal_threshold_days":3650})", op);
+    BOOST_TEST_INFO(on.body);
+    BOOST_TEST(on.status == 400u);
+    BOOST_TEST(http.patch_json(base, R"({"notes":"rack 4"})", op).status == 200u);
+    auto sweep = http.post_json("/api/renewals/run", "{}", admin);
+    BOOST_TEST_INFO(sweep.body);
+    BOOST_REQUIRE_EQUAL(sweep.status, 200u);
+    BOOST_TEST(sweep.body.find(id) == std::string::npos);
+    BOOST_TEST(sweep.json().as_object().at("failed") == boost::json::value(0));
 }

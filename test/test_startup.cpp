@@ -209,7 +209,7 @@ BOOST_AUTO_TEST_CASE(serve_start_removes_every_temp_leftover_of_an_interrupted_w
         data / "certs/ca/.ca.key.tmp-0123456789ab",         data / "certs/ca/.crl.pem.tmp-abcdef012345",
         data / "state/.renewal_sweep.json.tmp-0123456789ab", data / ".admin.token.tmp-0123456789ab",
         data / "certs/ocsp/.responder.key.tmp-0123456789ab", data / "tls/.server.key.tmp-0123456789ab",
-        cert_dir / ".metadata.json.tmp-0123456789ab"};
+        cert_dir / ".metadata.json.tmp-0123456789ab",      data / "certs/audit/.audit_signing.key.tmp-0123456789ab"};
     for (const auto& p : leftovers) plant(p);
     const std::vector<fs::path> not_ours = {data / "state/.notes.tmp-mine", data / "certs/ca/ca.key.bak"};
     for (const auto& p : not_ours) plant(p);
@@ -241,4 +241,85 @@ BOOST_AUTO_TEST_CASE(init_removes_old_temp_leftovers_and_leaves_writes_that_may_
     BOOST_TEST(!fs::exists(old_state));
     BOOST_TEST(fs::exists(fresh));   // a running server may be writing it
     BOOST_TEST(has(again.output, old_crl.string()), again.output);
+}
+
+// A key file that only looks encrypted (a plain key with an encryption marker after it, or an
+// encrypted block followed by the plain key) was taken for encrypted by a substring test: `ca
+// restore` with a passphrase wrote it as it was, and `serve` left it plain for good.
+BOOST_AUTO_TEST_CASE(a_plain_ca_key_that_only_looks_encrypted_is_still_encrypted_by_restore_and_serve) {
+    temp_dir dir;
+    const auto data = dir / "data";
+    const auto pw = dir / "pw";
+    write_text(pw, "correct horse battery staple\n");
+    auto init = run(bin + " init --data-dir " + data.string() + " --ca.key_type ec-p256");
+    BOOST_REQUIRE_MESSAGE(init.exit_code == 0, init.output);
+    const auto plain_tar = dir / "plain.tar";
+    BOOST_REQUIRE(run(bin + " ca backup --out " + plain_tar.string() + " --data-dir " + data.string()).exit_code == 0);
+    const std::string plain = read_text(data / "certs/ca/ca.key");
+    const auto enc = run("openssl pkey -in " + (data / "certs/ca/ca.key").string() + " -aes256 -passout file:" + pw.string());
+    BOOST_REQUIRE(enc.exit_code == 0);
+    const std::string encrypted_block = enc.output.substr(enc.output.find("-----BEGIN"));
+
+    // Truly encrypted: one PEM block, and no passphrase opens it.
+    auto only_encrypted = [&](const fs::path& key) {
+        const auto text = read_text(key);
+        std::size_t blocks = 0;
+        for (auto p = text.find("-----BEGIN "); p != std::string::npos; p = text.find("-----BEGIN ", p + 1)) ++blocks;
+        BOOST_TEST(blocks == 1u, text);
+        BOOST_TEST(run("openssl pkey -noout -in " + key.string() + " -passin pass:not-the-passphrase").exit_code != 0,
+                   key.string() << " loads without the passphrase:\n" << text);
+        BOOST_TEST(run("openssl pkey -noout -in " + key.string() + " -passin file:" + pw.string()).exit_code == 0);
+    };
+
+    const std::vector<std::pair<std::string, std::string>> spoofs = {
+        {"marker", plain + "Proc-Type: 4,ENCRYPTED\n"},
+        {"both", encrypted_block + plain},
+    };
+    for (const auto& [name, key] : spoofs) {
+        BOOST_TEST_CONTEXT(name) {
+            // ca restore with a passphrase, from an archive whose ca.key is the spoof.
+            const auto x = dir / ("x-" + name);
+            fs::create_directories(x);
+            BOOST_REQUIRE(run("tar -xf " + plain_tar.string() + " -C " + x.string()).exit_code == 0);
+            write_text(x / "certs/ca/ca.key", key);
+            const auto tar = dir / (name + ".tar");
+            BOOST_REQUIRE(run("cd " + x.string() + " && tar --format=ustar -cf " + tar.string() +
+                              " $(find certs -type f | sort)").exit_code == 0);
+            const auto restored = dir / ("restored-" + name);
+            auto r = run(bin + " ca restore --in " + tar.string() + " --data-dir " + restored.string() +
+                         " --ca.passphrase_file " + pw.string());
+            BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+            only_encrypted(restored / "certs/ca/ca.key");
+
+            // serve with a passphrase on a data dir whose ca.key is the spoof: encrypted at start.
+            const auto live = dir / ("live-" + name);
+            fs::copy(data, live, fs::copy_options::recursive);
+            write_text(live / "certs/ca/ca.key", key);
+            fs::permissions(live / "certs/ca/ca.key", fs::perms(0600));
+            {
+                server s(dir.path(), live, {"--ca.passphrase_file", pw.string()});
+                only_encrypted(live / "certs/ca/ca.key");
+            }
+        }
+    }
+}
+
+// The start-up clean-up removes temp files whatever their age and rolls interrupted creates and
+// replaces forward or back: a second `serve` on a live data dir (here on another port; it did the
+// same when it then failed to bind the live one's) deleted the live server's writes in flight.
+BOOST_AUTO_TEST_CASE(a_second_serve_on_a_live_data_dir_is_refused_before_touching_it) {
+    temp_dir dir;
+    const auto data = dir / "data";
+    auto init = run(bin + " init --data-dir " + data.string() + " --ca.key_type ec-p256");
+    BOOST_REQUIRE_MESSAGE(init.exit_code == 0, init.output);
+    server live(dir.path(), data);
+    // A write of the live server in flight.
+    const auto in_flight = data / "certs/crl/.crl.der.tmp-0123456789ab";
+    plant(in_flight);
+    auto second = run("timeout 15 " + bin + " serve --data-dir " + data.string() + " --listen 127.0.0.1:0");
+    BOOST_TEST(second.exit_code != 0);
+    BOOST_TEST(second.exit_code != 124, "the second server ran");
+    BOOST_TEST(has(second.output, "another certmate serve is running"), second.output);
+    BOOST_TEST(fs::exists(in_flight), "the second server removed the live one's write in flight");
+    BOOST_TEST(http_client(live.port).get("/health").status == 200u);
 }
