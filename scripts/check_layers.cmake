@@ -1,0 +1,27 @@
+# The one-way layering of docs/architecture.md, checked on the sources: app -> net -> core <- storage.
+# core/ includes nothing from storage/, net/ or app/; storage/ nothing from net/ or app/; net/
+# nothing from storage/ or app/. Run at configure time (CMakeLists.txt) and by the check_layers
+# target on every build: `cmake -DSRC=<source dir> -P scripts/check_layers.cmake`.
+if(NOT SRC)
+  set(SRC ${CMAKE_CURRENT_LIST_DIR}/..)
+endif()
+set(rules "core:storage|net|app" "storage:net|app" "net:storage|app")
+set(violations "")
+foreach(rule ${rules})
+  string(REPLACE ":" ";" parts "${rule}")
+  list(GET parts 0 layer)
+  list(GET parts 1 above)
+  file(GLOB_RECURSE files "${SRC}/${layer}/*.hpp" "${SRC}/${layer}/*.cpp")
+  foreach(f ${files})
+    file(STRINGS "${f}" hits REGEX "^[ \t]*#[ \t]*include[ \t]*[\"<](${above})/")
+    foreach(h ${hits})
+      file(RELATIVE_PATH rel "${SRC}" "${f}")
+      string(STRIP "${h}" h)
+      list(APPEND violations "${rel}: ${h}")
+    endforeach()
+  endforeach()
+endforeach()
+if(violations)
+  list(JOIN violations "\n  " text)
+  message(FATAL_ERROR "layering (app -> net -> core <- storage, docs/architecture.md) broken by:\n  ${text}")
+endif()
