@@ -1,0 +1,80 @@
+// In-memory implementations of core's ports (docs/architecture.md): the service's unit tests
+// build it from these, with a fixed clock and a seeded RNG, and need no data dir.
+// Thread-safety: a mutex per object; good enough for the single-threaded unit tests.
+#pragma once
+
+#include "core/audit_sink.hpp"
+#include "core/cert_repository.hpp"
+
+#include <map>
+#include <mutex>
+
+namespace certmate::test {
+
+// A deterministic RNG (splitmix64 from `seed`): the same serials and identifiers every run.
+rng_fn seeded_rng(std::uint64_t seed);
+
+class memory_repository final : public cert_repository {
+public:
+    explicit memory_repository(rng_fn rng) : rng_(std::move(rng)) {}
+
+    result<void> create(const cert_record& rec, const cert_files& files) override;
+    result<void> replace(const cert_record& rec, const cert_files& files) override;
+    result<void> write_metadata(const cert_record& rec) override;
+    result<std::string> read_file(cert_usage usage, const std::string& id, file_kind kind) const override;
+    result<load_report> load_all(unsigned threads) override;
+    result<crl_state> load_crl_state() const override;
+    result<void> save_crl_state(const crl_state& s) override;
+    result<void> publish_crl(std::string_view der, std::string_view pem) override;
+    std::optional<std::pair<std::string, std::string>> published_crl() const override;
+    std::optional<renewal_summary> load_last_sweep() const override;
+    result<void> save_last_sweep(const renewal_summary& s) override;
+    std::optional<std::string> io_error() const override { return std::nullopt; }
+    std::optional<std::string> problem() const override;
+    result<std::shared_ptr<const ocsp_responder>> ensure_ocsp_responder(const certificate_authority& ca, time_point now,
+                                                                       std::chrono::hours renew_before) override;
+
+    // Makes every write fail (errc::storage_failure) while set, as a broken disk would.
+    void fail_writes(bool on);
+    // The stored record of `id` (what a restart would load), nullopt when absent.
+    std::optional<cert_record> stored(const std::string& id) const;
+
+private:
+    struct entry {
+        cert_record rec;
+        cert_files files;
+    };
+    result<void> writable() const;
+    mutable std::mutex mu_;
+    rng_fn rng_;
+    std::map<std::string, entry> certs_;
+    crl_state crl_state_;
+    std::optional<std::pair<std::string, std::string>> crl_;
+    std::optional<renewal_summary> sweep_;
+    std::shared_ptr<const ocsp_responder> responder_;
+    bool fail_ = false;
+};
+
+// The audit port in memory: entries in order; appends fail while fail_appends(true).
+class memory_audit final : public audit_sink {
+public:
+    result<void> append(const audit_entry& e) override;
+    bool healthy() const override;
+    result<std::vector<boost::json::object>> query(const audit_query& q) const override;
+    result<void> reopen() override { return {}; }
+    result<bool> checkpoint(std::string) override { return false; }
+    std::string public_key_pem() const override { return {}; }
+    result<audit_export> export_range(std::uint64_t, std::optional<std::uint64_t>) const override;
+    audit_verify_result verify() const override;
+
+    void fail_appends(bool on);
+    std::vector<audit_entry> entries() const;
+
+private:
+    mutable std::mutex mu_;
+    std::vector<audit_entry> entries_;
+    bool fail_ = false;
+    bool healthy_ = true;
+};
+
+} // namespace certmate::test
