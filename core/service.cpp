@@ -218,7 +218,7 @@ result<load_report> cert_service::load() {
             crl->crl_number = state->crl_number;
             crl->this_update = *state->this_update;
             crl->next_update = *state->next_update;
-            std::atomic_store(&crl_, std::shared_ptr<const built_crl>(std::move(crl)));
+            crl_.store(std::shared_ptr<const built_crl>(std::move(crl)));
         }
     }
     spdlog::info("loaded {} certificates; CRL number {}", index_.size(), crl_number_);
@@ -734,7 +734,7 @@ std::optional<staged<std::shared_ptr<const built_crl>>> cert_service::stage_crl_
         crl_building_ = false;
         crl_number_ = std::max(crl_number_, number);
         if (r) {
-            std::atomic_store(&crl_, *r);
+            crl_.store(*r);
             spdlog::info("CRL {} published", number);
         } else {
             crl_dirty_ = true;

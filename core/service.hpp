@@ -163,7 +163,7 @@ public:
     // The CRL number is persisted (cert_repository::save_crl_state) before the CRL is published.
     std::optional<staged<std::shared_ptr<const built_crl>>> stage_crl_build(bool force = false);
     // [any thread] The current CRL (null before the first build).
-    std::shared_ptr<const built_crl> current_crl() const { return std::atomic_load(&crl_); }
+    std::shared_ptr<const built_crl> current_crl() const { return crl_.load(); }
     bool crl_rebuild_needed() const { return crl_dirty_; }
     // [strand] True when nextUpdate is within `margin` (or no CRL exists).
     bool crl_due(std::chrono::seconds margin) const;
@@ -256,7 +256,7 @@ private:
     std::set<std::string> busy_ids_;           // identifiers with a staged mutation in flight
     std::set<std::string> reserved_serials_;
 
-    std::shared_ptr<const built_crl> crl_;      // swapped whole (atomic_load/store)
+    std::atomic<std::shared_ptr<const built_crl>> crl_;   // swapped whole
     std::uint64_t crl_number_ = 0;              // last number persisted
     bool crl_dirty_ = true;
     bool crl_building_ = false;

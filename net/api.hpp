@@ -179,9 +179,9 @@ struct api_state {
           ocsp(core, stats, opts.ocsp_validity, opts.ocsp_refresh_before), limiter(opts.rate_limits),
           tokens(std::make_shared<const token_table>(opts.tokens)) {}
 
-    std::shared_ptr<const token_table> token_snapshot() const { return std::atomic_load(&tokens); }
+    std::shared_ptr<const token_table> token_snapshot() const { return tokens.load(); }
     void set_tokens(std::vector<token_credential> t) {
-        std::atomic_store(&tokens, std::shared_ptr<const token_table>(std::make_shared<const token_table>(std::move(t))));
+        tokens.store(std::make_shared<const token_table>(std::move(t)));
     }
 
     const server_options opts;
@@ -193,7 +193,7 @@ struct api_state {
     denial_auditor denials;
     router routes;
     std::function<std::size_t()> connection_count;
-    std::shared_ptr<const token_table> tokens;   // swapped whole (atomic_load/store)
+    std::atomic<std::shared_ptr<const token_table>> tokens;   // swapped whole
 };
 
 // Route registration (net/api_certs.cpp, net/api_misc.cpp).
