@@ -758,23 +758,6 @@ list_page cert_service::list(const list_query& q) const {
 
 cert_stats cert_service::stats() const { return index_.stats(clock_(), cfg_.expiring_days); }
 
-ocsp_lookup cert_service::lookup_serial(std::string_view serial_text) const {
-    ocsp_lookup out;
-    auto serial = normalize_serial(serial_text);
-    if (!serial) return out;
-    out.serial_decimal = *serial;
-    auto st = index_.find_serial(*serial);
-    if (!st) return out;
-    if (st->revoked) {
-        out.status = ocsp_lookup::state::revoked;
-        out.revoked_at = st->revoked_at;
-        out.reason = st->reason;
-    } else {
-        out.status = ocsp_lookup::state::good;
-    }
-    return out;
-}
-
 std::vector<std::string> cert_service::renewal_plan(time_point now) const { return index_.due_for_renewal(now); }
 
 renewal_summary cert_service::run_renewal_sweep_sync(const principal& who) {

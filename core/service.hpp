@@ -113,13 +113,6 @@ struct downloaded_file {
     std::string identifier;
 };
 
-struct ocsp_lookup {
-    enum class state { good, revoked, unknown } status = state::unknown;
-    std::string serial_decimal;
-    time_point revoked_at{};
-    revocation_reason reason = revocation_reason::unspecified;
-};
-
 template <class T>
 struct staged {
     std::function<result<T>()> work;               // [pool]
@@ -172,7 +165,6 @@ public:
     result<cert_view> get(const std::string& id) const;
     list_page list(const list_query& q) const;
     cert_stats stats() const;
-    ocsp_lookup lookup_serial(std::string_view serial_text) const;
     // Identifiers the sweep would renew at `now`.
     std::vector<std::string> renewal_plan(time_point now) const;
     std::size_t size() const { return index_.size(); }
