@@ -1,5 +1,5 @@
 // The certificate service: the lifecycle of client certificates over a cert_repository, the
-// in-memory index, the audit log and the CRL state (DESIGN.md 2-5, 8, 9).
+// in-memory index, the audit log and the CRL state (docs/architecture.md).
 //
 // Threading contract. Every member marked [strand] touches mutable state and must be called
 // from one serialising context at a time (the core strand in the server; the only thread in

@@ -125,7 +125,7 @@ private:
     bool counted_valid_ = false;
 };
 
-// Denied requests are audited at most once per client and minute (DESIGN.md 6), and at most
+// Denied requests are audited at most once per client and minute (docs/architecture.md), and at most
 // max_lines_per_window lines a minute in all, so clients rotating addresses cannot fill the audit
 // disk (which, the audit being fail-closed, would stop every mutation). The lines skipped are
 // counted into the next one written.
@@ -205,7 +205,7 @@ void add_api_routes(router& r, const server_options& opts);
 // docs/openapi.json, embedded at build time (scripts/embed_file.cmake).
 std::string_view openapi_json();
 
-// The renewal sweep (DESIGN.md 9): every due certificate renewed through the strand and the pool,
+// The renewal sweep (README.md, `renewal.time`): every due certificate renewed through the strand and the pool,
 // failures reported, metrics counted, the summary recorded under state/.
 asio::awaitable<renewal_summary> run_renewal_sweep(api_state& api, const principal& who);
 

@@ -1,4 +1,4 @@
-// POST /ocsp and GET /ocsp/<base64>: RFC 6960 OCSP answered from the OCSP table (DESIGN.md 5).
+// POST /ocsp and GET /ocsp/<base64>: RFC 6960 OCSP answered from the OCSP table (README.md "Revocation: OCSP and CRL").
 #include "net/ocsp_endpoint.hpp"
 
 #include "core/keys.hpp"

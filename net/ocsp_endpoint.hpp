@@ -1,4 +1,4 @@
-// The RFC 6960 OCSP responder over HTTP (DESIGN.md 5): the delegated signer, swapped whole and
+// The RFC 6960 OCSP responder over HTTP (RFC 5019): the delegated signer, swapped whole and
 // rotated before it expires; answers from the service's OCSP table without the core strand,
 // signatures made on the pool, responses to requests without a nonce cached per serial.
 // Thread-safety: every member is safe from any thread once load() has returned.

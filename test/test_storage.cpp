@@ -120,7 +120,7 @@ BOOST_AUTO_TEST_CASE(round_trip_is_exact) {
     }
 }
 
-BOOST_AUTO_TEST_CASE(seed_field_names) {
+BOOST_AUTO_TEST_CASE(python_certmate_field_names) {
     cert_record r = make_record(286); // revoked on hold, with history
     auto o = to_json(r);
     for (const char* k : {"type", "identifier", "common_name", "email", "organization", "organizational_unit", "country",
@@ -151,8 +151,8 @@ BOOST_AUTO_TEST_CASE(seed_field_names) {
     for (const char* k : {"dns", "email", "ip", "uri"}) BOOST_TEST(sans.contains(k));
 }
 
-BOOST_AUTO_TEST_CASE(reads_the_seed_example) {
-    // The seed's own metadata.json (no not_before, fingerprint, ...): still loads.
+BOOST_AUTO_TEST_CASE(reads_the_python_certmate_example) {
+    // The Python CertMate's own metadata.json (no not_before, fingerprint, ...): still loads.
     auto v = boost::json::parse(R"({
  "type": "client_certificate", "identifier": "cert-001", "common_name": "user@example.com",
  "email": "user@example.com", "organization": "ACME Corp", "organizational_unit": "Engineering",
@@ -258,7 +258,7 @@ BOOST_AUTO_TEST_CASE(thousand_records_round_trip_through_load_all) {
     for (std::size_t i = 0; i < written.size(); ++i) equal += rep->records[i] == written[i];
     BOOST_TEST(equal == written.size());
 
-    // Files are where the seed puts them, with their content.
+    // Files are where the Python CertMate puts them, with their content.
     for (int i : {0, 1, 2, 999}) {
         const cert_record r = make_record(i);
         const cert_files f = make_files(r);
