@@ -20,6 +20,28 @@ namespace certmate::app {
 
 namespace fs = std::filesystem;
 
+namespace {
+// Loads the CA with the configured passphrase; a missing or wrong one becomes a start-up error
+// that names the key file and the setting to fix (ca.passphrase_file, certmate.conf.example).
+result<std::shared_ptr<const certificate_authority>> load_ca_configured(const config& cfg, const storage::layout& l) {
+    const auto passphrase = ca_passphrase(cfg);
+    auto ca = storage::load_ca(l, passphrase);
+    if (ca || ca.error().code != errc::bad_passphrase) return ca;
+    const std::string key = l.ca_key().string();
+    if (!passphrase)
+        return make_error(errc::bad_passphrase,
+                          "the CA key " + key + " is encrypted and no passphrase is configured: set ca.passphrase_file "
+                          "to a file holding its passphrase (or CERTMATE_CA_PASSPHRASE)",
+                          "ca.passphrase_file");
+    const std::string source = cfg.ca_passphrase_file.empty()
+                                   ? std::string("CERTMATE_CA_PASSPHRASE")
+                                   : "ca.passphrase_file (" + cfg.ca_passphrase_file.string() + ")";
+    return make_error(errc::bad_passphrase, "the CA key " + key + " does not open with the passphrase from " + source +
+                                                ": wrong passphrase",
+                      "ca.passphrase_file");
+}
+} // namespace
+
 result<void> audit_cli_operation(const storage::layout& l, std::string operation, std::string resource_type,
                                  std::string resource_id, boost::json::object details) {
     auto audit = storage::audit_log::open(l.audit_log(), system_clock_fn());
@@ -138,7 +160,7 @@ result<init_report> init_data_dir(const config& cfg, const fs::path& config_file
             return r.error();
     }
     // Loading what was just written proves the passphrase and the files.
-    auto ca = storage::load_ca(l, passphrase);
+    auto ca = load_ca_configured(cfg, l);
     if (!ca) return ca.error();
     rep.ca_fingerprint = (*ca)->fingerprint_sha256();
     // With a passphrase the CA key is only ever on disk encrypted (certmate.conf.example): a
@@ -227,7 +249,7 @@ result<void> record_server_cert(const storage::layout& l, const issued_cert& cer
 result<server_cert_report> issue_server_cert(const config& cfg, const std::vector<std::string>& names, int validity_days) {
     if (names.empty()) return make_error(errc::invalid_argument, "--server-cert needs at least one host name or address");
     storage::layout l{cfg.data_dir};
-    auto ca = storage::load_ca(l, ca_passphrase(cfg));
+    auto ca = load_ca_configured(cfg, l);
     if (!ca) return ca.error();
     auto passphrase = tls_key_passphrase(cfg);
     if (!passphrase) return passphrase.error();
@@ -300,7 +322,7 @@ std::string url_host(std::string_view url) {
 
 result<std::unique_ptr<cert_service>> open_service(const config& cfg) {
     storage::layout l{cfg.data_dir};
-    auto ca = storage::load_ca(l, ca_passphrase(cfg));
+    auto ca = load_ca_configured(cfg, l);
     if (!ca) return ca.error();
     auto audit = storage::audit_log::open(l.audit_log(), system_clock_fn());
     if (!audit) return audit.error();

@@ -1,4 +1,4 @@
-// The `certmate` subcommands (DESIGN.md 1).
+// The `certmate` subcommands (README.md "Commands").
 #pragma once
 
 namespace certmate::app {

@@ -32,7 +32,7 @@ const std::vector<std::pair<const char*, const char*>>& known_keys() {
         {"server.batch_body_limit", "maximum batch request body in bytes"},
         {"server.metrics_public", "serve /metrics without a token"},
         {"storage.data_dir", "where certificates, the CA and logs live"},
-        {"ca.key_type", "rsa4096 or ec-p384 (at init)"},
+        {"ca.key_type", "rsa4096, rsa3072, ec-p384 or ec-p256 (at init)"},
         {"ca.common_name", "CA subject CN (at init)"},
         {"ca.organization", "CA subject O (at init)"},
         {"ca.passphrase_file", "file holding the CA key passphrase"},
@@ -205,7 +205,7 @@ config load_config(const std::filesystem::path& file, const std::vector<std::str
     if (auto v = get("ca.key_type")) {
         auto k = parse_key_type(*v);
         if (!k || (*k != key_type::rsa4096 && *k != key_type::ec_p384 && *k != key_type::rsa3072 && *k != key_type::ec_p256))
-            reject(c, "ca.key_type", "'" + *v + "' is not rsa4096 or ec-p384");
+            reject(c, "ca.key_type", "'" + *v + "' is not rsa4096, rsa3072, ec-p384 or ec-p256");
         c.ca_key_type = *k;
     }
     if (auto v = get("ca.common_name")) c.ca_common_name = *v;

@@ -1,5 +1,5 @@
 // The configuration: an INI file parsed by Boost.Program_options, every key overridable on the
-// command line as --section.key VALUE (DESIGN.md 1). certmate.conf.example documents each key.
+// command line as --section.key VALUE (README.md). certmate.conf.example documents each key.
 #pragma once
 
 #include "core/cert_record.hpp"

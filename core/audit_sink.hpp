@@ -1,4 +1,4 @@
-// The audit port (DESIGN.md 8, docs/audit.md, SECURITY.md "Audit"): what the service needs of the
+// The audit port (docs/audit.md, SECURITY.md "What the audit log proves, and to whom"): what the service needs of the
 // audit log. core/ defines it; storage/audit_log implements it on a file.
 // Thread-safety: implementations are safe from any thread.
 #pragma once

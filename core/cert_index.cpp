@@ -115,37 +115,6 @@ const cert_record* cert_index::find(const std::string& identifier) const {
     return it == by_id_.end() ? nullptr : &it->second;
 }
 
-std::optional<serial_status> cert_index::find_serial(const std::string& serial_decimal) const {
-    auto s = by_serial_.find(serial_decimal);
-    if (s == by_serial_.end()) return std::nullopt;
-    const cert_record* r = find(s->second);
-    if (!r) return std::nullopt;
-    serial_status st;
-    st.identifier = r->identifier;
-    if (r->serial_number == serial_decimal) {
-        st.current = true;
-        st.revoked = r->revocation.revoked;
-        if (st.revoked) {
-            st.revoked_at = r->revocation.revoked_at.value_or(time_point{});
-            st.reason = r->revocation.reason.value_or(revocation_reason::unspecified);
-        }
-        st.expires_at = r->expires_at;
-        return st;
-    }
-    for (const auto& h : r->history) {
-        if (h.serial_number != serial_decimal) continue;
-        st.current = false;
-        st.revoked = h.revoked;
-        if (h.revoked) {
-            st.revoked_at = h.revoked_at.value_or(h.superseded_at);
-            st.reason = h.reason.value_or(revocation_reason::superseded);
-        }
-        st.expires_at = h.expires_at;
-        return st;
-    }
-    return std::nullopt;
-}
-
 bool cert_index::serial_exists(const std::string& serial_decimal) const {
     return by_serial_.contains(serial_decimal);
 }

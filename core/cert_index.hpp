@@ -1,5 +1,6 @@
 // The in-memory index: by identifier, by serial (current and historical), by usage, by expiry.
-// The only thing list, stats and OCSP read. Not thread-safe: owned by the core strand.
+// What get, list, stats, the CRL and the renewal plan read (OCSP reads the ocsp_table, which
+// cert_service keeps in step). Not thread-safe: owned by the core strand.
 #pragma once
 
 #include "core/cert_record.hpp"
@@ -40,16 +41,6 @@ struct cert_stats {
     std::map<std::string, std::size_t> by_usage;  // "api-mtls" -> n
 };
 
-// What OCSP and the CRL need to know about a serial.
-struct serial_status {
-    std::string identifier;
-    bool current = true;                       // false: a superseded (history) serial
-    bool revoked = false;
-    time_point revoked_at{};
-    revocation_reason reason = revocation_reason::unspecified;
-    time_point expires_at{};
-};
-
 struct revoked_serial {
     std::string serial_decimal;
     time_point revoked_at{};
@@ -61,7 +52,6 @@ public:
     void upsert(cert_record rec);              // replaces by identifier; re-indexes serials
     bool erase(const std::string& identifier);
     const cert_record* find(const std::string& identifier) const;
-    std::optional<serial_status> find_serial(const std::string& serial_decimal) const;
     bool serial_exists(const std::string& serial_decimal) const;
     std::size_t size() const noexcept { return by_id_.size(); }
 

@@ -196,7 +196,7 @@ json::object to_json(const cert_record& r) {
     json::object rev;
     rev["revoked"] = r.revocation.revoked;
     rev["revoked_at"] = time_or_null(r.revocation.revoked_at);
-    // reason_revoked is the seed's field; reason is the same RFC 5280 name (DESIGN.md 3).
+    // reason_revoked is the Python CertMate's field; reason is the same RFC 5280 5.3.1 name.
     json::value reason = nullptr;
     if (r.revocation.reason) reason = json::string(to_string(*r.revocation.reason));
     rev["reason_revoked"] = reason;
@@ -285,7 +285,7 @@ result<cert_record> record_from_json(const json::value& v) {
         r.revocation.revoked = revoked;
         CM_TRY(at, rr.opt_time("revoked_at"));
         r.revocation.revoked_at = at;
-        // Prefer `reason`; fall back to the seed's `reason_revoked`.
+        // Prefer `reason`; fall back to the Python CertMate's `reason_revoked`.
         std::string_view key = "reason";
         const auto* reason = rr.get("reason");
         if (!reason || reason->is_null()) {

@@ -9,7 +9,7 @@
 
 namespace certmate {
 
-// Every field of the seed's example ("type": "client_certificate", identifier, common_name, email,
+// Every field of the Python CertMate's metadata.json ("type": "client_certificate", identifier, common_name, email,
 // organization, organizational_unit, country, state, locality, serial_number (string),
 // key_usage, extended_key_usage, created_at, expires_at, cert_usage, notes,
 // revocation{revoked, revoked_at, reason_revoked, reason}, renewal{renewal_enabled,

@@ -1,5 +1,5 @@
-// The domain values of a client certificate: its metadata (the seed's metadata.json plus
-// DESIGN.md 3's additions), usages, roles, revocation reasons and status.
+// The domain values of a client certificate: its metadata (the Python CertMate's metadata.json
+// plus ours, docs/architecture.md "Storage layout"), usages, roles, revocation reasons and status.
 // Thread-safety: plain values.
 #pragma once
 

@@ -1,4 +1,4 @@
-// The client-certificate profile of DESIGN.md 4 and the signing of one certificate.
+// The client-certificate profile (RFC 5280 4.2.1 extensions, below) and the signing of one certificate.
 // Extensions come from this profile only, never from a CSR.
 // Thread-safety: free functions, safe from any thread.
 #pragma once
@@ -17,7 +17,7 @@ struct issuance_policy {
     std::string public_url = "http://127.0.0.1:8080"; // CDP <url>/crl.der, OCSP <url>/ocsp, caIssuers <url>/ca.crt
 };
 
-// The client profile (DESIGN.md 4) for every certificate the API issues; the server profile only
+// The client profile (RFC 5280 4.2.1) for every certificate the API issues; the server profile only
 // for the CA's own TLS listener (`certmate init --server-cert`).
 enum class cert_profile { client, tls_server };
 

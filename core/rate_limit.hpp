@@ -1,4 +1,4 @@
-// Token buckets per client and request class (DESIGN.md 6 "Rate limits"): `limit` requests per
+// Token buckets per client and request class (docs/api.md "Rate limits"): `limit` requests per
 // minute, refilled continuously, burst up to `limit`. 0 means unlimited. Buckets of idle clients
 // are evicted, so memory stays bounded under address churn.
 // No Asio and no hidden clock: `now` is a parameter. Thread-safety: all members are safe from any

@@ -1,4 +1,4 @@
-// When the daily renewal sweep runs: local HH:MM (DESIGN.md 9), computed with the process's
+// When the daily renewal sweep runs: local HH:MM (`renewal.time`, README.md), computed with the process's
 // time zone (TZ), safe across daylight-saving changes. Pure functions of their arguments and TZ.
 #pragma once
 

@@ -1,6 +1,6 @@
 // Which certificate a serial belongs to and the API role its metadata grants, readable from any
 // thread without the core strand: what mTLS authentication maps a client certificate to
-// (DESIGN.md 6). Kept in step with the index by cert_service (every commit), like ocsp_table.
+// (docs/api.md "Authentication and roles"). Kept in step with the index by cert_service (every commit), like ocsp_table.
 // Thread-safety: every member is safe from any thread (shared_mutex inside).
 #pragma once
 

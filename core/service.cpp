@@ -218,7 +218,7 @@ result<load_report> cert_service::load() {
             crl->crl_number = state->crl_number;
             crl->this_update = *state->this_update;
             crl->next_update = *state->next_update;
-            std::atomic_store(&crl_, std::shared_ptr<const built_crl>(std::move(crl)));
+            crl_.store(std::shared_ptr<const built_crl>(std::move(crl)));
         }
     }
     spdlog::info("loaded {} certificates; CRL number {}", index_.size(), crl_number_);
@@ -375,20 +375,20 @@ result<staged<cert_view>> cert_service::stage_create(create_request req, const p
         auto run = [&]() -> result<made_cert> {
             cert_files files;
             cert_record rec = base;
-            result<issued_cert> issued = make_error(errc::internal, "not issued");
-            if (csr) {
-                issued = issue_certificate(*ca, csr->public_key.get(), ireq, policy, now);
-                files.csr_pem = csr->pem;
-                rec.key_type = csr->key_type;
-            } else {
+            auto issued = [&]() -> result<issued_cert> {
+                if (csr) {
+                    files.csr_pem = csr->pem;
+                    rec.key_type = csr->key_type;
+                    return issue_certificate(*ca, csr->public_key.get(), ireq, policy, now);
+                }
                 auto gen = create_csr(ireq.subject, ireq.sans, ktype);
                 if (!gen) return gen.error();
-                issued = issue_certificate(*ca, gen->key.get(), ireq, policy, now);
                 files.key_pem = gen->key_pem;
                 files.csr_pem = gen->csr_pem;
                 rec.key_type = gen->key_type;
                 rec.has_private_key = true;
-            }
+                return issue_certificate(*ca, gen->key.get(), ireq, policy, now);
+            }();
             if (!issued) return issued.error();
             rec.subject = ireq.subject;
             rec.serial_number = issued->serial_decimal;
@@ -519,24 +519,24 @@ result<staged<cert_view>> cert_service::stage_renew(const std::string& id, int v
         auto run = [&]() -> result<made_cert> {
             cert_files files;
             cert_record rec = cur;
-            result<issued_cert> issued = make_error(errc::internal, "not issued");
-            if (cur.has_private_key) {
-                // Re-key: a fresh key of the same type.
-                auto type = parse_key_type(cur.key_type);
-                if (!type) return make_error(errc::unsupported_key, "cannot re-key a " + cur.key_type + " key");
-                auto gen = create_csr(ireq.subject, ireq.sans, *type);
-                if (!gen) return gen.error();
-                issued = issue_certificate(*ca, gen->key.get(), ireq, policy, now);
-                files.key_pem = gen->key_pem;
-                files.csr_pem = gen->csr_pem;
-            } else {
+            auto issued = [&]() -> result<issued_cert> {
+                if (cur.has_private_key) {
+                    // Re-key: a fresh key of the same type.
+                    auto type = parse_key_type(cur.key_type);
+                    if (!type) return make_error(errc::unsupported_key, "cannot re-key a " + cur.key_type + " key");
+                    auto gen = create_csr(ireq.subject, ireq.sans, *type);
+                    if (!gen) return gen.error();
+                    files.key_pem = gen->key_pem;
+                    files.csr_pem = gen->csr_pem;
+                    return issue_certificate(*ca, gen->key.get(), ireq, policy, now);
+                }
                 // Re-sign the stored CSR's key.
                 auto pem = store->read_file(cur.usage, cur.identifier, file_kind::csr);
                 if (!pem) return make_error(errc::not_found, "the stored CSR of this certificate is missing");
                 auto csr = parse_csr(*pem);
                 if (!csr) return make_error(errc::invalid_csr, "the stored CSR is unusable: " + csr.error().message);
-                issued = issue_certificate(*ca, csr->public_key.get(), ireq, policy, now);
-            }
+                return issue_certificate(*ca, csr->public_key.get(), ireq, policy, now);
+            }();
             if (!issued) return issued.error();
             history_entry h;
             h.serial_number = cur.serial_number;
@@ -633,22 +633,23 @@ result<staged<downloaded_file>> cert_service::stage_download(const std::string& 
                                : f == file_format::csr_pem ? file_kind::csr
                                                            : file_kind::cert;
         auto data = store->read_file(usage, id, kind);
-        result<downloaded_file> r = make_error(errc::internal, "");
-        if (!data) {
-            r = data.error().code == errc::not_found && kind == file_kind::csr
-                    ? make_error(errc::not_found, "no CSR is stored for this certificate")
-                    : data.error();
-        } else if (f == file_format::cert_der) {
-            auto cert = load_cert_pem(*data);
-            if (!cert) r = cert.error();
-            else r = downloaded_file{cert_to_der(cert->get()), id};
-        } else if (f == file_format::chain_pem) {
-            std::string chain = *data;
-            if (!chain.empty() && chain.back() != '\n') chain += '\n';
-            r = downloaded_file{chain + ca->cert_pem(), id};
-        } else {
-            r = downloaded_file{std::move(*data), id};
-        }
+        auto r = [&]() -> result<downloaded_file> {
+            if (!data)
+                return data.error().code == errc::not_found && kind == file_kind::csr
+                           ? make_error(errc::not_found, "no CSR is stored for this certificate")
+                           : data.error();
+            if (f == file_format::cert_der) {
+                auto cert = load_cert_pem(*data);
+                if (!cert) return cert.error();
+                return downloaded_file{cert_to_der(cert->get()), id};
+            }
+            if (f == file_format::chain_pem) {
+                std::string chain = *data;
+                if (!chain.empty() && chain.back() != '\n') chain += '\n';
+                return downloaded_file{chain + ca->cert_pem(), id};
+            }
+            return downloaded_file{std::move(*data), id};
+        }();
         if (f != file_format::key_pem) return r;
         auto d = details;
         d["format"] = "private_key_pem";
@@ -734,7 +735,7 @@ std::optional<staged<std::shared_ptr<const built_crl>>> cert_service::stage_crl_
         crl_building_ = false;
         crl_number_ = std::max(crl_number_, number);
         if (r) {
-            std::atomic_store(&crl_, *r);
+            crl_.store(*r);
             spdlog::info("CRL {} published", number);
         } else {
             crl_dirty_ = true;
@@ -757,23 +758,6 @@ list_page cert_service::list(const list_query& q) const {
 }
 
 cert_stats cert_service::stats() const { return index_.stats(clock_(), cfg_.expiring_days); }
-
-ocsp_lookup cert_service::lookup_serial(std::string_view serial_text) const {
-    ocsp_lookup out;
-    auto serial = normalize_serial(serial_text);
-    if (!serial) return out;
-    out.serial_decimal = *serial;
-    auto st = index_.find_serial(*serial);
-    if (!st) return out;
-    if (st->revoked) {
-        out.status = ocsp_lookup::state::revoked;
-        out.revoked_at = st->revoked_at;
-        out.reason = st->reason;
-    } else {
-        out.status = ocsp_lookup::state::good;
-    }
-    return out;
-}
 
 std::vector<std::string> cert_service::renewal_plan(time_point now) const { return index_.due_for_renewal(now); }
 

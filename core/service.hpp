@@ -1,5 +1,5 @@
 // The certificate service: the lifecycle of client certificates over a cert_repository, the
-// in-memory index, the audit log and the CRL state (DESIGN.md 2-5, 8, 9).
+// in-memory index, the audit log and the CRL state (docs/architecture.md).
 //
 // Threading contract. Every member marked [strand] touches mutable state and must be called
 // from one serialising context at a time (the core strand in the server; the only thread in
@@ -113,13 +113,6 @@ struct downloaded_file {
     std::string identifier;
 };
 
-struct ocsp_lookup {
-    enum class state { good, revoked, unknown } status = state::unknown;
-    std::string serial_decimal;
-    time_point revoked_at{};
-    revocation_reason reason = revocation_reason::unspecified;
-};
-
 template <class T>
 struct staged {
     std::function<result<T>()> work;               // [pool]
@@ -163,7 +156,7 @@ public:
     // The CRL number is persisted (cert_repository::save_crl_state) before the CRL is published.
     std::optional<staged<std::shared_ptr<const built_crl>>> stage_crl_build(bool force = false);
     // [any thread] The current CRL (null before the first build).
-    std::shared_ptr<const built_crl> current_crl() const { return std::atomic_load(&crl_); }
+    std::shared_ptr<const built_crl> current_crl() const { return crl_.load(); }
     bool crl_rebuild_needed() const { return crl_dirty_; }
     // [strand] True when nextUpdate is within `margin` (or no CRL exists).
     bool crl_due(std::chrono::seconds margin) const;
@@ -172,7 +165,6 @@ public:
     result<cert_view> get(const std::string& id) const;
     list_page list(const list_query& q) const;
     cert_stats stats() const;
-    ocsp_lookup lookup_serial(std::string_view serial_text) const;
     // Identifiers the sweep would renew at `now`.
     std::vector<std::string> renewal_plan(time_point now) const;
     std::size_t size() const { return index_.size(); }
@@ -256,7 +248,7 @@ private:
     std::set<std::string> busy_ids_;           // identifiers with a staged mutation in flight
     std::set<std::string> reserved_serials_;
 
-    std::shared_ptr<const built_crl> crl_;      // swapped whole (atomic_load/store)
+    std::atomic<std::shared_ptr<const built_crl>> crl_;   // swapped whole
     std::uint64_t crl_number_ = 0;              // last number persisted
     bool crl_dirty_ = true;
     bool crl_building_ = false;

@@ -125,7 +125,7 @@ private:
     bool counted_valid_ = false;
 };
 
-// Denied requests are audited at most once per client and minute (DESIGN.md 6), and at most
+// Denied requests are audited at most once per client and minute (docs/architecture.md), and at most
 // max_lines_per_window lines a minute in all, so clients rotating addresses cannot fill the audit
 // disk (which, the audit being fail-closed, would stop every mutation). The lines skipped are
 // counted into the next one written.
@@ -179,9 +179,9 @@ struct api_state {
           ocsp(core, stats, opts.ocsp_validity, opts.ocsp_refresh_before), limiter(opts.rate_limits),
           tokens(std::make_shared<const token_table>(opts.tokens)) {}
 
-    std::shared_ptr<const token_table> token_snapshot() const { return std::atomic_load(&tokens); }
+    std::shared_ptr<const token_table> token_snapshot() const { return tokens.load(); }
     void set_tokens(std::vector<token_credential> t) {
-        std::atomic_store(&tokens, std::shared_ptr<const token_table>(std::make_shared<const token_table>(std::move(t))));
+        tokens.store(std::make_shared<const token_table>(std::move(t)));
     }
 
     const server_options opts;
@@ -193,7 +193,7 @@ struct api_state {
     denial_auditor denials;
     router routes;
     std::function<std::size_t()> connection_count;
-    std::shared_ptr<const token_table> tokens;   // swapped whole (atomic_load/store)
+    std::atomic<std::shared_ptr<const token_table>> tokens;   // swapped whole
 };
 
 // Route registration (net/api_certs.cpp, net/api_misc.cpp).
@@ -205,7 +205,7 @@ void add_api_routes(router& r, const server_options& opts);
 // docs/openapi.json, embedded at build time (scripts/embed_file.cmake).
 std::string_view openapi_json();
 
-// The renewal sweep (DESIGN.md 9): every due certificate renewed through the strand and the pool,
+// The renewal sweep (README.md, `renewal.time`): every due certificate renewed through the strand and the pool,
 // failures reported, metrics counted, the summary recorded under state/.
 asio::awaitable<renewal_summary> run_renewal_sweep(api_state& api, const principal& who);
 

@@ -103,7 +103,7 @@ asio::awaitable<response> crl_pem(call& c) { co_return co_await crl_as(c, crl_fo
 asio::awaitable<response> crl_info(call& c) { co_return co_await crl_as(c, crl_form::info); }
 asio::awaitable<response> crl_json(call& c) { co_return co_await crl_as(c, crl_form::json); }
 
-// ---- JSON OCSP status (the seed's format) ----
+// ---- JSON OCSP status (the Python CertMate's format) ----
 
 response ocsp_status_of(call& c, std::string_view serial_text) {
     auto serial = normalize_serial(serial_text);

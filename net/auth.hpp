@@ -1,4 +1,4 @@
-// Bearer tokens (DESIGN.md 6 "Authentication and roles"): the presented token's SHA-256 is
+// Bearer tokens (docs/api.md "Authentication and roles"): the presented token's SHA-256 is
 // compared with every configured hash in constant time.
 // Thread-safety: immutable after construction; swap a whole table to reload.
 #pragma once

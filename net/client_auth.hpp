@@ -1,4 +1,4 @@
-// Authentication of one request (DESIGN.md 6 "Authentication and roles"): a client certificate
+// Authentication of one request (docs/api.md "Authentication and roles"): a client certificate
 // verified during the TLS handshake, checked again on every request against the live state, or a
 // bearer token. Pure functions over the tables; no Asio or OpenSSL types.
 // Precedence: a certificate that is accepted (ours, good, within its validity, with an

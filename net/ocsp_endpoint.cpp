@@ -1,4 +1,4 @@
-// POST /ocsp and GET /ocsp/<base64>: RFC 6960 OCSP answered from the OCSP table (DESIGN.md 5).
+// POST /ocsp and GET /ocsp/<base64>: RFC 6960 OCSP answered from the OCSP table (README.md "Revocation: OCSP and CRL").
 #include "net/ocsp_endpoint.hpp"
 
 #include "core/keys.hpp"
@@ -94,7 +94,7 @@ result<void> ocsp_endpoint::load() {
     auto& svc = core_.view();
     auto r = svc.ensure_ocsp_responder(renew_before);
     if (!r) return r.error();
-    std::atomic_store(&responder_, *r);
+    responder_.store(*r);
     spdlog::info("OCSP responder certificate valid until {}", format_time((*r)->not_after));
     return {};
 }
@@ -110,7 +110,7 @@ void ocsp_endpoint::rotate_if_due() {
         auto& svc = core_.view();
         auto r = svc.ensure_ocsp_responder(renew_before);
         if (r) {
-            std::atomic_store(&responder_, *r);
+            responder_.store(*r);
             // Responses signed by the old responder stay valid, but new ones should name the new signer.
             svc.ocsp_statuses()->clear_cache();
             spdlog::info("OCSP responder rotated; the new certificate is valid until {}", format_time((*r)->not_after));

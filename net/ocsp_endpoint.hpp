@@ -1,4 +1,4 @@
-// The RFC 6960 OCSP responder over HTTP (DESIGN.md 5): the delegated signer, swapped whole and
+// The RFC 6960 OCSP responder over HTTP (RFC 5019): the delegated signer, swapped whole and
 // rotated before it expires; answers from the service's OCSP table without the core strand,
 // signatures made on the pool, responses to requests without a nonce cached per serial.
 // Thread-safety: every member is safe from any thread once load() has returned.
@@ -41,7 +41,7 @@ public:
     result<void> load();
     // Starts a rotation on the pool when the responder is due (and none runs); cheap otherwise.
     void rotate_if_due();
-    std::shared_ptr<const ocsp_responder> responder() const { return std::atomic_load(&responder_); }
+    std::shared_ptr<const ocsp_responder> responder() const { return responder_.load(); }
 
     // Answers one DER OCSPRequest: parsed on the caller's thread, statuses from the table,
     // cached responses returned at once, signatures made on the pool. Never an error: failures
@@ -57,7 +57,7 @@ private:
     metrics& stats_;
     const std::chrono::seconds validity_;
     const std::chrono::seconds refresh_before_;
-    std::shared_ptr<const ocsp_responder> responder_;   // swapped whole (atomic_load/store)
+    std::atomic<std::shared_ptr<const ocsp_responder>> responder_;   // swapped whole
     std::atomic<bool> rotating_{false};
 };
 

@@ -20,7 +20,7 @@ struct token_credential {
     std::string sha256_hex;   // lower-case hex of SHA-256(token)
 };
 
-// tls.client_auth: whether the TLS listener asks for a client certificate (DESIGN.md 6, 7).
+// tls.client_auth: whether the TLS listener asks for a client certificate (docs/api.md "Listeners").
 enum class client_auth_mode {
     none,       // no certificate requested; bearer tokens only
     optional,   // requested; a presented one must verify against our CA, none is fine
@@ -59,7 +59,7 @@ struct server_options {
     std::chrono::seconds crl_check_interval{60};   // how often the CRL's nextUpdate is checked
     std::chrono::seconds ocsp_validity{24 * 3600}; // OCSP nextUpdate - thisUpdate
     std::chrono::seconds ocsp_refresh_before{3600}; // cached OCSP responses are re-signed this long before nextUpdate
-    bool renewal_sweep = true;                     // the daily renewal sweep (DESIGN.md 9)
+    bool renewal_sweep = true;                     // the daily renewal sweep (README.md, `renewal.time`)
     std::string renewal_time = "03:00";            // local HH:MM of the sweep
     std::vector<token_credential> tokens;
     rate_limit_config rate_limits;

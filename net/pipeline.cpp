@@ -158,7 +158,7 @@ asio::awaitable<response> dispatch(api_state& api, request& req, const peer_info
     const auto qpos = target.find('?');
     const std::string_view path = target.substr(0, qpos);
     auto m = api.routes.find(req.method(), path);
-    // Without server.api_on_http, plain HTTP serves the protocol endpoints only (DESIGN.md 7).
+    // Without server.api_on_http, plain HTTP serves the protocol endpoints only (docs/api.md "Listeners").
     if (m.found && !peer.tls && !api.opts.api_on_http && !m.found->protocol) m = {};
     const route* rt = m.found;
     const std::string route_label = m.any ? m.any->pattern : std::string("unmatched");

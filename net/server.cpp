@@ -116,7 +116,7 @@ struct server::impl {
     asio::strand<asio::io_context::executor_type> accept_strand;
     tcp::acceptor acceptor;
     std::optional<tcp::acceptor> tls_acceptor;
-    std::shared_ptr<asio::ssl::context> tls_ctx;   // swapped whole on reload (atomic_load/store)
+    std::atomic<std::shared_ptr<asio::ssl::context>> tls_ctx;   // swapped whole on reload
     asio::steady_timer crl_timer;
     asio::system_timer renewal_timer;
     asio::steady_timer pressure_timer;
@@ -203,7 +203,7 @@ result<void> server::impl::listen() {
     if (opts.tls.https_listen.empty()) return {};
     auto ctx = make_tls_context(opts.tls, svc->ca().cert());
     if (!ctx) return ctx.error();
-    std::atomic_store(&tls_ctx, std::move(*ctx));
+    tls_ctx.store(std::move(*ctx));
     tls_acceptor.emplace(accept_strand);
     auto t = listen_on(*tls_acceptor, opts.tls.https_listen, "server.https_listen");
     if (!t) return t.error();
@@ -222,7 +222,7 @@ asio::awaitable<void> server::impl::accept_loop(tcp::acceptor& a, bool tls) {
             co_await backoff.async_wait(tuple_awaitable);
             continue;
         }
-        auto c = tls ? std::make_shared<connection>(tcp::socket(std::move(sock)), std::atomic_load(&tls_ctx))
+        auto c = tls ? std::make_shared<connection>(tcp::socket(std::move(sock)), tls_ctx.load())
                      : std::make_shared<connection>(tcp::socket(std::move(sock)));
         boost::system::error_code ep_ec;
         c->peer.ip = c->lowest().socket().remote_endpoint(ep_ec).address().to_string();
@@ -505,7 +505,7 @@ result<void> server::reload_tls(const tls_options& tls) {
     if (!m.tls_acceptor) return {};
     auto ctx = make_tls_context(tls, m.svc->ca().cert());
     if (!ctx) return ctx.error();
-    std::atomic_store(&m.tls_ctx, std::move(*ctx));   // new handshakes only; open connections keep theirs
+    m.tls_ctx.store(std::move(*ctx));   // new handshakes only; open connections keep theirs
     return {};
 }
 

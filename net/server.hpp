@@ -1,4 +1,4 @@
-// The HTTP/1.1 server (DESIGN.md 2, 6, 7): io threads, the service on one strand, heavy work on a
+// The HTTP/1.1 server (docs/architecture.md "Threads", docs/api.md): io threads, the service on one strand, heavy work on a
 // thread pool, one coroutine per connection, CRL upkeep. No Asio or Beast in this header.
 // Thread-safety: start() once; reload() and reload_tls() from any thread; shutdown() from one thread, once.
 #pragma once

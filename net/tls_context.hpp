@@ -1,4 +1,4 @@
-// The TLS listener's OpenSSL context (DESIGN.md 7): TLS 1.2 and 1.3 only, forward-secret AEAD
+// The TLS listener's OpenSSL context (docs/api.md "Listeners", RFC 8446): TLS 1.2 and 1.3 only, forward-secret AEAD
 // cipher suites, the server certificate and key from tls.cert / tls.key, and client
 // certificates verified against our CA when tls.client_auth asks for them. Kept out of the
 // widely included headers: only the server's source sees Asio's SSL types.

@@ -1,5 +1,5 @@
-// The audit log (DESIGN.md 8, docs/audit.md): JSON Lines at logs/audit/certificate_audit.log, the
-// seed's fields plus seq, prev_hash and hash (SHA-256 over the line without `hash`, chained). Each
+// The audit log (docs/audit.md): JSON Lines at logs/audit/certificate_audit.log, the
+// Python CertMate's fields plus seq, prev_hash and hash (SHA-256 over the line without `hash`, chained). Each
 // append is written and fsynced before it returns. If a write fails the log turns unhealthy: appends
 // fail fast, and at most once per second an append reopens the file and tries again, so the log
 // heals by itself once the disk takes writes again (reopen() forces a retry at once).

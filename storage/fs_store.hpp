@@ -1,4 +1,4 @@
-// The cert_repository port on the local file system, in the seed's layout:
+// The cert_repository port on the local file system, in the Python CertMate's layout:
 // certs/client/<usage>/<identifier>/{cert.crt, cert.key (0600), cert.csr, metadata.json}.
 // New certificates are written into certs/client/<usage>/.tmp-<identifier>-<random>/ and renamed
 // into place; replacements go through .new-/.old- directories so a crash at any step leaves

@@ -1,4 +1,4 @@
-// The seed's storage layout under data_dir (DESIGN.md 3). Only validated identifiers reach here.
+// The storage layout under data_dir (docs/architecture.md "Storage layout"). Only validated identifiers reach here.
 #pragma once
 
 #include "core/cert_record.hpp"

@@ -94,6 +94,12 @@ BOOST_AUTO_TEST_CASE(check_config_names_the_bad_key_file_and_line) {
     auto flag = run(bin + " serve --check-config --server.http_listen nonsense");
     BOOST_TEST(flag.exit_code != 0);
     BOOST_TEST(flag.output.find("server.http_listen") != std::string::npos, flag.output);
+
+    // A CA key type init cannot make: the message names all four it can.
+    auto key = run(bin + " serve --check-config --ca.key_type ed25519");
+    BOOST_TEST(key.exit_code != 0);
+    BOOST_TEST(key.output.find("ca.key_type") != std::string::npos, key.output);
+    BOOST_TEST(key.output.find("rsa4096, rsa3072, ec-p384 or ec-p256") != std::string::npos, key.output);
 }
 
 BOOST_AUTO_TEST_CASE(init_on_a_terminal_prints_the_admin_token) {

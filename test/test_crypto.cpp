@@ -107,7 +107,7 @@ std::string asn1_octets(const ASN1_OCTET_STRING* s) {
 
 const std::string base_url = "https://pki.example.test:8443";
 
-// Checks, by parsing, that `cert` carries exactly the client profile of DESIGN.md 4.
+// Checks, by parsing, that `cert` carries exactly the client profile of core/issue.hpp (RFC 5280 4.2.1).
 void check_client_profile(X509* cert, const certificate_authority& ca, bool rsa, const std::vector<int>& want_eku,
                           const subject_alt_names& want_sans) {
     BOOST_TEST(X509_get_version(cert) == X509_VERSION_3);
@@ -456,7 +456,7 @@ BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(ca)
 
-// Checks, by parsing, the CA profile of DESIGN.md 4.
+// Checks, by parsing, the CA profile (RFC 5280 4.2.1.9, 4.2.1.3).
 void check_ca_profile(const certificate_authority& ca) {
     X509* cert = ca.cert();
     BOOST_TEST(X509_get_version(cert) == X509_VERSION_3);

@@ -19,7 +19,7 @@ namespace json = boost::json;
 
 namespace {
 
-// Every error answer: the JSON body of DESIGN.md 6 and the headers every answer carries.
+// Every error answer: the JSON body of docs/api.md "Errors" and the headers every answer carries.
 void expect_error(const http_reply& r, unsigned status, const std::string& code, const std::string& field = {}) {
     BOOST_TEST_INFO("body: " << r.body);
     BOOST_TEST(r.status == status);

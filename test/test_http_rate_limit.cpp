@@ -1,5 +1,5 @@
 // The rate limiter as plain code with a fake clock (core/rate_limit.hpp), and against the real
-// server: issue 4 acceptance 3 (429 with the seed's body and Retry-After for each class; a SIGHUP
+// server: issue 4 acceptance 3 (429 with the documented body and Retry-After for each class; a SIGHUP
 // after editing the config changes the limit without a restart).
 #define BOOST_TEST_MODULE test_http_rate_limit
 #include <boost/test/unit_test.hpp>
@@ -31,7 +31,7 @@ rate_limit_config limits(int def, int create, int batch, int ocsp, int crl) {
     return c;
 }
 
-// The seed's 429 answer, with Retry-After agreeing with retry_after.
+// The 429 answer of docs/api.md "Rate limits", with Retry-After agreeing with retry_after.
 void expect_429(const http_reply& r) {
     BOOST_TEST_INFO("body: " << r.body);
     BOOST_REQUIRE_EQUAL(r.status, 429u);
@@ -83,7 +83,7 @@ BOOST_AUTO_TEST_CASE(new_limits_apply_at_once_and_idle_buckets_are_evicted) {
     BOOST_TEST(rl.size() <= 64u);
 }
 
-BOOST_AUTO_TEST_CASE(each_class_answers_429_with_the_seed_body_and_retry_after) {
+BOOST_AUTO_TEST_CASE(each_class_answers_429_with_the_documented_body_and_retry_after) {
     test_server srv([](app::config& c) { c.limits = app::rate_limits{3, 2, 1, 2, 2}; });
     http_client http(srv.port());
     const auto& t = srv.tokens;

@@ -1,4 +1,4 @@
-// The TLS listener and mTLS (issue 6, DESIGN.md 6 and 7) against the real server on 127.0.0.1,
+// The TLS listener and mTLS (issue 6, docs/api.md "Listeners" and "Authentication and roles") against the real server on 127.0.0.1,
 // driven by real clients (curl, openssl s_client, an Asio TLS client for keep-alive):
 // 1. an operator certificate lists and creates, the audit names it; a viewer certificate gets 403;
 // 2. a revoked certificate is refused (401) on its next request, without a restart;

@@ -200,7 +200,7 @@ BOOST_AUTO_TEST_CASE(every_route_is_documented_and_every_documented_operation_is
                 BOOST_TEST(found, "path parameter {" << name << "} is not declared");
             }
 
-            // Every error answer is documented with the error body of DESIGN.md 6.
+            // Every error answer is documented with the error body of docs/api.md "Errors".
             for (const auto& [status, resp] : responses->as_object()) {
                 if (status.empty() || status[0] < '4') continue;
                 const auto* schema = at(deref(doc, resp), {"content", "application/json", "schema"});

@@ -161,8 +161,14 @@ BOOST_AUTO_TEST_CASE(create_get_list_revoke_renew) {
     auto again = f.svc->stage_revoke("alice", {revocation_reason::key_compromise}, {});
     BOOST_REQUIRE(!again);
     BOOST_TEST(int(again.error().code) == int(errc::already_revoked));
-    BOOST_TEST(f.svc->lookup_serial(a.record.serial_number).status == ocsp_lookup::state::revoked);
-    BOOST_TEST(f.svc->lookup_serial("12345").status == ocsp_lookup::state::unknown);
+    // What OCSP answers: the OCSP table, kept in step with every commit.
+    const auto ocsp_state = [&](const std::string& serial) {
+        const auto look = f.svc->ocsp_statuses()->get(serial);
+        return look.answer ? look.answer->status : ocsp_single_answer::state::unknown;
+    };
+    BOOST_TEST(ocsp_state(a.record.serial_number) == ocsp_single_answer::state::revoked);
+    BOOST_TEST((f.svc->ocsp_statuses()->get(a.record.serial_number).answer->reason == revocation_reason::key_compromise));
+    BOOST_TEST(ocsp_state("12345") == ocsp_single_answer::state::unknown);
     auto not_found = f.svc->stage_revoke("nobody", {}, {});
     BOOST_REQUIRE(!not_found);
     BOOST_TEST(int(not_found.error().code) == int(errc::not_found));
@@ -186,7 +192,8 @@ BOOST_AUTO_TEST_CASE(create_get_list_revoke_renew) {
     BOOST_TEST(rn->record.history[0].serial_number == b.record.serial_number);
     BOOST_TEST(test::read_text(f.paths().cert_dir(cert_usage::vpn, "bob") / "cert.key") != old_key);
     // The superseded serial stays good until it expires (revoke_superseded is off by default).
-    BOOST_TEST(f.svc->lookup_serial(b.record.serial_number).status == ocsp_lookup::state::good);
+    BOOST_TEST(ocsp_state(b.record.serial_number) == ocsp_single_answer::state::good);
+    BOOST_TEST(ocsp_state(rn->record.serial_number) == ocsp_single_answer::state::good);
     // A revoked certificate cannot be renewed.
     BOOST_TEST(!f.svc->stage_renew("alice", 0, {}));
 

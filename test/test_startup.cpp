@@ -195,6 +195,39 @@ BOOST_AUTO_TEST_CASE(with_a_passphrase_the_ca_key_is_written_encrypted_by_backup
     BOOST_TEST(has(refused.output, "no passphrase"), refused.output);
 }
 
+// A wrong or missing CA passphrase stops `certmate serve` at start with the start-up error code (2)
+// and a message naming the key file and the setting to fix; it never serves, crashes or answers 500.
+BOOST_AUTO_TEST_CASE(a_bad_ca_passphrase_is_a_start_up_error_naming_ca_passphrase_file) {
+    temp_dir dir;
+    const auto data = dir / "data";
+    write_text(dir / "pw", "correct horse battery staple\n");
+    write_text(dir / "wrong", "incorrect horse\n");
+    auto init = run(bin + " init --data-dir " + data.string() + " --ca.key_type ec-p256 --ca.passphrase_file " +
+                    (dir / "pw").string());
+    BOOST_REQUIRE_MESSAGE(init.exit_code == 0, init.output);
+    const std::string serve = "timeout 30 " + bin + " serve --data-dir " + data.string() + " --listen 127.0.0.1:0";
+    const std::string key = (data / "certs/ca/ca.key").string();
+
+    auto wrong = run(serve + " --ca.passphrase_file " + (dir / "wrong").string());
+    BOOST_TEST(wrong.exit_code == 2, wrong.output);
+    BOOST_TEST(has(wrong.output, "ca.passphrase_file (" + (dir / "wrong").string() + ")"), wrong.output);
+    BOOST_TEST(has(wrong.output, "wrong passphrase"), wrong.output);
+    BOOST_TEST(has(wrong.output, key), wrong.output);
+
+    auto wrong_env = run("CERTMATE_CA_PASSPHRASE=incorrect " + serve);
+    BOOST_TEST(wrong_env.exit_code == 2, wrong_env.output);
+    BOOST_TEST(has(wrong_env.output, "passphrase from CERTMATE_CA_PASSPHRASE: wrong passphrase"), wrong_env.output);
+
+    auto none = run(serve);
+    BOOST_TEST(none.exit_code == 2, none.output);
+    BOOST_TEST(has(none.output, "is encrypted and no passphrase is configured: set ca.passphrase_file"), none.output);
+    BOOST_TEST(has(none.output, key), none.output);
+
+    // The right one still starts.
+    server s(dir.path(), data, {"--ca.passphrase_file", (dir / "pw").string()});
+    BOOST_TEST(http_client(s.port).get("/health").status == 200u);
+}
+
 BOOST_AUTO_TEST_CASE(serve_start_removes_every_temp_leftover_of_an_interrupted_write) {
     temp_dir dir;
     const auto data = dir / "data";
