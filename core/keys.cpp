@@ -1,5 +1,7 @@
 #include "core/keys.hpp"
 
+#include "core/encoding.hpp"
+
 #include <openssl/core_names.h>
 #include <openssl/objects.h>
 #include <openssl/pem.h>
@@ -31,17 +33,6 @@ int passphrase_cb(char* buf, int size, int, void* u) {
 bool looks_encrypted(std::string_view pem) {
     return pem.find("-----BEGIN ENCRYPTED PRIVATE KEY-----") != std::string_view::npos ||
            pem.find("Proc-Type: 4,ENCRYPTED") != std::string_view::npos;
-}
-
-std::string to_hex(const unsigned char* p, std::size_t n) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(n * 2);
-    for (std::size_t i = 0; i < n; ++i) {
-        out += digits[p[i] >> 4];
-        out += digits[p[i] & 0x0f];
-    }
-    return out;
 }
 
 std::string bn_to_decimal(const BIGNUM* bn) {
@@ -314,7 +305,7 @@ std::string fingerprint_sha256(X509* cert) {
         ossl::drain_errors();
         return {};
     }
-    return to_hex(md, n);
+    return hex_encode({md, n});
 }
 
 std::string serial_to_decimal(const ASN1_INTEGER* serial) {
@@ -443,7 +434,7 @@ std::string sha256_hex(std::string_view data) {
         ossl::drain_errors();
         return {};
     }
-    return to_hex(md, n);
+    return hex_encode({md, n});
 }
 
 result<ossl::x509_name> build_name(const subject_fields& s) {

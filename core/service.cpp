@@ -1,6 +1,7 @@
 #include "core/service.hpp"
 
 #include "core/cert_json.hpp"
+#include "core/encoding.hpp"
 #include "core/csr.hpp"
 #include "core/keys.hpp"
 #include "core/pkcs12.hpp"
@@ -254,15 +255,10 @@ std::string cert_service::reserve_serial() {
 }
 
 std::string cert_service::generate_identifier() {
-    static constexpr char hex[] = "0123456789abcdef";
     for (;;) {
         unsigned char b[6];
         rng_(b);
-        std::string id = "cert-";
-        for (unsigned char c : b) {
-            id += hex[c >> 4];
-            id += hex[c & 15];
-        }
+        const std::string id = "cert-" + hex_encode(b);
         if (!index_.find(id) && !busy_ids_.count(id)) return id;
     }
 }

@@ -1,4 +1,5 @@
 // The request pipeline: everything a request goes through before and after its handler.
+#include "core/encoding.hpp"
 #include "net/api.hpp"
 #include "net/client_auth.hpp"
 
@@ -131,13 +132,7 @@ std::string new_request_id() {
         static std::atomic<std::uint64_t> counter{0};
         return "req-" + std::to_string(++counter);
     }
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string id;
-    for (unsigned char c : b) {
-        id += hex[c >> 4];
-        id += hex[c & 15];
-    }
-    return id;
+    return hex_encode(b);
 }
 
 void finish_response(response& res, const request* req, std::string_view request_id) {

@@ -1,0 +1,17 @@
+// The one hex codec of the tree (request ids, identifiers, digests).
+// Thread-safety: pure functions, safe from any thread.
+#pragma once
+
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace certmate {
+
+// Lower-case hex, two digits per byte, high nibble first.
+std::string hex_encode(std::span<const unsigned char> bytes);
+
+// True when every character is a lower-case hex digit (the form hex_encode writes).
+bool is_lower_hex(std::string_view s) noexcept;
+
+} // namespace certmate
