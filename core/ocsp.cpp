@@ -1,5 +1,6 @@
 #include "core/ocsp.hpp"
 
+#include "core/encoding.hpp"
 #include "core/keys.hpp"
 
 #include <openssl/objects.h>
@@ -193,25 +194,12 @@ std::string ocsp_error_response(ocsp_response_status s) {
 }
 
 std::optional<std::string> decode_ocsp_get_path(std::string_view encoded) {
-    auto hex = [](char c) -> int {
-        if (c >= '0' && c <= '9') return c - '0';
-        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-        return -1;
-    };
+    // An encoded NUL is refused here; the base64 step below refused it anyway.
     std::string b64;
-    for (std::size_t i = 0; i < encoded.size(); ++i) {
-        char c = encoded[i];
-        if (c == '%') {
-            if (i + 2 >= encoded.size()) return std::nullopt;
-            int h = hex(encoded[i + 1]), l = hex(encoded[i + 2]);
-            if (h < 0 || l < 0) return std::nullopt;
-            c = static_cast<char>(h * 16 + l);
-            i += 2;
-        }
+    if (!percent_decode(encoded, b64)) return std::nullopt;
+    for (auto& c : b64) {
         if (c == '-') c = '+';
         if (c == '_') c = '/';
-        b64 += c;
     }
     while (!b64.empty() && b64.back() == '=') b64.pop_back();
     std::string out;

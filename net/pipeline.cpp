@@ -37,7 +37,7 @@ bool parse_query(std::string_view q, path_params& out) {
             for (auto& c : *s)
                 if (c == '+') c = ' ';
         std::string dk, dv;
-        if (!router::percent_decode(k, dk) || !router::percent_decode(v, dv)) return false;
+        if (!percent_decode(k, dk) || !percent_decode(v, dv)) return false;
         out.emplace_back(std::move(dk), std::move(dv));
     }
     return true;
