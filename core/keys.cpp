@@ -95,15 +95,6 @@ bool valid_uri(std::string_view s) {
     return std::all_of(s.begin(), s.end(), [](char c) { return c > 0x20 && c < 0x7f; });
 }
 
-result<ossl::general_name> ia5_general_name(int type, std::string_view value) {
-    ossl::asn1_ia5string str(ASN1_IA5STRING_new());
-    ossl::general_name gn(GENERAL_NAME_new());
-    if (!str || !gn || ASN1_STRING_set(str.get(), value.data(), static_cast<int>(value.size())) != 1)
-        return ossl::fail(errc::crypto_failure, "cannot encode a subject alternative name");
-    GENERAL_NAME_set0_value(gn.get(), type, str.release());
-    return gn;
-}
-
 result<ossl::general_name> ip_general_name(std::string_view text) {
     std::array<unsigned char, 16> buf{};
     std::string z(text);
@@ -535,6 +526,32 @@ result<void> add_config_extension(X509* cert, X509V3_CTX* ctx, int nid, const ch
         return ossl::fail(errc::crypto_failure, std::string("cannot add the ") + OBJ_nid2sn(nid) + " extension");
     return {};
 }
+
+result<ossl::x509> new_v3_certificate(ASN1_INTEGER* serial, const X509_NAME* issuer, const X509_NAME* subject,
+                                      time_point not_before, time_point not_after, EVP_PKEY* key,
+                                      const std::string& what) {
+    auto nb = to_asn1_time(not_before);
+    auto na = to_asn1_time(not_after);
+    ossl::x509 cert(X509_new());
+    // RFC 5280 4.1.2.1: "When extensions are used, as expected in this profile, version MUST be 3
+    // (value is 2)."
+    if (!cert || !nb || !na || X509_set_version(cert.get(), X509_VERSION_3) != 1 ||
+        X509_set_serialNumber(cert.get(), serial) != 1 || X509_set_subject_name(cert.get(), subject) != 1 ||
+        X509_set_issuer_name(cert.get(), issuer) != 1 || X509_set1_notBefore(cert.get(), nb.get()) != 1 ||
+        X509_set1_notAfter(cert.get(), na.get()) != 1 || X509_set_pubkey(cert.get(), key) != 1)
+        return ossl::fail(errc::crypto_failure, what);
+    return cert;
+}
+
+result<ossl::general_name> ia5_general_name(int type, std::string_view value, const char* what) {
+    ossl::asn1_ia5string str(ASN1_IA5STRING_new());
+    ossl::general_name gn(GENERAL_NAME_new());
+    if (!str || !gn || ASN1_STRING_set(str.get(), value.data(), static_cast<int>(value.size())) != 1)
+        return ossl::fail(errc::crypto_failure, what);
+    GENERAL_NAME_set0_value(gn.get(), type, str.release());
+    return gn;
+}
+
 
 
 result<ossl::pkey> load_public_key(std::string_view pem) {

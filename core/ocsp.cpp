@@ -34,25 +34,21 @@ result<ocsp_responder> issue_ocsp_responder(const certificate_authority& ca, tim
     if (validity_days < 1) return make_error(errc::invalid_argument, "OCSP responder validity must be at least a day");
     auto key = generate_key(key_type::ec_p256);
     if (!key) return key.error();
-    ossl::x509 cert(X509_new());
-    if (!cert) return ossl::fail(errc::crypto_failure, "cannot allocate responder certificate");
     auto serial = decimal_to_asn1_integer(random_serial(rng));
     if (!serial) return serial.error();
     time_point not_after = std::min(now + std::chrono::hours(24) * validity_days, ca.not_after());
-    auto nb = to_asn1_time(now - std::chrono::minutes(1));
-    auto na = to_asn1_time(not_after);
     ossl::x509_name name(X509_NAME_new());
-    if (!name || !nb || !na ||
+    if (!name ||
         X509_NAME_add_entry_by_txt(name.get(), "CN", MBSTRING_UTF8,
                                    reinterpret_cast<const unsigned char*>("CertMate OCSP Responder"), -1, -1, 0) != 1 ||
         X509_NAME_add_entry_by_txt(name.get(), "O", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>("CertMate"),
-                                   -1, -1, 0) != 1 ||
-        X509_set_version(cert.get(), X509_VERSION_3) != 1 || X509_set_serialNumber(cert.get(), serial->get()) != 1 ||
-        X509_set_subject_name(cert.get(), name.get()) != 1 ||
-        X509_set_issuer_name(cert.get(), X509_get_subject_name(ca.cert())) != 1 ||
-        X509_set1_notBefore(cert.get(), nb.get()) != 1 || X509_set1_notAfter(cert.get(), na.get()) != 1 ||
-        X509_set_pubkey(cert.get(), key->get()) != 1)
+                                   -1, -1, 0) != 1)
         return ossl::fail(errc::crypto_failure, "cannot build responder certificate");
+    auto built = new_v3_certificate(serial->get(), X509_get_subject_name(ca.cert()), name.get(),
+                                    now - std::chrono::minutes(1), not_after, key->get(),
+                                    "cannot build responder certificate");
+    if (!built) return built.error();
+    ossl::x509 cert = std::move(*built);
     X509V3_CTX ctx;
     X509V3_set_ctx_nodb(&ctx);
     X509V3_set_ctx(&ctx, ca.cert(), cert.get(), nullptr, nullptr, 0);
