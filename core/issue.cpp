@@ -208,4 +208,14 @@ result<issued_cert> issue_certificate(const certificate_authority& ca, EVP_PKEY*
     return out;
 }
 
+void record_issued(cert_record& rec, const issued_cert& issued, time_point created_at) {
+    rec.serial_number = issued.serial_decimal;
+    rec.key_usage = issued.key_usage;
+    rec.extended_key_usage = issued.extended_key_usage;
+    rec.created_at = created_at;
+    rec.not_before = issued.not_before;
+    rec.expires_at = issued.not_after;
+    rec.fingerprint_sha256 = issued.fingerprint_sha256;
+}
+
 } // namespace certmate

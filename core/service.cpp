@@ -387,13 +387,7 @@ result<staged<cert_view>> cert_service::stage_create(create_request req, const p
             }
             if (!issued) return issued.error();
             rec.subject = ireq.subject;
-            rec.serial_number = issued->serial_decimal;
-            rec.key_usage = issued->key_usage;
-            rec.extended_key_usage = issued->extended_key_usage;
-            rec.created_at = now;
-            rec.not_before = issued->not_before;
-            rec.expires_at = issued->not_after;
-            rec.fingerprint_sha256 = issued->fingerprint_sha256;
+            record_issued(rec, *issued, now);
             files.cert_pem = issued->pem;
             return made_cert{cert_view{rec, status_at(rec, now), issued->pem}, std::move(files)};
         };
@@ -546,13 +540,7 @@ result<staged<cert_view>> cert_service::stage_renew(const std::string& id, int v
                 h.reason = revocation_reason::superseded;
             }
             rec.history.push_back(std::move(h));
-            rec.serial_number = issued->serial_decimal;
-            rec.key_usage = issued->key_usage;
-            rec.extended_key_usage = issued->extended_key_usage;
-            rec.created_at = now;
-            rec.not_before = issued->not_before;
-            rec.expires_at = issued->not_after;
-            rec.fingerprint_sha256 = issued->fingerprint_sha256;
+            record_issued(rec, *issued, now);
             rec.renewal.last_renewed_at = now;
             files.cert_pem = issued->pem;
             return made_cert{cert_view{rec, status_at(rec, now), issued->pem}, std::move(files)};
