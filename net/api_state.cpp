@@ -31,27 +31,16 @@ asio::awaitable<void> crl_publisher::build_loop() {
         };
         auto staged = co_await core_.in_core(stage_fn);
         if (!staged) co_return;   // nothing due, or a running build will pick the change up
-        auto work = std::move(staged->work);
-        auto commit = std::move(staged->commit);
-        auto work_fn = [&work]() -> result<crl_ptr> {
-            try {
-                return work();
-            } catch (const std::exception& e) {
-                spdlog::error("CRL build threw: {}", e.what());
-                return make_error(errc::internal, "CRL build failed");
-            }
-        };
-        result<crl_ptr> r = co_await core_.in_pool(work_fn);
-        const bool ok = r.has_value();
-        auto commit_fn = [&](cert_service& s) {
-            auto c = commit(std::move(r));
-            if (!c) return false;   // the minute timer retries; no tight loop on a full disk
+        bool again = false;
+        auto after = [&](cert_service& s, result<crl_ptr>& out) {
+            if (!out) return;   // the minute timer retries; no tight loop on a full disk
             std::uint64_t seen = published_.load();
             while (seen < gen && !published_.compare_exchange_weak(seen, gen)) {
             }
-            return s.crl_rebuild_needed();
+            again = s.crl_rebuild_needed();
         };
-        const bool again = co_await core_.in_core(commit_fn);
+        // The commit hands the work's result on unchanged: ok is whether the build succeeded.
+        const bool ok = (co_await core_.finish_staged<crl_ptr>(*staged, after)).has_value();
         metrics_.crl_built(ok);
         if (!again) co_return;
     }
