@@ -762,19 +762,30 @@ ocsp_lookup cert_service::lookup_serial(std::string_view serial_text) const {
 std::vector<std::string> cert_service::renewal_plan(time_point now) const { return index_.due_for_renewal(now); }
 
 renewal_summary cert_service::run_renewal_sweep_sync(const principal& who) {
-    renewal_summary sum;
-    sum.started_at = clock_();
-    auto plan = renewal_plan(sum.started_at);
-    sum.candidates = plan.size();
-    for (const auto& id : plan) {
-        auto r = run_sync(stage_renew(id, 0, who, true));
-        renewal_outcome o{id, bool(r), r ? r->record.serial_number : std::string(), r ? std::string() : r.error().message};
-        (o.ok ? sum.renewed : sum.failed)++;
-        sum.outcomes.push_back(std::move(o));
-    }
-    sum.finished_at = clock_();
-    if (auto w = store_->save_last_sweep(sum); !w) spdlog::error("cannot record the renewal sweep: {}", w.error().message);
-    return sum;
+    auto sweep = begin_renewal_sweep();
+    for (const auto& id : sweep.plan) count_renewal(sweep.summary, id, run_sync(stage_sweep_renewal(id, who)));
+    sweep.summary.finished_at = clock_();
+    finish_renewal_sweep(sweep.summary);
+    return std::move(sweep.summary);
+}
+
+cert_service::renewal_sweep cert_service::begin_renewal_sweep() const {
+    renewal_sweep sweep;
+    sweep.summary.started_at = clock_();
+    sweep.plan = renewal_plan(sweep.summary.started_at);
+    sweep.summary.candidates = sweep.plan.size();
+    return sweep;
+}
+
+void cert_service::count_renewal(renewal_summary& sum, const std::string& id, const result<cert_view>& r) {
+    renewal_outcome o{id, bool(r), r ? r->record.serial_number : std::string(), r ? std::string() : r.error().message};
+    (o.ok ? sum.renewed : sum.failed)++;
+    sum.outcomes.push_back(std::move(o));
+}
+
+void cert_service::finish_renewal_sweep(const renewal_summary& sum) const {
+    if (auto w = record_sweep(sum); !w) spdlog::error("cannot record the renewal sweep: {}", w.error().message);
+    spdlog::info("renewal sweep: {} due, {} renewed, {} failed", sum.candidates, sum.renewed, sum.failed);
 }
 
 void cert_service::audit(const audit_entry& e) const {
