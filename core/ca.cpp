@@ -22,15 +22,12 @@ result<certificate_authority> certificate_authority::create(const ca_options& op
 
     using namespace std::chrono_literals;
     // Self-signed: the issuer is the subject.
-    auto built = new_v3_certificate(serial->get(), name->get(), name->get(), now - 60s,
+    auto draft = new_v3_certificate(serial->get(), nullptr, name->get(), now - 60s,
                                     now + std::chrono::days(opts.validity_days), key->get(),
                                     "cannot build the CA certificate");
-    if (!built) return built.error();
-    ossl::x509 cert = std::move(*built);
+    if (!draft) return draft.error();
+    auto& [cert, ctx] = *draft;
 
-    X509V3_CTX ctx;
-    X509V3_set_ctx_nodb(&ctx);
-    X509V3_set_ctx(&ctx, cert.get(), cert.get(), nullptr, nullptr, 0);
     // RFC 5280 4.2.1.9: "Conforming CAs MUST include this extension in all CA certificates that
     // contain public keys used to validate digital signatures on certificates and MUST mark the
     // extension as critical in such certificates." pathlen:0: this CA issues end entities only.

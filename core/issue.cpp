@@ -146,14 +146,10 @@ result<issued_cert> issue_certificate(const certificate_authority& ca, EVP_PKEY*
     const time_point nb = std::chrono::floor<std::chrono::seconds>(now - 60s);
     const time_point na = std::min<time_point>(std::chrono::floor<std::chrono::seconds>(now + std::chrono::days(days)), ca_end);
 
-    auto built = new_v3_certificate(serial->get(), X509_get_subject_name(ca.cert()), name->get(), nb, na, subject_key,
+    auto draft = new_v3_certificate(serial->get(), ca.cert(), name->get(), nb, na, subject_key,
                                     "cannot build the certificate");
-    if (!built) return built.error();
-    ossl::x509 cert = std::move(*built);
-
-    X509V3_CTX ctx;
-    X509V3_set_ctx_nodb(&ctx);
-    X509V3_set_ctx(&ctx, ca.cert(), cert.get(), nullptr, nullptr, 0);
+    if (!draft) return draft.error();
+    auto& [cert, ctx] = *draft;
 
     issued_cert out;
     const bool rsa = EVP_PKEY_get_base_id(subject_key) == EVP_PKEY_RSA;

@@ -527,20 +527,23 @@ result<void> add_config_extension(X509* cert, X509V3_CTX* ctx, int nid, const ch
     return {};
 }
 
-result<ossl::x509> new_v3_certificate(ASN1_INTEGER* serial, const X509_NAME* issuer, const X509_NAME* subject,
-                                      time_point not_before, time_point not_after, EVP_PKEY* key,
-                                      const std::string& what) {
+result<v3_draft> new_v3_certificate(ASN1_INTEGER* serial, X509* issuer, const X509_NAME* subject,
+                                    time_point not_before, time_point not_after, EVP_PKEY* key, const std::string& what) {
     auto nb = to_asn1_time(not_before);
     auto na = to_asn1_time(not_after);
-    ossl::x509 cert(X509_new());
+    v3_draft d{ossl::x509(X509_new()), {}};
+    X509* cert = d.cert.get();
     // RFC 5280 4.1.2.1: "When extensions are used, as expected in this profile, version MUST be 3
     // (value is 2)."
-    if (!cert || !nb || !na || X509_set_version(cert.get(), X509_VERSION_3) != 1 ||
-        X509_set_serialNumber(cert.get(), serial) != 1 || X509_set_subject_name(cert.get(), subject) != 1 ||
-        X509_set_issuer_name(cert.get(), issuer) != 1 || X509_set1_notBefore(cert.get(), nb.get()) != 1 ||
-        X509_set1_notAfter(cert.get(), na.get()) != 1 || X509_set_pubkey(cert.get(), key) != 1)
+    if (!cert || !nb || !na || X509_set_version(cert, X509_VERSION_3) != 1 ||
+        X509_set_serialNumber(cert, serial) != 1 || X509_set_subject_name(cert, subject) != 1 ||
+        X509_set_issuer_name(cert, issuer ? X509_get_subject_name(issuer) : subject) != 1 ||
+        X509_set1_notBefore(cert, nb.get()) != 1 || X509_set1_notAfter(cert, na.get()) != 1 ||
+        X509_set_pubkey(cert, key) != 1)
         return ossl::fail(errc::crypto_failure, what);
-    return cert;
+    X509V3_set_ctx_nodb(&d.ctx);
+    X509V3_set_ctx(&d.ctx, issuer ? issuer : cert, cert, nullptr, nullptr, 0);
+    return d;
 }
 
 result<ossl::general_name> ia5_general_name(int type, std::string_view value, const char* what) {

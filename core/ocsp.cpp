@@ -44,14 +44,10 @@ result<ocsp_responder> issue_ocsp_responder(const certificate_authority& ca, tim
         X509_NAME_add_entry_by_txt(name.get(), "O", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>("CertMate"),
                                    -1, -1, 0) != 1)
         return ossl::fail(errc::crypto_failure, "cannot build responder certificate");
-    auto built = new_v3_certificate(serial->get(), X509_get_subject_name(ca.cert()), name.get(),
-                                    now - std::chrono::minutes(1), not_after, key->get(),
-                                    "cannot build responder certificate");
-    if (!built) return built.error();
-    ossl::x509 cert = std::move(*built);
-    X509V3_CTX ctx;
-    X509V3_set_ctx_nodb(&ctx);
-    X509V3_set_ctx(&ctx, ca.cert(), cert.get(), nullptr, nullptr, 0);
+    auto draft = new_v3_certificate(serial->get(), ca.cert(), name.get(), now - std::chrono::minutes(1), not_after,
+                                    key->get(), "cannot build responder certificate");
+    if (!draft) return draft.error();
+    auto& [cert, ctx] = *draft;
     // RFC 6960 4.2.2.2: a delegated responder's certificate "MUST ... include a value of
     // id-kp-OCSPSigning in an extended key usage extension".
     for (auto [nid, value] : {std::pair{NID_basic_constraints, "critical,CA:FALSE"},
