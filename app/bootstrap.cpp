@@ -227,16 +227,10 @@ result<void> record_server_cert(const storage::layout& l, const issued_cert& cer
     rec.identifier = "server-" + cert.fingerprint_sha256.substr(0, 16);
     rec.subject.common_name = req.subject.common_name;
     rec.subject.organization = organization;
-    rec.serial_number = cert.serial_decimal;
-    rec.key_usage = cert.key_usage;
-    rec.extended_key_usage = cert.extended_key_usage;
-    rec.created_at = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
-    rec.not_before = cert.not_before;
-    rec.expires_at = cert.not_after;
+    record_issued(rec, cert, std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()));
     rec.usage = cert_usage::server;
     rec.notes = "TLS listener certificate from certmate init --server-cert (key in tls/server.key)";
     rec.renewal.renewal_enabled = false;
-    rec.fingerprint_sha256 = cert.fingerprint_sha256;
     rec.key_type = std::string(to_string(key_type::ec_p256));
     rec.sans = req.sans;
     rec.has_private_key = false;

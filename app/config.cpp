@@ -1,5 +1,6 @@
 #include "app/config.hpp"
 
+#include "core/encoding.hpp"
 #include "core/keys.hpp"
 
 #include <boost/program_options.hpp>
@@ -137,7 +138,7 @@ std::optional<token_entry> parse_token_entry(std::string_view value) {
     auto role = parse_api_role(value.substr(a + 1, b - a - 1));
     t.sha256_hex = std::string(value.substr(b + 1));
     if (t.name.empty() || !role || t.sha256_hex.size() != 64 ||
-        t.sha256_hex.find_first_not_of("0123456789abcdef") != std::string::npos)
+        !is_lower_hex(t.sha256_hex))
         return std::nullopt;
     t.role = *role;
     return t;

@@ -21,20 +21,13 @@ result<certificate_authority> certificate_authority::create(const ca_options& op
     if (!serial) return serial.error();
 
     using namespace std::chrono_literals;
-    auto not_before = to_asn1_time(now - 60s);
-    auto not_after = to_asn1_time(now + std::chrono::days(opts.validity_days));
-    ossl::x509 cert(X509_new());
-    // RFC 5280 4.1.2.1: "When extensions are used, as expected in this profile, version MUST be 3
-    // (value is 2)."
-    if (!cert || !not_before || !not_after || X509_set_version(cert.get(), X509_VERSION_3) != 1 ||
-        X509_set_serialNumber(cert.get(), serial->get()) != 1 || X509_set_subject_name(cert.get(), name->get()) != 1 ||
-        X509_set_issuer_name(cert.get(), name->get()) != 1 || X509_set1_notBefore(cert.get(), not_before.get()) != 1 ||
-        X509_set1_notAfter(cert.get(), not_after.get()) != 1 || X509_set_pubkey(cert.get(), key->get()) != 1)
-        return ossl::fail(errc::crypto_failure, "cannot build the CA certificate");
+    // Self-signed: the issuer is the subject.
+    auto draft = new_v3_certificate(serial->get(), nullptr, name->get(), now - 60s,
+                                    now + std::chrono::days(opts.validity_days), key->get(),
+                                    "cannot build the CA certificate");
+    if (!draft) return draft.error();
+    auto& [cert, ctx] = *draft;
 
-    X509V3_CTX ctx;
-    X509V3_set_ctx_nodb(&ctx);
-    X509V3_set_ctx(&ctx, cert.get(), cert.get(), nullptr, nullptr, 0);
     // RFC 5280 4.2.1.9: "Conforming CAs MUST include this extension in all CA certificates that
     // contain public keys used to validate digital signatures on certificates and MUST mark the
     // extension as critical in such certificates." pathlen:0: this CA issues end entities only.

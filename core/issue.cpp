@@ -43,14 +43,7 @@ result<void> add_struct_ext(X509* cert, int nid, void* value, int critical) {
     return {};
 }
 
-result<ossl::general_name> uri_name(const std::string& uri) {
-    ossl::asn1_ia5string str(ASN1_IA5STRING_new());
-    ossl::general_name gn(GENERAL_NAME_new());
-    if (!str || !gn || ASN1_STRING_set(str.get(), uri.data(), static_cast<int>(uri.size())) != 1)
-        return ossl::fail(errc::crypto_failure, "cannot encode a URI");
-    GENERAL_NAME_set0_value(gn.get(), GEN_URI, str.release());
-    return gn;
-}
+result<ossl::general_name> uri_name(const std::string& uri) { return ia5_general_name(GEN_URI, uri, "cannot encode a URI"); }
 
 // CRLDistributionPoints with one distribution point whose fullName is `url`.
 result<ossl::crl_dist_points> make_cdp(const std::string& url) {
@@ -153,21 +146,10 @@ result<issued_cert> issue_certificate(const certificate_authority& ca, EVP_PKEY*
     const time_point nb = std::chrono::floor<std::chrono::seconds>(now - 60s);
     const time_point na = std::min<time_point>(std::chrono::floor<std::chrono::seconds>(now + std::chrono::days(days)), ca_end);
 
-    auto not_before = to_asn1_time(nb);
-    auto not_after = to_asn1_time(na);
-    ossl::x509 cert(X509_new());
-    // RFC 5280 4.1.2.1: "When extensions are used, as expected in this profile, version MUST be 3
-    // (value is 2)."
-    if (!cert || !not_before || !not_after || X509_set_version(cert.get(), X509_VERSION_3) != 1 ||
-        X509_set_serialNumber(cert.get(), serial->get()) != 1 || X509_set_subject_name(cert.get(), name->get()) != 1 ||
-        X509_set_issuer_name(cert.get(), X509_get_subject_name(ca.cert())) != 1 ||
-        X509_set1_notBefore(cert.get(), not_before.get()) != 1 || X509_set1_notAfter(cert.get(), not_after.get()) != 1 ||
-        X509_set_pubkey(cert.get(), subject_key) != 1)
-        return ossl::fail(errc::crypto_failure, "cannot build the certificate");
-
-    X509V3_CTX ctx;
-    X509V3_set_ctx_nodb(&ctx);
-    X509V3_set_ctx(&ctx, ca.cert(), cert.get(), nullptr, nullptr, 0);
+    auto draft = new_v3_certificate(serial->get(), ca.cert(), name->get(), nb, na, subject_key,
+                                    "cannot build the certificate");
+    if (!draft) return draft.error();
+    auto& [cert, ctx] = *draft;
 
     issued_cert out;
     const bool rsa = EVP_PKEY_get_base_id(subject_key) == EVP_PKEY_RSA;
@@ -220,6 +202,16 @@ result<issued_cert> issue_certificate(const certificate_authority& ca, EVP_PKEY*
     out.not_after = na;
     out.cert = std::move(cert);
     return out;
+}
+
+void record_issued(cert_record& rec, const issued_cert& issued, time_point created_at) {
+    rec.serial_number = issued.serial_decimal;
+    rec.key_usage = issued.key_usage;
+    rec.extended_key_usage = issued.extended_key_usage;
+    rec.created_at = created_at;
+    rec.not_before = issued.not_before;
+    rec.expires_at = issued.not_after;
+    rec.fingerprint_sha256 = issued.fingerprint_sha256;
 }
 
 } // namespace certmate

@@ -57,4 +57,8 @@ result<void> validate_issue_request(const issue_request& req, const issuance_pol
 result<issued_cert> issue_certificate(const certificate_authority& ca, EVP_PKEY* subject_key,
                                       const issue_request& req, const issuance_policy& policy, time_point now);
 
+// Sets what `issued` decides in `rec` (serial, key usages, validity, fingerprint) and its creation
+// time; the rest of the record (identity, subject, usage, history) is the caller's.
+void record_issued(cert_record& rec, const issued_cert& issued, time_point created_at);
+
 } // namespace certmate

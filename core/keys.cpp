@@ -1,5 +1,7 @@
 #include "core/keys.hpp"
 
+#include "core/encoding.hpp"
+
 #include <openssl/core_names.h>
 #include <openssl/objects.h>
 #include <openssl/pem.h>
@@ -31,17 +33,6 @@ int passphrase_cb(char* buf, int size, int, void* u) {
 bool looks_encrypted(std::string_view pem) {
     return pem.find("-----BEGIN ENCRYPTED PRIVATE KEY-----") != std::string_view::npos ||
            pem.find("Proc-Type: 4,ENCRYPTED") != std::string_view::npos;
-}
-
-std::string to_hex(const unsigned char* p, std::size_t n) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(n * 2);
-    for (std::size_t i = 0; i < n; ++i) {
-        out += digits[p[i] >> 4];
-        out += digits[p[i] & 0x0f];
-    }
-    return out;
 }
 
 std::string bn_to_decimal(const BIGNUM* bn) {
@@ -102,15 +93,6 @@ bool valid_uri(std::string_view s) {
     for (char c : s.substr(0, colon))
         if (!is_alpha(c) && !is_digit(c) && c != '+' && c != '-' && c != '.') return false;
     return std::all_of(s.begin(), s.end(), [](char c) { return c > 0x20 && c < 0x7f; });
-}
-
-result<ossl::general_name> ia5_general_name(int type, std::string_view value) {
-    ossl::asn1_ia5string str(ASN1_IA5STRING_new());
-    ossl::general_name gn(GENERAL_NAME_new());
-    if (!str || !gn || ASN1_STRING_set(str.get(), value.data(), static_cast<int>(value.size())) != 1)
-        return ossl::fail(errc::crypto_failure, "cannot encode a subject alternative name");
-    GENERAL_NAME_set0_value(gn.get(), type, str.release());
-    return gn;
 }
 
 result<ossl::general_name> ip_general_name(std::string_view text) {
@@ -314,7 +296,7 @@ std::string fingerprint_sha256(X509* cert) {
         ossl::drain_errors();
         return {};
     }
-    return to_hex(md, n);
+    return hex_encode({md, n});
 }
 
 std::string serial_to_decimal(const ASN1_INTEGER* serial) {
@@ -443,7 +425,7 @@ std::string sha256_hex(std::string_view data) {
         ossl::drain_errors();
         return {};
     }
-    return to_hex(md, n);
+    return hex_encode({md, n});
 }
 
 result<ossl::x509_name> build_name(const subject_fields& s) {
@@ -544,6 +526,35 @@ result<void> add_config_extension(X509* cert, X509V3_CTX* ctx, int nid, const ch
         return ossl::fail(errc::crypto_failure, std::string("cannot add the ") + OBJ_nid2sn(nid) + " extension");
     return {};
 }
+
+result<v3_draft> new_v3_certificate(ASN1_INTEGER* serial, X509* issuer, const X509_NAME* subject,
+                                    time_point not_before, time_point not_after, EVP_PKEY* key, const std::string& what) {
+    auto nb = to_asn1_time(not_before);
+    auto na = to_asn1_time(not_after);
+    v3_draft d{ossl::x509(X509_new()), {}};
+    X509* cert = d.cert.get();
+    // RFC 5280 4.1.2.1: "When extensions are used, as expected in this profile, version MUST be 3
+    // (value is 2)."
+    if (!cert || !nb || !na || X509_set_version(cert, X509_VERSION_3) != 1 ||
+        X509_set_serialNumber(cert, serial) != 1 || X509_set_subject_name(cert, subject) != 1 ||
+        X509_set_issuer_name(cert, issuer ? X509_get_subject_name(issuer) : subject) != 1 ||
+        X509_set1_notBefore(cert, nb.get()) != 1 || X509_set1_notAfter(cert, na.get()) != 1 ||
+        X509_set_pubkey(cert, key) != 1)
+        return ossl::fail(errc::crypto_failure, what);
+    X509V3_set_ctx_nodb(&d.ctx);
+    X509V3_set_ctx(&d.ctx, issuer ? issuer : cert, cert, nullptr, nullptr, 0);
+    return d;
+}
+
+result<ossl::general_name> ia5_general_name(int type, std::string_view value, const char* what) {
+    ossl::asn1_ia5string str(ASN1_IA5STRING_new());
+    ossl::general_name gn(GENERAL_NAME_new());
+    if (!str || !gn || ASN1_STRING_set(str.get(), value.data(), static_cast<int>(value.size())) != 1)
+        return ossl::fail(errc::crypto_failure, what);
+    GENERAL_NAME_set0_value(gn.get(), type, str.release());
+    return gn;
+}
+
 
 
 result<ossl::pkey> load_public_key(std::string_view pem) {

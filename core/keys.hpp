@@ -70,6 +70,20 @@ const EVP_MD* signing_digest(EVP_PKEY* key);
 // Adds the extension `nid` written in OpenSSL's config syntax ("critical,CA:FALSE") to `cert`;
 // only for fixed profile strings, never for caller input.
 result<void> add_config_extension(X509* cert, X509V3_CTX* ctx, int nid, const char* value);
+// An unsigned v3 certificate with its serial, issuer, subject, validity and public key set, and
+// the context its extensions are made in; the extensions and the signature are the caller's.
+struct v3_draft {
+    ossl::x509 cert;
+    X509V3_CTX ctx;   // issuer and subject certificates set (pointers into cert / the issuer)
+};
+// `issuer` is the CA's certificate, or null for a self-signed one (issuer = subject).
+// `what` is the error message if OpenSSL fails.
+result<v3_draft> new_v3_certificate(ASN1_INTEGER* serial, X509* issuer, const X509_NAME* subject,
+                                    time_point not_before, time_point not_after, EVP_PKEY* key, const std::string& what);
+// A GeneralName holding an IA5String (RFC 5280 4.2.1.6: dNSName, rfc822Name,
+// uniformResourceIdentifier); `what` is the error message if OpenSSL fails.
+result<ossl::general_name> ia5_general_name(int type, std::string_view value,
+                                            const char* what = "cannot encode a subject alternative name");
 
 // ---- signatures over raw bytes (the audit log's checkpoints and exports, docs/audit.md) ----
 // A public key from PEM (SubjectPublicKeyInfo, as public_key_to_pem writes it).

@@ -1,5 +1,6 @@
 #include "core/ocsp.hpp"
 
+#include "core/encoding.hpp"
 #include "core/keys.hpp"
 
 #include <openssl/objects.h>
@@ -33,28 +34,20 @@ result<ocsp_responder> issue_ocsp_responder(const certificate_authority& ca, tim
     if (validity_days < 1) return make_error(errc::invalid_argument, "OCSP responder validity must be at least a day");
     auto key = generate_key(key_type::ec_p256);
     if (!key) return key.error();
-    ossl::x509 cert(X509_new());
-    if (!cert) return ossl::fail(errc::crypto_failure, "cannot allocate responder certificate");
     auto serial = decimal_to_asn1_integer(random_serial(rng));
     if (!serial) return serial.error();
     time_point not_after = std::min(now + std::chrono::hours(24) * validity_days, ca.not_after());
-    auto nb = to_asn1_time(now - std::chrono::minutes(1));
-    auto na = to_asn1_time(not_after);
     ossl::x509_name name(X509_NAME_new());
-    if (!name || !nb || !na ||
+    if (!name ||
         X509_NAME_add_entry_by_txt(name.get(), "CN", MBSTRING_UTF8,
                                    reinterpret_cast<const unsigned char*>("CertMate OCSP Responder"), -1, -1, 0) != 1 ||
         X509_NAME_add_entry_by_txt(name.get(), "O", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>("CertMate"),
-                                   -1, -1, 0) != 1 ||
-        X509_set_version(cert.get(), X509_VERSION_3) != 1 || X509_set_serialNumber(cert.get(), serial->get()) != 1 ||
-        X509_set_subject_name(cert.get(), name.get()) != 1 ||
-        X509_set_issuer_name(cert.get(), X509_get_subject_name(ca.cert())) != 1 ||
-        X509_set1_notBefore(cert.get(), nb.get()) != 1 || X509_set1_notAfter(cert.get(), na.get()) != 1 ||
-        X509_set_pubkey(cert.get(), key->get()) != 1)
+                                   -1, -1, 0) != 1)
         return ossl::fail(errc::crypto_failure, "cannot build responder certificate");
-    X509V3_CTX ctx;
-    X509V3_set_ctx_nodb(&ctx);
-    X509V3_set_ctx(&ctx, ca.cert(), cert.get(), nullptr, nullptr, 0);
+    auto draft = new_v3_certificate(serial->get(), ca.cert(), name.get(), now - std::chrono::minutes(1), not_after,
+                                    key->get(), "cannot build responder certificate");
+    if (!draft) return draft.error();
+    auto& [cert, ctx] = *draft;
     // RFC 6960 4.2.2.2: a delegated responder's certificate "MUST ... include a value of
     // id-kp-OCSPSigning in an extended key usage extension".
     for (auto [nid, value] : {std::pair{NID_basic_constraints, "critical,CA:FALSE"},
@@ -193,25 +186,12 @@ std::string ocsp_error_response(ocsp_response_status s) {
 }
 
 std::optional<std::string> decode_ocsp_get_path(std::string_view encoded) {
-    auto hex = [](char c) -> int {
-        if (c >= '0' && c <= '9') return c - '0';
-        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-        return -1;
-    };
+    // An encoded NUL is refused here; the base64 step below refused it anyway.
     std::string b64;
-    for (std::size_t i = 0; i < encoded.size(); ++i) {
-        char c = encoded[i];
-        if (c == '%') {
-            if (i + 2 >= encoded.size()) return std::nullopt;
-            int h = hex(encoded[i + 1]), l = hex(encoded[i + 2]);
-            if (h < 0 || l < 0) return std::nullopt;
-            c = static_cast<char>(h * 16 + l);
-            i += 2;
-        }
+    if (!percent_decode(encoded, b64)) return std::nullopt;
+    for (auto& c : b64) {
         if (c == '-') c = '+';
         if (c == '_') c = '/';
-        b64 += c;
     }
     while (!b64.empty() && b64.back() == '=') b64.pop_back();
     std::string out;

@@ -1,6 +1,7 @@
 #include "core/service.hpp"
 
 #include "core/cert_json.hpp"
+#include "core/encoding.hpp"
 #include "core/csr.hpp"
 #include "core/keys.hpp"
 #include "core/pkcs12.hpp"
@@ -254,15 +255,10 @@ std::string cert_service::reserve_serial() {
 }
 
 std::string cert_service::generate_identifier() {
-    static constexpr char hex[] = "0123456789abcdef";
     for (;;) {
         unsigned char b[6];
         rng_(b);
-        std::string id = "cert-";
-        for (unsigned char c : b) {
-            id += hex[c >> 4];
-            id += hex[c & 15];
-        }
+        const std::string id = "cert-" + hex_encode(b);
         if (!index_.find(id) && !busy_ids_.count(id)) return id;
     }
 }
@@ -391,13 +387,7 @@ result<staged<cert_view>> cert_service::stage_create(create_request req, const p
             }();
             if (!issued) return issued.error();
             rec.subject = ireq.subject;
-            rec.serial_number = issued->serial_decimal;
-            rec.key_usage = issued->key_usage;
-            rec.extended_key_usage = issued->extended_key_usage;
-            rec.created_at = now;
-            rec.not_before = issued->not_before;
-            rec.expires_at = issued->not_after;
-            rec.fingerprint_sha256 = issued->fingerprint_sha256;
+            record_issued(rec, *issued, now);
             files.cert_pem = issued->pem;
             return made_cert{cert_view{rec, status_at(rec, now), issued->pem}, std::move(files)};
         };
@@ -550,13 +540,7 @@ result<staged<cert_view>> cert_service::stage_renew(const std::string& id, int v
                 h.reason = revocation_reason::superseded;
             }
             rec.history.push_back(std::move(h));
-            rec.serial_number = issued->serial_decimal;
-            rec.key_usage = issued->key_usage;
-            rec.extended_key_usage = issued->extended_key_usage;
-            rec.created_at = now;
-            rec.not_before = issued->not_before;
-            rec.expires_at = issued->not_after;
-            rec.fingerprint_sha256 = issued->fingerprint_sha256;
+            record_issued(rec, *issued, now);
             rec.renewal.last_renewed_at = now;
             files.cert_pem = issued->pem;
             return made_cert{cert_view{rec, status_at(rec, now), issued->pem}, std::move(files)};
@@ -762,19 +746,30 @@ cert_stats cert_service::stats() const { return index_.stats(clock_(), cfg_.expi
 std::vector<std::string> cert_service::renewal_plan(time_point now) const { return index_.due_for_renewal(now); }
 
 renewal_summary cert_service::run_renewal_sweep_sync(const principal& who) {
-    renewal_summary sum;
-    sum.started_at = clock_();
-    auto plan = renewal_plan(sum.started_at);
-    sum.candidates = plan.size();
-    for (const auto& id : plan) {
-        auto r = run_sync(stage_renew(id, 0, who, true));
-        renewal_outcome o{id, bool(r), r ? r->record.serial_number : std::string(), r ? std::string() : r.error().message};
-        (o.ok ? sum.renewed : sum.failed)++;
-        sum.outcomes.push_back(std::move(o));
-    }
-    sum.finished_at = clock_();
-    if (auto w = store_->save_last_sweep(sum); !w) spdlog::error("cannot record the renewal sweep: {}", w.error().message);
-    return sum;
+    auto sweep = begin_renewal_sweep();
+    for (const auto& id : sweep.plan) count_renewal(sweep.summary, id, run_sync(stage_sweep_renewal(id, who)));
+    sweep.summary.finished_at = clock_();
+    finish_renewal_sweep(sweep.summary);
+    return std::move(sweep.summary);
+}
+
+cert_service::renewal_sweep cert_service::begin_renewal_sweep() const {
+    renewal_sweep sweep;
+    sweep.summary.started_at = clock_();
+    sweep.plan = renewal_plan(sweep.summary.started_at);
+    sweep.summary.candidates = sweep.plan.size();
+    return sweep;
+}
+
+void cert_service::count_renewal(renewal_summary& sum, const std::string& id, const result<cert_view>& r) {
+    renewal_outcome o{id, bool(r), r ? r->record.serial_number : std::string(), r ? std::string() : r.error().message};
+    (o.ok ? sum.renewed : sum.failed)++;
+    sum.outcomes.push_back(std::move(o));
+}
+
+void cert_service::finish_renewal_sweep(const renewal_summary& sum) const {
+    if (auto w = record_sweep(sum); !w) spdlog::error("cannot record the renewal sweep: {}", w.error().message);
+    spdlog::info("renewal sweep: {} due, {} renewed, {} failed", sum.candidates, sum.renewed, sum.failed);
 }
 
 void cert_service::audit(const audit_entry& e) const {

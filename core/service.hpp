@@ -170,8 +170,26 @@ public:
     std::size_t size() const { return index_.size(); }
 
     // Whole sweep, synchronously (CLI, tests): every candidate at clock() renewed, failures reported,
-    // the summary recorded in state/renewal_sweep.json.
+    // the summary recorded in state/renewal_sweep.json. The server's sweep (net/) drives the same
+    // steps below through its strand and pool.
     renewal_summary run_renewal_sweep_sync(const principal& who);
+
+    // ---- the renewal sweep's steps ----
+    struct renewal_sweep {
+        renewal_summary summary;          // started_at and candidates set
+        std::vector<std::string> plan;    // the identifiers to renew, in order
+    };
+    // [strand] Starts a sweep at now(): the candidates due then.
+    renewal_sweep begin_renewal_sweep() const;
+    // [strand] Stages one candidate's automatic renewal (default validity).
+    result<staged<cert_view>> stage_sweep_renewal(const std::string& id, const principal& who) {
+        return stage_renew(id, 0, who, true);
+    }
+    // [any thread] Counts one candidate's outcome into the summary.
+    static void count_renewal(renewal_summary& sum, const std::string& id, const result<cert_view>& r);
+    // [any thread, blocking: the pool] Records a finished sweep and logs its counts; a failure to
+    // record is logged, not returned (the renewals are done either way).
+    void finish_renewal_sweep(const renewal_summary& sum) const;
 
     // Appends an audit line (denied requests, downloads); errors logged, not returned.
     // [any thread] Safe from the pool; blocks on the fsync.

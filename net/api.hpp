@@ -62,8 +62,16 @@ public:
         auto stage_fn = [&stage](cert_service& svc) { return stage(svc); };
         auto s = co_await in_core(stage_fn);
         if (!s) co_return s.error();
-        auto work = std::move(s->work);
-        auto commit = std::move(s->commit);
+        co_return co_await finish_staged<T>(*s, after);
+    }
+
+    // The second half of run_staged, for a mutation staged already: work (pool) -> commit
+    // (strand) -> after (strand, same hop), as after(result&) or after(service&, result&).
+    // Both are borrowed until the returned awaitable completes.
+    template <class T, class After>
+    asio::awaitable<result<T>> finish_staged(staged<T>& s, After& after) {
+        auto work = std::move(s.work);
+        auto commit = std::move(s.commit);
         auto work_fn = [&work]() -> result<T> {
             try {
                 return work();
@@ -73,9 +81,12 @@ public:
             }
         };
         result<T> r = co_await in_pool(work_fn);
-        auto commit_fn = [&commit, &after, &r](cert_service&) {
+        auto commit_fn = [&commit, &after, &r](cert_service& svc) {
             result<T> out = commit(std::move(r));
-            after(out);
+            if constexpr (std::is_invocable_v<After&, cert_service&, result<T>&>)
+                after(svc, out);
+            else
+                after(out);
             return out;
         };
         co_return co_await in_core(commit_fn);

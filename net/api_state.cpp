@@ -31,27 +31,16 @@ asio::awaitable<void> crl_publisher::build_loop() {
         };
         auto staged = co_await core_.in_core(stage_fn);
         if (!staged) co_return;   // nothing due, or a running build will pick the change up
-        auto work = std::move(staged->work);
-        auto commit = std::move(staged->commit);
-        auto work_fn = [&work]() -> result<crl_ptr> {
-            try {
-                return work();
-            } catch (const std::exception& e) {
-                spdlog::error("CRL build threw: {}", e.what());
-                return make_error(errc::internal, "CRL build failed");
-            }
-        };
-        result<crl_ptr> r = co_await core_.in_pool(work_fn);
-        const bool ok = r.has_value();
-        auto commit_fn = [&](cert_service& s) {
-            auto c = commit(std::move(r));
-            if (!c) return false;   // the minute timer retries; no tight loop on a full disk
+        bool again = false;
+        auto after = [&](cert_service& s, result<crl_ptr>& out) {
+            if (!out) return;   // the minute timer retries; no tight loop on a full disk
             std::uint64_t seen = published_.load();
             while (seen < gen && !published_.compare_exchange_weak(seen, gen)) {
             }
-            return s.crl_rebuild_needed();
+            again = s.crl_rebuild_needed();
         };
-        const bool again = co_await core_.in_core(commit_fn);
+        // The commit hands the work's result on unchanged: ok is whether the build succeeded.
+        const bool ok = (co_await core_.finish_staged<crl_ptr>(*staged, after)).has_value();
         metrics_.crl_built(ok);
         if (!again) co_return;
     }
@@ -125,22 +114,18 @@ std::string denial_client_key(std::string_view ip, std::string_view user) {
 
 asio::awaitable<renewal_summary> run_renewal_sweep(api_state& api, const principal& who) {
     auto& core = api.core;
-    renewal_summary sum;
-    sum.started_at = core.view().now();
-    auto plan_fn = [](cert_service& s) { return s.renewal_plan(s.now()); };
-    const auto plan = co_await core.in_core(plan_fn);
-    sum.candidates = plan.size();
+    auto begin_fn = [](cert_service& s) { return s.begin_renewal_sweep(); };
+    auto sweep = co_await core.in_core(begin_fn);
+    auto& sum = sweep.summary;
     const bool revokes_old = core.view().config().revoke_superseded;
     std::uint64_t gen = 0;
-    for (const auto& id : plan) {
-        auto stage = [&](cert_service& s) { return s.stage_renew(id, 0, who, true); };
+    for (const auto& id : sweep.plan) {
+        auto stage = [&](cert_service& s) { return s.stage_sweep_renewal(id, who); };
         auto after = [&](result<cert_view>& out) {
             if (out && revokes_old) gen = api.crl.note_change();
         };
         auto r = co_await core.run_staged<cert_view>(stage, after);
-        renewal_outcome o{id, bool(r), r ? r->record.serial_number : std::string(), r ? std::string() : r.error().message};
-        (o.ok ? sum.renewed : sum.failed)++;
-        sum.outcomes.push_back(std::move(o));
+        cert_service::count_renewal(sum, id, r);
     }
     sum.finished_at = core.view().now();
     api.stats.renewals(sum.renewed, sum.failed);
@@ -148,10 +133,9 @@ asio::awaitable<renewal_summary> run_renewal_sweep(api_state& api, const princip
         api.crl.kick();
         co_await api.crl.wait_published(gen, std::chrono::milliseconds(3000));
     }
-    auto save = [&] { return core.view().record_sweep(sum); };
-    if (auto w = co_await core.in_pool(save); !w) spdlog::error("cannot record the renewal sweep: {}", w.error().message);
-    spdlog::info("renewal sweep: {} due, {} renewed, {} failed", sum.candidates, sum.renewed, sum.failed);
-    co_return sum;
+    auto finish = [&] { core.view().finish_renewal_sweep(sum); };
+    co_await core.in_pool(finish);
+    co_return std::move(sweep.summary);
 }
 
 std::string call::param(std::string_view name) const {

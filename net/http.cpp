@@ -35,15 +35,19 @@ http::status status_of(errc e) noexcept {
     return http::status::internal_server_error;
 }
 
+json::object error_body(http::status s, std::string_view code, std::string_view message) {
+    return json::object{{"error", std::string(http::obsolete_reason(s))}, {"message", message}, {"code", code}};
+}
+
+response error_json(http::status s, std::string_view code, std::string_view message) {
+    return json_response(s, error_body(s, code, message));
+}
+
 response error_response(const error& e) {
     const auto status = status_of(e.code);
-    json::object body;
-    body["error"] = std::string(http::obsolete_reason(status));
-    if (status == http::status::internal_server_error)
-        body["message"] = "internal server error";
-    else
-        body["message"] = e.message;
-    body["code"] = std::string(errc_name(e.code));
+    auto body = error_body(status, errc_name(e.code),
+                           status == http::status::internal_server_error ? std::string_view("internal server error")
+                                                                         : std::string_view(e.message));
     if (!e.field.empty()) body["field"] = e.field;
     return json_response(status, body);
 }

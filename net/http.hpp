@@ -7,6 +7,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
 #include <string>
@@ -25,6 +26,11 @@ inline constexpr std::string_view api_version = "1";
 
 // The single mapping of an error code to its HTTP status.
 http::status status_of(errc e) noexcept;
+
+// The one error body: {"error": <reason phrase of s>, "message", "code"}; callers may add fields.
+boost::json::object error_body(http::status s, std::string_view code, std::string_view message);
+// A JSON answer with error_body(s, code, message): the errors made outside errc (405, 415, limits).
+response error_json(http::status s, std::string_view code, std::string_view message);
 
 // {"error": <reason phrase>, "message", "code", "field"?}. Server-side failures (5xx) answer a
 // fixed text: the details were logged where they happened, never sent to a client.

@@ -69,10 +69,8 @@ response to_http(const ocsp_answer& a, bool get, time_point now) {
 asio::awaitable<response> ocsp_post(call& c) {
     // RFC 6960 A.1: "Content-Type: application/ocsp-request".
     if (!media_type_is(c.req[http::field::content_type], "application/ocsp-request"))
-        co_return json_response(http::status::unsupported_media_type,
-                                boost::json::object{{"error", "Unsupported Media Type"},
-                                                    {"message", "Content-Type must be application/ocsp-request"},
-                                                    {"code", "UNSUPPORTED_MEDIA_TYPE"}});
+        co_return error_json(http::status::unsupported_media_type, "UNSUPPORTED_MEDIA_TYPE",
+                             "Content-Type must be application/ocsp-request");
     const auto a = co_await c.api.ocsp.answer(c.req.body());
     co_return to_http(a, false, c.core().view().now());
 }

@@ -1,4 +1,5 @@
 // The request pipeline: everything a request goes through before and after its handler.
+#include "core/encoding.hpp"
 #include "net/api.hpp"
 #include "net/client_auth.hpp"
 
@@ -36,7 +37,7 @@ bool parse_query(std::string_view q, path_params& out) {
             for (auto& c : *s)
                 if (c == '+') c = ' ';
         std::string dk, dv;
-        if (!router::percent_decode(k, dk) || !router::percent_decode(v, dv)) return false;
+        if (!percent_decode(k, dk) || !percent_decode(v, dv)) return false;
         out.emplace_back(std::move(dk), std::move(dv));
     }
     return true;
@@ -45,20 +46,17 @@ bool parse_query(std::string_view q, path_params& out) {
 bool is_json_content_type(std::string_view ct) { return media_type_is(ct, "application/json"); }
 
 response rate_limited_response(const rate_decision& d) {
-    json::object body{{"error", "Rate limit exceeded"},
-                      {"message", "Too many requests. Please try again later."},
-                      {"retry_after", d.retry_after.count()},
-                      {"code", std::string(errc_name(errc::rate_limited))}};
+    auto body = error_body(http::status::too_many_requests, errc_name(errc::rate_limited),
+                           "Too many requests. Please try again later.");
+    body["error"] = "Rate limit exceeded";   // the seed's text, not the reason phrase
+    body["retry_after"] = d.retry_after.count();
     auto res = json_response(http::status::too_many_requests, body);
     res.set(http::field::retry_after, std::to_string(d.retry_after.count()));
     return res;
 }
 
 response method_not_allowed(const std::vector<http::verb>& allowed) {
-    json::object body{{"error", "Method Not Allowed"},
-                      {"message", "method not allowed on this resource"},
-                      {"code", "METHOD_NOT_ALLOWED"}};
-    auto res = json_response(http::status::method_not_allowed, body);
+    auto res = error_json(http::status::method_not_allowed, "METHOD_NOT_ALLOWED", "method not allowed on this resource");
     std::string allow;
     for (auto v : allowed) {
         if (!allow.empty()) allow += ", ";
@@ -131,13 +129,7 @@ std::string new_request_id() {
         static std::atomic<std::uint64_t> counter{0};
         return "req-" + std::to_string(++counter);
     }
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string id;
-    for (unsigned char c : b) {
-        id += hex[c >> 4];
-        id += hex[c & 15];
-    }
-    return id;
+    return hex_encode(b);
 }
 
 void finish_response(response& res, const request* req, std::string_view request_id) {
@@ -203,10 +195,8 @@ asio::awaitable<response> dispatch(api_state& api, request& req, const peer_info
             audit_denial(api, who, req, route_label, "role_too_low");
         } else if (auto ct = req[http::field::content_type];
                    expects_json(rt->body) && (ct.empty() ? !req.body().empty() : !is_json_content_type(ct))) {
-            res = json_response(http::status::unsupported_media_type,
-                                json::object{{"error", "Unsupported Media Type"},
-                                             {"message", "Content-Type must be application/json"},
-                                             {"code", "UNSUPPORTED_MEDIA_TYPE"}});
+            res = error_json(http::status::unsupported_media_type, "UNSUPPORTED_MEDIA_TYPE",
+                             "Content-Type must be application/json");
         } else {
             call c{api, req, std::move(m.params), {}, who, ident ? std::optional(ident->role) : std::nullopt, request_id};
             if (qpos != std::string_view::npos && !parse_query(target.substr(qpos + 1), c.query))

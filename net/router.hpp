@@ -7,6 +7,7 @@
 #pragma once
 
 #include "core/cert_record.hpp"
+#include "core/encoding.hpp"
 #include "core/rate_limit.hpp"
 
 #include <boost/beast/http/verb.hpp>
@@ -92,29 +93,6 @@ public:
         }
         if (m.found) m.allowed.clear();
         return m;
-    }
-
-    // "%2F" etc. decoded; false for a malformed escape or an encoded NUL.
-    static bool percent_decode(std::string_view in, std::string& out) {
-        out.clear();
-        for (std::size_t i = 0; i < in.size(); ++i) {
-            if (in[i] != '%') {
-                out += in[i];
-                continue;
-            }
-            if (i + 2 >= in.size()) return false;
-            auto hex = [](char c) -> int {
-                if (c >= '0' && c <= '9') return c - '0';
-                if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-                if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-                return -1;
-            };
-            const int hi = hex(in[i + 1]), lo = hex(in[i + 2]);
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) return false;
-            out += static_cast<char>(hi * 16 + lo);
-            i += 2;
-        }
-        return true;
     }
 
 private:

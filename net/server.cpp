@@ -67,9 +67,7 @@ unsigned or_cores(unsigned n) { return n ? n : std::max(1u, std::thread::hardwar
 
 // An answer made before a request could be routed (limits, malformed requests, overload).
 response early_answer(http::status s, std::string code, std::string message) {
-    auto res = json_response(s, json::object{{"error", std::string(http::obsolete_reason(s))},
-                                             {"message", std::move(message)},
-                                             {"code", std::move(code)}});
+    auto res = error_json(s, code, message);
     finish_response(res, nullptr, new_request_id());
     res.keep_alive(false);
     res.prepare_payload();

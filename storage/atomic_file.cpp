@@ -1,5 +1,7 @@
 #include "storage/atomic_file.hpp"
 
+#include "core/encoding.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <fcntl.h>
@@ -7,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <random>
 #include <utility>
@@ -36,14 +39,11 @@ struct fd_guard {
 
 std::string random_suffix() {
     thread_local std::mt19937_64 gen{std::random_device{}()};
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string s(suffix_len, '0');
-    auto v = gen();
-    for (auto& c : s) {
-        c = hex[v & 0xf];
-        v >>= 4;
-    }
-    return s;
+    static_assert(suffix_len % 2 == 0 && suffix_len / 2 <= sizeof(std::uint64_t));
+    const std::uint64_t v = gen();
+    unsigned char b[suffix_len / 2];
+    std::memcpy(b, &v, sizeof b);
+    return hex_encode(b);
 }
 
 // Creates `path` exclusively with exactly `mode` (umask neither narrows nor widens it), writes
@@ -124,7 +124,7 @@ result<void> write_file_atomic(const fs::path& path, std::string_view data, fs::
 bool is_atomic_temp_name(std::string_view name) noexcept {
     if (name.size() < 1 + temp_marker.size() + suffix_len + 1 || name.front() != '.') return false;
     const auto suffix = name.substr(name.size() - suffix_len);
-    if (suffix.find_first_not_of("0123456789abcdef") != std::string_view::npos) return false;
+    if (!is_lower_hex(suffix)) return false;
     return name.substr(name.size() - suffix_len - temp_marker.size(), temp_marker.size()) == temp_marker;
 }
 
