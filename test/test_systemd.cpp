@@ -46,7 +46,8 @@ public:
         const auto deadline = std::chrono::steady_clock::now() + timeout;
         while (std::chrono::steady_clock::now() < deadline) {
             pollfd p{fd_, POLLIN, 0};
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
             if (::poll(&p, 1, static_cast<int>(std::max<long>(1, left.count()))) <= 0) continue;
             char buf[4096];
             auto n = ::recv(fd_, buf, sizeof buf, 0);
@@ -75,11 +76,11 @@ BOOST_AUTO_TEST_CASE(unit_file_verifies_and_is_hardened) {
     auto v = run("systemd-analyze verify " + (d / "certmate.service").string());
     BOOST_TEST(v.exit_code == 0, v.output);
     BOOST_TEST(v.output.empty(), v.output);
-    for (const char* key : {"Type=notify", "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes",
-                            "PrivateTmp=yes", "PrivateDevices=yes", "RestrictAddressFamilies=",
-                            "CapabilityBoundingSet=CAP_NET_BIND_SERVICE", "SystemCallFilter=@system-service",
-                            "StateDirectory=certmate", "User=certmate", "ExecReload=/bin/kill -HUP $MAINPID",
-                            "WatchdogSec="})
+    for (const char* key :
+         {"Type=notify", "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
+          "PrivateDevices=yes", "RestrictAddressFamilies=", "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
+          "SystemCallFilter=@system-service", "StateDirectory=certmate", "User=certmate",
+          "ExecReload=/bin/kill -HUP $MAINPID", "WatchdogSec="})
         BOOST_TEST(unit.find(key) != std::string::npos, key);
     auto sec = run("systemd-analyze security --offline=true " + (d / "certmate.service").string());
     BOOST_TEST(sec.output.find("Overall exposure level") != std::string::npos, sec.output);
@@ -121,15 +122,19 @@ BOOST_AUTO_TEST_CASE(cmake_install_lays_out_binary_unit_and_config) {
     const fs::path build_dir = fs::path(certmate_binary()).parent_path();
     auto r = run("DESTDIR=" + d.path().string() + " cmake --install " + build_dir.string() + " --prefix /usr");
     BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
-    for (const char* f : {"usr/bin/certmate", "usr/lib/systemd/system/certmate.service", "usr/lib/sysusers.d/certmate.conf",
-                          "etc/certmate/certmate.conf", "usr/share/doc/certmate/certmate.conf.example"})
+    for (const char* f :
+         {"usr/bin/certmate", "usr/lib/systemd/system/certmate.service", "usr/lib/sysusers.d/certmate.conf",
+          "etc/certmate/certmate.conf", "usr/share/doc/certmate/certmate.conf.example"})
         BOOST_TEST(fs::exists(d / f), f);
     // The installed config is valid as shipped.
-    auto check = run((d / "usr/bin/certmate").string() + " serve --check-config -c " + (d / "etc/certmate/certmate.conf").string());
+    auto check = run((d / "usr/bin/certmate").string() + " serve --check-config -c " +
+                     (d / "etc/certmate/certmate.conf").string());
     BOOST_TEST(check.exit_code == 0, check.output);
     // A second install keeps an operator's edits.
     write_text(d / "etc/certmate/certmate.conf", "# edited\n");
-    BOOST_REQUIRE(run("DESTDIR=" + d.path().string() + " cmake --install " + build_dir.string() + " --prefix /usr").exit_code == 0);
+    BOOST_REQUIRE(
+        run("DESTDIR=" + d.path().string() + " cmake --install " + build_dir.string() + " --prefix /usr").exit_code ==
+        0);
     BOOST_TEST(read_text(d / "etc/certmate/certmate.conf") == "# edited\n");
 }
 
@@ -138,7 +143,7 @@ BOOST_AUTO_TEST_CASE(cmake_install_lays_out_binary_unit_and_config) {
 BOOST_AUTO_TEST_CASE(missed_sweep_runs_at_start) {
     temp_dir d;
     const auto data = d / "data";
-    const std::vector<std::string> o = {"--storage.data_dir", data.string(), "--ca.key_type", "ec-p384",
+    const std::vector<std::string> o = {"--storage.data_dir",          data.string(), "--ca.key_type", "ec-p384",
                                         "--issuance.default_key_type", "ec-p256"};
     const auto cfg = certmate::app::load_config({}, o);
     BOOST_REQUIRE(certmate::app::init_data_dir(cfg, {}));
@@ -156,10 +161,11 @@ BOOST_AUTO_TEST_CASE(missed_sweep_runs_at_start) {
     }
     fs::create_directories(data / "state");
     const auto two_days_ago = std::chrono::system_clock::now() - std::chrono::hours(48);
-    write_text(data / "state/renewal_sweep.json",
-               "{\"started_at\":\"" + certmate::format_time(two_days_ago) + "\",\"candidates\":0,\"renewed\":0,\"failed\":0}\n");
+    write_text(data / "state/renewal_sweep.json", "{\"started_at\":\"" + certmate::format_time(two_days_ago) +
+                                                      "\",\"candidates\":0,\"renewed\":0,\"failed\":0}\n");
 
-    child_process p({certmate_binary(), "serve", "--data-dir", data.string(), "--listen", "127.0.0.1:0"}, d / "stderr.log");
+    child_process p({certmate_binary(), "serve", "--data-dir", data.string(), "--listen", "127.0.0.1:0"},
+                    d / "stderr.log");
     auto line = p.wait_for_line("listening on", std::chrono::seconds(30));
     BOOST_REQUIRE_MESSAGE(line, read_text(d / "stderr.log"));
     http_client http(port_of_listen_line(*line));
@@ -173,7 +179,13 @@ BOOST_AUTO_TEST_CASE(missed_sweep_runs_at_start) {
         if (serial_now == serial_before) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     BOOST_TEST(serial_now != serial_before, "the missed sweep did not renew the due certificate");
-    auto state = read_text(data / "state/renewal_sweep.json");
+    // The sweep records its run after the renewal is visible: wait (bounded) for the record.
+    std::string state;
+    for (int i = 0; i < 100; ++i) {
+        state = read_text(data / "state/renewal_sweep.json");
+        if (state.find("\"renewed\":1") != std::string::npos) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
     BOOST_TEST(state.find("\"renewed\":1") != std::string::npos, state);
     auto metrics = http.get("/metrics");
     BOOST_TEST(metrics.body.find("certmate_renewals_total{result=\"ok\"} 1") != std::string::npos, metrics.body);
