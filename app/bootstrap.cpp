@@ -30,14 +30,15 @@ result<std::shared_ptr<const certificate_authority>> load_ca_configured(const co
     const std::string key = l.ca_key().string();
     if (!passphrase)
         return make_error(errc::bad_passphrase,
-                          "the CA key " + key + " is encrypted and no passphrase is configured: set ca.passphrase_file "
-                          "to a file holding its passphrase (or CERTMATE_CA_PASSPHRASE)",
+                          "the CA key " + key +
+                              " is encrypted and no passphrase is configured: set ca.passphrase_file "
+                              "to a file holding its passphrase (or CERTMATE_CA_PASSPHRASE)",
                           "ca.passphrase_file");
     const std::string source = cfg.ca_passphrase_file.empty()
                                    ? std::string("CERTMATE_CA_PASSPHRASE")
                                    : "ca.passphrase_file (" + cfg.ca_passphrase_file.string() + ")";
-    return make_error(errc::bad_passphrase, "the CA key " + key + " does not open with the passphrase from " + source +
-                                                ": wrong passphrase",
+    return make_error(errc::bad_passphrase,
+                      "the CA key " + key + " does not open with the passphrase from " + source + ": wrong passphrase",
                       "ca.passphrase_file");
 }
 } // namespace
@@ -91,14 +92,16 @@ result<bool> ensure_audit_signing_key(const storage::layout& l) {
         auto pem = private_key_to_pem(k->get());
         if (!pem) return pem.error();
         // The public half first: a crash in between leaves no key, so the next start makes both again.
-        if (auto r = storage::write_file_atomic(l.audit_signing_pub(), public_key_to_pem(k->get()), fs::perms(0644)); !r)
+        if (auto r = storage::write_file_atomic(l.audit_signing_pub(), public_key_to_pem(k->get()), fs::perms(0644));
+            !r)
             return r.error();
         if (auto r = storage::write_file_atomic(l.audit_signing_key(), *pem, fs::perms(0600)); !r) return r.error();
         created = true;
     } else if (!fs::exists(l.audit_signing_pub(), ec)) {
         auto k = load_audit_signing_key(l);
         if (!k) return k.error();
-        if (auto r = storage::write_file_atomic(l.audit_signing_pub(), public_key_to_pem(k->get()), fs::perms(0644)); !r)
+        if (auto r = storage::write_file_atomic(l.audit_signing_pub(), public_key_to_pem(k->get()), fs::perms(0644));
+            !r)
             return r.error();
     }
     return created;
@@ -111,8 +114,8 @@ result<ossl::pkey> load_audit_signing_key(const storage::layout& l) {
                                                      " (certmate init creates it)");
     auto key = load_private_key(*pem);
     if (!key || EVP_PKEY_get_base_id(key->get()) != EVP_PKEY_ED25519)
-        return make_error(errc::crypto_failure, "the audit signing key " + l.audit_signing_key().string() +
-                                                    " is not an Ed25519 private key");
+        return make_error(errc::crypto_failure,
+                          "the audit signing key " + l.audit_signing_key().string() + " is not an Ed25519 private key");
     return key;
 }
 
@@ -177,7 +180,8 @@ result<init_report> init_data_dir(const config& cfg, const fs::path& config_file
                 return r.error();
         }
     }
-    auto responder = storage::ensure_ocsp_responder(l, **ca, std::chrono::system_clock::now(), std::chrono::hours(24 * 30));
+    auto responder =
+        storage::ensure_ocsp_responder(l, **ca, std::chrono::system_clock::now(), std::chrono::hours(24 * 30));
     if (!responder) return responder.error();
 
     rep.admin_token_file = l.admin_token();
@@ -190,7 +194,8 @@ result<init_report> init_data_dir(const config& cfg, const fs::path& config_file
         token_entry t{"admin", api_role::admin, sha256_hex_of(rep.admin_token)};
         if (config_file.empty() && !fs::exists(starter, ec)) {
             std::string text = "# Written by `certmate init`. Every key is documented in certmate.conf.example.\n"
-                               "[auth]\ntoken = " + token_config_value(t) + "\n";
+                               "[auth]\ntoken = " +
+                               token_config_value(t) + "\n";
             if (auto r = storage::write_file_atomic(starter, text, fs::perms(0600)); !r) return r.error();
             rep.config_written = starter;
         }
@@ -240,8 +245,10 @@ result<void> record_server_cert(const storage::layout& l, const issued_cert& cer
 
 } // namespace
 
-result<server_cert_report> issue_server_cert(const config& cfg, const std::vector<std::string>& names, int validity_days) {
-    if (names.empty()) return make_error(errc::invalid_argument, "--server-cert needs at least one host name or address");
+result<server_cert_report> issue_server_cert(const config& cfg, const std::vector<std::string>& names,
+                                             int validity_days) {
+    if (names.empty())
+        return make_error(errc::invalid_argument, "--server-cert needs at least one host name or address");
     storage::layout l{cfg.data_dir};
     auto ca = load_ca_configured(cfg, l);
     if (!ca) return ca.error();
@@ -330,7 +337,8 @@ result<std::unique_ptr<cert_service>> open_service(const config& cfg) {
     if (!cfg.tls_cert.empty()) {
         auto pem = storage::read_file(cfg.tls_cert);
         auto names = pem ? certificate_host_names(*pem) : result<std::vector<std::string>>(pem.error());
-        if (!names) return make_error(errc::invalid_argument, "tls.cert cannot be read: " + names.error().message, "tls.cert");
+        if (!names)
+            return make_error(errc::invalid_argument, "tls.cert cannot be read: " + names.error().message, "tls.cert");
         reserved.insert(reserved.end(), names->begin(), names->end());
     }
     if (svc_cfg.load_threads == 0) svc_cfg.load_threads = std::max(1u, std::thread::hardware_concurrency());

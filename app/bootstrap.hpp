@@ -13,9 +13,9 @@ namespace certmate::app {
 struct init_report {
     bool created_ca = false;
     std::string ca_fingerprint;
-    std::string admin_token;                  // empty unless created now
+    std::string admin_token; // empty unless created now
     std::filesystem::path admin_token_file;
-    std::filesystem::path config_written;     // starter config, when one was written
+    std::filesystem::path config_written; // starter config, when one was written
 };
 
 // Creates what is missing in the data dir: directories, the CA (encrypted when a passphrase is
@@ -49,7 +49,8 @@ result<ossl::pkey> load_audit_signing_key(const storage::layout& l);
 result<std::unique_ptr<cert_service>> open_service(const config& cfg);
 
 // `-c FILE` if given, else <data_dir>/certmate.conf when it exists (data_dir from the overrides).
-std::filesystem::path resolve_config_file(const std::filesystem::path& given, const std::vector<std::string>& overrides);
+std::filesystem::path resolve_config_file(const std::filesystem::path& given,
+                                          const std::vector<std::string>& overrides);
 
 // Appends one audit line for a CLI operation (user "cli") to the data dir's audit log.
 result<void> audit_cli_operation(const storage::layout& l, std::string operation, std::string resource_type,

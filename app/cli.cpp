@@ -43,7 +43,7 @@ Every config key can be given as --section.key VALUE (see certmate.conf.example)
 
 struct parsed_args {
     po::variables_map vm;
-    std::vector<std::string> overrides;  // --section.key VALUE, normalised
+    std::vector<std::string> overrides; // --section.key VALUE, normalised
     fs::path config_file;
 };
 
@@ -70,16 +70,19 @@ parsed_args parse(const std::vector<std::string>& args, po::options_description 
             out.overrides.push_back(rest[++i]);
         }
     }
-    if (out.vm.count("data-dir")) out.overrides.insert(out.overrides.begin(), {"--storage.data_dir", out.vm["data-dir"].as<std::string>()});
-    if (out.vm.count("listen")) out.overrides.insert(out.overrides.begin(), {"--server.http_listen", out.vm["listen"].as<std::string>()});
-    out.config_file = resolve_config_file(out.vm.count("config") ? fs::path(out.vm["config"].as<std::string>()) : fs::path(),
-                                          out.overrides);
+    if (out.vm.count("data-dir"))
+        out.overrides.insert(out.overrides.begin(), {"--storage.data_dir", out.vm["data-dir"].as<std::string>()});
+    if (out.vm.count("listen"))
+        out.overrides.insert(out.overrides.begin(), {"--server.http_listen", out.vm["listen"].as<std::string>()});
+    out.config_file = resolve_config_file(
+        out.vm.count("config") ? fs::path(out.vm["config"].as<std::string>()) : fs::path(), out.overrides);
     return out;
 }
 
 int cmd_init(const std::vector<std::string>& args) {
     po::options_description own("init");
-    own.add_options()("server-cert", po::value<std::vector<std::string>>()->multitoken(), "TLS server certificate names");
+    own.add_options()("server-cert", po::value<std::vector<std::string>>()->multitoken(),
+                      "TLS server certificate names");
     auto a = parse(args, own);
     auto cfg = load_config(a.config_file, a.overrides);
     // A server may be running on this data dir: only leftovers too old to be a write in flight.
@@ -90,10 +93,12 @@ int cmd_init(const std::vector<std::string>& args) {
               << (cfg.data_dir / "certs" / "ca").string() << "\n";
     if (!rep->admin_token.empty()) {
         std::cout << admin_token_announcement(*rep, ::isatty(STDOUT_FILENO) == 1) << "\n";
-        if (!rep->config_written.empty()) std::cout << "wrote starter config " << rep->config_written.string() << "\n";
+        if (!rep->config_written.empty())
+            std::cout << "wrote starter config " << rep->config_written.string() << "\n";
         else
             std::cout << "add to the [auth] section of your config:\ntoken = "
-                      << token_config_value(token_entry{"admin", api_role::admin, sha256_hex_of(rep->admin_token)}) << "\n";
+                      << token_config_value(token_entry{"admin", api_role::admin, sha256_hex_of(rep->admin_token)})
+                      << "\n";
     }
     if (a.vm.count("server-cert")) {
         auto srv = issue_server_cert(cfg, a.vm["server-cert"].as<std::vector<std::string>>());
@@ -143,7 +148,8 @@ int cmd_ca(const std::vector<std::string>& args) {
 }
 
 int cmd_token(const std::vector<std::string>& args) {
-    if (args.empty() || args[0] != "create") throw error_exception(make_error(errc::invalid_argument, "token: expected create"));
+    if (args.empty() || args[0] != "create")
+        throw error_exception(make_error(errc::invalid_argument, "token: expected create"));
     po::options_description own("token");
     own.add_options()("name", po::value<std::string>())("role", po::value<std::string>()->default_value("viewer"));
     auto a = parse({args.begin() + 1, args.end()}, own);
@@ -155,19 +161,21 @@ int cmd_token(const std::vector<std::string>& args) {
         throw error_exception(make_error(errc::invalid_argument, "--name must be non-empty and without ':'"));
     const auto token = new_token();
     t.sha256_hex = sha256_hex_of(token);
-    std::cout << "token: " << token << "\nadd to the [auth] section of the config (then SIGHUP):\ntoken = "
-              << token_config_value(t) << "\n";
+    std::cout << "token: " << token
+              << "\nadd to the [auth] section of the config (then SIGHUP):\ntoken = " << token_config_value(t) << "\n";
     return 0;
 }
 
 int cmd_audit(const std::vector<std::string>& args) {
-    if (args.empty() || args[0] != "verify") throw error_exception(make_error(errc::invalid_argument, "audit: expected verify"));
+    if (args.empty() || args[0] != "verify")
+        throw error_exception(make_error(errc::invalid_argument, "audit: expected verify"));
     po::options_description own("audit");
     own.add_options()("public-key", po::value<std::string>(), "PEM public key that signs the checkpoints");
     auto a = parse({args.begin() + 1, args.end()}, own);
     auto cfg = load_config(a.config_file, a.overrides);
     storage::layout l{cfg.data_dir};
-    const fs::path pub_file = a.vm.count("public-key") ? fs::path(a.vm["public-key"].as<std::string>()) : l.audit_signing_pub();
+    const fs::path pub_file =
+        a.vm.count("public-key") ? fs::path(a.vm["public-key"].as<std::string>()) : l.audit_signing_pub();
     ossl::pkey pub;
     if (auto pem = storage::read_file(pub_file)) {
         auto k = load_public_key(*pem);

@@ -42,7 +42,8 @@ const std::vector<std::pair<const char*, const char*>>& known_keys() {
         {"issuance.max_validity_days", "upper bound for validity_days"},
         {"issuance.default_key_type", "key type generated when a request names none"},
         {"issuance.expiring_days", "\"expiring soon\" window in days"},
-        {"issuance.server_name_patterns", "names admins may put in serverAuth certificates (comma-separated; empty: none)"},
+        {"issuance.server_name_patterns",
+         "names admins may put in serverAuth certificates (comma-separated; empty: none)"},
         {"crl.validity_hours", "CRL nextUpdate - thisUpdate"},
         {"ocsp.validity_hours", "OCSP response nextUpdate - thisUpdate"},
         {"ocsp.refresh_before_minutes", "cached OCSP responses are re-signed this long before their nextUpdate"},
@@ -103,7 +104,8 @@ long long to_int(const config& c, const std::string& key, const std::string& v, 
     errno = 0;
     long long n = std::strtoll(v.c_str(), &end, 10);
     if (v.empty() || *end != '\0' || errno) reject(c, key, "'" + v + "' is not an integer");
-    if (n < lo || n > hi) reject(c, key, std::to_string(n) + " is out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    if (n < lo || n > hi)
+        reject(c, key, std::to_string(n) + " is out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
     return n;
 }
 
@@ -137,9 +139,7 @@ std::optional<token_entry> parse_token_entry(std::string_view value) {
     t.name = std::string(value.substr(0, a));
     auto role = parse_api_role(value.substr(a + 1, b - a - 1));
     t.sha256_hex = std::string(value.substr(b + 1));
-    if (t.name.empty() || !role || t.sha256_hex.size() != 64 ||
-        !is_lower_hex(t.sha256_hex))
-        return std::nullopt;
+    if (t.name.empty() || !role || t.sha256_hex.size() != 64 || !is_lower_hex(t.sha256_hex)) return std::nullopt;
     t.role = *role;
     return t;
 }
@@ -172,7 +172,8 @@ config load_config(const std::filesystem::path& file, const std::vector<std::str
         }
         po::notify(vm);
     } catch (const po::error& e) {
-        throw error_exception(make_error(errc::invalid_argument, (file.empty() ? std::string() : file.string() + ": ") + e.what()));
+        throw error_exception(
+            make_error(errc::invalid_argument, (file.empty() ? std::string() : file.string() + ": ") + e.what()));
     }
 
     auto get = [&](const char* key) -> std::optional<std::string> {
@@ -180,12 +181,20 @@ config load_config(const std::filesystem::path& file, const std::vector<std::str
         return vm[key].as<std::string>();
     };
     auto& s = c.service;
-    if (auto v = get("server.http_listen")) { check_listen(c, "server.http_listen", *v, false); c.http_listen = *v; }
-    if (auto v = get("server.https_listen")) { check_listen(c, "server.https_listen", *v, true); c.https_listen = *v; }
+    if (auto v = get("server.http_listen")) {
+        check_listen(c, "server.http_listen", *v, false);
+        c.http_listen = *v;
+    }
+    if (auto v = get("server.https_listen")) {
+        check_listen(c, "server.https_listen", *v, true);
+        c.https_listen = *v;
+    }
     if (auto v = get("server.threads")) c.threads = static_cast<unsigned>(to_int(c, "server.threads", *v, 0, 256));
-    if (auto v = get("server.pool_threads")) c.pool_threads = static_cast<unsigned>(to_int(c, "server.pool_threads", *v, 0, 256));
+    if (auto v = get("server.pool_threads"))
+        c.pool_threads = static_cast<unsigned>(to_int(c, "server.pool_threads", *v, 0, 256));
     if (auto v = get("server.api_on_http")) c.api_on_http = to_bool(c, "server.api_on_http", *v);
-    if (auto v = get("server.max_connections")) c.max_connections = static_cast<unsigned>(to_int(c, "server.max_connections", *v, 1, 1000000));
+    if (auto v = get("server.max_connections"))
+        c.max_connections = static_cast<unsigned>(to_int(c, "server.max_connections", *v, 1, 1000000));
     if (auto v = get("server.max_connections_per_ip"))
         c.max_connections_per_ip = static_cast<unsigned>(to_int(c, "server.max_connections_per_ip", *v, 0, 1000000));
     if (auto v = get("server.reserved_connections")) {
@@ -193,11 +202,14 @@ config load_config(const std::filesystem::path& file, const std::vector<std::str
         if (c.reserved_connections >= c.max_connections)
             reject(c, "server.reserved_connections", "must be below server.max_connections");
     } else {
-        c.reserved_connections = std::min(c.reserved_connections, c.max_connections / 4);   // a small max_connections
+        c.reserved_connections = std::min(c.reserved_connections, c.max_connections / 4); // a small max_connections
     }
-    if (auto v = get("server.shutdown_grace")) c.shutdown_grace = std::chrono::seconds(to_int(c, "server.shutdown_grace", *v, 0, 3600));
-    if (auto v = get("server.body_limit")) c.body_limit = static_cast<std::size_t>(to_int(c, "server.body_limit", *v, 1024, 1 << 30));
-    if (auto v = get("server.batch_body_limit")) c.batch_body_limit = static_cast<std::size_t>(to_int(c, "server.batch_body_limit", *v, 1024, 1LL << 32));
+    if (auto v = get("server.shutdown_grace"))
+        c.shutdown_grace = std::chrono::seconds(to_int(c, "server.shutdown_grace", *v, 0, 3600));
+    if (auto v = get("server.body_limit"))
+        c.body_limit = static_cast<std::size_t>(to_int(c, "server.body_limit", *v, 1024, 1 << 30));
+    if (auto v = get("server.batch_body_limit"))
+        c.batch_body_limit = static_cast<std::size_t>(to_int(c, "server.batch_body_limit", *v, 1024, 1LL << 32));
     if (auto v = get("server.metrics_public")) c.metrics_public = to_bool(c, "server.metrics_public", *v);
     if (auto v = get("storage.data_dir")) {
         if (v->empty()) reject(c, "storage.data_dir", "must not be empty");
@@ -205,7 +217,8 @@ config load_config(const std::filesystem::path& file, const std::vector<std::str
     }
     if (auto v = get("ca.key_type")) {
         auto k = parse_key_type(*v);
-        if (!k || (*k != key_type::rsa4096 && *k != key_type::ec_p384 && *k != key_type::rsa3072 && *k != key_type::ec_p256))
+        if (!k ||
+            (*k != key_type::rsa4096 && *k != key_type::ec_p384 && *k != key_type::rsa3072 && *k != key_type::ec_p256))
             reject(c, "ca.key_type", "'" + *v + "' is not rsa4096, rsa3072, ec-p384 or ec-p256");
         c.ca_key_type = *k;
     }
@@ -213,13 +226,16 @@ config load_config(const std::filesystem::path& file, const std::vector<std::str
     if (auto v = get("ca.organization")) c.ca_organization = *v;
     if (auto v = get("ca.passphrase_file")) c.ca_passphrase_file = *v;
     if (auto v = get("issuance.public_url")) {
-        if (v->rfind("http://", 0) != 0 && v->rfind("https://", 0) != 0) reject(c, "issuance.public_url", "must start with http:// or https://");
+        if (v->rfind("http://", 0) != 0 && v->rfind("https://", 0) != 0)
+            reject(c, "issuance.public_url", "must start with http:// or https://");
         std::string u = *v;
         while (!u.empty() && u.back() == '/') u.pop_back();
         s.issuance.public_url = u;
     }
-    if (auto v = get("issuance.max_validity_days")) s.issuance.max_validity_days = static_cast<int>(to_int(c, "issuance.max_validity_days", *v, 1, 36500));
-    if (auto v = get("issuance.default_validity_days")) s.issuance.default_validity_days = static_cast<int>(to_int(c, "issuance.default_validity_days", *v, 1, 36500));
+    if (auto v = get("issuance.max_validity_days"))
+        s.issuance.max_validity_days = static_cast<int>(to_int(c, "issuance.max_validity_days", *v, 1, 36500));
+    if (auto v = get("issuance.default_validity_days"))
+        s.issuance.default_validity_days = static_cast<int>(to_int(c, "issuance.default_validity_days", *v, 1, 36500));
     if (s.issuance.default_validity_days > s.issuance.max_validity_days)
         reject(c, "issuance.default_validity_days", "exceeds issuance.max_validity_days");
     if (auto v = get("issuance.default_key_type")) {
@@ -227,15 +243,17 @@ config load_config(const std::filesystem::path& file, const std::vector<std::str
         if (!k) reject(c, "issuance.default_key_type", "'" + *v + "' is not a key type");
         s.default_key_type = *k;
     }
-    if (auto v = get("issuance.expiring_days")) s.expiring_days = static_cast<int>(to_int(c, "issuance.expiring_days", *v, 1, 3650));
+    if (auto v = get("issuance.expiring_days"))
+        s.expiring_days = static_cast<int>(to_int(c, "issuance.expiring_days", *v, 1, 3650));
     if (auto v = get("issuance.server_name_patterns")) {
         std::string item;
         for (char ch : *v + ",") {
             if (ch == ',' || ch == ' ' || ch == '\t') {
                 if (item.empty()) continue;
                 const bool wild = item.rfind("*.", 0) == 0;
-                if (item.find('*', wild ? 1 : 0) != std::string::npos || item == "*." )
-                    reject(c, "issuance.server_name_patterns", "'" + item + "': a '*' may only stand as the whole first label");
+                if (item.find('*', wild ? 1 : 0) != std::string::npos || item == "*.")
+                    reject(c, "issuance.server_name_patterns",
+                           "'" + item + "': a '*' may only stand as the whole first label");
                 s.server_names.patterns.push_back(item);
                 item.clear();
             } else {
@@ -243,8 +261,10 @@ config load_config(const std::filesystem::path& file, const std::vector<std::str
             }
         }
     }
-    if (auto v = get("crl.validity_hours")) s.crl_validity = std::chrono::hours(to_int(c, "crl.validity_hours", *v, 1, 24 * 365));
-    if (auto v = get("ocsp.validity_hours")) c.ocsp_validity = std::chrono::hours(to_int(c, "ocsp.validity_hours", *v, 1, 24 * 7));
+    if (auto v = get("crl.validity_hours"))
+        s.crl_validity = std::chrono::hours(to_int(c, "crl.validity_hours", *v, 1, 24 * 365));
+    if (auto v = get("ocsp.validity_hours"))
+        c.ocsp_validity = std::chrono::hours(to_int(c, "ocsp.validity_hours", *v, 1, 24 * 7));
     if (auto v = get("ocsp.refresh_before_minutes"))
         c.ocsp_refresh_before = std::chrono::minutes(to_int(c, "ocsp.refresh_before_minutes", *v, 0, 24 * 7 * 60));
     if (c.ocsp_refresh_before >= c.ocsp_validity)
@@ -258,13 +278,15 @@ config load_config(const std::filesystem::path& file, const std::vector<std::str
             reject(c, "renewal.time", "'" + *v + "' is not HH:MM");
         c.renewal_time = *v;
     }
-    if (auto v = get("renewal.threshold_days")) s.default_renewal_threshold_days = static_cast<int>(to_int(c, "renewal.threshold_days", *v, 1, 3650));
+    if (auto v = get("renewal.threshold_days"))
+        s.default_renewal_threshold_days = static_cast<int>(to_int(c, "renewal.threshold_days", *v, 1, 3650));
     if (auto v = get("renewal.revoke_superseded")) s.revoke_superseded = to_bool(c, "renewal.revoke_superseded", *v);
     if (auto v = get("tls.cert")) c.tls_cert = *v;
     if (auto v = get("tls.key")) c.tls_key = *v;
     if (auto v = get("tls.key_passphrase_file")) c.tls_key_passphrase_file = *v;
     if (auto v = get("tls.client_auth")) {
-        if (*v != "none" && *v != "optional" && *v != "require") reject(c, "tls.client_auth", "'" + *v + "' is not none, optional or require");
+        if (*v != "none" && *v != "optional" && *v != "require")
+            reject(c, "tls.client_auth", "'" + *v + "' is not none, optional or require");
         c.tls_client_auth = *v;
     }
     auto limit = [&](const char* key, int& out) {
@@ -284,11 +306,13 @@ config load_config(const std::filesystem::path& file, const std::vector<std::str
     }
     if (auto v = get("log.level")) {
         static const std::vector<std::string> levels = {"trace", "debug", "info", "warn", "error", "critical", "off"};
-        if (std::find(levels.begin(), levels.end(), *v) == levels.end()) reject(c, "log.level", "'" + *v + "' is not a log level");
+        if (std::find(levels.begin(), levels.end(), *v) == levels.end())
+            reject(c, "log.level", "'" + *v + "' is not a log level");
         c.log_level = *v;
     }
     if (auto v = get("audit.checkpoint_interval"))
-        c.audit_checkpoint_interval = static_cast<std::uint64_t>(to_int(c, "audit.checkpoint_interval", *v, 0, 1000000));
+        c.audit_checkpoint_interval =
+            static_cast<std::uint64_t>(to_int(c, "audit.checkpoint_interval", *v, 0, 1000000));
     if (!c.https_listen.empty() && (c.tls_cert.empty() || c.tls_key.empty()))
         reject(c, "server.https_listen", "needs tls.cert and tls.key");
     return c;
@@ -297,7 +321,9 @@ config load_config(const std::filesystem::path& file, const std::vector<std::str
 std::optional<std::string> ca_passphrase(const config& c) {
     if (!c.ca_passphrase_file.empty()) {
         std::ifstream in(c.ca_passphrase_file);
-        if (!in) throw error_exception(make_error(errc::invalid_argument, "ca.passphrase_file cannot be read: " + c.ca_passphrase_file.string()));
+        if (!in)
+            throw error_exception(make_error(errc::invalid_argument,
+                                             "ca.passphrase_file cannot be read: " + c.ca_passphrase_file.string()));
         std::string p;
         std::getline(in, p);
         if (p.empty()) throw error_exception(make_error(errc::invalid_argument, "ca.passphrase_file is empty"));

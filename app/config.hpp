@@ -16,7 +16,7 @@ namespace certmate::app {
 struct token_entry {
     std::string name;
     api_role role = api_role::viewer;
-    std::string sha256_hex;   // of the token text
+    std::string sha256_hex; // of the token text
 };
 
 struct rate_limits {
@@ -25,16 +25,16 @@ struct rate_limits {
 };
 
 struct config {
-    std::filesystem::path source;            // the file read, if any
+    std::filesystem::path source; // the file read, if any
 
     // [server]
     std::string http_listen = "127.0.0.1:8080";
-    std::string https_listen;                // empty: no TLS listener
-    unsigned threads = 0;                    // 0: one per core
-    unsigned pool_threads = 0;               // 0: one per core
+    std::string https_listen;  // empty: no TLS listener
+    unsigned threads = 0;      // 0: one per core
+    unsigned pool_threads = 0; // 0: one per core
     bool api_on_http = true;
     unsigned max_connections = 1024;
-    unsigned max_connections_per_ip = 64;    // 0: unlimited
+    unsigned max_connections_per_ip = 64; // 0: unlimited
     unsigned reserved_connections = 32;
     std::chrono::seconds shutdown_grace{10};
     std::size_t body_limit = 64 * 1024;
@@ -48,7 +48,7 @@ struct config {
     key_type ca_key_type = key_type::rsa4096;
     std::string ca_common_name = "CertMate Private CA";
     std::string ca_organization = "CertMate";
-    std::filesystem::path ca_passphrase_file;   // or CERTMATE_CA_PASSPHRASE
+    std::filesystem::path ca_passphrase_file; // or CERTMATE_CA_PASSPHRASE
 
     // [issuance], [crl], [renewal]
     service_config service;
@@ -74,7 +74,7 @@ struct config {
     std::string log_level = "info";
 
     // [audit]
-    std::uint64_t audit_checkpoint_interval = 100;   // 0: checkpoints only at shutdown
+    std::uint64_t audit_checkpoint_interval = 100; // 0: checkpoints only at shutdown
 };
 
 // Reads `file` (if non-empty) and the `overrides` (--section.key VALUE pairs already split),

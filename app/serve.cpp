@@ -32,7 +32,8 @@ void apply_log_level(const config& cfg) { spdlog::set_level(spdlog::level::from_
 // init on first start, open the service, serve until SIGTERM/SIGINT; SIGHUP reloads tokens, rate
 // limits, the log level and the TLS server certificate/key from the same file and overrides, and
 // reopens the audit log. A clean stop ends the audit log with a signed checkpoint (docs/audit.md).
-int run_server(const config& given, const std::filesystem::path& config_file, const std::vector<std::string>& overrides) {
+int run_server(const config& given, const std::filesystem::path& config_file,
+               const std::vector<std::string>& overrides) {
     config cfg = given;
     apply_log_level(cfg);
 
@@ -107,8 +108,8 @@ int run_server(const config& given, const std::filesystem::path& config_file, co
             if (auto r = srv.reload_tls(tls_options_from(fresh)); !r)
                 spdlog::error("SIGHUP: TLS certificate not reloaded: {}", r.error().message);
             apply_log_level(fresh);
-            spdlog::info("SIGHUP: reloaded {} ({} tokens)", effective_file.empty() ? "overrides" : effective_file.string(),
-                         fresh.tokens.size());
+            spdlog::info("SIGHUP: reloaded {} ({} tokens)",
+                         effective_file.empty() ? "overrides" : effective_file.string(), fresh.tokens.size());
         } catch (const error_exception& e) {
             spdlog::error("SIGHUP: config not reloaded: {}", e.err.message);
         }

@@ -16,7 +16,7 @@
 namespace certmate {
 
 struct audit_entry {
-    std::string operation;       // create|revoke|unhold|renew|auto_renew|update|download|batch_import|denied|ca_init|...
+    std::string operation; // create|revoke|unhold|renew|auto_renew|update|download|batch_import|denied|ca_init|...
     std::string resource_type = "certificate"; // certificate|endpoint|ca|token
     std::string resource_id;
     std::string status = "success"; // success|failure|denied
@@ -33,7 +33,7 @@ struct audit_query {
     std::string resource_id;
     std::string operation;
     std::optional<time_point> since, until;
-    std::size_t limit = 100;     // newest first
+    std::size_t limit = 100; // newest first
 };
 
 struct audit_repair_note {
@@ -44,7 +44,7 @@ struct audit_repair_note {
 struct audit_verify_result {
     bool ok = true;
     std::size_t entries = 0;
-    std::size_t bad_line = 0;    // 1-based, when !ok
+    std::size_t bad_line = 0; // 1-based, when !ok
     std::string reason;
     std::size_t checkpoints = 0;           // checkpoints whose signature verified
     std::size_t unchecked_checkpoints = 0; // seen without a public key to check them
@@ -59,8 +59,8 @@ struct audit_export {
     std::uint64_t from_seq = 0, to_seq = 0;
     std::size_t count = 0;
     std::string bytes;
-    std::string signature;       // raw 64 bytes
-    std::string key_id;          // SHA-256 hex of the signing key's SubjectPublicKeyInfo
+    std::string signature; // raw 64 bytes
+    std::string key_id;    // SHA-256 hex of the signing key's SubjectPublicKeyInfo
 };
 
 class audit_sink {

@@ -22,20 +22,23 @@ result<certificate_authority> certificate_authority::create(const ca_options& op
 
     using namespace std::chrono_literals;
     // Self-signed: the issuer is the subject.
-    auto draft = new_v3_certificate(serial->get(), nullptr, name->get(), now - 60s,
-                                    now + std::chrono::days(opts.validity_days), key->get(),
-                                    "cannot build the CA certificate");
+    auto draft =
+        new_v3_certificate(serial->get(), nullptr, name->get(), now - 60s, now + std::chrono::days(opts.validity_days),
+                           key->get(), "cannot build the CA certificate");
     if (!draft) return draft.error();
     auto& [cert, ctx] = *draft;
 
     // RFC 5280 4.2.1.9: "Conforming CAs MUST include this extension in all CA certificates that
     // contain public keys used to validate digital signatures on certificates and MUST mark the
     // extension as critical in such certificates." pathlen:0: this CA issues end entities only.
-    if (auto r = add_config_extension(cert.get(), &ctx, NID_basic_constraints, "critical,CA:TRUE,pathlen:0"); !r) return r.error();
+    if (auto r = add_config_extension(cert.get(), &ctx, NID_basic_constraints, "critical,CA:TRUE,pathlen:0"); !r)
+        return r.error();
     // RFC 5280 4.2.1.3: "When present, conforming CAs SHOULD mark this extension as critical."
-    if (auto r = add_config_extension(cert.get(), &ctx, NID_key_usage, "critical,keyCertSign,cRLSign"); !r) return r.error();
+    if (auto r = add_config_extension(cert.get(), &ctx, NID_key_usage, "critical,keyCertSign,cRLSign"); !r)
+        return r.error();
     if (auto r = add_config_extension(cert.get(), &ctx, NID_subject_key_identifier, "hash"); !r) return r.error();
-    if (auto r = add_config_extension(cert.get(), &ctx, NID_authority_key_identifier, "keyid:always"); !r) return r.error();
+    if (auto r = add_config_extension(cert.get(), &ctx, NID_authority_key_identifier, "keyid:always"); !r)
+        return r.error();
 
     if (X509_sign(cert.get(), key->get(), signing_digest(key->get())) <= 0)
         return ossl::fail(errc::crypto_failure, "cannot sign the CA certificate");
@@ -78,7 +81,9 @@ std::string certificate_authority::subject_string() const {
 }
 
 std::string certificate_authority::fingerprint_sha256() const { return certmate::fingerprint_sha256(cert_.get()); }
-std::string certificate_authority::serial_decimal() const { return serial_to_decimal(X509_get0_serialNumber(cert_.get())); }
+std::string certificate_authority::serial_decimal() const {
+    return serial_to_decimal(X509_get0_serialNumber(cert_.get()));
+}
 std::string certificate_authority::key_type_name() const { return describe_key(key_.get()); }
 
 boost::json::object certificate_authority::metadata() const {

@@ -22,7 +22,7 @@ inline subject_fields default_ca_subject() {
 }
 
 struct ca_options {
-    key_type type = key_type::rsa4096;  // rsa4096 or ec_p384
+    key_type type = key_type::rsa4096; // rsa4096 or ec_p384
     subject_fields subject = default_ca_subject();
     int validity_days = 3650;
 };
@@ -49,7 +49,7 @@ public:
 
     time_point not_before() const;
     time_point not_after() const;
-    std::string subject_string() const;      // one-line RFC 2253
+    std::string subject_string() const; // one-line RFC 2253
     std::string fingerprint_sha256() const;
     std::string serial_decimal() const;
     std::string key_type_name() const;

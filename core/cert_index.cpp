@@ -13,7 +13,8 @@ constexpr auto day = std::chrono::hours(24);
 
 constexpr std::array<unsigned char, 256> make_lower_table() {
     std::array<unsigned char, 256> t{};
-    for (int i = 0; i < 256; ++i) t[static_cast<std::size_t>(i)] = static_cast<unsigned char>(i >= 'A' && i <= 'Z' ? i + 32 : i);
+    for (int i = 0; i < 256; ++i)
+        t[static_cast<std::size_t>(i)] = static_cast<unsigned char>(i >= 'A' && i <= 'Z' ? i + 32 : i);
     return t;
 }
 constexpr auto lower_table = make_lower_table();
@@ -37,8 +38,8 @@ std::string search_text(const cert_record& r) {
     std::string t;
     t.reserve(r.subject.common_name.size() + r.subject.email.size() + r.identifier.size() +
               r.subject.organization.size() + r.serial_number.size() + 4);
-    for (const std::string* f : {&r.subject.common_name, &r.subject.email, &r.identifier, &r.subject.organization,
-                                 &r.serial_number}) {
+    for (const std::string* f :
+         {&r.subject.common_name, &r.subject.email, &r.identifier, &r.subject.organization, &r.serial_number}) {
         if (!t.empty() || f != &r.subject.common_name) t += field_sep;
         for (char c : *f) t += static_cast<char>(lower(c));
     }
@@ -115,9 +116,7 @@ const cert_record* cert_index::find(const std::string& identifier) const {
     return it == by_id_.end() ? nullptr : &it->second;
 }
 
-bool cert_index::serial_exists(const std::string& serial_decimal) const {
-    return by_serial_.contains(serial_decimal);
-}
+bool cert_index::serial_exists(const std::string& serial_decimal) const { return by_serial_.contains(serial_decimal); }
 
 list_page cert_index::query(const list_query& q, time_point now, int default_expiring_days) const {
     std::string needle;
@@ -131,11 +130,21 @@ list_page cert_index::query(const list_query& q, time_point now, int default_exp
         if (q.status) {
             const bool expired = now >= r.expires_at;
             switch (*q.status) {
-            case status_filter::active: if (r.revoked || expired) return false; break;
-            case status_filter::revoked: if (!r.revoked || r.on_hold) return false; break;
-            case status_filter::expired: if (r.revoked || !expired) return false; break;
-            case status_filter::on_hold: if (!r.on_hold) return false; break;
-            case status_filter::expiring: if (!expiring(r, r.revoked, now, exp_days)) return false; break;
+            case status_filter::active:
+                if (r.revoked || expired) return false;
+                break;
+            case status_filter::revoked:
+                if (!r.revoked || r.on_hold) return false;
+                break;
+            case status_filter::expired:
+                if (r.revoked || !expired) return false;
+                break;
+            case status_filter::on_hold:
+                if (!r.on_hold) return false;
+                break;
+            case status_filter::expiring:
+                if (!expiring(r, r.revoked, now, exp_days)) return false;
+                break;
             }
         }
         if (q.expiring_within_days && !(r.expires_at > now && r.expires_at <= now + *q.expiring_within_days * day))
@@ -153,8 +162,12 @@ list_page cert_index::query(const list_query& q, time_point now, int default_exp
     auto less = [&](const row* a, const row* b) {
         int c = 0;
         switch (q.sort) {
-        case sort_key::created_at: c = a->created_at < b->created_at ? -1 : (b->created_at < a->created_at ? 1 : 0); break;
-        case sort_key::expires_at: c = a->expires_at < b->expires_at ? -1 : (b->expires_at < a->expires_at ? 1 : 0); break;
+        case sort_key::created_at:
+            c = a->created_at < b->created_at ? -1 : (b->created_at < a->created_at ? 1 : 0);
+            break;
+        case sort_key::expires_at:
+            c = a->expires_at < b->expires_at ? -1 : (b->expires_at < a->expires_at ? 1 : 0);
+            break;
         case sort_key::common_name: c = cn_of(text_of(*a)).compare(cn_of(text_of(*b))); break; // case-insensitive
         case sort_key::identifier: break;
         }
@@ -178,10 +191,14 @@ cert_stats cert_index::stats(time_point now, int expiring_days) const {
     for (const auto& r : rows_) {
         ++s.total;
         ++per_usage[static_cast<std::size_t>(r.usage)];
-        if (r.on_hold) ++s.on_hold;
-        else if (r.revoked) ++s.revoked;
-        else if (now >= r.expires_at) ++s.expired;
-        else ++s.active;
+        if (r.on_hold)
+            ++s.on_hold;
+        else if (r.revoked)
+            ++s.revoked;
+        else if (now >= r.expires_at)
+            ++s.expired;
+        else
+            ++s.active;
         if (expiring(r, r.revoked, now, expiring_days)) ++s.expiring_soon;
     }
     for (auto u : all_usages) s.by_usage[std::string(to_string(u))] = per_usage[static_cast<std::size_t>(u)];
@@ -199,8 +216,9 @@ std::vector<revoked_serial> cert_index::revoked() const {
                 out.push_back({h.serial_number, h.revoked_at.value_or(h.superseded_at),
                                h.reason.value_or(revocation_reason::superseded)});
     }
-    std::sort(out.begin(), out.end(),
-              [](const revoked_serial& a, const revoked_serial& b) { return serial_less(a.serial_decimal, b.serial_decimal); });
+    std::sort(out.begin(), out.end(), [](const revoked_serial& a, const revoked_serial& b) {
+        return serial_less(a.serial_decimal, b.serial_decimal);
+    });
     return out;
 }
 

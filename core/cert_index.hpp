@@ -22,9 +22,9 @@ enum class sort_key { created_at, expires_at, common_name, identifier };
 struct list_query {
     std::optional<cert_usage> usage;
     std::optional<status_filter> status;
-    std::optional<bool> revoked;              // compatibility filter revoked=true/false
-    std::string search;                       // case-insensitive substring of CN, email, identifier, org, serial
-    std::optional<int> expiring_within_days;  // not expired, expires within N days (also used by status=expiring)
+    std::optional<bool> revoked;             // compatibility filter revoked=true/false
+    std::string search;                      // case-insensitive substring of CN, email, identifier, org, serial
+    std::optional<int> expiring_within_days; // not expired, expires within N days (also used by status=expiring)
     sort_key sort = sort_key::created_at;
     bool descending = true;
     std::size_t limit = 100;
@@ -33,12 +33,12 @@ struct list_query {
 
 struct list_page {
     std::vector<cert_record> items;
-    std::size_t total = 0;                     // matches before paging
+    std::size_t total = 0; // matches before paging
 };
 
 struct cert_stats {
     std::size_t total = 0, active = 0, revoked = 0, expired = 0, on_hold = 0, expiring_soon = 0;
-    std::map<std::string, std::size_t> by_usage;  // "api-mtls" -> n
+    std::map<std::string, std::size_t> by_usage; // "api-mtls" -> n
 };
 
 struct revoked_serial {
@@ -49,7 +49,7 @@ struct revoked_serial {
 
 class cert_index {
 public:
-    void upsert(cert_record rec);              // replaces by identifier; re-indexes serials
+    void upsert(cert_record rec); // replaces by identifier; re-indexes serials
     bool erase(const std::string& identifier);
     const cert_record* find(const std::string& identifier) const;
     bool serial_exists(const std::string& serial_decimal) const;
@@ -62,11 +62,14 @@ public:
     // Identifiers of active (not revoked), renewal-enabled certificates whose expiry is within their
     // threshold at `now` (expired ones included), in expiry order.
     std::vector<std::string> due_for_renewal(time_point now) const;
-    template <class F> void for_each(F&& f) const { for (const auto& [id, rec] : by_id_) f(rec); }
+    template <class F>
+    void for_each(F&& f) const {
+        for (const auto& [id, rec] : by_id_) f(rec);
+    }
 
 private:
     std::unordered_map<std::string, cert_record> by_id_;
-    std::unordered_map<std::string, std::string> by_serial_;  // serial -> identifier
+    std::unordered_map<std::string, std::string> by_serial_; // serial -> identifier
 
     // What query() and stats() scan, kept contiguous so 30k certificates take a few ms.
     struct row {
@@ -77,10 +80,9 @@ private:
         bool revoked = false, on_hold = false;
     };
     std::vector<row> rows_;
-    std::unordered_map<std::string, std::size_t> row_of_;     // identifier -> index in rows_
-    std::string text_;                                        // search texts, back to back
-    std::size_t text_garbage_ = 0;                            // bytes of erased rows in text_
+    std::unordered_map<std::string, std::size_t> row_of_; // identifier -> index in rows_
+    std::string text_;                                    // search texts, back to back
+    std::size_t text_garbage_ = 0;                        // bytes of erased rows in text_
 };
-
 
 } // namespace certmate

@@ -21,12 +21,9 @@ json::value time_or_null(const std::optional<time_point>& t) {
 
 // The subject's fields as metadata.json names and orders them; common_name is required.
 constexpr std::pair<std::string_view, std::string subject_fields::*> subject_keys[] = {
-    {"common_name", &subject_fields::common_name},
-    {"email", &subject_fields::email},
-    {"organization", &subject_fields::organization},
-    {"organizational_unit", &subject_fields::organizational_unit},
-    {"country", &subject_fields::country},
-    {"state", &subject_fields::state},
+    {"common_name", &subject_fields::common_name},   {"email", &subject_fields::email},
+    {"organization", &subject_fields::organization}, {"organizational_unit", &subject_fields::organizational_unit},
+    {"country", &subject_fields::country},           {"state", &subject_fields::state},
     {"locality", &subject_fields::locality},
 };
 
@@ -109,10 +106,14 @@ public:
         const auto* v = get(k);
         if (!v) return missing(k);
         std::string s;
-        if (v->is_string()) s = std::string(v->get_string());
-        else if (v->is_uint64()) s = std::to_string(v->get_uint64());
-        else if (v->is_int64() && v->get_int64() >= 0) s = std::to_string(v->get_int64());
-        else return mistyped(k, "a decimal string");
+        if (v->is_string())
+            s = std::string(v->get_string());
+        else if (v->is_uint64())
+            s = std::to_string(v->get_uint64());
+        else if (v->is_int64() && v->get_int64() >= 0)
+            s = std::to_string(v->get_int64());
+        else
+            return mistyped(k, "a decimal string");
         if (s.empty() || !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; }))
             return mistyped(k, "a decimal string");
         return s;
@@ -123,9 +124,9 @@ private:
     std::string prefix_;
 };
 
-#define CM_TRY(var, expr)                        \
-    auto var##_r = (expr);                       \
-    if (!var##_r) return var##_r.error();        \
+#define CM_TRY(var, expr)                                                                                              \
+    auto var##_r = (expr);                                                                                             \
+    if (!var##_r) return var##_r.error();                                                                              \
     auto var = std::move(*var##_r)
 
 // Stored reasons may include those a caller cannot choose, so every RFC 5280 name is read.
@@ -152,7 +153,8 @@ result<history_entry> history_from_json(const json::value& v, const std::string&
     std::optional<revocation_reason> reason;
     if (const auto* rv = rd.get("reason"); rv && !rv->is_null()) {
         auto parsed = rv->is_string() ? parse_any_revocation_reason(rv->get_string()) : std::nullopt;
-        if (!parsed) return make_error(errc::invalid_argument, "field must be an RFC 5280 reason name", prefix + ".reason");
+        if (!parsed)
+            return make_error(errc::invalid_argument, "field must be an RFC 5280 reason name", prefix + ".reason");
         reason = *parsed;
     }
     h.serial_number = std::move(serial);

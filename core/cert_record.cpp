@@ -19,27 +19,33 @@ std::string_view name_of(const std::array<std::pair<E, std::string_view>, N>& ta
     return "unknown";
 }
 
-constexpr std::array<std::pair<cert_usage, std::string_view>, 4> usages{{
-    {cert_usage::api_mtls, "api-mtls"}, {cert_usage::vpn, "vpn"}, {cert_usage::other, "other"}, {cert_usage::server, "server"}}};
-constexpr std::array<std::pair<api_role, std::string_view>, 3> roles{{
-    {api_role::viewer, "viewer"}, {api_role::operator_, "operator"}, {api_role::admin, "admin"}}};
-constexpr std::array<std::pair<revocation_reason, std::string_view>, 10> reasons{{
-    {revocation_reason::unspecified, "unspecified"},
-    {revocation_reason::key_compromise, "keyCompromise"},
-    {revocation_reason::ca_compromise, "cACompromise"},
-    {revocation_reason::affiliation_changed, "affiliationChanged"},
-    {revocation_reason::superseded, "superseded"},
-    {revocation_reason::cessation_of_operation, "cessationOfOperation"},
-    {revocation_reason::certificate_hold, "certificateHold"},
-    {revocation_reason::remove_from_crl, "removeFromCRL"},
-    {revocation_reason::privilege_withdrawn, "privilegeWithdrawn"},
-    {revocation_reason::aa_compromise, "aACompromise"}}};
-constexpr std::array<std::pair<key_type, std::string_view>, 6> key_types{{
-    {key_type::rsa2048, "rsa2048"}, {key_type::rsa3072, "rsa3072"}, {key_type::rsa4096, "rsa4096"},
-    {key_type::ec_p256, "ec-p256"}, {key_type::ec_p384, "ec-p384"}, {key_type::ed25519, "ed25519"}}};
-constexpr std::array<std::pair<cert_status, std::string_view>, 4> statuses{{
-    {cert_status::active, "active"}, {cert_status::revoked, "revoked"},
-    {cert_status::expired, "expired"}, {cert_status::on_hold, "on_hold"}}};
+constexpr std::array<std::pair<cert_usage, std::string_view>, 4> usages{{{cert_usage::api_mtls, "api-mtls"},
+                                                                         {cert_usage::vpn, "vpn"},
+                                                                         {cert_usage::other, "other"},
+                                                                         {cert_usage::server, "server"}}};
+constexpr std::array<std::pair<api_role, std::string_view>, 3> roles{
+    {{api_role::viewer, "viewer"}, {api_role::operator_, "operator"}, {api_role::admin, "admin"}}};
+constexpr std::array<std::pair<revocation_reason, std::string_view>, 10> reasons{
+    {{revocation_reason::unspecified, "unspecified"},
+     {revocation_reason::key_compromise, "keyCompromise"},
+     {revocation_reason::ca_compromise, "cACompromise"},
+     {revocation_reason::affiliation_changed, "affiliationChanged"},
+     {revocation_reason::superseded, "superseded"},
+     {revocation_reason::cessation_of_operation, "cessationOfOperation"},
+     {revocation_reason::certificate_hold, "certificateHold"},
+     {revocation_reason::remove_from_crl, "removeFromCRL"},
+     {revocation_reason::privilege_withdrawn, "privilegeWithdrawn"},
+     {revocation_reason::aa_compromise, "aACompromise"}}};
+constexpr std::array<std::pair<key_type, std::string_view>, 6> key_types{{{key_type::rsa2048, "rsa2048"},
+                                                                          {key_type::rsa3072, "rsa3072"},
+                                                                          {key_type::rsa4096, "rsa4096"},
+                                                                          {key_type::ec_p256, "ec-p256"},
+                                                                          {key_type::ec_p384, "ec-p384"},
+                                                                          {key_type::ed25519, "ed25519"}}};
+constexpr std::array<std::pair<cert_status, std::string_view>, 4> statuses{{{cert_status::active, "active"},
+                                                                            {cert_status::revoked, "revoked"},
+                                                                            {cert_status::expired, "expired"},
+                                                                            {cert_status::on_hold, "on_hold"}}};
 } // namespace
 
 std::string_view to_string(cert_usage u) noexcept { return name_of(usages, u); }

@@ -16,12 +16,13 @@ namespace certmate {
 // `server`: the CA's own TLS listener certificate from `certmate init --server-cert`, recorded so
 // OCSP, the CRL and revocation know it; never issued through the API.
 enum class cert_usage { api_mtls, vpn, other, server };
-std::string_view to_string(cert_usage u) noexcept;             // "api-mtls", "vpn", "other", "server"
+std::string_view to_string(cert_usage u) noexcept; // "api-mtls", "vpn", "other", "server"
 std::optional<cert_usage> parse_cert_usage(std::string_view s) noexcept;
-inline constexpr cert_usage all_usages[] = {cert_usage::api_mtls, cert_usage::vpn, cert_usage::other, cert_usage::server};
+inline constexpr cert_usage all_usages[] = {cert_usage::api_mtls, cert_usage::vpn, cert_usage::other,
+                                            cert_usage::server};
 
 enum class api_role { viewer = 1, operator_ = 2, admin = 3 };
-std::string_view to_string(api_role r) noexcept;               // "viewer", "operator", "admin"
+std::string_view to_string(api_role r) noexcept; // "viewer", "operator", "admin"
 std::optional<api_role> parse_api_role(std::string_view s) noexcept;
 
 // RFC 5280 5.3.1 CRLReason codes (7 is unused).
@@ -37,12 +38,12 @@ enum class revocation_reason {
     privilege_withdrawn = 9,
     aa_compromise = 10,
 };
-std::string_view to_string(revocation_reason r) noexcept;      // "keyCompromise", ...
+std::string_view to_string(revocation_reason r) noexcept; // "keyCompromise", ...
 // Accepts the RFC names a caller may ask for (not caCompromise/removeFromCRL/aACompromise).
 std::optional<revocation_reason> parse_revocation_reason(std::string_view s) noexcept;
 
 enum class key_type { rsa2048, rsa3072, rsa4096, ec_p256, ec_p384, ed25519 };
-std::string_view to_string(key_type k) noexcept;               // "rsa2048", "ec-p256", ...
+std::string_view to_string(key_type k) noexcept; // "rsa2048", "ec-p256", ...
 std::optional<key_type> parse_key_type(std::string_view s) noexcept;
 
 enum class cert_status { active, revoked, expired, on_hold };
@@ -96,8 +97,8 @@ struct renewal_settings {
 struct cert_record {
     std::string identifier;
     subject_fields subject;
-    std::string serial_number;                 // decimal string (exceeds 2^53)
-    std::vector<std::string> key_usage;         // "digitalSignature", ...
+    std::string serial_number;                   // decimal string (exceeds 2^53)
+    std::vector<std::string> key_usage;          // "digitalSignature", ...
     std::vector<std::string> extended_key_usage; // "clientAuth", ...
     time_point created_at{};                     // issuance time of the current certificate
     time_point not_before{};
@@ -106,12 +107,12 @@ struct cert_record {
     std::string notes;
     revocation_info revocation;
     renewal_settings renewal;
-    std::string fingerprint_sha256;             // hex, lower case, of the DER
-    std::string key_type;                       // "rsa2048", "ec-p256", ...
+    std::string fingerprint_sha256; // hex, lower case, of the DER
+    std::string key_type;           // "rsa2048", "ec-p256", ...
     subject_alt_names sans;
     std::optional<api_role> role;
     std::vector<history_entry> history;
-    bool has_private_key = false;               // key generated here and stored as cert.key
+    bool has_private_key = false; // key generated here and stored as cert.key
     bool operator==(const cert_record&) const = default;
 };
 

@@ -21,7 +21,7 @@ namespace certmate {
 
 struct cert_files {
     std::string cert_pem;
-    std::optional<std::string> key_pem;   // only when the key was generated here
+    std::optional<std::string> key_pem; // only when the key was generated here
     std::optional<std::string> csr_pem;
 };
 
@@ -35,8 +35,8 @@ struct crl_state {
 
 struct load_report {
     std::vector<cert_record> records;
-    std::vector<std::string> removed_leftovers;  // temp dirs and files of interrupted writes, removed
-    std::vector<std::string> skipped;            // unreadable entries, with the reason (logged, not loaded)
+    std::vector<std::string> removed_leftovers; // temp dirs and files of interrupted writes, removed
+    std::vector<std::string> skipped;           // unreadable entries, with the reason (logged, not loaded)
 };
 
 class cert_repository {
@@ -74,9 +74,8 @@ public:
 
     // The delegated OCSP responder (RFC 6960 4.2.2.2): the one kept, or a new one issued by `ca`
     // and kept when none exists or it expires within `renew_before`.
-    virtual result<std::shared_ptr<const ocsp_responder>> ensure_ocsp_responder(const certificate_authority& ca,
-                                                                               time_point now,
-                                                                               std::chrono::hours renew_before) = 0;
+    virtual result<std::shared_ptr<const ocsp_responder>>
+    ensure_ocsp_responder(const certificate_authority& ca, time_point now, std::chrono::hours renew_before) = 0;
 };
 
 } // namespace certmate

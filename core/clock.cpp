@@ -48,8 +48,9 @@ std::optional<time_point> parse_time(std::string_view s) {
     }
     // Out-of-range fields (a negative hour, February 30) are refused, not normalised by timegm.
     using namespace std::chrono;
-    if (mo < 1 || d < 1 || !year_month_day{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}}.ok() ||
-        h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 60)
+    if (mo < 1 || d < 1 ||
+        !year_month_day{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}}.ok() || h < 0 ||
+        h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 60)
         return std::nullopt;
     tm.tm_year = y - 1900;
     tm.tm_mon = mo - 1;

@@ -60,7 +60,8 @@ result<built_crl> build_crl(const certificate_authority& ca, std::span<const crl
     for (const auto& e : entries) {
         auto rev = make_entry(e);
         if (!rev) return rev.error();
-        if (X509_CRL_add0_revoked(crl.get(), rev->get()) != 1) return ossl::fail(errc::crypto_failure, "cannot add a CRL entry");
+        if (X509_CRL_add0_revoked(crl.get(), rev->get()) != 1)
+            return ossl::fail(errc::crypto_failure, "cannot add a CRL entry");
         rev->release(); // the CRL owns it now
     }
     if (X509_CRL_sort(crl.get()) != 1) return ossl::fail(errc::crypto_failure, "cannot sort the CRL");
@@ -80,7 +81,8 @@ result<built_crl> build_crl(const certificate_authority& ca, std::span<const crl
         X509_CRL_add1_ext_i2d(crl.get(), NID_crl_number, number.get(), 0, X509V3_ADD_APPEND) != 1)
         return ossl::fail(errc::crypto_failure, "cannot add the CRL number");
 
-    if (X509_CRL_sign(crl.get(), ca.key(), ca.digest()) <= 0) return ossl::fail(errc::crypto_failure, "cannot sign the CRL");
+    if (X509_CRL_sign(crl.get(), ca.key(), ca.digest()) <= 0)
+        return ossl::fail(errc::crypto_failure, "cannot sign the CRL");
 
     built_crl out;
     unsigned char* der = nullptr;
@@ -89,7 +91,8 @@ result<built_crl> build_crl(const certificate_authority& ca, std::span<const crl
     ossl::openssl_string owned(reinterpret_cast<char*>(der));
     out.der.assign(owned.get(), static_cast<std::size_t>(n));
     ossl::bio pem(BIO_new(BIO_s_mem()));
-    if (!pem || PEM_write_bio_X509_CRL(pem.get(), crl.get()) != 1) return ossl::fail(errc::crypto_failure, "cannot encode the CRL");
+    if (!pem || PEM_write_bio_X509_CRL(pem.get(), crl.get()) != 1)
+        return ossl::fail(errc::crypto_failure, "cannot encode the CRL");
     out.pem = ossl::bio_to_string(pem.get());
     out.crl_number = p.crl_number;
     out.this_update = std::chrono::floor<std::chrono::seconds>(p.this_update);

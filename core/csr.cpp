@@ -63,7 +63,7 @@ int signature_digest_nid(X509_REQ* req) {
 // Baseline Requirements 7.1.3.2); the CSR's signature is our only proof of possession.
 result<void> check_signature_digest(X509_REQ* req) {
     switch (signature_digest_nid(req)) {
-    case NID_undef:   // Ed25519
+    case NID_undef: // Ed25519
     case NID_sha256:
     case NID_sha384:
     case NID_sha512:
@@ -75,10 +75,11 @@ result<void> check_signature_digest(X509_REQ* req) {
     case NID_md4:
     case NID_md2:
     case NID_sha1:
-        return make_error(errc::invalid_csr, "CSR is signed with a broken digest (MD5 or SHA-1); sign it with SHA-256 or stronger",
-                          "csr");
+        return make_error(errc::invalid_csr,
+                          "CSR is signed with a broken digest (MD5 or SHA-1); sign it with SHA-256 or stronger", "csr");
     default:
-        return make_error(errc::invalid_csr, "CSR signature algorithm not allowed; use SHA-256 or stronger with RSA or ECDSA, or Ed25519",
+        return make_error(errc::invalid_csr,
+                          "CSR signature algorithm not allowed; use SHA-256 or stronger with RSA or ECDSA, or Ed25519",
                           "csr");
     }
 }

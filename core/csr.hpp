@@ -15,9 +15,9 @@ struct parsed_csr {
     ossl::x509_req req;
     ossl::pkey public_key;
     subject_fields subject;
-    subject_alt_names sans;      // from the extensionRequest, if any
-    std::string key_type;        // describe_key()
-    std::string pem;             // normalised PEM as we store it
+    subject_alt_names sans; // from the extensionRequest, if any
+    std::string key_type;   // describe_key()
+    std::string pem;        // normalised PEM as we store it
 };
 
 // errc::invalid_csr for non-PEM bytes, unparsable DER, a bad self-signature, or one made with MD5 or
@@ -27,7 +27,7 @@ result<parsed_csr> parse_csr(std::string_view pem);
 
 struct generated_csr {
     ossl::pkey key;
-    std::string key_pem;         // PKCS#8 PEM, unencrypted
+    std::string key_pem; // PKCS#8 PEM, unencrypted
     std::string csr_pem;
     std::string key_type;
 };

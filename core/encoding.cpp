@@ -25,7 +25,9 @@ std::string hex_encode(std::span<const unsigned char> bytes) {
     return out;
 }
 
-bool is_lower_hex(std::string_view s) noexcept { return s.find_first_not_of(lower_hex_digits) == std::string_view::npos; }
+bool is_lower_hex(std::string_view s) noexcept {
+    return s.find_first_not_of(lower_hex_digits) == std::string_view::npos;
+}
 
 bool percent_decode(std::string_view in, std::string& out) {
     out.clear();

@@ -17,16 +17,16 @@ enum class errc {
     invalid_csr,        // not PEM, bad signature, unparsable
     unsupported_key,    // key type or size not allowed
     not_found,
-    already_exists,     // identifier taken
-    already_revoked,    // second revoke (409)
-    not_on_hold,        // unhold of a cert not on hold (409)
-    conflict,           // another operation on the same certificate is in flight, or the state forbids it (409)
-    no_private_key,     // CSR-issued certificate: no key is held
+    already_exists,  // identifier taken
+    already_revoked, // second revoke (409)
+    not_on_hold,     // unhold of a cert not on hold (409)
+    conflict,        // another operation on the same certificate is in flight, or the state forbids it (409)
+    no_private_key,  // CSR-issued certificate: no key is held
     ca_missing,
-    ca_mismatch,        // restore onto a different CA without --force
+    ca_mismatch, // restore onto a different CA without --force
     bad_passphrase,
     storage_failure,
-    audit_unavailable,  // audit log cannot be written: mutations refused (fail closed)
+    audit_unavailable, // audit log cannot be written: mutations refused (fail closed)
     crypto_failure,
     unauthorized,
     forbidden,

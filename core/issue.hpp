@@ -28,8 +28,8 @@ struct issue_request {
     cert_usage usage = cert_usage::api_mtls;
     // Extra EKUs by name ("serverAuth", "emailProtection"), allowed for vpn and other only.
     std::vector<std::string> extra_eku;
-    int validity_days = 0;           // 0 = policy default
-    std::string serial_decimal;      // chosen by the caller (unique in the store)
+    int validity_days = 0;      // 0 = policy default
+    std::string serial_decimal; // chosen by the caller (unique in the store)
 };
 
 struct issued_cert {
@@ -54,8 +54,8 @@ result<void> validate_issue_request(const issue_request& req, const issuance_pol
 // basicConstraints critical CA:FALSE, keyUsage critical (digitalSignature, plus
 // keyEncipherment for RSA), EKU clientAuth (+ extra), SANs, SKI, AKI, CDP, AIA. The tls_server
 // profile differs in its EKU only: serverAuth alone, with at least one DNS or IP SAN.
-result<issued_cert> issue_certificate(const certificate_authority& ca, EVP_PKEY* subject_key,
-                                      const issue_request& req, const issuance_policy& policy, time_point now);
+result<issued_cert> issue_certificate(const certificate_authority& ca, EVP_PKEY* subject_key, const issue_request& req,
+                                      const issuance_policy& policy, time_point now);
 
 // Sets what `issued` decides in `rec` (serial, key usages, validity, fingerprint) and its creation
 // time; the rest of the record (identity, subject, usage, history) is the caller's.

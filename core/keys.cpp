@@ -169,7 +169,8 @@ bool private_key_pem_encrypted(std::string_view pem) {
     ossl::bio in = ossl::mem_bio(pem);
     if (!in) return false;
     const std::optional<std::string_view> none;
-    ossl::pkey key(PEM_read_bio_PrivateKey(in.get(), nullptr, passphrase_cb, const_cast<std::optional<std::string_view>*>(&none)));
+    ossl::pkey key(
+        PEM_read_bio_PrivateKey(in.get(), nullptr, passphrase_cb, const_cast<std::optional<std::string_view>*>(&none)));
     ossl::drain_errors();
     return !key;
 }
@@ -313,7 +314,8 @@ std::optional<std::string> normalize_serial(std::string_view text) {
     BIGNUM* raw = nullptr;
     if (text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {
         auto hex = text.substr(2);
-        if (hex.size() > 40 || !std::all_of(hex.begin(), hex.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); }))
+        if (hex.size() > 40 ||
+            !std::all_of(hex.begin(), hex.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); }))
             return std::nullopt;
         std::string z(hex);
         if (BN_hex2bn(&raw, z.c_str()) == 0) return std::nullopt;
@@ -449,7 +451,8 @@ result<ossl::x509_name> build_name(const subject_fields& s) {
     for (const auto& f : fields) {
         const std::string& v = *f.value;
         if (v.empty()) continue;
-        if (has_control(v)) return make_error(errc::invalid_argument, std::string(f.name) + " contains control characters", f.name);
+        if (has_control(v))
+            return make_error(errc::invalid_argument, std::string(f.name) + " contains control characters", f.name);
         if (f.nid == NID_countryName) {
             if (v.size() != 2 || !is_alpha(v[0]) || !is_alpha(v[1]))
                 return make_error(errc::invalid_argument, "country must be a two-letter ISO 3166 code", "country");
@@ -460,9 +463,11 @@ result<ossl::x509_name> build_name(const subject_fields& s) {
         if (f.nid == NID_pkcs9_emailAddress && !valid_email(v))
             return make_error(errc::invalid_argument, "email is not an email address", "email");
         // MBSTRING_UTF8 checks UTF-8 validity and the per-attribute size bounds in characters.
-        if (X509_NAME_add_entry_by_NID(name.get(), f.nid, MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(v.data()),
-                                       static_cast<int>(v.size()), -1, 0) != 1) {
-            auto e = ossl::fail(errc::invalid_argument, std::string(f.name) + " cannot be encoded (invalid UTF-8 or longer than " +
+        if (X509_NAME_add_entry_by_NID(name.get(), f.nid, MBSTRING_UTF8,
+                                       reinterpret_cast<const unsigned char*>(v.data()), static_cast<int>(v.size()), -1,
+                                       0) != 1) {
+            auto e = ossl::fail(errc::invalid_argument, std::string(f.name) +
+                                                            " cannot be encoded (invalid UTF-8 or longer than " +
                                                             std::to_string(f.max) + " characters)");
             e.field = f.name;
             return e;
@@ -474,7 +479,8 @@ result<ossl::x509_name> build_name(const subject_fields& s) {
 result<ossl::general_names> build_general_names(const subject_alt_names& sans) {
     const std::size_t total = sans.dns.size() + sans.email.size() + sans.ip.size() + sans.uri.size();
     if (total > max_sans)
-        return make_error(errc::invalid_argument, "too many subject alternative names (at most 100)", "subject_alt_names");
+        return make_error(errc::invalid_argument, "too many subject alternative names (at most 100)",
+                          "subject_alt_names");
     ossl::general_names names(GENERAL_NAMES_new());
     if (!names) return ossl::fail(errc::crypto_failure, "cannot build subject alternative names");
     auto push = [&names](ossl::general_name gn) -> result<void> {
@@ -527,8 +533,8 @@ result<void> add_config_extension(X509* cert, X509V3_CTX* ctx, int nid, const ch
     return {};
 }
 
-result<v3_draft> new_v3_certificate(ASN1_INTEGER* serial, X509* issuer, const X509_NAME* subject,
-                                    time_point not_before, time_point not_after, EVP_PKEY* key, const std::string& what) {
+result<v3_draft> new_v3_certificate(ASN1_INTEGER* serial, X509* issuer, const X509_NAME* subject, time_point not_before,
+                                    time_point not_after, EVP_PKEY* key, const std::string& what) {
     auto nb = to_asn1_time(not_before);
     auto na = to_asn1_time(not_after);
     v3_draft d{ossl::x509(X509_new()), {}};
@@ -554,8 +560,6 @@ result<ossl::general_name> ia5_general_name(int type, std::string_view value, co
     GENERAL_NAME_set0_value(gn.get(), type, str.release());
     return gn;
 }
-
-
 
 result<ossl::pkey> load_public_key(std::string_view pem) {
     ossl::bio in(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));

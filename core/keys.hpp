@@ -74,12 +74,12 @@ result<void> add_config_extension(X509* cert, X509V3_CTX* ctx, int nid, const ch
 // the context its extensions are made in; the extensions and the signature are the caller's.
 struct v3_draft {
     ossl::x509 cert;
-    X509V3_CTX ctx;   // issuer and subject certificates set (pointers into cert / the issuer)
+    X509V3_CTX ctx; // issuer and subject certificates set (pointers into cert / the issuer)
 };
 // `issuer` is the CA's certificate, or null for a self-signed one (issuer = subject).
 // `what` is the error message if OpenSSL fails.
-result<v3_draft> new_v3_certificate(ASN1_INTEGER* serial, X509* issuer, const X509_NAME* subject,
-                                    time_point not_before, time_point not_after, EVP_PKEY* key, const std::string& what);
+result<v3_draft> new_v3_certificate(ASN1_INTEGER* serial, X509* issuer, const X509_NAME* subject, time_point not_before,
+                                    time_point not_after, EVP_PKEY* key, const std::string& what);
 // A GeneralName holding an IA5String (RFC 5280 4.2.1.6: dNSName, rfc822Name,
 // uniformResourceIdentifier); `what` is the error message if OpenSSL fails.
 result<ossl::general_name> ia5_general_name(int type, std::string_view value,

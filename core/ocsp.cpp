@@ -50,15 +50,14 @@ result<ocsp_responder> issue_ocsp_responder(const certificate_authority& ca, tim
     auto& [cert, ctx] = *draft;
     // RFC 6960 4.2.2.2: a delegated responder's certificate "MUST ... include a value of
     // id-kp-OCSPSigning in an extended key usage extension".
-    for (auto [nid, value] : {std::pair{NID_basic_constraints, "critical,CA:FALSE"},
-                              std::pair{NID_key_usage, "critical,digitalSignature"},
-                              std::pair{NID_ext_key_usage, "OCSPSigning"},
-                              std::pair{NID_subject_key_identifier, "hash"},
-                              std::pair{NID_authority_key_identifier, "keyid:always"},
-                              std::pair{NID_id_pkix_OCSP_noCheck, "ignored"}}) {
+    for (auto [nid, value] :
+         {std::pair{NID_basic_constraints, "critical,CA:FALSE"}, std::pair{NID_key_usage, "critical,digitalSignature"},
+          std::pair{NID_ext_key_usage, "OCSPSigning"}, std::pair{NID_subject_key_identifier, "hash"},
+          std::pair{NID_authority_key_identifier, "keyid:always"}, std::pair{NID_id_pkix_OCSP_noCheck, "ignored"}}) {
         if (auto r = add_config_extension(cert.get(), &ctx, nid, value); !r) return r.error();
     }
-    if (X509_sign(cert.get(), ca.key(), ca.digest()) <= 0) return ossl::fail(errc::crypto_failure, "cannot sign responder certificate");
+    if (X509_sign(cert.get(), ca.key(), ca.digest()) <= 0)
+        return ossl::fail(errc::crypto_failure, "cannot sign responder certificate");
     auto key_pem = private_key_to_pem(key->get());
     if (!key_pem) return key_pem.error();
     ocsp_responder r;
@@ -118,8 +117,8 @@ result<ocsp_request_info> parse_ocsp_request(std::string_view der, const certifi
         q.hash_nid = OBJ_obj2nid(md_obj);
         q.serial_decimal = serial_to_decimal(serial);
         if (const EVP_MD* md = EVP_get_digestbynid(q.hash_nid)) {
-            ossl::ocsp_certid ours(OCSP_cert_id_new(md, X509_get_subject_name(ca.cert()),
-                                                    X509_get0_pubkey_bitstr(ca.cert()), serial));
+            ossl::ocsp_certid ours(
+                OCSP_cert_id_new(md, X509_get_subject_name(ca.cert()), X509_get0_pubkey_bitstr(ca.cert()), serial));
             q.our_issuer = ours && OCSP_id_issuer_cmp(ours.get(), id) == 0;
         }
         info.queries.push_back(std::move(q));
@@ -145,7 +144,8 @@ result<std::string> build_ocsp_response(const ocsp_responder& responder, std::st
     auto req = decode_request(request_der);
     if (!req) return ossl::fail(errc::invalid_argument, "OCSP request does not parse");
     const int n = OCSP_request_onereq_count(req.get());
-    if (n != static_cast<int>(answers.size())) return make_error(errc::internal, "OCSP answers do not match the request");
+    if (n != static_cast<int>(answers.size()))
+        return make_error(errc::internal, "OCSP answers do not match the request");
     ossl::ocsp_basicresp bs(OCSP_BASICRESP_new());
     auto tu = to_asn1_time(this_update);
     auto nu = to_asn1_time(next_update);
@@ -169,7 +169,8 @@ result<std::string> build_ocsp_response(const ocsp_responder& responder, std::st
     // RFC 8954 / RFC 6960 4.4.1: the nonce of the request is echoed in the response.
     if (OCSP_copy_nonce(bs.get(), req.get()) <= 0) return ossl::fail(errc::crypto_failure, "cannot copy OCSP nonce");
     // RFC 5019 2.2.3: ResponderID byKey; the signer certificate is included so clients can verify it.
-    if (OCSP_basic_sign(bs.get(), responder.cert.get(), responder.key.get(), EVP_sha256(), nullptr, OCSP_RESPID_KEY) != 1)
+    if (OCSP_basic_sign(bs.get(), responder.cert.get(), responder.key.get(), EVP_sha256(), nullptr, OCSP_RESPID_KEY) !=
+        1)
         return ossl::fail(errc::crypto_failure, "cannot sign OCSP response");
     ossl::ocsp_response resp(OCSP_response_create(OCSP_RESPONSE_STATUS_SUCCESSFUL, bs.get()));
     if (!resp) return ossl::fail(errc::crypto_failure, "cannot create OCSP response");
@@ -199,12 +200,18 @@ std::optional<std::string> decode_ocsp_get_path(std::string_view encoded) {
     int bits = 0;
     for (char c : b64) {
         int v;
-        if (c >= 'A' && c <= 'Z') v = c - 'A';
-        else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-        else if (c >= '0' && c <= '9') v = c - '0' + 52;
-        else if (c == '+') v = 62;
-        else if (c == '/') v = 63;
-        else return std::nullopt;
+        if (c >= 'A' && c <= 'Z')
+            v = c - 'A';
+        else if (c >= 'a' && c <= 'z')
+            v = c - 'a' + 26;
+        else if (c >= '0' && c <= '9')
+            v = c - '0' + 52;
+        else if (c == '+')
+            v = 62;
+        else if (c == '/')
+            v = 63;
+        else
+            return std::nullopt;
         buf = (buf << 6) | static_cast<unsigned>(v);
         bits += 6;
         if (bits >= 8) {
@@ -212,7 +219,7 @@ std::optional<std::string> decode_ocsp_get_path(std::string_view encoded) {
             out += static_cast<char>((buf >> bits) & 0xff);
         }
     }
-    if (bits >= 6) return std::nullopt;  // a lone trailing character
+    if (bits >= 6) return std::nullopt; // a lone trailing character
     return out;
 }
 

@@ -31,19 +31,25 @@ result<ocsp_responder> load_ocsp_responder(const certificate_authority& ca, std:
                                            std::string_view key_pem);
 
 // OCSPResponseStatus (RFC 6960 4.2.1).
-enum class ocsp_response_status { successful = 0, malformed_request = 1, internal_error = 2, try_later = 3,
-                                  sig_required = 5, unauthorized = 6 };
+enum class ocsp_response_status {
+    successful = 0,
+    malformed_request = 1,
+    internal_error = 2,
+    try_later = 3,
+    sig_required = 5,
+    unauthorized = 6
+};
 
 struct ocsp_query {
     std::string serial_decimal;
-    int hash_nid = 0;             // NID of the CertID hash (SHA-1 or SHA-256)
-    bool our_issuer = false;      // issuerNameHash and issuerKeyHash match the CA
+    int hash_nid = 0;        // NID of the CertID hash (SHA-1 or SHA-256)
+    bool our_issuer = false; // issuerNameHash and issuerKeyHash match the CA
 };
 
 struct ocsp_request_info {
     std::vector<ocsp_query> queries;
     bool has_nonce = false;
-    std::string der;              // the request, as received
+    std::string der; // the request, as received
 };
 
 // Parses a DER OCSPRequest. errc::invalid_argument for bytes that do not parse, an empty

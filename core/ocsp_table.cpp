@@ -8,7 +8,7 @@ void ocsp_table::set(const std::string& serial, const ocsp_single_answer& a) {
     std::unique_lock lock(mu_);
     auto [it, inserted] = entries_.try_emplace(serial);
     auto& e = it->second;
-    if (!inserted && e.answer == a) return;  // unchanged: cached responses stay valid
+    if (!inserted && e.answer == a) return; // unchanged: cached responses stay valid
     e.answer = a;
     e.generation = next_generation_++;
     e.responses.clear();

@@ -23,8 +23,8 @@ public:
         time_point next_update{};
     };
     struct lookup {
-        std::optional<ocsp_single_answer> answer;   // nullopt: a serial we never issued
-        std::uint64_t generation = 0;               // changes whenever the serial's status changes
+        std::optional<ocsp_single_answer> answer; // nullopt: a serial we never issued
+        std::uint64_t generation = 0;             // changes whenever the serial's status changes
     };
 
     // Sets the status of a serial and drops its cached responses.
@@ -44,7 +44,7 @@ private:
     struct entry {
         ocsp_single_answer answer;
         std::uint64_t generation = 0;
-        std::unordered_map<int, cached_response> responses;  // by CertID hash NID
+        std::unordered_map<int, cached_response> responses; // by CertID hash NID
     };
     mutable std::shared_mutex mu_;
     std::unordered_map<std::string, entry> entries_;

@@ -28,9 +28,9 @@ struct deleter {
 template <class T, void (*Fn)(T*)>
 using handle = std::unique_ptr<T, deleter<T, Fn>>;
 
-inline void free_x509_ext_stack(STACK_OF(X509_EXTENSION)* s) { sk_X509_EXTENSION_pop_free(s, X509_EXTENSION_free); }
+inline void free_x509_ext_stack(STACK_OF(X509_EXTENSION) * s) { sk_X509_EXTENSION_pop_free(s, X509_EXTENSION_free); }
 inline void free_general_names(GENERAL_NAMES* g) { GENERAL_NAMES_free(g); }
-inline void free_x509_stack(STACK_OF(X509)* s) { sk_X509_pop_free(s, X509_free); }
+inline void free_x509_stack(STACK_OF(X509) * s) { sk_X509_pop_free(s, X509_free); }
 inline void free_openssl_string(char* p) { OPENSSL_free(p); }
 
 using pkey = handle<EVP_PKEY, EVP_PKEY_free>;

@@ -29,7 +29,8 @@ result<std::string> build_pkcs12(std::string_view cert_pem, std::string_view key
     if (!ca_cert_pem.empty()) {
         auto ca = load_cert_pem(ca_cert_pem);
         if (!ca) return make_error(errc::invalid_argument, "the CA certificate does not parse", "ca_certificate");
-        if (sk_X509_push(chain.get(), ca->get()) <= 0) return ossl::fail(errc::crypto_failure, "cannot build the PKCS#12 chain");
+        if (sk_X509_push(chain.get(), ca->get()) <= 0)
+            return ossl::fail(errc::crypto_failure, "cannot build the PKCS#12 chain");
         ca->release(); // the stack owns it now
     }
 

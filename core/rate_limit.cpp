@@ -53,7 +53,7 @@ rate_decision rate_limiter::check(std::string_view client, rate_class c, clock::
         b.last = now;
     }
     b.tokens = std::min<double>(b.tokens, limit);
-    if (b.tokens >= 1.0 - 1e-9) {   // tolerance: 6 s at 10/min is one token, not 0.9999...
+    if (b.tokens >= 1.0 - 1e-9) { // tolerance: 6 s at 10/min is one token, not 0.9999...
         b.tokens = std::max(0.0, b.tokens - 1.0);
         d.remaining = static_cast<int>(std::floor(b.tokens));
         return d;

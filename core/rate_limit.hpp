@@ -18,7 +18,7 @@ namespace certmate {
 
 enum class rate_class { default_, create, batch, ocsp, crl };
 inline constexpr std::size_t rate_class_count = 5;
-std::string_view to_string(rate_class c) noexcept;   // "default", "create", "batch", "ocsp", "crl"
+std::string_view to_string(rate_class c) noexcept; // "default", "create", "batch", "ocsp", "crl"
 
 // Requests per minute for each class; 0 = unlimited.
 struct rate_limit_config {
@@ -29,9 +29,9 @@ struct rate_limit_config {
 
 struct rate_decision {
     bool allowed = true;
-    bool limited = false;          // false: the class is unlimited (no headers to send)
-    int limit = 0;                 // requests per minute
-    int remaining = 0;             // whole requests left after this one
+    bool limited = false;                // false: the class is unlimited (no headers to send)
+    int limit = 0;                       // requests per minute
+    int remaining = 0;                   // whole requests left after this one
     std::chrono::seconds retry_after{0}; // when !allowed: until one request is available again
 };
 

@@ -48,7 +48,7 @@ std::tm local_date(time_point t, int day_offset) {
     std::tm tm{};
     localtime_r(&tt, &tm);
     tm.tm_mday += day_offset;
-    tm.tm_hour = 12;  // noon: normalising never crosses a date because of DST
+    tm.tm_hour = 12; // noon: normalising never crosses a date because of DST
     tm.tm_min = tm.tm_sec = 0;
     tm.tm_isdst = -1;
     std::time_t n = std::mktime(&tm);
@@ -63,7 +63,8 @@ std::optional<daily_time> parse_daily_time(std::string_view s) {
     int h = -1, m = -1;
     char tail = 0;
     std::string str(s);
-    if (std::sscanf(str.c_str(), "%d:%d%c", &h, &m, &tail) != 2 || h < 0 || h > 23 || m < 0 || m > 59) return std::nullopt;
+    if (std::sscanf(str.c_str(), "%d:%d%c", &h, &m, &tail) != 2 || h < 0 || h > 23 || m < 0 || m > 59)
+        return std::nullopt;
     return daily_time{h, m};
 }
 

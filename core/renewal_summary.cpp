@@ -10,8 +10,10 @@ json::object to_json(const renewal_summary& s) {
     json::array outcomes;
     for (const auto& o : s.outcomes) {
         json::object j{{"identifier", o.identifier}, {"ok", o.ok}};
-        if (o.ok) j["new_serial"] = o.new_serial;
-        else j["error"] = o.error;
+        if (o.ok)
+            j["new_serial"] = o.new_serial;
+        else
+            j["error"] = o.error;
         outcomes.push_back(std::move(j));
     }
     return {{"started_at", format_time(s.started_at)},

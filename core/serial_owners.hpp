@@ -15,8 +15,8 @@ namespace certmate {
 
 struct serial_owner {
     std::string identifier;
-    std::optional<api_role> role;   // the certificate's api_role; nullopt: no API access
-    bool current = true;            // false: a serial superseded by a renewal
+    std::optional<api_role> role; // the certificate's api_role; nullopt: no API access
+    bool current = true;          // false: a serial superseded by a renewal
     bool operator==(const serial_owner&) const = default;
 };
 

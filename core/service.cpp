@@ -31,8 +31,7 @@ boost::json::object details_of(const cert_record& r) {
             {"cert_usage", std::string(to_string(r.usage))}};
 }
 
-audit_entry entry_for(std::string operation, const std::string& id, const principal& who,
-                               boost::json::object details) {
+audit_entry entry_for(std::string operation, const std::string& id, const principal& who, boost::json::object details) {
     audit_entry e;
     e.operation = std::move(operation);
     e.resource_id = id;
@@ -47,7 +46,8 @@ audit_entry entry_for(std::string operation, const std::string& id, const princi
 void audit_failure(audit_sink& log, audit_entry e, const error& err) {
     e.status = "failure";
     e.error = err.message;
-    if (auto r = log.append(e); !r) spdlog::error("audit append failed for {} {}: {}", e.operation, e.resource_id, r.error().message);
+    if (auto r = log.append(e); !r)
+        spdlog::error("audit append failed for {} {}: {}", e.operation, e.resource_id, r.error().message);
 }
 
 // The write-ahead rule (SECURITY.md "Audit"): `made` is the change prepared in memory (or
@@ -131,7 +131,8 @@ result<void> check_server_auth(const issue_request& req, const server_name_polic
     if (who.role != api_role::admin)
         return make_error(errc::forbidden, "serverAuth certificates need the admin role", "extended_key_usage");
     if (policy.patterns.empty())
-        return make_error(errc::forbidden, "serverAuth is not allowed through the API (issuance.server_name_patterns is empty)",
+        return make_error(errc::forbidden,
+                          "serverAuth is not allowed through the API (issuance.server_name_patterns is empty)",
                           "extended_key_usage");
     std::vector<std::pair<std::string, const char*>> names;
     names.emplace_back(lower(req.subject.common_name), "common_name");
@@ -143,13 +144,15 @@ result<void> check_server_auth(const issue_request& req, const server_name_polic
                 return make_error(errc::forbidden, "'" + name + "' is a name of this CA's own listener", field);
         bool ok = false;
         for (const auto& p : policy.patterns) ok = ok || name_matches(name, lower(p));
-        if (!ok) return make_error(errc::forbidden, "'" + name + "' matches no issuance.server_name_patterns entry", field);
+        if (!ok)
+            return make_error(errc::forbidden, "'" + name + "' matches no issuance.server_name_patterns entry", field);
     }
     return {};
 }
 
 bool carries_server_auth(const cert_record& r) {
-    return std::find(r.extended_key_usage.begin(), r.extended_key_usage.end(), "serverAuth") != r.extended_key_usage.end();
+    return std::find(r.extended_key_usage.begin(), r.extended_key_usage.end(), "serverAuth") !=
+           r.extended_key_usage.end();
 }
 
 // Private keys and renewals of a certificate above the caller (a higher api_role, or a serverAuth
@@ -166,7 +169,8 @@ result<void> check_ceiling(const cert_record& r, const principal& who, std::stri
 // A principal may only grant a role at or below its own.
 result<void> check_grant(std::optional<api_role> role, const principal& who) {
     if (role && static_cast<int>(*role) > static_cast<int>(who.role))
-        return make_error(errc::forbidden, "api_role " + std::string(to_string(*role)) + " is above your own role", "api_role");
+        return make_error(errc::forbidden, "api_role " + std::string(to_string(*role)) + " is above your own role",
+                          "api_role");
     return {};
 }
 
@@ -195,15 +199,15 @@ boost::json::object actor_json(const principal& who) {
 }
 
 cert_service::cert_service(std::shared_ptr<const certificate_authority> ca, std::unique_ptr<cert_repository> store,
-                           std::shared_ptr<audit_sink> audit, service_config cfg,
-                           clock_fn clock, rng_fn rng)
-    : ca_(std::move(ca)), store_(std::move(store)), audit_(std::move(audit)),
-      cfg_(std::move(cfg)), clock_(std::move(clock)), rng_(std::move(rng)) {}
+                           std::shared_ptr<audit_sink> audit, service_config cfg, clock_fn clock, rng_fn rng)
+    : ca_(std::move(ca)), store_(std::move(store)), audit_(std::move(audit)), cfg_(std::move(cfg)),
+      clock_(std::move(clock)), rng_(std::move(rng)) {}
 
 result<load_report> cert_service::load() {
     auto report = store_->load_all(std::max(1u, cfg_.load_threads));
     if (!report) return report.error();
-    for (const auto& left : report->removed_leftovers) spdlog::warn("storage: cleaned leftover of an interrupted write: {}", left);
+    for (const auto& left : report->removed_leftovers)
+        spdlog::warn("storage: cleaned leftover of an interrupted write: {}", left);
     for (const auto& skip : report->skipped) spdlog::warn("storage: skipped {}", skip);
     for (const auto& rec : report->records) index_record(rec);
 
@@ -237,7 +241,8 @@ result<void> check_server_usage(const cert_record& r, const principal& who, std:
 } // namespace
 
 result<const cert_record*> cert_service::find_for_mutation(const std::string& id) const {
-    if (!valid_identifier(id)) return make_error(errc::invalid_identifier, "invalid certificate identifier", "identifier");
+    if (!valid_identifier(id))
+        return make_error(errc::invalid_identifier, "invalid certificate identifier", "identifier");
     const cert_record* rec = index_.find(id);
     if (!rec) return make_error(errc::not_found, "certificate not found");
     if (busy_ids_.count(id)) return make_error(errc::conflict, "another operation on this certificate is in progress");
@@ -299,14 +304,15 @@ result<staged<cert_view>> cert_service::stage_create(create_request req, const p
     if (auto g = check_grant(req.role, who); !g) return g.error();
     if (req.usage == cert_usage::server)
         return make_error(errc::invalid_argument,
-                          "server certificates are issued by `certmate init --server-cert`, not through the API", "cert_usage");
+                          "server certificates are issued by `certmate init --server-cert`, not through the API",
+                          "cert_usage");
     std::string id = req.identifier;
     if (id.empty()) {
         id = generate_identifier();
     } else {
         if (!valid_identifier(id))
-            return make_error(errc::invalid_identifier,
-                              "identifier must match [A-Za-z0-9][A-Za-z0-9._-]{0,63}", "identifier");
+            return make_error(errc::invalid_identifier, "identifier must match [A-Za-z0-9][A-Za-z0-9._-]{0,63}",
+                              "identifier");
         if (index_.find(id) || busy_ids_.count(id))
             return make_error(errc::already_exists, "a certificate with this identifier already exists", "identifier");
     }
@@ -405,7 +411,7 @@ result<staged<cert_view>> cert_service::stage_create(create_request req, const p
 // The commit of every certificate mutation [strand]: releases the identifier (and the reserved
 // serial), indexes the outcome, marks the CRL for a rebuild when revocation state changed.
 std::function<result<cert_view>(result<cert_view>)> cert_service::commit_cert(std::string id, std::string serial,
-                                                                            bool crl_affected) {
+                                                                              bool crl_affected) {
     return [this, id = std::move(id), serial = std::move(serial), crl_affected](result<cert_view> r) {
         busy_ids_.erase(id);
         if (!serial.empty()) reserved_serials_.erase(serial);
@@ -575,8 +581,8 @@ result<staged<cert_view>> cert_service::stage_update(const std::string& id, upda
     }
     // The sweep never renews the listener's certificate (`certmate init --server-cert` does).
     if (req.renewal_enabled && *req.renewal_enabled && updated.usage == cert_usage::server)
-        return make_error(errc::invalid_argument, "the listener's certificate is renewed by `certmate init --server-cert`",
-                          "renewal_enabled");
+        return make_error(errc::invalid_argument,
+                          "the listener's certificate is renewed by `certmate init --server-cert`", "renewal_enabled");
     if (req.renewal_enabled) {
         updated.renewal.renewal_enabled = *req.renewal_enabled;
         changed["renewal_enabled"] = *req.renewal_enabled;
@@ -592,18 +598,21 @@ result<staged<cert_view>> cert_service::stage_update(const std::string& id, upda
         if (auto g = check_grant(updated.role, who); !g) return g.error();
         if (auto g = check_grant(*req.role, who); !g) return g.error();
         updated.role = *req.role;
-        changed["api_role"] = *req.role ? boost::json::value(std::string(to_string(**req.role))) : boost::json::value(nullptr);
+        changed["api_role"] =
+            *req.role ? boost::json::value(std::string(to_string(**req.role))) : boost::json::value(nullptr);
     }
     return stage_metadata_change(std::move(updated), "update", {{"changed", changed}}, who, false);
 }
 
 result<staged<downloaded_file>> cert_service::stage_download(const std::string& id, file_format f,
-                                                            const principal& who) {
-    if (!valid_identifier(id)) return make_error(errc::invalid_identifier, "invalid certificate identifier", "identifier");
+                                                             const principal& who) {
+    if (!valid_identifier(id))
+        return make_error(errc::invalid_identifier, "invalid certificate identifier", "identifier");
     const cert_record* rec = index_.find(id);
     if (!rec) return make_error(errc::not_found, "certificate not found");
     if (f == file_format::key_pem) {
-        if (!rec->has_private_key) return make_error(errc::no_private_key, "no private key is held for this certificate");
+        if (!rec->has_private_key)
+            return make_error(errc::no_private_key, "no private key is held for this certificate");
         if (auto c = check_ceiling(*rec, who, "the private key"); !c) return c.error();
     }
     auto* store = store_.get();
@@ -646,12 +655,14 @@ result<staged<downloaded_file>> cert_service::stage_download(const std::string& 
 }
 
 result<staged<downloaded_file>> cert_service::stage_pkcs12(const std::string& id, std::string password,
-                                                          const principal& who) {
-    if (!valid_identifier(id)) return make_error(errc::invalid_identifier, "invalid certificate identifier", "identifier");
+                                                           const principal& who) {
+    if (!valid_identifier(id))
+        return make_error(errc::invalid_identifier, "invalid certificate identifier", "identifier");
     const cert_record* rec = index_.find(id);
     if (!rec) return make_error(errc::not_found, "certificate not found");
     if (!rec->has_private_key) return make_error(errc::no_private_key, "no private key is held for this certificate");
-    if (password.size() < 8) return make_error(errc::invalid_argument, "password must be at least 8 characters", "password");
+    if (password.size() < 8)
+        return make_error(errc::invalid_argument, "password must be at least 8 characters", "password");
     if (auto c = check_ceiling(*rec, who, "a PKCS#12 of the private key"); !c) return c.error();
 
     auto* store = store_.get();
@@ -714,8 +725,8 @@ std::optional<staged<std::shared_ptr<const built_crl>>> cert_service::stage_crl_
         if (auto w = store->publish_crl(crl->der, crl->pem); !w) return w.error();
         return std::shared_ptr<const built_crl>(std::make_shared<built_crl>(std::move(*crl)));
     };
-    s.commit = [this, number = params.crl_number](result<std::shared_ptr<const built_crl>> r)
-        -> result<std::shared_ptr<const built_crl>> {
+    s.commit = [this, number = params.crl_number](
+                   result<std::shared_ptr<const built_crl>> r) -> result<std::shared_ptr<const built_crl>> {
         crl_building_ = false;
         crl_number_ = std::max(crl_number_, number);
         if (r) {
@@ -731,15 +742,14 @@ std::optional<staged<std::shared_ptr<const built_crl>>> cert_service::stage_crl_
 }
 
 result<cert_view> cert_service::get(const std::string& id) const {
-    if (!valid_identifier(id)) return make_error(errc::invalid_identifier, "invalid certificate identifier", "identifier");
+    if (!valid_identifier(id))
+        return make_error(errc::invalid_identifier, "invalid certificate identifier", "identifier");
     const cert_record* rec = index_.find(id);
     if (!rec) return make_error(errc::not_found, "certificate not found");
     return view(*rec);
 }
 
-list_page cert_service::list(const list_query& q) const {
-    return index_.query(q, clock_(), cfg_.expiring_days);
-}
+list_page cert_service::list(const list_query& q) const { return index_.query(q, clock_(), cfg_.expiring_days); }
 
 cert_stats cert_service::stats() const { return index_.stats(clock_(), cfg_.expiring_days); }
 

@@ -47,9 +47,9 @@ struct service_config {
     issuance_policy issuance;
     server_name_policy server_names;
     key_type default_key_type = key_type::rsa2048;
-    int expiring_days = 30;                    // "expiring soon" in stats and status=expiring
+    int expiring_days = 30; // "expiring soon" in stats and status=expiring
     int default_renewal_threshold_days = 30;
-    bool revoke_superseded = false;            // renewal revokes the old certificate as `superseded`
+    bool revoke_superseded = false; // renewal revokes the old certificate as `superseded`
     std::chrono::hours crl_validity{24};
     unsigned load_threads = 4;
 };
@@ -58,11 +58,11 @@ struct service_config {
 // may grant (SECURITY.md "Roles"). The default is the server itself (sweep, CLI): admin.
 struct principal {
     enum class kind { system, token, certificate, anonymous };
-    std::string user = "system";      // token name, certificate identifier, "system", "cli"
+    std::string user = "system"; // token name, certificate identifier, "system", "cli"
     std::string ip;
     kind actor = kind::system;
-    std::string cert_serial;          // kind::certificate: the serial that authenticated (decimal)
-    api_role role = api_role::admin;  // the caller's role (anonymous callers: viewer)
+    std::string cert_serial;         // kind::certificate: the serial that authenticated (decimal)
+    api_role role = api_role::admin; // the caller's role (anonymous callers: viewer)
 };
 // The server itself acting (the sweep, a CLI command, tests): kind system, role admin.
 inline principal system_principal(std::string name, std::string ip = {}) {
@@ -76,13 +76,13 @@ boost::json::object actor_json(const principal& who);
 std::string_view to_string(principal::kind k) noexcept;
 
 struct create_request {
-    std::string identifier;                    // generated (cert-<12 hex>) when empty
-    subject_fields subject;                    // common_name required unless a CSR supplies it
+    std::string identifier; // generated (cert-<12 hex>) when empty
+    subject_fields subject; // common_name required unless a CSR supplies it
     subject_alt_names sans;
     cert_usage usage = cert_usage::api_mtls;
-    std::optional<key_type> key;               // generated key type (not with csr)
-    std::string csr_pem;                       // when set: no key is generated
-    int validity_days = 0;                     // 0 = policy default
+    std::optional<key_type> key; // generated key type (not with csr)
+    std::string csr_pem;         // when set: no key is generated
+    int validity_days = 0;       // 0 = policy default
     std::vector<std::string> extra_eku;
     std::string notes;
     std::optional<bool> renewal_enabled;
@@ -115,8 +115,8 @@ struct downloaded_file {
 
 template <class T>
 struct staged {
-    std::function<result<T>()> work;               // [pool]
-    std::function<result<T>(result<T>)> commit;    // [strand]
+    std::function<result<T>()> work;            // [pool]
+    std::function<result<T>(result<T>)> commit; // [strand]
 };
 
 template <class T>
@@ -128,8 +128,7 @@ result<T> run_sync(result<staged<T>> s) {
 class cert_service {
 public:
     cert_service(std::shared_ptr<const certificate_authority> ca, std::unique_ptr<cert_repository> store,
-                 std::shared_ptr<audit_sink> audit, service_config cfg,
-                 clock_fn clock, rng_fn rng);
+                 std::shared_ptr<audit_sink> audit, service_config cfg, clock_fn clock, rng_fn rng);
 
     // [strand] Loads every certificate into the index (on `cfg.load_threads` workers) and the
     // persisted CRL state; logs leftovers removed.
@@ -176,8 +175,8 @@ public:
 
     // ---- the renewal sweep's steps ----
     struct renewal_sweep {
-        renewal_summary summary;          // started_at and candidates set
-        std::vector<std::string> plan;    // the identifiers to renew, in order
+        renewal_summary summary;       // started_at and candidates set
+        std::vector<std::string> plan; // the identifiers to renew, in order
     };
     // [strand] Starts a sweep at now(): the candidates due then.
     renewal_sweep begin_renewal_sweep() const;
@@ -263,11 +262,11 @@ private:
     cert_index index_;
     std::shared_ptr<ocsp_table> ocsp_ = std::make_shared<ocsp_table>();
     std::shared_ptr<serial_owner_table> owners_ = std::make_shared<serial_owner_table>();
-    std::set<std::string> busy_ids_;           // identifiers with a staged mutation in flight
+    std::set<std::string> busy_ids_; // identifiers with a staged mutation in flight
     std::set<std::string> reserved_serials_;
 
-    std::atomic<std::shared_ptr<const built_crl>> crl_;   // swapped whole
-    std::uint64_t crl_number_ = 0;              // last number persisted
+    std::atomic<std::shared_ptr<const built_crl>> crl_; // swapped whole
+    std::uint64_t crl_number_ = 0;                      // last number persisted
     bool crl_dirty_ = true;
     bool crl_building_ = false;
 };

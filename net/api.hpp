@@ -128,7 +128,7 @@ private:
 
     core_access& core_;
     metrics& metrics_;
-    std::uint64_t requested_ = 0;              // [strand]
+    std::uint64_t requested_ = 0; // [strand]
     std::atomic<std::uint64_t> published_{0};
     std::mutex count_mu_;
     std::uint64_t counted_number_ = 0;
@@ -170,9 +170,9 @@ struct call {
     api_state& api;
     const request& req;
     path_params params;
-    path_params query;                 // decoded, in order
-    principal who;                     // token name (or "anonymous") and client IP
-    std::optional<api_role> role;      // nullopt: anonymous
+    path_params query;            // decoded, in order
+    principal who;                // token name (or "anonymous") and client IP
+    std::optional<api_role> role; // nullopt: anonymous
     std::string request_id;
 
     std::string param(std::string_view name) const;
@@ -204,13 +204,13 @@ struct api_state {
     denial_auditor denials;
     router routes;
     std::function<std::size_t()> connection_count;
-    std::atomic<std::shared_ptr<const token_table>> tokens;   // swapped whole
+    std::atomic<std::shared_ptr<const token_table>> tokens; // swapped whole
 };
 
 // Route registration (net/api_certs.cpp, net/api_misc.cpp).
 void add_cert_routes(router& r);
 void add_misc_routes(router& r, const server_options& opts);
-void add_ocsp_routes(router& r);   // net/ocsp_endpoint.cpp
+void add_ocsp_routes(router& r); // net/ocsp_endpoint.cpp
 // Every route the server serves: the three above (net/api_misc.cpp). docs/openapi.yaml documents each.
 void add_api_routes(router& r, const server_options& opts);
 // docs/openapi.json, embedded at build time (scripts/embed_file.cmake).

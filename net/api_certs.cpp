@@ -68,7 +68,9 @@ result<create_request> to_create_request(dto::create_cert b) {
     if (b.validity_days && b.days_valid && *b.validity_days != *b.days_valid)
         return make_error(errc::invalid_argument, "validity_days and days_valid differ", "days_valid");
     if (auto v = b.validity_days ? b.validity_days : b.days_valid) {
-        if (*v < 1) return make_error(errc::invalid_argument, "validity_days must be at least 1", b.validity_days ? "validity_days" : "days_valid");
+        if (*v < 1)
+            return make_error(errc::invalid_argument, "validity_days must be at least 1",
+                              b.validity_days ? "validity_days" : "days_valid");
         rq.validity_days = *v;
     }
     if (b.subject_alt_names) {
@@ -111,7 +113,8 @@ result<list_query> to_list_query(const path_params& query) {
         long long n = std::strtoll(v.c_str(), &end, 10);
         if (v.empty() || *end || errno || n < lo || n > hi)
             return make_error(errc::invalid_argument,
-                              name + " must be an integer between " + std::to_string(lo) + " and " + std::to_string(hi), name);
+                              name + " must be an integer between " + std::to_string(lo) + " and " + std::to_string(hi),
+                              name);
         return n;
     };
     for (const auto& [k, v] : query) {
@@ -121,10 +124,13 @@ result<list_query> to_list_query(const path_params& query) {
             q.usage = *u;
         } else if (k == "status") {
             auto s = parse_status_filter(v);
-            if (!s) return make_error(errc::invalid_argument, "status must be active, revoked, expired, expiring or on_hold", k);
+            if (!s)
+                return make_error(errc::invalid_argument,
+                                  "status must be active, revoked, expired, expiring or on_hold", k);
             q.status = *s;
         } else if (k == "revoked") {
-            if (v != "true" && v != "false") return make_error(errc::invalid_argument, "revoked must be true or false", k);
+            if (v != "true" && v != "false")
+                return make_error(errc::invalid_argument, "revoked must be true or false", k);
             q.revoked = v == "true";
         } else if (k == "search") {
             q.search = v;
@@ -140,11 +146,18 @@ result<list_query> to_list_query(const path_params& query) {
             } else {
                 q.descending = key == "created_at";
             }
-            if (key == "created_at") q.sort = sort_key::created_at;
-            else if (key == "expires_at") q.sort = sort_key::expires_at;
-            else if (key == "common_name") q.sort = sort_key::common_name;
-            else if (key == "identifier") q.sort = sort_key::identifier;
-            else return make_error(errc::invalid_argument, "sort must be created_at, expires_at, common_name or identifier (prefix - for descending)", k);
+            if (key == "created_at")
+                q.sort = sort_key::created_at;
+            else if (key == "expires_at")
+                q.sort = sort_key::expires_at;
+            else if (key == "common_name")
+                q.sort = sort_key::common_name;
+            else if (key == "identifier")
+                q.sort = sort_key::identifier;
+            else
+                return make_error(
+                    errc::invalid_argument,
+                    "sort must be created_at, expires_at, common_name or identifier (prefix - for descending)", k);
         } else if (k == "order") {
             if (v != "asc" && v != "desc") return make_error(errc::invalid_argument, "order must be asc or desc", k);
             q.descending = v == "desc";
@@ -177,9 +190,9 @@ asio::awaitable<response> list_certs(call& c) {
         items.push_back(std::move(o));
     }
     co_return json_response(http::status::ok, json::object{{"certificates", std::move(items)},
-                                                            {"total", page.total},
-                                                            {"limit", q->limit},
-                                                            {"offset", q->offset}});
+                                                           {"total", page.total},
+                                                           {"limit", q->limit},
+                                                           {"offset", q->offset}});
 }
 
 asio::awaitable<response> cert_stats(call& c) {
@@ -188,15 +201,16 @@ asio::awaitable<response> cert_stats(call& c) {
     json::object by_usage;
     for (auto u : all_usages) by_usage[to_string(u)] = 0;
     for (const auto& [u, n] : st.by_usage) by_usage[u] = n;
-    json::object by_state{{"active", st.active}, {"revoked", st.revoked}, {"expired", st.expired}, {"on_hold", st.on_hold}};
+    json::object by_state{
+        {"active", st.active}, {"revoked", st.revoked}, {"expired", st.expired}, {"on_hold", st.on_hold}};
     co_return json_response(http::status::ok, json::object{{"total", st.total},
-                                                            {"active", st.active},
-                                                            {"revoked", st.revoked},
-                                                            {"expired", st.expired},
-                                                            {"on_hold", st.on_hold},
-                                                            {"expiring_soon", st.expiring_soon},
-                                                            {"by_usage", std::move(by_usage)},
-                                                            {"by_state", std::move(by_state)}});
+                                                           {"active", st.active},
+                                                           {"revoked", st.revoked},
+                                                           {"expired", st.expired},
+                                                           {"on_hold", st.on_hold},
+                                                           {"expiring_soon", st.expiring_soon},
+                                                           {"by_usage", std::move(by_usage)},
+                                                           {"by_state", std::move(by_state)}});
 }
 
 asio::awaitable<response> get_cert(call& c) {
@@ -218,7 +232,9 @@ asio::awaitable<response> update_cert(call& c) {
             rq.role.emplace(std::nullopt);
         } else {
             auto role = parse_api_role(**body->api_role);
-            if (!role) co_return error_response(errc::invalid_argument, "api_role must be viewer, operator, admin or null", "api_role");
+            if (!role)
+                co_return error_response(errc::invalid_argument, "api_role must be viewer, operator, admin or null",
+                                         "api_role");
             rq.role.emplace(*role);
         }
     }
@@ -247,7 +263,8 @@ asio::awaitable<response> download(call& c, const file_kind_info& k) {
     auto stage = [&](cert_service& s) { return s.stage_download(id, k.format, c.who); };
     auto r = co_await c.core().run_staged<downloaded_file>(stage);
     if (!r) co_return error_response(r.error());
-    co_return bytes_response(http::status::ok, k.content_type, std::move(r->data), r->identifier + std::string(k.suffix));
+    co_return bytes_response(http::status::ok, k.content_type, std::move(r->data),
+                             r->identifier + std::string(k.suffix));
 }
 
 asio::awaitable<response> download_certificate(call& c) {
@@ -265,7 +282,8 @@ asio::awaitable<response> pkcs12_with(call& c, const std::string& password, std:
     auto stage = [&](cert_service& s) { return s.stage_pkcs12(id, password, c.who); };
     auto r = co_await c.core().run_staged<downloaded_file>(stage);
     if (!r) co_return error_response(r.error());
-    co_return bytes_response(http::status::ok, "application/x-pkcs12", std::move(r->data), r->identifier + std::string(suffix));
+    co_return bytes_response(http::status::ok, "application/x-pkcs12", std::move(r->data),
+                             r->identifier + std::string(suffix));
 }
 
 asio::awaitable<response> download_pkcs12(call& c) {
@@ -279,7 +297,9 @@ asio::awaitable<response> download_pkcs12(call& c) {
 // CertMate: GET …/download/pfx with the password in X-PKCS12-Password.
 asio::awaitable<response> download_pfx(call& c) {
     auto pw = c.req["X-PKCS12-Password"];
-    if (pw.empty()) co_return error_response(errc::invalid_argument, "the X-PKCS12-Password header is required", "X-PKCS12-Password");
+    if (pw.empty())
+        co_return error_response(errc::invalid_argument, "the X-PKCS12-Password header is required",
+                                 "X-PKCS12-Password");
     const std::string password(pw);
     co_return co_await pkcs12_with(c, password, ".pfx");
 }
@@ -297,7 +317,8 @@ asio::awaitable<response> revocation_change(call& c, Stage& stage) {
     if (r) {
         c.api.crl.kick();
         if (!co_await c.api.crl.wait_published(gen, crl_publish_wait))
-            spdlog::warn("[{}] CRL not yet published after {} of {}", c.request_id, r->record.identifier, c.req.target());
+            spdlog::warn("[{}] CRL not yet published after {} of {}", c.request_id, r->record.identifier,
+                         c.req.target());
     }
     co_return reply(r);
 }
@@ -309,10 +330,11 @@ asio::awaitable<response> revoke_cert(call& c) {
     if (body->reason) {
         auto reason = parse_revocation_reason(*body->reason);
         if (!reason)
-            co_return error_response(errc::invalid_argument,
-                                     "reason must be one of unspecified, keyCompromise, affiliationChanged, superseded, "
-                                     "cessationOfOperation, certificateHold, privilegeWithdrawn",
-                                     "reason");
+            co_return error_response(
+                errc::invalid_argument,
+                "reason must be one of unspecified, keyCompromise, affiliationChanged, superseded, "
+                "cessationOfOperation, certificateHold, privilegeWithdrawn",
+                "reason");
         rq.reason = *reason;
     }
     const std::string id = c.param("id");
@@ -321,7 +343,7 @@ asio::awaitable<response> revoke_cert(call& c) {
 }
 
 asio::awaitable<response> unhold_cert(call& c) {
-    auto body = dto::parse<dto::revoke>(c.req.body());   // {} or nothing; a reason is meaningless here
+    auto body = dto::parse<dto::revoke>(c.req.body()); // {} or nothing; a reason is meaningless here
     if (!body) co_return error_response(body.error());
     if (body->reason) co_return error_response(errc::invalid_argument, "unknown field", "reason");
     const std::string id = c.param("id");
@@ -364,7 +386,8 @@ void add_cert_routes(router& r) {
     r.add({verb::get, base + "/ca", viewer, rate_class::default_, body_kind::none, false, ca_pem});
     r.add({verb::get, base + "/{id}", viewer, rate_class::default_, body_kind::none, false, get_cert});
     r.add({verb::patch, base + "/{id}", op, rate_class::default_, body_kind::json, false, update_cert});
-    r.add({verb::get, base + "/{id}/certificate", viewer, rate_class::default_, body_kind::none, false, download_certificate});
+    r.add({verb::get, base + "/{id}/certificate", viewer, rate_class::default_, body_kind::none, false,
+           download_certificate});
     r.add({verb::get, base + "/{id}/chain", viewer, rate_class::default_, body_kind::none, false, download_chain});
     r.add({verb::get, base + "/{id}/csr", viewer, rate_class::default_, body_kind::none, false, download_csr});
     r.add({verb::get, base + "/{id}/private-key", op, rate_class::default_, body_kind::none, false, download_key});
@@ -373,7 +396,8 @@ void add_cert_routes(router& r) {
     r.add({verb::post, base + "/{id}/unhold", op, rate_class::default_, body_kind::json_optional, false, unhold_cert});
     r.add({verb::post, base + "/{id}/renew", op, rate_class::create, body_kind::json_optional, false, renew_cert});
     // CertMate (Python) downloads
-    r.add({verb::get, base + "/{id}/download/crt", viewer, rate_class::default_, body_kind::none, false, download_certificate});
+    r.add({verb::get, base + "/{id}/download/crt", viewer, rate_class::default_, body_kind::none, false,
+           download_certificate});
     r.add({verb::get, base + "/{id}/download/csr", viewer, rate_class::default_, body_kind::none, false, download_csr});
     r.add({verb::get, base + "/{id}/download/key", op, rate_class::default_, body_kind::none, false, download_key});
     r.add({verb::get, base + "/{id}/download/pfx", op, rate_class::default_, body_kind::none, false, download_pfx});

@@ -28,14 +28,15 @@ asio::awaitable<response> health(call& c) {
         ok = ok && h.ok;
     }
     co_return json_response(ok ? http::status::ok : http::status::service_unavailable,
-                             json::object{{"status", ok ? "ok" : "degraded"}, {"checks", std::move(checks)}});
+                            json::object{{"status", ok ? "ok" : "degraded"}, {"checks", std::move(checks)}});
 }
 
 asio::awaitable<response> metrics_text(call& c) {
     metrics_snapshot snap;
     auto stats = [](cert_service& s) { return s.stats(); };
     auto st = co_await c.core().in_core(stats);
-    snap.certificates_by_state = {{"active", st.active}, {"revoked", st.revoked}, {"expired", st.expired}, {"on_hold", st.on_hold}};
+    snap.certificates_by_state = {
+        {"active", st.active}, {"revoked", st.revoked}, {"expired", st.expired}, {"on_hold", st.on_hold}};
     for (auto u : all_usages) snap.certificates_by_usage[std::string(to_string(u))] = 0;
     for (const auto& [u, n] : st.by_usage) snap.certificates_by_usage[u] = n;
     snap.expiring_soon = st.expiring_soon;
@@ -108,13 +109,16 @@ asio::awaitable<response> crl_json(call& c) { co_return co_await crl_as(c, crl_f
 response ocsp_status_of(call& c, std::string_view serial_text) {
     auto serial = normalize_serial(serial_text);
     if (!serial)
-        return error_response(errc::invalid_argument, "serial_number must be decimal or 0x-prefixed hex", "serial_number");
+        return error_response(errc::invalid_argument, "serial_number must be decimal or 0x-prefixed hex",
+                              "serial_number");
     auto& svc = c.core().view();
     const auto look = svc.ocsp_statuses()->get(*serial);
     using state = ocsp_single_answer::state;
     const state st = look.answer ? look.answer->status : state::unknown;
     json::object o{{"response_status", "successful"},
-                   {"certificate_status", st == state::good ? "good" : st == state::revoked ? "revoked" : "unknown"},
+                   {"certificate_status", st == state::good      ? "good"
+                                          : st == state::revoked ? "revoked"
+                                                                 : "unknown"},
                    {"certificate_serial", *serial},
                    {"this_update", format_time(svc.now())},
                    {"next_update", nullptr},
@@ -133,7 +137,8 @@ asio::awaitable<response> ocsp_status_get(call& c) { co_return ocsp_status_of(c,
 asio::awaitable<response> ocsp_status_post(call& c) {
     auto body = dto::parse<dto::ocsp_status>(c.req.body());
     if (!body) co_return error_response(body.error());
-    if (!body->serial_number) co_return error_response(errc::invalid_argument, "serial_number is required", "serial_number");
+    if (!body->serial_number)
+        co_return error_response(errc::invalid_argument, "serial_number is required", "serial_number");
     co_return ocsp_status_of(c, body->serial_number->text);
 }
 
@@ -174,7 +179,8 @@ asio::awaitable<response> audit_verify(call& c) {
     auto verify = [&] { return c.core().view().audit_verify(); };
     const auto r = co_await c.core().in_pool(verify);
     json::array repairs;
-    for (const auto& rep : r.repairs) repairs.push_back(json::object{{"seq", rep.seq}, {"removed_bytes", rep.removed_bytes}});
+    for (const auto& rep : r.repairs)
+        repairs.push_back(json::object{{"seq", rep.seq}, {"removed_bytes", rep.removed_bytes}});
     json::object o{{"ok", r.ok},
                    {"entries", r.entries},
                    {"checkpoints_verified", r.checkpoints},
@@ -200,7 +206,8 @@ asio::awaitable<response> audit_export(call& c) {
     std::uint64_t from = 1;
     std::optional<std::uint64_t> to;
     for (const auto& [k, v] : c.query) {
-        if (k != "from_seq" && k != "to_seq") co_return error_response(errc::invalid_argument, "unknown query parameter", k);
+        if (k != "from_seq" && k != "to_seq")
+            co_return error_response(errc::invalid_argument, "unknown query parameter", k);
         char* end = nullptr;
         errno = 0;
         const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
@@ -208,7 +215,8 @@ asio::awaitable<response> audit_export(call& c) {
             co_return error_response(errc::invalid_argument, k + " must be a positive integer", k);
         (k == "from_seq" ? from : to.emplace()) = n;
     }
-    if (to && *to < from) co_return error_response(errc::invalid_argument, "to_seq must not be below from_seq", "to_seq");
+    if (to && *to < from)
+        co_return error_response(errc::invalid_argument, "to_seq must not be below from_seq", "to_seq");
     auto run = [&] { return c.core().view().audit_export_range(from, to); };
     auto ex = co_await c.core().in_pool(run);
     if (!ex) co_return error_response(ex.error());
@@ -244,7 +252,8 @@ void add_misc_routes(router& r, const server_options& opts) {
     using rc = rate_class;
     using bk = body_kind;
     r.add({verb::get, "/health", pub, rc::default_, bk::none, true, health});
-    r.add({verb::get, "/metrics", opts.metrics_public ? std::nullopt : std::optional(viewer), rc::default_, bk::none, true, metrics_text});
+    r.add({verb::get, "/metrics", opts.metrics_public ? std::nullopt : std::optional(viewer), rc::default_, bk::none,
+           true, metrics_text});
     r.add({verb::get, "/ca.crt", pub, rc::crl, bk::none, true, ca_der});
     r.add({verb::get, "/crl.der", pub, rc::crl, bk::none, true, crl_der_public});
     r.add({verb::get, "/api/ca", viewer, rc::default_, bk::none, false, ca_info});

@@ -30,13 +30,12 @@ asio::awaitable<void> crl_publisher::build_loop() {
             return s.stage_crl_build();
         };
         auto staged = co_await core_.in_core(stage_fn);
-        if (!staged) co_return;   // nothing due, or a running build will pick the change up
+        if (!staged) co_return; // nothing due, or a running build will pick the change up
         bool again = false;
         auto after = [&](cert_service& s, result<crl_ptr>& out) {
-            if (!out) return;   // the minute timer retries; no tight loop on a full disk
+            if (!out) return; // the minute timer retries; no tight loop on a full disk
             std::uint64_t seen = published_.load();
-            while (seen < gen && !published_.compare_exchange_weak(seen, gen)) {
-            }
+            while (seen < gen && !published_.compare_exchange_weak(seen, gen)) {}
             again = s.crl_rebuild_needed();
         };
         // The commit hands the work's result on unchanged: ok is whether the build succeeded.
@@ -66,7 +65,8 @@ std::size_t crl_publisher::revoked_count(const std::shared_ptr<const built_crl>&
     ossl::x509_crl parsed(d2i_X509_CRL(nullptr, &p, static_cast<long>(crl->der.size())));
     std::size_t n = 0;
     if (parsed) {
-        if (auto* revoked = X509_CRL_get_REVOKED(parsed.get())) n = static_cast<std::size_t>(sk_X509_REVOKED_num(revoked));
+        if (auto* revoked = X509_CRL_get_REVOKED(parsed.get()))
+            n = static_cast<std::size_t>(sk_X509_REVOKED_num(revoked));
     } else {
         spdlog::error("current CRL does not parse: {}", ossl::drain_errors());
     }

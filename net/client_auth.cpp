@@ -63,9 +63,12 @@ caller authenticate(const peer_info& peer, std::string_view authorization, const
         out.failure = auth_failure::invalid_token;
         return out;
     }
-    if (out.cert == cert_verdict::no_role) out.failure = auth_failure::certificate_without_role;
-    else if (out.cert) out.failure = auth_failure::certificate_refused;
-    else out.failure = auth_failure::no_credentials;
+    if (out.cert == cert_verdict::no_role)
+        out.failure = auth_failure::certificate_without_role;
+    else if (out.cert)
+        out.failure = auth_failure::certificate_refused;
+    else
+        out.failure = auth_failure::no_credentials;
     return out;
 }
 

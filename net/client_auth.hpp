@@ -27,23 +27,23 @@ struct client_certificate {
 // What a connection tells the request pipeline about its peer.
 struct peer_info {
     std::string ip;
-    bool tls = false;                        // came in on the TLS listener
-    std::optional<client_certificate> cert;  // presented and verified during the handshake
+    bool tls = false;                       // came in on the TLS listener
+    std::optional<client_certificate> cert; // presented and verified during the handshake
 };
 
 // A certificate checked against the live state at the time of a request.
 enum class cert_verdict {
-    accepted,     // good, known, within validity, carries an api_role
-    no_role,      // good but its metadata carries no api_role: no API access
-    revoked,      // revoked or on hold
-    unknown,      // a serial we have no record of
-    expired,      // past notAfter (or before notBefore)
+    accepted, // good, known, within validity, carries an api_role
+    no_role,  // good but its metadata carries no api_role: no API access
+    revoked,  // revoked or on hold
+    unknown,  // a serial we have no record of
+    expired,  // past notAfter (or before notBefore)
 };
-std::string_view to_string(cert_verdict v) noexcept;   // "accepted", "no_role", ...
+std::string_view to_string(cert_verdict v) noexcept; // "accepted", "no_role", ...
 
 struct cert_check {
     cert_verdict verdict = cert_verdict::unknown;
-    std::optional<serial_owner> owner;   // when the serial is ours
+    std::optional<serial_owner> owner; // when the serial is ours
 };
 
 // RFC 5280 6.1.3 (a)(2)/(3): the certificate validity period includes the current time and "At
@@ -54,19 +54,19 @@ cert_check check_client_certificate(const client_certificate& c, const ocsp_tabl
 
 enum class auth_failure {
     none,
-    no_credentials,            // neither an accepted certificate nor a token
-    invalid_token,             // a bearer token was sent and is not ours
-    certificate_refused,       // a certificate was sent and is revoked, unknown or expired
-    certificate_without_role,  // a good certificate without api_role (and no valid token)
+    no_credentials,           // neither an accepted certificate nor a token
+    invalid_token,            // a bearer token was sent and is not ours
+    certificate_refused,      // a certificate was sent and is revoked, unknown or expired
+    certificate_without_role, // a good certificate without api_role (and no valid token)
 };
-std::string_view to_string(auth_failure f) noexcept;   // the audit reason: "no_token", ...
+std::string_view to_string(auth_failure f) noexcept; // the audit reason: "no_token", ...
 
 struct caller {
-    std::optional<identity> ident;       // authenticated as; nullopt: anonymous
-    std::string user = "anonymous";      // the audit user: identity name, else the certificate's identifier
+    std::optional<identity> ident;  // authenticated as; nullopt: anonymous
+    std::string user = "anonymous"; // the audit user: identity name, else the certificate's identifier
     bool by_certificate = false;
     auth_failure failure = auth_failure::none;
-    std::optional<cert_verdict> cert;    // the verdict on a presented certificate
+    std::optional<cert_verdict> cert; // the verdict on a presented certificate
 };
 
 // Who sent a request: `authorization` is the Authorization header value ("" when absent).

@@ -12,9 +12,9 @@
 namespace certmate::net {
 
 struct connection_limits {
-    unsigned max_connections = 1024;   // admitted connections at most; beyond: 503
-    unsigned per_address = 64;         // per client address (IPv6: per /64); 0 = unlimited
-    unsigned reserved = 32;            // the last slots: only for addresses holding < reserve_share
+    unsigned max_connections = 1024; // admitted connections at most; beyond: 503
+    unsigned per_address = 64;       // per client address (IPv6: per /64); 0 = unlimited
+    unsigned reserved = 32;          // the last slots: only for addresses holding < reserve_share
 };
 
 // An address that already holds this many connections cannot take a reserved slot.
@@ -22,9 +22,9 @@ inline constexpr std::size_t reserve_share = 2;
 
 enum class admission {
     admitted,
-    per_address,   // the address holds per_address connections already
-    reserve,       // only reserved slots are left, and the address holds reserve_share or more
-    full,          // every slot is taken
+    per_address, // the address holds per_address connections already
+    reserve,     // only reserved slots are left, and the address holds reserve_share or more
+    full,        // every slot is taken
 };
 
 // The key connections are counted under: the IPv4 address (also when IPv4-mapped), or the /64

@@ -116,10 +116,14 @@ inline std::optional<error> read(const json::value& v, const std::string& f, int
     return std::nullopt;
 }
 inline std::optional<error> read(const json::value& v, const std::string& f, serial_text& out) {
-    if (v.is_string()) out.text = std::string(v.get_string());
-    else if (v.is_uint64()) out.text = std::to_string(v.get_uint64());
-    else if (v.is_int64() && v.get_int64() >= 0) out.text = std::to_string(v.get_int64());
-    else return bad(f, "must be a serial number string");
+    if (v.is_string())
+        out.text = std::string(v.get_string());
+    else if (v.is_uint64())
+        out.text = std::to_string(v.get_uint64());
+    else if (v.is_int64() && v.get_int64() >= 0)
+        out.text = std::to_string(v.get_int64());
+    else
+        return bad(f, "must be a serial number string");
     return std::nullopt;
 }
 template <class T>

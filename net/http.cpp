@@ -77,7 +77,8 @@ bool media_type_is(std::string_view ct, std::string_view media_type) {
 response bytes_response(http::status s, std::string_view content_type, std::string body, std::string_view filename) {
     response res{s, 11};
     res.set(http::field::content_type, content_type);
-    if (!filename.empty()) res.set(http::field::content_disposition, "attachment; filename=\"" + std::string(filename) + "\"");
+    if (!filename.empty())
+        res.set(http::field::content_disposition, "attachment; filename=\"" + std::string(filename) + "\"");
     res.body() = std::move(body);
     return res;
 }

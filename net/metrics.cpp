@@ -12,10 +12,14 @@ namespace {
 std::string escape(std::string_view v) {
     std::string out;
     for (char c : v) {
-        if (c == '\\') out += "\\\\";
-        else if (c == '"') out += "\\\"";
-        else if (c == '\n') out += "\\n";
-        else out += c;
+        if (c == '\\')
+            out += "\\\\";
+        else if (c == '"')
+            out += "\\\"";
+        else if (c == '\n')
+            out += "\\n";
+        else
+            out += c;
     }
     return out;
 }
@@ -75,7 +79,8 @@ std::string metrics::render(const metrics_snapshot& s) const {
     header(out, "certmate_certificates_by_usage", "gauge", "Client certificates by usage.");
     for (const auto& [usage, n] : s.certificates_by_usage)
         out += fmt::format("certmate_certificates_by_usage{{usage=\"{}\"}} {}\n", escape(usage), n);
-    header(out, "certmate_certificates_expiring_soon", "gauge", "Active certificates expiring within the configured window.");
+    header(out, "certmate_certificates_expiring_soon", "gauge",
+           "Active certificates expiring within the configured window.");
     out += fmt::format("certmate_certificates_expiring_soon {}\n", s.expiring_soon);
     if (s.have_crl) {
         header(out, "certmate_crl_age_seconds", "gauge", "Seconds since the current CRL's thisUpdate.");
@@ -105,7 +110,8 @@ std::string metrics::render(const metrics_snapshot& s) const {
         for (std::size_t i = 0; i < bounds_.size(); ++i)
             out += fmt::format("certmate_http_request_duration_seconds_bucket{{route=\"{}\",le=\"{}\"}} {}\n", r,
                                bounds_[i], h.buckets[i]);
-        out += fmt::format("certmate_http_request_duration_seconds_bucket{{route=\"{}\",le=\"+Inf\"}} {}\n", r, h.count);
+        out +=
+            fmt::format("certmate_http_request_duration_seconds_bucket{{route=\"{}\",le=\"+Inf\"}} {}\n", r, h.count);
         out += fmt::format("certmate_http_request_duration_seconds_sum{{route=\"{}\"}} {:.6f}\n", r, h.sum);
         out += fmt::format("certmate_http_request_duration_seconds_count{{route=\"{}\"}} {}\n", r, h.count);
     }
@@ -126,18 +132,20 @@ std::string metrics::render(const metrics_snapshot& s) const {
     header(out, "certmate_renewals_total", "counter", "Certificate renewals by the sweep, by result.");
     out += fmt::format("certmate_renewals_total{{result=\"ok\"}} {}\n", renewals_ok_);
     out += fmt::format("certmate_renewals_total{{result=\"failed\"}} {}\n", renewals_failed_);
-    header(out, "certmate_renewal_next_run_timestamp_seconds", "gauge", "When the next renewal sweep runs (Unix time).");
+    header(out, "certmate_renewal_next_run_timestamp_seconds", "gauge",
+           "When the next renewal sweep runs (Unix time).");
     out += fmt::format("certmate_renewal_next_run_timestamp_seconds {:.0f}\n", next_renewal_);
     header(out, "certmate_crl_builds_total", "counter", "CRL builds, by result.");
     out += fmt::format("certmate_crl_builds_total{{result=\"ok\"}} {}\n", crl_builds_ok_);
     out += fmt::format("certmate_crl_builds_total{{result=\"failed\"}} {}\n", crl_builds_failed_);
     header(out, "certmate_ocsp_responses_total", "counter",
            "OCSP answers: each CertID of a successful response by status, error responses by kind.");
-    static constexpr const char* ocsp_labels[ocsp_outcome_count] = {"good", "revoked", "unknown",
-                                                                   "malformed", "unauthorized", "internal_error"};
+    static constexpr const char* ocsp_labels[ocsp_outcome_count] = {"good",      "revoked",      "unknown",
+                                                                    "malformed", "unauthorized", "internal_error"};
     for (std::size_t i = 0; i < ocsp_outcome_count; ++i)
         out += fmt::format("certmate_ocsp_responses_total{{status=\"{}\"}} {}\n", ocsp_labels[i], ocsp_[i].load());
-    header(out, "certmate_ocsp_cache_total", "counter", "OCSP requests without a nonce, answered from the cache (hit) or signed (miss).");
+    header(out, "certmate_ocsp_cache_total", "counter",
+           "OCSP requests without a nonce, answered from the cache (hit) or signed (miss).");
     out += fmt::format("certmate_ocsp_cache_total{{result=\"hit\"}} {}\n", ocsp_cache_hits_.load());
     out += fmt::format("certmate_ocsp_cache_total{{result=\"miss\"}} {}\n", ocsp_cache_misses_.load());
     return out;

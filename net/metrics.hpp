@@ -18,12 +18,12 @@ namespace certmate::net {
 
 // Values read at scrape time from the service and the server.
 struct metrics_snapshot {
-    std::map<std::string, std::size_t> certificates_by_state;   // "active" -> n
+    std::map<std::string, std::size_t> certificates_by_state; // "active" -> n
     std::map<std::string, std::size_t> certificates_by_usage;
     std::size_t expiring_soon = 0;
     bool have_crl = false;
     double crl_age_seconds = 0;
-    double crl_next_update_seconds = 0;   // until nextUpdate
+    double crl_next_update_seconds = 0; // until nextUpdate
     std::uint64_t crl_number = 0;
     std::size_t connections = 0;
     std::size_t rate_limit_buckets = 0;
@@ -38,7 +38,7 @@ class metrics {
 public:
     void observe_request(std::string_view route, std::string_view method, unsigned status, double seconds);
     void rate_limited(rate_class c);
-    void denied(std::string_view reason);           // "unauthorized" | "forbidden"
+    void denied(std::string_view reason); // "unauthorized" | "forbidden"
     // A connection refused at accept: "per_address", "reserve" or "limit" (max_connections).
     void connection_refused(std::string_view reason);
     void renewals(std::size_t ok, std::size_t failed);
@@ -66,7 +66,7 @@ private:
     std::uint64_t renewals_ok_ = 0, renewals_failed_ = 0;
     double next_renewal_ = 0;
     std::uint64_t crl_builds_ok_ = 0, crl_builds_failed_ = 0;
-    std::array<std::atomic<std::uint64_t>, ocsp_outcome_count> ocsp_{};   // lock-free: the OCSP hot path
+    std::array<std::atomic<std::uint64_t>, ocsp_outcome_count> ocsp_{}; // lock-free: the OCSP hot path
     std::atomic<std::uint64_t> ocsp_cache_hits_{0}, ocsp_cache_misses_{0};
 };
 

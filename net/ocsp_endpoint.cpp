@@ -25,9 +25,12 @@ ocsp_outcome outcome_of(state s) {
 
 // The unsigned error responses never change: encoded once.
 std::shared_ptr<const std::string> error_der(ocsp_response_status s) {
-    static const auto malformed = std::make_shared<const std::string>(ocsp_error_response(ocsp_response_status::malformed_request));
-    static const auto unauthorized = std::make_shared<const std::string>(ocsp_error_response(ocsp_response_status::unauthorized));
-    static const auto internal = std::make_shared<const std::string>(ocsp_error_response(ocsp_response_status::internal_error));
+    static const auto malformed =
+        std::make_shared<const std::string>(ocsp_error_response(ocsp_response_status::malformed_request));
+    static const auto unauthorized =
+        std::make_shared<const std::string>(ocsp_error_response(ocsp_response_status::unauthorized));
+    static const auto internal =
+        std::make_shared<const std::string>(ocsp_error_response(ocsp_response_status::internal_error));
     switch (s) {
     case ocsp_response_status::malformed_request: return malformed;
     case ocsp_response_status::unauthorized: return unauthorized;
@@ -44,8 +47,8 @@ std::string http_date(time_point t) {
     std::tm tm{};
     gmtime_r(&tt, &tm);
     char buf[40];
-    std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
-                  tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday], tm.tm_mday,
+                  months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
     return buf;
 }
 
@@ -55,8 +58,10 @@ response to_http(const ocsp_answer& a, bool get, time_point now) {
     auto res = bytes_response(http::status::ok, "application/ocsp-response", *a.der);
     if (!get || !a.cacheable) return res;
     // RFC 5019 6.2: "max-age=<n> -where n is a time value later than thisUpdate but earlier than nextUpdate."
-    const auto max_age = std::max<std::int64_t>(0, std::chrono::floor<std::chrono::seconds>(a.next_update - now).count());
-    res.set(http::field::cache_control, "max-age=" + std::to_string(max_age) + ", public, no-transform, must-revalidate");
+    const auto max_age =
+        std::max<std::int64_t>(0, std::chrono::floor<std::chrono::seconds>(a.next_update - now).count());
+    res.set(http::field::cache_control,
+            "max-age=" + std::to_string(max_age) + ", public, no-transform, must-revalidate");
     res.set(http::field::date, http_date(now));
     // RFC 5019 6.2: Last-Modified "will be the same as the thisUpdate timestamp", Expires "the same
     // as the nextUpdate timestamp in the OCSP response itself".
@@ -141,10 +146,10 @@ asio::awaitable<ocsp_answer> ocsp_endpoint::answer(std::string_view der) {
 
     const auto table = svc.ocsp_statuses();
     std::vector<ocsp_single_answer> answers;
-    std::uint64_t generation = 0;   // of the last CertID's status: the cache's, when there is one CertID
+    std::uint64_t generation = 0; // of the last CertID's status: the cache's, when there is one CertID
     for (const auto& q : req->queries) {
         auto look = table->get(q.serial_decimal);
-        answers.push_back(look.answer.value_or(ocsp_single_answer{}));   // never issued: unknown
+        answers.push_back(look.answer.value_or(ocsp_single_answer{})); // never issued: unknown
         generation = look.generation;
     }
     auto count = [&] {

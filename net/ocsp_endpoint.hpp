@@ -57,7 +57,7 @@ private:
     metrics& stats_;
     const std::chrono::seconds validity_;
     const std::chrono::seconds refresh_before_;
-    std::atomic<std::shared_ptr<const ocsp_responder>> responder_;   // swapped whole
+    std::atomic<std::shared_ptr<const ocsp_responder>> responder_; // swapped whole
     std::atomic<bool> rotating_{false};
 };
 

@@ -48,7 +48,7 @@ bool is_json_content_type(std::string_view ct) { return media_type_is(ct, "appli
 response rate_limited_response(const rate_decision& d) {
     auto body = error_body(http::status::too_many_requests, errc_name(errc::rate_limited),
                            "Too many requests. Please try again later.");
-    body["error"] = "Rate limit exceeded";   // the seed's text, not the reason phrase
+    body["error"] = "Rate limit exceeded"; // the seed's text, not the reason phrase
     body["retry_after"] = d.retry_after.count();
     auto res = json_response(http::status::too_many_requests, body);
     res.set(http::field::retry_after, std::to_string(d.retry_after.count()));
@@ -56,7 +56,8 @@ response rate_limited_response(const rate_decision& d) {
 }
 
 response method_not_allowed(const std::vector<http::verb>& allowed) {
-    auto res = error_json(http::status::method_not_allowed, "METHOD_NOT_ALLOWED", "method not allowed on this resource");
+    auto res =
+        error_json(http::status::method_not_allowed, "METHOD_NOT_ALLOWED", "method not allowed on this resource");
     std::string allow;
     for (auto v : allowed) {
         if (!allow.empty()) allow += ", ";
@@ -173,8 +174,8 @@ asio::awaitable<response> dispatch(api_state& api, request& req, const peer_info
             api.stats.rate_limited(cls);
             res = rate_limited_response(limit);
         } else if (!rt) {
-            res = m.allowed.empty() ? error_response(errc::not_found, "no such resource")
-                                    : method_not_allowed(m.allowed);
+            res =
+                m.allowed.empty() ? error_response(errc::not_found, "no such resource") : method_not_allowed(m.allowed);
         } else if (required && !ident && auth.failure == auth_failure::certificate_without_role) {
             res = error_response(errc::forbidden, "this client certificate carries no api_role");
             api.stats.denied("forbidden");
@@ -184,13 +185,15 @@ asio::awaitable<response> dispatch(api_state& api, request& req, const peer_info
             if (auth.failure == auth_failure::certificate_refused)
                 why = "client certificate " + std::string(to_string(*auth.cert)) + "; a bearer token is required";
             res = error_response(errc::unauthorized, why);
-            res.set(http::field::www_authenticate,
-                    bad_credentials ? R"(Bearer realm="certmate", error="invalid_token")" : R"(Bearer realm="certmate")");
+            res.set(http::field::www_authenticate, bad_credentials ? R"(Bearer realm="certmate", error="invalid_token")"
+                                                                   : R"(Bearer realm="certmate")");
             api.stats.denied("unauthorized");
             audit_denial(api, who, req, route_label,
-                         auth.cert ? "certificate_" + std::string(to_string(*auth.cert)) : std::string(to_string(auth.failure)));
+                         auth.cert ? "certificate_" + std::string(to_string(*auth.cert))
+                                   : std::string(to_string(auth.failure)));
         } else if (required && static_cast<int>(ident->role) < static_cast<int>(*required)) {
-            res = error_response(errc::forbidden, "this operation needs the " + std::string(to_string(*required)) + " role");
+            res = error_response(errc::forbidden,
+                                 "this operation needs the " + std::string(to_string(*required)) + " role");
             api.stats.denied("forbidden");
             audit_denial(api, who, req, route_label, "role_too_low");
         } else if (auto ct = req[http::field::content_type];
@@ -198,7 +201,8 @@ asio::awaitable<response> dispatch(api_state& api, request& req, const peer_info
             res = error_json(http::status::unsupported_media_type, "UNSUPPORTED_MEDIA_TYPE",
                              "Content-Type must be application/json");
         } else {
-            call c{api, req, std::move(m.params), {}, who, ident ? std::optional(ident->role) : std::nullopt, request_id};
+            call c{api,       req, std::move(m.params), {}, who, ident ? std::optional(ident->role) : std::nullopt,
+                   request_id};
             if (qpos != std::string_view::npos && !parse_query(target.substr(qpos + 1), c.query))
                 res = error_response(errc::invalid_argument, "malformed query string", "query");
             else
@@ -206,8 +210,8 @@ asio::awaitable<response> dispatch(api_state& api, request& req, const peer_info
             if (res.result() == http::status::forbidden) audit_policy_denial(api, who, req, path, res);
         }
     } catch (const std::exception& e) {
-        spdlog::error("request {} {} {}: unexpected exception: {}", request_id, std::string(http::to_string(req.method())),
-                      route_label, e.what());
+        spdlog::error("request {} {} {}: unexpected exception: {}", request_id,
+                      std::string(http::to_string(req.method())), route_label, e.what());
         res = error_response(errc::internal, "internal error");
     }
 

@@ -38,10 +38,10 @@ template <class Handler>
 struct basic_route {
     boost::beast::http::verb method;
     std::string pattern;
-    std::optional<api_role> role;   // nullopt: public
+    std::optional<api_role> role; // nullopt: public
     rate_class cls = rate_class::default_;
     body_kind body = body_kind::none;
-    bool protocol = false;          // served on plain HTTP even when server.api_on_http = false
+    bool protocol = false; // served on plain HTTP even when server.api_on_http = false
     Handler handler;
 };
 
@@ -64,10 +64,10 @@ public:
     }
 
     struct match {
-        const route* found = nullptr;  // the route for this method and path
+        const route* found = nullptr; // the route for this method and path
         path_params params;
-        std::vector<boost::beast::http::verb> allowed;  // path known, method not: for Allow
-        const route* any = nullptr;    // some route of this path (its pattern labels metrics)
+        std::vector<boost::beast::http::verb> allowed; // path known, method not: for Allow
+        const route* any = nullptr;                    // some route of this path (its pattern labels metrics)
     };
 
     // `path` without the query; segments are percent-decoded before matching (a catch-all tail is not).
@@ -141,8 +141,8 @@ private:
 
     static bool is_tail(const std::string& p) { return p.size() > 3 && p.starts_with("{*") && p.back() == '}'; }
 
-    static bool matches(const std::vector<std::string>& pattern, std::string_view path, const std::vector<segment>& segs,
-                        path_params& params, int& literal) {
+    static bool matches(const std::vector<std::string>& pattern, std::string_view path,
+                        const std::vector<segment>& segs, path_params& params, int& literal) {
         const bool tail = !pattern.empty() && is_tail(pattern.back());
         const std::size_t fixed = tail ? pattern.size() - 1 : pattern.size();
         if (tail ? segs.size() <= fixed : segs.size() != fixed) return false;

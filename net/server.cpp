@@ -43,7 +43,7 @@ struct connection {
     explicit connection(tcp::socket s) : stream(std::in_place_index<0>, std::move(s)) {}
     connection(tcp::socket s, std::shared_ptr<asio::ssl::context> ctx)
         : tls_ctx(std::move(ctx)), stream(std::in_place_index<1>, std::move(s), *tls_ctx) {}
-    std::shared_ptr<asio::ssl::context> tls_ctx;   // the context of this connection's handshake
+    std::shared_ptr<asio::ssl::context> tls_ctx; // the context of this connection's handshake
     std::variant<beast::tcp_stream, tls_stream> stream;
     // [connection executor] what the connection waits for, and since when: idle = no request in
     // flight (in the TLS handshake, or waiting for the first byte of the next request);
@@ -55,8 +55,8 @@ struct connection {
         since = std::chrono::steady_clock::now();
     }
     bool idle() const { return state == phase::idle; }
-    std::string address;   // connection_table key (address_key of the peer)
-    bool counted = false;  // admitted into the connection_table (released when it ends)
+    std::string address;  // connection_table key (address_key of the peer)
+    bool counted = false; // admitted into the connection_table (released when it ends)
     peer_info peer;
     beast::tcp_stream& lowest() {
         return std::visit([](auto& s) -> beast::tcp_stream& { return beast::get_lowest_layer(s); }, stream);
@@ -114,7 +114,7 @@ struct server::impl {
     asio::strand<asio::io_context::executor_type> accept_strand;
     tcp::acceptor acceptor;
     std::optional<tcp::acceptor> tls_acceptor;
-    std::atomic<std::shared_ptr<asio::ssl::context>> tls_ctx;   // swapped whole on reload
+    std::atomic<std::shared_ptr<asio::ssl::context>> tls_ctx; // swapped whole on reload
     asio::steady_timer crl_timer;
     asio::system_timer renewal_timer;
     asio::steady_timer pressure_timer;
@@ -127,8 +127,8 @@ struct server::impl {
     std::mutex conn_mu;
     std::condition_variable conn_cv;
     std::list<std::shared_ptr<connection>> conns;
-    connection_table table;               // [conn_mu] admitted connections by address
-    std::atomic<bool> pressure{false};    // table.under_pressure(), readable without the lock
+    connection_table table;            // [conn_mu] admitted connections by address
+    std::atomic<bool> pressure{false}; // table.under_pressure(), readable without the lock
 
     // The short timeouts while under pressure, the configured ones otherwise.
     std::chrono::milliseconds idle_timeout() const {
@@ -216,7 +216,7 @@ asio::awaitable<void> server::impl::accept_loop(tcp::acceptor& a, bool tls) {
         if (draining || ec == asio::error::operation_aborted) co_return;
         if (ec) {
             spdlog::warn("accept failed: {}", ec.message());
-            backoff.expires_after(std::chrono::milliseconds(50));   // e.g. out of file descriptors
+            backoff.expires_after(std::chrono::milliseconds(50)); // e.g. out of file descriptors
             co_await backoff.async_wait(tuple_awaitable);
             continue;
         }
@@ -296,7 +296,7 @@ asio::awaitable<void> server::impl::close(connection&, Stream& s) {
 // A failed handshake (scanners, old clients, a certificate we refuse) is the client's problem:
 // logged at debug.
 asio::awaitable<bool> server::impl::handshake(connection& c, tls_stream& s, std::chrono::milliseconds timeout) {
-    c.enter(connection::phase::idle);   // a drain (and pressure) closes a connection still in its handshake
+    c.enter(connection::phase::idle); // a drain (and pressure) closes a connection still in its handshake
     if (draining) co_return false;
     beast::get_lowest_layer(s).expires_after(pressure ? std::min(timeout, opts.pressure_idle_timeout) : timeout);
     auto [ec] = co_await s.async_handshake(asio::ssl::stream_base::server, tuple_awaitable);
@@ -329,7 +329,7 @@ asio::awaitable<void> server::impl::serve(connection& c, Stream& s) {
             if (draining) break;
             sock.expires_after(idle_timeout());
             auto [ec, n] = co_await s.async_read_some(buffer.prepare(4096), tuple_awaitable);
-            if (ec) break;   // closed by the client, idle timeout, pressure or drain: not an error
+            if (ec) break; // closed by the client, idle timeout, pressure or drain: not an error
             buffer.commit(n);
         }
 
@@ -337,7 +337,7 @@ asio::awaitable<void> server::impl::serve(connection& c, Stream& s) {
         parser.header_limit(static_cast<std::uint32_t>(opts.header_limit));
         parser.body_limit(opts.body_limit);
         c.enter(connection::phase::reading);
-        sock.expires_after(request_timeout());   // the whole request, headers and body
+        sock.expires_after(request_timeout()); // the whole request, headers and body
         auto [ec, n] = co_await http::async_read(s, buffer, parser, tuple_awaitable);
         (void)n;
         c.enter(connection::phase::busy);
@@ -424,7 +424,7 @@ asio::awaitable<void> server::impl::crl_timer_loop() {
         crl_timer.expires_after(opts.crl_check_interval);
         auto [ec] = co_await crl_timer.async_wait(tuple_awaitable);
         if (ec || draining) co_return;
-        api->crl.kick();   // builds only when nextUpdate is near or a change is pending
+        api->crl.kick(); // builds only when nextUpdate is near or a change is pending
         api->ocsp.rotate_if_due();
     }
 }
@@ -470,11 +470,12 @@ result<void> server::start() {
         };
     };
     asio::co_spawn(m.accept_strand, m.accept_loop(m.acceptor, false), log_failure("listener"));
-    if (m.tls_acceptor) asio::co_spawn(m.accept_strand, m.accept_loop(*m.tls_acceptor, true), log_failure("TLS listener"));
+    if (m.tls_acceptor)
+        asio::co_spawn(m.accept_strand, m.accept_loop(*m.tls_acceptor, true), log_failure("TLS listener"));
     asio::co_spawn(m.api->core.strand(), m.crl_timer_loop(), log_failure("CRL timer"));
     asio::co_spawn(m.pressure_timer.get_executor(), m.pressure_loop(), log_failure("pressure sweep"));
     if (m.opts.renewal_sweep) asio::co_spawn(m.api->core.strand(), m.renewal_loop(), log_failure("renewal sweep"));
-    m.api->crl.kick();   // the first CRL (or a fresh one) before anyone asks
+    m.api->crl.kick(); // the first CRL (or a fresh one) before anyone asks
     const unsigned n = or_cores(m.opts.threads);
     for (unsigned i = 0; i < n; ++i) m.threads.emplace_back([&m] { m.ioc.run(); });
     // A first start has no CRL yet: give its build a moment so /health starts out "ok".
@@ -503,7 +504,7 @@ result<void> server::reload_tls(const tls_options& tls) {
     if (!m.tls_acceptor) return {};
     auto ctx = make_tls_context(tls, m.svc->ca().cert());
     if (!ctx) return ctx.error();
-    m.tls_ctx.store(std::move(*ctx));   // new handshakes only; open connections keep theirs
+    m.tls_ctx.store(std::move(*ctx)); // new handshakes only; open connections keep theirs
     return {};
 }
 

@@ -14,7 +14,7 @@ namespace certmate::net {
 class server {
 public:
     server(server_options opts, std::unique_ptr<cert_service> svc);
-    ~server();   // shuts down (drain) if still running
+    ~server(); // shuts down (drain) if still running
     server(const server&) = delete;
     server& operator=(const server&) = delete;
 
@@ -24,7 +24,7 @@ public:
     // The bound address (the chosen port when 0 was asked for).
     std::string host() const;
     unsigned short port() const;
-    std::string url() const;   // http://HOST:PORT
+    std::string url() const; // http://HOST:PORT
     // The TLS listener's port and https://HOST:PORT (0 and "" without server.https_listen).
     unsigned short tls_port() const;
     std::string tls_url() const;

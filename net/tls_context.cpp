@@ -20,10 +20,9 @@ namespace {
 // TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"; plus
 // ChaCha20-Poly1305 (RFC 7905) for clients without AES hardware. TLS 1.3 keeps OpenSSL's
 // suites, all of them AEAD.
-constexpr const char* tls12_cipher_list =
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
-    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+constexpr const char* tls12_cipher_list = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                                          "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                                          "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 
 // Sessions resumed from tickets keep the client certificate; the context id ties them to us.
 constexpr unsigned char session_id_context[] = "certmate";
@@ -65,7 +64,8 @@ result<std::shared_ptr<ssl::context>> make_tls_context(const tls_options& o, X50
         auto text = read_all(o.key_passphrase_file);
         if (!text) return config_error("tls.key_passphrase_file", "cannot read " + o.key_passphrase_file.string());
         passphrase = text->substr(0, text->find_first_of("\r\n"));
-        if (passphrase->empty()) return config_error("tls.key_passphrase_file", o.key_passphrase_file.string() + " is empty");
+        if (passphrase->empty())
+            return config_error("tls.key_passphrase_file", o.key_passphrase_file.string() + " is empty");
     }
     const auto key_pem = read_all(o.key_file);
     if (!key_pem) return config_error("tls.key", "cannot read " + o.key_file.string());
@@ -77,7 +77,8 @@ result<std::shared_ptr<ssl::context>> make_tls_context(const tls_options& o, X50
         return config_error("tls.key", o.key_file.string() + ": " + key.error().message);
     }
     if (SSL_CTX_use_PrivateKey(h, key->get()) != 1 || SSL_CTX_check_private_key(h) != 1)
-        return config_error("tls.key", o.key_file.string() + " does not match the certificate in " + o.cert_file.string());
+        return config_error("tls.key",
+                            o.key_file.string() + " does not match the certificate in " + o.cert_file.string());
 
     if (o.client_auth != client_auth_mode::none) {
         if (!client_ca) return config_error("tls.client_auth", "no CA certificate to verify clients against");
@@ -91,12 +92,12 @@ result<std::shared_ptr<ssl::context>> make_tls_context(const tls_options& o, X50
         SSL_CTX_set_verify(h, mode, nullptr);
         SSL_CTX_set_verify_depth(h, 2);
     }
-    ERR_clear_error();   // what a successful load left behind must not surface in a later handshake
+    ERR_clear_error(); // what a successful load left behind must not surface in a later handshake
     return ctx;
 }
 
 std::optional<client_certificate> verified_peer_certificate(const SSL* ssl) {
-    X509* c = SSL_get0_peer_certificate(ssl);   // borrowed, valid while the SSL lives
+    X509* c = SSL_get0_peer_certificate(ssl); // borrowed, valid while the SSL lives
     if (!c || SSL_get_verify_result(ssl) != X509_V_OK) return std::nullopt;
     return client_certificate{serial_to_decimal(X509_get0_serialNumber(c)), from_asn1_time(X509_get0_notBefore(c)),
                               from_asn1_time(X509_get0_notAfter(c))};

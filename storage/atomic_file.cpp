@@ -135,7 +135,7 @@ result<std::string> read_file(const fs::path& path) {
         return io_error("open", path, errno);
     }
     std::string out;
-    struct stat st{};
+    struct stat st {};
     if (::fstat(g.fd, &st) == 0 && st.st_size > 0) out.reserve(static_cast<std::size_t>(st.st_size));
     char buf[16384];
     for (;;) {
@@ -174,8 +174,9 @@ result<void> ensure_dir(const fs::path& dir, fs::perms mode) {
             continue;
         }
         if (errno != EEXIST) return io_error("mkdir", cur, errno);
-        struct stat st{};
-        if (::stat(cur.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return io_error("mkdir (not a directory)", cur, ENOTDIR);
+        struct stat st {};
+        if (::stat(cur.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+            return io_error("mkdir (not a directory)", cur, ENOTDIR);
     }
     return {};
 }

@@ -29,7 +29,8 @@ const std::string zero_hash(64, '0');
 bool is_hash(const json::value* v) {
     if (!v || !v->is_string()) return false;
     const auto& s = v->get_string();
-    return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+    return s.size() == 64 &&
+           std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
 std::optional<std::uint64_t> as_seq(const json::value* v) {
@@ -124,7 +125,7 @@ std::string_view operation_of(const json::object& o) {
 // Finds the last intact entry, reading backwards from the end in growing chunks.
 result<tail_state> read_tail(int fd, const std::filesystem::path& file) {
     tail_state st;
-    struct stat sb{};
+    struct stat sb {};
     if (::fstat(fd, &sb) != 0) return make_error(errc::audit_unavailable, "audit log: stat failed");
     const auto size = static_cast<std::size_t>(sb.st_size);
     if (size == 0) return st;
@@ -159,7 +160,7 @@ result<tail_state> read_tail(int fd, const std::filesystem::path& file) {
 
 // Cuts a last line that has no '\n' (a crash mid-write) and fsyncs; the bytes removed.
 result<std::uint64_t> cut_torn_tail(int fd, const std::filesystem::path& file) {
-    struct stat sb{};
+    struct stat sb {};
     if (::fstat(fd, &sb) != 0) return make_error(errc::audit_unavailable, "audit log: stat failed");
     const auto size = static_cast<std::size_t>(sb.st_size);
     if (size == 0) return std::uint64_t{0};
@@ -191,8 +192,7 @@ struct file_lock {
     bool held = false;
     explicit file_lock(int f) : fd(f) {
         int r;
-        while ((r = ::flock(fd, LOCK_EX)) != 0 && errno == EINTR) {
-        }
+        while ((r = ::flock(fd, LOCK_EX)) != 0 && errno == EINTR) {}
         held = r == 0;
     }
     ~file_lock() {
@@ -206,7 +206,7 @@ struct opened {
     int fd = -1;
     tail_state tail;
     std::uint64_t size = 0;
-    std::uint64_t cut_bytes = 0;  // torn tail removed
+    std::uint64_t cut_bytes = 0; // torn tail removed
 };
 
 // Opens (0600, creating directories 0700), cuts a torn last line and positions the chain after
@@ -234,7 +234,7 @@ result<opened> open_file(const std::filesystem::path& file) {
         if (!lock.held) return fail("lock");
         auto cut = cut_torn_tail(fd, file);
         auto tail = cut ? read_tail(fd, file) : result<tail_state>(cut.error());
-        struct stat sb{};
+        struct stat sb {};
         if (!tail || ::fstat(fd, &sb) != 0) {
             ::close(fd);
             return tail ? make_error(errc::audit_unavailable, "audit log: stat failed") : tail.error();
@@ -339,7 +339,7 @@ result<void> audit_log::ready_locked() {
 }
 
 result<void> audit_log::catch_up_locked() {
-    struct stat sb{};
+    struct stat sb {};
     if (::fstat(fd_, &sb) != 0) return fail_locked("stat failed");
     if (static_cast<std::uint64_t>(sb.st_size) == size_seen_) return {};
     // Another process appended (or crashed mid-line: cut that too, it never returned).
@@ -412,12 +412,8 @@ result<void> audit_log::write_checkpoint_locked(std::string reason) {
     e.operation = "checkpoint";
     e.resource_type = "audit";
     e.resource_id = std::to_string(head_seq);
-    e.details = {{"head_seq", head_seq},
-                 {"head_hash", last_hash_},
-                 {"algorithm", "Ed25519"},
-                 {"key_id", signer_id_},
-                 {"reason", std::move(reason)},
-                 {"signature", base64_encode(*sig)}};
+    e.details = {{"head_seq", head_seq}, {"head_hash", last_hash_},     {"algorithm", "Ed25519"},
+                 {"key_id", signer_id_}, {"reason", std::move(reason)}, {"signature", base64_encode(*sig)}};
     return write_locked(e);
 }
 
@@ -584,7 +580,8 @@ audit_verify_result verify_audit_file(const std::filesystem::path& file, EVP_PKE
     return verify_audit_text(*text, public_key);
 }
 
-audit_verify_result verify_audit_text(std::string_view text, EVP_PKEY* public_key, std::optional<audit_log::head> expected) {
+audit_verify_result verify_audit_text(std::string_view text, EVP_PKEY* public_key,
+                                      std::optional<audit_log::head> expected) {
     audit_verify_result res;
     auto lines = split_lines(text);
     std::string prev = zero_hash;
@@ -636,7 +633,8 @@ audit_verify_result verify_audit_text(std::string_view text, EVP_PKEY* public_ke
     }
     // A log cut short of the head this server wrote lost entries.
     if (expected && expected->seq > 0 && expected_seq <= expected->seq)
-        return bad(lines.size(), "the log ends before entry " + std::to_string(expected->seq) + ", which this server wrote");
+        return bad(lines.size(),
+                   "the log ends before entry " + std::to_string(expected->seq) + ", which this server wrote");
     return res;
 }
 

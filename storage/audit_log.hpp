@@ -98,8 +98,8 @@ private:
     clock_fn clock_;
     mutable std::mutex mu_;
     int fd_ = -1;
-    std::uint64_t seq_ = 0;      // seq of the next entry
-    std::string last_hash_;      // hex; 64 zeros before the first entry
+    std::uint64_t seq_ = 0;       // seq of the next entry
+    std::string last_hash_;       // hex; 64 zeros before the first entry
     std::uint64_t size_seen_ = 0; // file size after our last write: a change means another process appended
     bool healthy_ = true;
     bool simulate_failure_ = false;
@@ -111,6 +111,7 @@ private:
     ossl::pkey signer_;
     std::string signer_id_;
     std::uint64_t checkpoint_interval_ = 0;
+
 public:
     ~audit_log();
     audit_log(const audit_log&) = delete;

@@ -29,7 +29,8 @@ result<void> save_ca(const layout& l, const certificate_authority& ca, std::opti
     return write_file_atomic(l.ca_cert(), ca.cert_pem());
 }
 
-result<std::shared_ptr<const certificate_authority>> load_ca(const layout& l, std::optional<std::string_view> passphrase) {
+result<std::shared_ptr<const certificate_authority>> load_ca(const layout& l,
+                                                             std::optional<std::string_view> passphrase) {
     if (!ca_exists(l)) return make_error(errc::ca_missing, "no CA in " + l.ca_dir().string());
     auto cert = read_file(l.ca_cert());
     if (!cert) return cert.error();
@@ -76,9 +77,12 @@ result<crl_state> load_crl_state(const layout& l) {
     crl_state s;
     auto n = o.if_contains("crl_number");
     if (!n) return make_error(errc::storage_failure, "crl_state.json lacks crl_number");
-    if (n->is_uint64()) s.crl_number = n->as_uint64();
-    else if (n->is_int64() && n->as_int64() >= 0) s.crl_number = static_cast<std::uint64_t>(n->as_int64());
-    else return make_error(errc::storage_failure, "crl_state.json: crl_number is not a number");
+    if (n->is_uint64())
+        s.crl_number = n->as_uint64();
+    else if (n->is_int64() && n->as_int64() >= 0)
+        s.crl_number = static_cast<std::uint64_t>(n->as_int64());
+    else
+        return make_error(errc::storage_failure, "crl_state.json: crl_number is not a number");
     auto time_of = [&](const char* k) -> std::optional<time_point> {
         auto p = o.if_contains(k);
         if (!p || !p->is_string()) return std::nullopt;
@@ -124,9 +128,8 @@ result<std::shared_ptr<const ocsp_responder>> ensure_ocsp_responder(const layout
 }
 
 std::vector<std::string> ca_backup_members() {
-    return {"certs/ca/ca.crt",       "certs/ca/ca.key",          "certs/ca/ca_metadata.json",
-            "certs/ca/crl.pem",      "certs/crl/crl.der",        "certs/crl/crl_state.json",
-            "certs/ocsp/responder.crt", "certs/ocsp/responder.key"};
+    return {"certs/ca/ca.crt",   "certs/ca/ca.key",          "certs/ca/ca_metadata.json", "certs/ca/crl.pem",
+            "certs/crl/crl.der", "certs/crl/crl_state.json", "certs/ocsp/responder.crt",  "certs/ocsp/responder.key"};
 }
 
 namespace {
@@ -170,7 +173,9 @@ std::string tar_pack(const std::vector<std::pair<std::string, std::string>>& fil
 result<std::vector<std::pair<std::string, std::string>>> tar_unpack(std::string_view a) {
     std::vector<std::pair<std::string, std::string>> files;
     std::size_t pos = 0;
-    auto bad = [](const char* why) { return make_error(errc::invalid_argument, std::string("not a CertMate CA backup: ") + why); };
+    auto bad = [](const char* why) {
+        return make_error(errc::invalid_argument, std::string("not a CertMate CA backup: ") + why);
+    };
     while (pos + 512 <= a.size()) {
         std::string_view h = a.substr(pos, 512);
         if (h.find_first_not_of('\0') == std::string_view::npos) return files;
@@ -200,7 +205,8 @@ result<void> backup_ca(const layout& l, const fs::path& archive, std::optional<s
         if (m == "certs/ca/ca.key" && passphrase && !key_pem_encrypted(*data)) {
             auto enc = encrypt_key_pem(*data, *passphrase);
             if (!enc) return enc.error();
-            spdlog::warn("ca.key on disk is not encrypted; the backup holds it encrypted with the configured passphrase");
+            spdlog::warn(
+                "ca.key on disk is not encrypted; the backup holds it encrypted with the configured passphrase");
             *data = std::move(*enc);
         }
         files.emplace_back(m, std::move(*data));

@@ -18,7 +18,8 @@ namespace certmate::storage {
 bool ca_exists(const layout& l);
 // Writes key (first), certificate and metadata atomically. Refuses to overwrite an existing CA.
 result<void> save_ca(const layout& l, const certificate_authority& ca, std::optional<std::string_view> passphrase);
-result<std::shared_ptr<const certificate_authority>> load_ca(const layout& l, std::optional<std::string_view> passphrase);
+result<std::shared_ptr<const certificate_authority>> load_ca(const layout& l,
+                                                             std::optional<std::string_view> passphrase);
 
 // True when `pem` is one encrypted private key (PKCS#8 or legacy PEM encryption) that does not
 // load without a passphrase; a plain key carrying an "ENCRYPTED" marker, or any second block, is not.
@@ -28,7 +29,7 @@ bool key_pem_encrypted(std::string_view pem);
 // when it already was encrypted.
 result<bool> encrypt_ca_key_in_place(const layout& l, std::string_view passphrase);
 
-result<crl_state> load_crl_state(const layout& l);   // zero state when the file is absent
+result<crl_state> load_crl_state(const layout& l); // zero state when the file is absent
 // `late`, when given, takes a directory fsync failure after the rename (see write_file_atomic).
 result<void> save_crl_state(const layout& l, const crl_state& s, std::optional<error>* late = nullptr);
 
@@ -41,12 +42,13 @@ result<std::shared_ptr<const ocsp_responder>> ensure_ocsp_responder(const layout
 // Files in a CA backup, relative to data_dir.
 std::vector<std::string> ca_backup_members();
 // With `passphrase`, a plain ca.key goes into the archive encrypted with it.
-result<void> backup_ca(const layout& l, const fs::path& archive, std::optional<std::string_view> passphrase = std::nullopt);
+result<void> backup_ca(const layout& l, const fs::path& archive,
+                       std::optional<std::string_view> passphrase = std::nullopt);
 struct restore_report {
     std::string fingerprint_sha256;
     std::size_t files = 0;
     bool replaced = false;
-    bool key_encrypted = false;   // the archive's plain key was written encrypted with the passphrase
+    bool key_encrypted = false; // the archive's plain key was written encrypted with the passphrase
 };
 // Refuses (errc::ca_mismatch) to replace a different CA unless `force`; restoring the same CA is fine.
 // The archive's key must match its certificate (checked with `passphrase` when the key is

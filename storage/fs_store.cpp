@@ -192,9 +192,12 @@ void recover_usage_dir(const fs::path& udir, std::string_view uname, load_report
     std::error_code ec;
     for (fs::directory_iterator it(udir, ec), end; !ec && it != end; it.increment(ec)) {
         std::string name = it->path().filename().string();
-        if (name.starts_with(tmp_prefix)) tmps.push_back(name);
-        else if (name.starts_with(new_prefix)) news.push_back(name);
-        else if (name.starts_with(old_prefix)) olds.push_back(name);
+        if (name.starts_with(tmp_prefix))
+            tmps.push_back(name);
+        else if (name.starts_with(new_prefix))
+            news.push_back(name);
+        else if (name.starts_with(old_prefix))
+            olds.push_back(name);
     }
     if (ec) {
         rep.skipped.push_back(std::string(uname) + ": cannot list (" + ec.message() + ")");
@@ -287,7 +290,8 @@ result<void> fs_store::create(const cert_record& rec, const cert_files& files) {
         if (taken()) return fail(make_error(errc::already_exists, "identifier already exists", "identifier"));
         const fs::path dst = layout_.cert_dir(rec.usage, id);
         if (::renameat2(AT_FDCWD, tmp->c_str(), AT_FDCWD, dst.c_str(), RENAME_NOREPLACE) != 0) {
-            if (errno == EEXIST) return fail(make_error(errc::already_exists, "identifier already exists", "identifier"));
+            if (errno == EEXIST)
+                return fail(make_error(errc::already_exists, "identifier already exists", "identifier"));
             return fail(fs_error("rename", dst, errno));
         }
     }
@@ -310,13 +314,17 @@ result<void> fs_store::replace(const cert_record& rec, const cert_files& files) 
     std::optional<std::string> key = files.key_pem, csr = files.csr_pem;
     if (!key) {
         auto k = storage::read_file(dir / "cert.key");
-        if (k) key = std::move(*k);
-        else if (k.error().code != errc::not_found) return k.error();
+        if (k)
+            key = std::move(*k);
+        else if (k.error().code != errc::not_found)
+            return k.error();
     }
     if (!csr) {
         auto c = storage::read_file(dir / "cert.csr");
-        if (c) csr = std::move(*c);
-        else if (c.error().code != errc::not_found) return c.error();
+        if (c)
+            csr = std::move(*c);
+        else if (c.error().code != errc::not_found)
+            return c.error();
     }
 
     auto tmp = make_temp_dir(udir, new_prefix, id);
@@ -352,7 +360,8 @@ result<void> fs_store::replace(const cert_record& rec, const cert_files& files) 
 }
 
 result<void> fs_store::write_metadata(const cert_record& rec) {
-    if (!valid_identifier(rec.identifier)) return make_error(errc::invalid_identifier, "invalid identifier", "identifier");
+    if (!valid_identifier(rec.identifier))
+        return make_error(errc::invalid_identifier, "invalid identifier", "identifier");
     const fs::path dir = layout_.cert_dir(rec.usage, rec.identifier);
     if (!exists_nofollow(dir)) return make_error(errc::not_found, "certificate not found", "identifier");
     return write_visible(dir / "metadata.json", metadata_text(rec), fs::perms(0644));
@@ -405,7 +414,8 @@ result<load_report> fs_store::load_all(unsigned threads) {
         std::vector<std::string> skipped;
         std::vector<std::string> removed;
     };
-    const unsigned n = std::max(1u, std::min<unsigned>(threads, static_cast<unsigned>(std::max<std::size_t>(1, jobs.size()))));
+    const unsigned n =
+        std::max(1u, std::min<unsigned>(threads, static_cast<unsigned>(std::max<std::size_t>(1, jobs.size()))));
     std::vector<slot> slots(n);
     std::atomic<std::size_t> next{0};
     auto work = [&](slot& s) {
@@ -414,8 +424,10 @@ result<load_report> fs_store::load_all(unsigned threads) {
             const fs::path dir = layout_.cert_dir(j.usage, j.name);
             remove_temp_files(dir, std::string(to_string(j.usage)) + "/" + j.name, s.removed);
             auto rec = load_one(dir, j.usage, j.name);
-            if (rec) s.records.emplace_back(j.usage, std::move(*rec));
-            else s.skipped.push_back(std::string(to_string(j.usage)) + "/" + j.name + ": " + rec.error().message);
+            if (rec)
+                s.records.emplace_back(j.usage, std::move(*rec));
+            else
+                s.skipped.push_back(std::string(to_string(j.usage)) + "/" + j.name + ": " + rec.error().message);
         }
     };
     {
@@ -508,9 +520,8 @@ std::optional<std::string> fs_store::problem() const {
     return io_error();
 }
 
-result<std::shared_ptr<const ocsp_responder>> fs_store::ensure_ocsp_responder(const certificate_authority& ca,
-                                                                              time_point now,
-                                                                              std::chrono::hours renew_before) {
+result<std::shared_ptr<const ocsp_responder>>
+fs_store::ensure_ocsp_responder(const certificate_authority& ca, time_point now, std::chrono::hours renew_before) {
     return storage::ensure_ocsp_responder(layout_, ca, now, renew_before);
 }
 

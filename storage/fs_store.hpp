@@ -38,7 +38,7 @@ public:
     std::optional<std::string> problem() const override;
     // certs/ocsp/responder.crt, responder.key (0600): storage::ensure_ocsp_responder.
     result<std::shared_ptr<const ocsp_responder>> ensure_ocsp_responder(const certificate_authority& ca, time_point now,
-                                                                       std::chrono::hours renew_before) override;
+                                                                        std::chrono::hours renew_before) override;
 
     // Test hook: called with a step name ("files-written", "dir-synced", "renamed", ...) during
     // create/replace; returning false simulates a crash at that point (the call returns
@@ -53,7 +53,7 @@ private:
 
     layout layout_;
     mutable std::mutex io_mu_;
-    std::optional<std::string> io_error_;   // guarded by io_mu_
+    std::optional<std::string> io_error_; // guarded by io_mu_
 };
 
 } // namespace certmate::storage

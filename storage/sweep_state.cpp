@@ -13,7 +13,6 @@ namespace {
 fs::path sweep_file(const layout& l) { return l.state_dir() / "renewal_sweep.json"; }
 } // namespace
 
-
 std::optional<renewal_summary> load_last_sweep(const layout& l) {
     std::error_code ec;
     if (!fs::exists(sweep_file(l), ec)) return std::nullopt;
@@ -37,7 +36,8 @@ std::optional<renewal_summary> load_last_sweep(const layout& l) {
                : p && p->is_uint64()                    ? static_cast<std::size_t>(p->as_uint64())
                                                         : 0;
     };
-    if (auto p = o->if_contains("finished_at"); p && p->is_string()) s.finished_at = parse_time(p->as_string()).value_or(s.started_at);
+    if (auto p = o->if_contains("finished_at"); p && p->is_string())
+        s.finished_at = parse_time(p->as_string()).value_or(s.started_at);
     s.candidates = num("candidates");
     s.renewed = num("renewed");
     s.failed = num("failed");

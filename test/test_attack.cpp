@@ -54,7 +54,8 @@ void rewrite_with_recomputed_chain(const fs::path& file, std::size_t index,
                                    const std::function<void(json::object&)>& edit) {
     auto lines = lines_of(file);
     BOOST_REQUIRE(index < lines.size());
-    std::string prev = index == 0 ? std::string(64, '0') : std::string(json::parse(lines[index - 1]).as_object().at("hash").as_string());
+    std::string prev = index == 0 ? std::string(64, '0')
+                                  : std::string(json::parse(lines[index - 1]).as_object().at("hash").as_string());
     std::string out;
     for (std::size_t i = 0; i < lines.size(); ++i) {
         if (i >= index) {
@@ -78,7 +79,7 @@ void rewrite_with_recomputed_chain(const fs::path& file, std::size_t index,
 // ---- 1: the export signs only what the server wrote ----
 
 BOOST_AUTO_TEST_CASE(export_and_verify_refuse_a_log_rewritten_behind_the_servers_back) {
-    test_server srv([](app::config& c) { c.audit_checkpoint_interval = 0; });   // no checkpoint yet
+    test_server srv([](app::config& c) { c.audit_checkpoint_interval = 0; }); // no checkpoint yet
     auto http = srv.client();
     const auto& t = srv.tokens;
     for (const char* id : {"b1", "b2", "b3"})
@@ -140,20 +141,23 @@ BOOST_AUTO_TEST_CASE(server_auth_wildcard_cannot_cover_the_listener_name) {
     auto http = srv.client();
     auto req = [](const std::string& id, const std::string& cn, const std::string& dns) {
         return R"({"identifier":")" + id + R"(","common_name":")" + cn +
-               R"(","cert_usage":"vpn","extended_key_usage":["serverAuth"],"subject_alt_names":{"dns":[")" + dns + R"("]}})";
+               R"(","cert_usage":"vpn","extended_key_usage":["serverAuth"],"subject_alt_names":{"dns":[")" + dns +
+               R"("]}})";
     };
     // A wildcard the pattern allows, but which covers ca.example.com: a certificate for the listener.
-    expect_code(http.post_json("/api/client-certs", req("w1", "www.example.com", "*.example.com"), srv.tokens.admin), 403,
-                "FORBIDDEN", "subject_alt_names.dns");
-    expect_code(http.post_json("/api/client-certs", req("w2", "*.EXAMPLE.com", "www.example.com"), srv.tokens.admin), 403,
-                "FORBIDDEN", "common_name");
+    expect_code(http.post_json("/api/client-certs", req("w1", "www.example.com", "*.example.com"), srv.tokens.admin),
+                403, "FORBIDDEN", "subject_alt_names.dns");
+    expect_code(http.post_json("/api/client-certs", req("w2", "*.EXAMPLE.com", "www.example.com"), srv.tokens.admin),
+                403, "FORBIDDEN", "common_name");
     // the listener's name in upper case, or with a trailing dot (not a valid SAN at all)
-    expect_code(http.post_json("/api/client-certs", req("w3", "www.example.com", "CA.Example.COM"), srv.tokens.admin), 403,
-                "FORBIDDEN", "subject_alt_names.dns");
-    expect_code(http.post_json("/api/client-certs", req("w4", "www.example.com", "ca.example.com."), srv.tokens.admin), 400,
-                "INVALID_ARGUMENT", "subject_alt_names");
+    expect_code(http.post_json("/api/client-certs", req("w3", "www.example.com", "CA.Example.COM"), srv.tokens.admin),
+                403, "FORBIDDEN", "subject_alt_names.dns");
+    expect_code(http.post_json("/api/client-certs", req("w4", "www.example.com", "ca.example.com."), srv.tokens.admin),
+                400, "INVALID_ARGUMENT", "subject_alt_names");
     // a name the wildcard covers that is not the listener's stays allowed
-    BOOST_TEST(http.post_json("/api/client-certs", req("w5", "www.example.com", "www.example.com"), srv.tokens.admin).status == 201u);
+    BOOST_TEST(
+        http.post_json("/api/client-certs", req("w5", "www.example.com", "www.example.com"), srv.tokens.admin).status ==
+        201u);
 }
 
 BOOST_AUTO_TEST_CASE(server_auth_refuses_the_listener_ip_in_another_spelling) {
@@ -163,8 +167,10 @@ BOOST_AUTO_TEST_CASE(server_auth_refuses_the_listener_ip_in_another_spelling) {
     });
     auto http = srv.client();
     auto req = [](const std::string& id, const std::string& ip) {
-        return R"({"identifier":")" + id + R"(","common_name":"10.0.0.1","cert_usage":"vpn",)"
-               R"("extended_key_usage":["serverAuth"],"subject_alt_names":{"ip":[")" + ip + R"("]}})";
+        return R"({"identifier":")" + id +
+               R"(","common_name":"10.0.0.1","cert_usage":"vpn",)"
+               R"("extended_key_usage":["serverAuth"],"subject_alt_names":{"ip":[")" +
+               ip + R"("]}})";
     };
     // ::1 written out in full is the same 16 bytes in the certificate
     expect_code(http.post_json("/api/client-certs", req("i1", "0:0:0:0:0:0:0:1"), srv.tokens.admin), 403, "FORBIDDEN",

@@ -127,7 +127,7 @@ BOOST_AUTO_TEST_CASE(appends_then_verifies) {
     BOOST_TEST(v.entries == 50u);
     BOOST_TEST(read_lines(log_file(d)).size() == 50u);
 
-    struct stat st{};
+    struct stat st {};
     BOOST_REQUIRE(::stat(log_file(d).c_str(), &st) == 0);
     BOOST_TEST((st.st_mode & 07777) == 0600u);
 }
@@ -143,8 +143,8 @@ BOOST_AUTO_TEST_CASE(line_format_and_chain) {
         auto o = boost::json::parse(lines[i]).as_object();
         std::vector<std::string> keys;
         for (const auto& kv : o) keys.emplace_back(kv.key());
-        const std::vector<std::string> want{"seq", "timestamp", "operation", "resource_type", "resource_id", "status",
-                                            "user", "ip_address", "details", "error", "prev_hash", "hash"};
+        const std::vector<std::string> want{"seq",  "timestamp",  "operation", "resource_type", "resource_id", "status",
+                                            "user", "ip_address", "details",   "error",         "prev_hash",   "hash"};
         BOOST_TEST(keys == want, boost::test_tools::per_element());
         BOOST_TEST(o.at("seq").to_number<std::uint64_t>() == i + 1);
         BOOST_TEST(o.at("timestamp").as_string() == format_time(t0 + static_cast<int>(i) * 1min));
@@ -272,7 +272,8 @@ BOOST_AUTO_TEST_CASE(a_full_disk_fails_then_heals_when_space_returns) {
     std::filesystem::create_directories(mnt);
     auto m = certmate::test::run("mount -t tmpfs -o size=256k,mode=0700 tmpfs " + mnt.string());
     if (m.exit_code != 0) {
-        BOOST_TEST_MESSAGE("SKIPPED a_full_disk_fails_then_heals_when_space_returns: cannot mount a tmpfs: " << m.output);
+        BOOST_TEST_MESSAGE(
+            "SKIPPED a_full_disk_fails_then_heals_when_space_returns: cannot mount a tmpfs: " << m.output);
         return;
     }
     struct unmount {
@@ -473,7 +474,8 @@ BOOST_AUTO_TEST_CASE(signed_checkpoints_every_interval_and_at_shutdown) {
         auto sig = base64_decode(std::string(det.at("signature").as_string()));
         BOOST_REQUIRE(sig.has_value());
         BOOST_TEST(sig->size() == 64u);
-        BOOST_TEST(verify_raw(pub.get(), "certmate-audit-checkpoint-v1\n" + std::to_string(cp - 1) + "\n" + head_hash + "\n", *sig));
+        BOOST_TEST(verify_raw(
+            pub.get(), "certmate-audit-checkpoint-v1\n" + std::to_string(cp - 1) + "\n" + head_hash + "\n", *sig));
     }
     auto v = verify_audit_file(log_file(d), pub.get());
     BOOST_TEST(v.ok, v.reason << " at line " << v.bad_line);

@@ -47,7 +47,7 @@ std::vector<std::string> lines_of(const fs::path& p) {
 }
 
 unsigned mode_of(const fs::path& p) {
-    struct stat st{};
+    struct stat st {};
     BOOST_REQUIRE(::stat(p.c_str(), &st) == 0);
     return st.st_mode & 07777;
 }
@@ -96,7 +96,8 @@ BOOST_AUTO_TEST_CASE(routes_verify_public_key_and_an_export_openssl_verifies) {
     test_server srv([](app::config& c) { c.audit_checkpoint_interval = 3; });
     auto http = srv.client();
     const auto& t = srv.tokens;
-    for (const char* id : {"a1", "a2", "a3", "a4"}) BOOST_REQUIRE_EQUAL(http.post_json("/api/client-certs", create_body(id), t.operator_).status, 201u);
+    for (const char* id : {"a1", "a2", "a3", "a4"})
+        BOOST_REQUIRE_EQUAL(http.post_json("/api/client-certs", create_body(id), t.operator_).status, 201u);
 
     // The public key: for viewers, the same as the file.
     const storage::layout l{srv.config().data_dir};
@@ -130,11 +131,14 @@ BOOST_AUTO_TEST_CASE(routes_verify_public_key_and_an_export_openssl_verifies) {
     write_text(w / "audit.pub", pk.body);
     write_text(w / "export.json", ex.body);
     // The commands docs/audit.md gives (jq and base64 from coreutils).
-    auto files = run("cd " + w.path().string() + " && jq -j .lines export.json > range.jsonl && jq -r .signature export.json | base64 -d > range.sig");
+    auto files =
+        run("cd " + w.path().string() +
+            " && jq -j .lines export.json > range.jsonl && jq -r .signature export.json | base64 -d > range.sig");
     BOOST_REQUIRE_MESSAGE(files.exit_code == 0, files.output);
     BOOST_TEST(read_text(w / "range.jsonl") == want);
-    const std::string verify = "cd " + w.path().string() +
-                               " && openssl pkeyutl -verify -pubin -inkey audit.pub -rawin -in range.jsonl -sigfile range.sig";
+    const std::string verify =
+        "cd " + w.path().string() +
+        " && openssl pkeyutl -verify -pubin -inkey audit.pub -rawin -in range.jsonl -sigfile range.sig";
     auto good = run(verify);
     BOOST_TEST(good.exit_code == 0, good.output);
     BOOST_TEST(good.output.find("Signature Verified Successfully") != std::string::npos, good.output);
@@ -214,8 +218,8 @@ BOOST_AUTO_TEST_CASE(cli_verify_shows_the_repair_of_a_torn_line) {
     BOOST_REQUIRE(app::open_service(cfg)); // what serve does at start
     auto r = run(verify);
     BOOST_TEST(r.exit_code == 0, r.output);
-    BOOST_TEST(r.output.find("repair at seq 2: a torn last line of " + std::to_string(torn.size()) + " bytes was cut") !=
-                   std::string::npos,
+    BOOST_TEST(r.output.find("repair at seq 2: a torn last line of " + std::to_string(torn.size()) +
+                             " bytes was cut") != std::string::npos,
                r.output);
 }
 

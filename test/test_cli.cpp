@@ -50,7 +50,7 @@ BOOST_AUTO_TEST_CASE(init_creates_ca_token_and_starter_config) {
     BOOST_TEST(certmate::test::read_text(d / "certmate.conf").find("admin:admin:" + certmate::sha256_hex(token)) !=
                std::string::npos);
     for (const char* f : {"admin.token", "certs/ca/ca.key", "certs/ocsp/responder.key"}) {
-        struct stat st{};
+        struct stat st {};
         BOOST_REQUIRE(::stat((d / f).c_str(), &st) == 0);
         BOOST_TEST((st.st_mode & 0777) == 0600u, f);
     }

@@ -72,7 +72,8 @@ std::string oid_text(const ASN1_OBJECT* o) {
 // The OIDs of the certificate's extensions, in order.
 std::vector<std::string> ext_oids(X509* cert) {
     std::vector<std::string> out;
-    for (int i = 0; i < X509_get_ext_count(cert); ++i) out.push_back(oid_text(X509_EXTENSION_get_object(X509_get_ext(cert, i))));
+    for (int i = 0; i < X509_get_ext_count(cert); ++i)
+        out.push_back(oid_text(X509_EXTENSION_get_object(X509_get_ext(cert, i))));
     return out;
 }
 
@@ -86,10 +87,12 @@ std::vector<int> key_usage_bits(X509* cert, int& crit) {
 }
 
 std::vector<int> eku_nids(X509* cert, int& crit) {
-    ossl::extended_key_usage eku(static_cast<EXTENDED_KEY_USAGE*>(X509_get_ext_d2i(cert, NID_ext_key_usage, &crit, nullptr)));
+    ossl::extended_key_usage eku(
+        static_cast<EXTENDED_KEY_USAGE*>(X509_get_ext_d2i(cert, NID_ext_key_usage, &crit, nullptr)));
     std::vector<int> out;
     if (!eku) return out;
-    for (int i = 0; i < sk_ASN1_OBJECT_num(eku.get()); ++i) out.push_back(OBJ_obj2nid(sk_ASN1_OBJECT_value(eku.get(), i)));
+    for (int i = 0; i < sk_ASN1_OBJECT_num(eku.get()); ++i)
+        out.push_back(OBJ_obj2nid(sk_ASN1_OBJECT_value(eku.get(), i)));
     return out;
 }
 
@@ -97,11 +100,13 @@ std::string uri_of(const GENERAL_NAME* gn) {
     int type = 0;
     auto* v = static_cast<const ASN1_STRING*>(GENERAL_NAME_get0_value(gn, &type));
     BOOST_REQUIRE_EQUAL(type, GEN_URI);
-    return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(v)), static_cast<std::size_t>(ASN1_STRING_length(v)));
+    return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(v)),
+                       static_cast<std::size_t>(ASN1_STRING_length(v)));
 }
 
 std::string asn1_octets(const ASN1_OCTET_STRING* s) {
-    return s ? std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)), static_cast<std::size_t>(ASN1_STRING_length(s)))
+    return s ? std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                           static_cast<std::size_t>(ASN1_STRING_length(s)))
              : std::string();
 }
 
@@ -115,11 +120,13 @@ void check_client_profile(X509* cert, const certificate_authority& ca, bool rsa,
     if (!want_sans.empty()) want.push_back("2.5.29.17");
     for (auto o : {"2.5.29.14", "2.5.29.35", "2.5.29.31", "1.3.6.1.5.5.7.1.1"}) want.push_back(o);
     auto got = ext_oids(cert);
-    BOOST_TEST(std::multiset<std::string>(got.begin(), got.end()) == std::multiset<std::string>(want.begin(), want.end()),
+    BOOST_TEST(std::multiset<std::string>(got.begin(), got.end()) ==
+                   std::multiset<std::string>(want.begin(), want.end()),
                boost::test_tools::per_element());
 
     int crit = -1;
-    ossl::basic_constraints bc(static_cast<BASIC_CONSTRAINTS*>(X509_get_ext_d2i(cert, NID_basic_constraints, &crit, nullptr)));
+    ossl::basic_constraints bc(
+        static_cast<BASIC_CONSTRAINTS*>(X509_get_ext_d2i(cert, NID_basic_constraints, &crit, nullptr)));
     BOOST_REQUIRE(bc);
     BOOST_TEST(crit == 1);
     BOOST_TEST(bc->ca == 0);
@@ -127,7 +134,8 @@ void check_client_profile(X509* cert, const certificate_authority& ca, bool rsa,
 
     auto bits = key_usage_bits(cert, crit);
     BOOST_TEST(crit == 1);
-    std::vector<int> want_bits = rsa ? std::vector<int>{0, 2} : std::vector<int>{0}; // digitalSignature(0), keyEncipherment(2)
+    std::vector<int> want_bits =
+        rsa ? std::vector<int>{0, 2} : std::vector<int>{0}; // digitalSignature(0), keyEncipherment(2)
     BOOST_TEST(bits == want_bits, boost::test_tools::per_element());
 
     auto ekus = eku_nids(cert, crit);
@@ -148,12 +156,14 @@ void check_client_profile(X509* cert, const certificate_authority& ca, bool rsa,
     }
 
     BOOST_TEST(X509_get0_subject_key_id(cert) != nullptr);
-    ossl::authority_keyid akid(static_cast<AUTHORITY_KEYID*>(X509_get_ext_d2i(cert, NID_authority_key_identifier, &crit, nullptr)));
+    ossl::authority_keyid akid(
+        static_cast<AUTHORITY_KEYID*>(X509_get_ext_d2i(cert, NID_authority_key_identifier, &crit, nullptr)));
     BOOST_REQUIRE(akid);
     BOOST_TEST(crit == 0);
     BOOST_TEST(asn1_octets(akid->keyid) == asn1_octets(X509_get0_subject_key_id(ca.cert())));
 
-    ossl::crl_dist_points cdp(static_cast<CRL_DIST_POINTS*>(X509_get_ext_d2i(cert, NID_crl_distribution_points, &crit, nullptr)));
+    ossl::crl_dist_points cdp(
+        static_cast<CRL_DIST_POINTS*>(X509_get_ext_d2i(cert, NID_crl_distribution_points, &crit, nullptr)));
     BOOST_REQUIRE(cdp);
     BOOST_REQUIRE_EQUAL(sk_DIST_POINT_num(cdp.get()), 1);
     DIST_POINT* dp = sk_DIST_POINT_value(cdp.get(), 0);
@@ -162,7 +172,8 @@ void check_client_profile(X509* cert, const certificate_authority& ca, bool rsa,
     BOOST_REQUIRE_EQUAL(sk_GENERAL_NAME_num(dp->distpoint->name.fullname), 1);
     BOOST_TEST(uri_of(sk_GENERAL_NAME_value(dp->distpoint->name.fullname, 0)) == base_url + "/crl.der");
 
-    ossl::authority_info_access aia(static_cast<AUTHORITY_INFO_ACCESS*>(X509_get_ext_d2i(cert, NID_info_access, &crit, nullptr)));
+    ossl::authority_info_access aia(
+        static_cast<AUTHORITY_INFO_ACCESS*>(X509_get_ext_d2i(cert, NID_info_access, &crit, nullptr)));
     BOOST_REQUIRE(aia);
     BOOST_REQUIRE_EQUAL(sk_ACCESS_DESCRIPTION_num(aia.get()), 2);
     BOOST_TEST(OBJ_obj2nid(sk_ACCESS_DESCRIPTION_value(aia.get(), 0)->method) == NID_ad_OCSP);
@@ -186,7 +197,8 @@ issue_request make_request(const std::string& cn) {
     return r;
 }
 
-issued_cert issue_ok(const certificate_authority& ca, EVP_PKEY* key, const issue_request& req, time_point now = now_s()) {
+issued_cert issue_ok(const certificate_authority& ca, EVP_PKEY* key, const issue_request& req,
+                     time_point now = now_s()) {
     auto r = issue_certificate(ca, key, req, test_policy(), now);
     BOOST_REQUIRE_MESSAGE(r.has_value(), "issue failed: " << (r.has_value() ? "" : r.error().message));
     return std::move(*r);
@@ -213,8 +225,8 @@ std::string decimal_to_hex(const std::string& dec) {
 // Re-armours DER as PEM with the given label.
 std::string to_pem(const std::string& der, const std::string& label) {
     std::string b64(4 * ((der.size() + 2) / 3) + 1, '\0');
-    int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(b64.data()), reinterpret_cast<const unsigned char*>(der.data()),
-                            static_cast<int>(der.size()));
+    int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(b64.data()),
+                            reinterpret_cast<const unsigned char*>(der.data()), static_cast<int>(der.size()));
     b64.resize(static_cast<std::size_t>(n));
     std::string out = "-----BEGIN " + label + "-----\n";
     for (std::size_t i = 0; i < b64.size(); i += 64) out += b64.substr(i, 64) + "\n";
@@ -274,7 +286,8 @@ BOOST_AUTO_TEST_CASE(generate_describe_and_pem_round_trip) {
                 BOOST_TEST(asn.output.find("PBES2") != std::string::npos);
                 BOOST_TEST(asn.output.find("PBKDF2") != std::string::npos);
                 BOOST_TEST(asn.output.find("aes-256-cbc") != std::string::npos);
-                BOOST_TEST(run("openssl pkey -noout -passin pass:s3cret-pass -in " + quote(d / "enc.key")).exit_code == 0);
+                BOOST_TEST(run("openssl pkey -noout -passin pass:s3cret-pass -in " + quote(d / "enc.key")).exit_code ==
+                           0);
             }
         }
     }
@@ -287,7 +300,9 @@ BOOST_AUTO_TEST_CASE(traditional_pem_is_loaded) {
     BOOST_REQUIRE(k.has_value());
     BOOST_TEST(describe_key(k->get()) == "rsa2048");
 
-    BOOST_REQUIRE(run("openssl genrsa -traditional -aes256 -passout pass:abcdefgh -out " + quote(d / "te.key") + " 2048").exit_code == 0);
+    BOOST_REQUIRE(
+        run("openssl genrsa -traditional -aes256 -passout pass:abcdefgh -out " + quote(d / "te.key") + " 2048")
+            .exit_code == 0);
     auto pem = read_text(d / "te.key");
     BOOST_TEST(load_private_key(pem, "abcdefgh").has_value());
     auto wrong = load_private_key(pem, "abcdefgX");
@@ -355,7 +370,8 @@ BOOST_AUTO_TEST_CASE(serials) {
     BOOST_TEST(normalize_serial("00031").value_or("") == "31");
     BOOST_TEST(normalize_serial("0x1F").value_or("") == "31");
     BOOST_TEST(normalize_serial("0x1f").value_or("") == "31");
-    BOOST_TEST(normalize_serial("0X7fffffffffffffffffffffffffffffff").value_or("") == "170141183460469231731687303715884105727");
+    BOOST_TEST(normalize_serial("0X7fffffffffffffffffffffffffffffff").value_or("") ==
+               "170141183460469231731687303715884105727");
     BOOST_TEST(!normalize_serial(""));
     BOOST_TEST(!normalize_serial("0x"));
     BOOST_TEST(!normalize_serial("1F"));
@@ -464,7 +480,8 @@ void check_ca_profile(const certificate_authority& ca) {
     std::vector<std::string> want = {"2.5.29.19", "2.5.29.15", "2.5.29.14", "2.5.29.35"};
     BOOST_TEST(got == want, boost::test_tools::per_element());
     int crit = -1;
-    ossl::basic_constraints bc(static_cast<BASIC_CONSTRAINTS*>(X509_get_ext_d2i(cert, NID_basic_constraints, &crit, nullptr)));
+    ossl::basic_constraints bc(
+        static_cast<BASIC_CONSTRAINTS*>(X509_get_ext_d2i(cert, NID_basic_constraints, &crit, nullptr)));
     BOOST_REQUIRE(bc);
     BOOST_TEST(crit == 1);
     BOOST_TEST(bc->ca != 0);
@@ -473,7 +490,8 @@ void check_ca_profile(const certificate_authority& ca) {
     auto bits = key_usage_bits(cert, crit);
     BOOST_TEST(crit == 1);
     BOOST_TEST(bits == (std::vector<int>{5, 6}), boost::test_tools::per_element()); // keyCertSign, cRLSign
-    ossl::authority_keyid akid(static_cast<AUTHORITY_KEYID*>(X509_get_ext_d2i(cert, NID_authority_key_identifier, &crit, nullptr)));
+    ossl::authority_keyid akid(
+        static_cast<AUTHORITY_KEYID*>(X509_get_ext_d2i(cert, NID_authority_key_identifier, &crit, nullptr)));
     BOOST_REQUIRE(akid);
     BOOST_TEST(!asn1_octets(akid->keyid).empty());
     BOOST_TEST(asn1_octets(akid->keyid) == asn1_octets(X509_get0_subject_key_id(cert)));
@@ -484,8 +502,8 @@ void check_ca_profile(const certificate_authority& ca) {
     BOOST_TEST(!ca.serial_decimal().empty());
 
     auto md = ca.metadata();
-    for (auto k : {"subject", "serial_number", "fingerprint_sha256", "key_type", "not_before", "not_after", "created_at",
-                   "signature_algorithm"})
+    for (auto k : {"subject", "serial_number", "fingerprint_sha256", "key_type", "not_before", "not_after",
+                   "created_at", "signature_algorithm"})
         BOOST_TEST(md.contains(k), "metadata has " << k);
     BOOST_TEST(md.at("fingerprint_sha256").as_string() == ca.fingerprint_sha256());
 
@@ -496,7 +514,8 @@ void check_ca_profile(const certificate_authority& ca) {
     auto fp = run("openssl x509 -noout -fingerprint -sha256 -in " + quote(d / "ca.crt"));
     std::string hex;
     for (char c : fp.output.substr(fp.output.find('=') + 1))
-        if (std::isxdigit(static_cast<unsigned char>(c))) hex += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (std::isxdigit(static_cast<unsigned char>(c)))
+            hex += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     BOOST_TEST(hex == ca.fingerprint_sha256());
     BOOST_TEST(ca.cert_der() == cert_to_der(load_cert_pem(ca.cert_pem())->get()));
 }
@@ -580,7 +599,8 @@ BOOST_AUTO_TEST_CASE(every_key_type_verifies_with_exact_profile) {
                 BOOST_TEST(c.key_usage == (rsa ? std::vector<std::string>{"digitalSignature", "keyEncipherment"}
                                                : std::vector<std::string>{"digitalSignature"}),
                            boost::test_tools::per_element());
-                BOOST_TEST(c.extended_key_usage == std::vector<std::string>{"clientAuth"}, boost::test_tools::per_element());
+                BOOST_TEST(c.extended_key_usage == std::vector<std::string>{"clientAuth"},
+                           boost::test_tools::per_element());
                 BOOST_TEST(c.serial_decimal == req.serial_decimal);
                 BOOST_TEST(c.fingerprint_sha256 == fingerprint_sha256(c.cert.get()));
                 BOOST_TEST((read_subject(X509_get_subject_name(c.cert.get())) == req.subject));
@@ -592,7 +612,8 @@ BOOST_AUTO_TEST_CASE(every_key_type_verifies_with_exact_profile) {
                 write_text(d / "c.crt", c.pem);
                 auto ser = run("openssl x509 -noout -serial -in " + quote(d / "c.crt"));
                 BOOST_TEST(ser.output == "serial=" + decimal_to_hex(c.serial_decimal) + "\n");
-                auto purpose = run("openssl verify -purpose sslclient -CAfile " + quote(d / "ca.crt") + " " + quote(d / "c.crt"));
+                auto purpose =
+                    run("openssl verify -purpose sslclient -CAfile " + quote(d / "ca.crt") + " " + quote(d / "c.crt"));
                 BOOST_TEST(purpose.exit_code == 0, purpose.output);
             }
         }
@@ -795,8 +816,8 @@ BOOST_AUTO_TEST_CASE(csr_extensions_are_ignored) {
 
 BOOST_AUTO_TEST_CASE(broken_signature_is_rejected) {
     temp_dir d;
-    BOOST_REQUIRE(run("openssl req -new -newkey rsa:2048 -nodes -keyout " + quote(d / "k.pem") + " -subj /CN=tamper -outform DER -out " +
-                      quote(d / "r.der"))
+    BOOST_REQUIRE(run("openssl req -new -newkey rsa:2048 -nodes -keyout " + quote(d / "k.pem") +
+                      " -subj /CN=tamper -outform DER -out " + quote(d / "r.der"))
                       .exit_code == 0);
     std::string der = read_text(d / "r.der");
     BOOST_REQUIRE(der.size() > 300);
@@ -814,15 +835,16 @@ BOOST_AUTO_TEST_CASE(broken_signature_is_rejected) {
 
 BOOST_AUTO_TEST_CASE(weak_key_is_rejected) {
     temp_dir d;
-    auto gen = run("openssl req -new -newkey rsa:1024 -nodes -keyout " + quote(d / "k.pem") + " -subj /CN=weak -out " + quote(d / "r.csr"));
+    auto gen = run("openssl req -new -newkey rsa:1024 -nodes -keyout " + quote(d / "k.pem") + " -subj /CN=weak -out " +
+                   quote(d / "r.csr"));
     BOOST_REQUIRE_MESSAGE(gen.exit_code == 0, gen.output);
     auto p = parse_csr(read_text(d / "r.csr"));
     BOOST_REQUIRE(!p.has_value());
     BOOST_TEST(p.error().code == errc::unsupported_key);
     BOOST_TEST(p.error().message.find("1024") != std::string::npos, p.error().message);
 
-    auto gen2 = run("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-521 -nodes -keyout " + quote(d / "k2.pem") +
-                    " -subj /CN=p521 -out " + quote(d / "r2.csr"));
+    auto gen2 = run("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-521 -nodes -keyout " +
+                    quote(d / "k2.pem") + " -subj /CN=p521 -out " + quote(d / "r2.csr"));
     BOOST_REQUIRE(gen2.exit_code == 0);
     auto p2 = parse_csr(read_text(d / "r2.csr"));
     BOOST_REQUIRE(!p2.has_value());
@@ -838,8 +860,10 @@ BOOST_AUTO_TEST_CASE(non_pem_is_rejected) {
     };
     expect("hello, I am not a CSR", "not PEM");
     expect(std::string("\x30\x82\x01\x00", 4), "not PEM");
-    expect("-----BEGIN CERTIFICATE REQUEST-----\n!!!notbase64!!!\n-----END CERTIFICATE REQUEST-----\n", "does not parse");
-    expect("-----BEGIN CERTIFICATE REQUEST-----\nMIIBADCBpwIBADAA\n-----END CERTIFICATE REQUEST-----\n", "does not parse");
+    expect("-----BEGIN CERTIFICATE REQUEST-----\n!!!notbase64!!!\n-----END CERTIFICATE REQUEST-----\n",
+           "does not parse");
+    expect("-----BEGIN CERTIFICATE REQUEST-----\nMIIBADCBpwIBADAA\n-----END CERTIFICATE REQUEST-----\n",
+           "does not parse");
     expect(std::string(70 * 1024, 'A'), "64 KiB");
 }
 
@@ -895,8 +919,8 @@ void crl_round_trip(const certificate_authority& ca) {
 
     auto verify = [&](const issued_cert& c) {
         write_text(d / "leaf.crt", c.pem);
-        return run("openssl verify -crl_check -CAfile " + quote(d / "ca.crt") + " -CRLfile " + quote(d / "crl.pem") + " " +
-                   quote(d / "leaf.crt"));
+        return run("openssl verify -crl_check -CAfile " + quote(d / "ca.crt") + " -CRLfile " + quote(d / "crl.pem") +
+                   " " + quote(d / "leaf.crt"));
     };
     auto r1 = verify(revoked1);
     BOOST_TEST(r1.exit_code != 0);
@@ -912,10 +936,12 @@ void crl_round_trip(const certificate_authority& ca) {
     BOOST_REQUIRE(parsed);
     BOOST_TEST(X509_CRL_get_version(parsed.get()) == X509_CRL_VERSION_2);
     BOOST_TEST(X509_CRL_verify(parsed.get(), X509_get0_pubkey(ca.cert())) == 1);
-    ossl::asn1_integer num(static_cast<ASN1_INTEGER*>(X509_CRL_get_ext_d2i(parsed.get(), NID_crl_number, nullptr, nullptr)));
+    ossl::asn1_integer num(
+        static_cast<ASN1_INTEGER*>(X509_CRL_get_ext_d2i(parsed.get(), NID_crl_number, nullptr, nullptr)));
     BOOST_REQUIRE(num);
     BOOST_TEST(ASN1_INTEGER_get(num.get()) == 42);
-    ossl::authority_keyid akid(static_cast<AUTHORITY_KEYID*>(X509_CRL_get_ext_d2i(parsed.get(), NID_authority_key_identifier, nullptr, nullptr)));
+    ossl::authority_keyid akid(static_cast<AUTHORITY_KEYID*>(
+        X509_CRL_get_ext_d2i(parsed.get(), NID_authority_key_identifier, nullptr, nullptr)));
     BOOST_REQUIRE(akid);
     BOOST_TEST(asn1_octets(akid->keyid) == asn1_octets(X509_get0_subject_key_id(ca.cert())));
     BOOST_TEST((from_asn1_time(X509_CRL_get0_lastUpdate(parsed.get())) == now));
@@ -925,8 +951,10 @@ void crl_round_trip(const certificate_authority& ca) {
     for (int i = 0; i < 3; ++i) {
         X509_REVOKED* rv = sk_X509_REVOKED_value(revs, i);
         auto serial = serial_to_decimal(X509_REVOKED_get0_serialNumber(rv));
-        ossl::asn1_enumerated reason(static_cast<ASN1_ENUMERATED*>(X509_REVOKED_get_ext_d2i(rv, NID_crl_reason, nullptr, nullptr)));
-        ossl::asn1_time inv(static_cast<ASN1_GENERALIZEDTIME*>(X509_REVOKED_get_ext_d2i(rv, NID_invalidity_date, nullptr, nullptr)));
+        ossl::asn1_enumerated reason(
+            static_cast<ASN1_ENUMERATED*>(X509_REVOKED_get_ext_d2i(rv, NID_crl_reason, nullptr, nullptr)));
+        ossl::asn1_time inv(
+            static_cast<ASN1_GENERALIZEDTIME*>(X509_REVOKED_get_ext_d2i(rv, NID_invalidity_date, nullptr, nullptr)));
         if (serial == revoked1.serial_decimal) {
             BOOST_REQUIRE(reason);
             BOOST_TEST(ASN1_ENUMERATED_get(reason.get()) == 1);

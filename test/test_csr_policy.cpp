@@ -33,7 +33,8 @@ std::string ec_new(const temp_dir& d, const std::string& cn) {
 
 // A P-256 key written with explicit curve parameters (RFC 5480 specifiedCurve), as `-key` args.
 std::string explicit_ec_key(const temp_dir& d) {
-    auto r = run("openssl ecparam -name prime256v1 -param_enc explicit -genkey -noout -out " + quote(d / "explicit.key"));
+    auto r =
+        run("openssl ecparam -name prime256v1 -param_enc explicit -genkey -noout -out " + quote(d / "explicit.key"));
     BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
     return "-key " + quote(d / "explicit.key");
 }
@@ -46,9 +47,11 @@ struct weak_csr {
 std::vector<std::pair<weak_csr, std::string>> refused_csrs(const temp_dir& d) {
     return {
         {{"ecdsa-sha1", openssl_req(d, "ecdsa-sha1", ec_new(d, "ecdsa-sha1") + " -sha1")}, "INVALID_CSR"},
-        {{"rsa-sha1", openssl_req(d, "rsa-sha1", "-newkey rsa:2048 -nodes -keyout " + quote(d / "rsa-sha1.key") + " -sha1")},
+        {{"rsa-sha1",
+          openssl_req(d, "rsa-sha1", "-newkey rsa:2048 -nodes -keyout " + quote(d / "rsa-sha1.key") + " -sha1")},
          "INVALID_CSR"},
-        {{"rsa-md5", openssl_req(d, "rsa-md5", "-newkey rsa:2048 -nodes -keyout " + quote(d / "rsa-md5.key") + " -md5")},
+        {{"rsa-md5",
+          openssl_req(d, "rsa-md5", "-newkey rsa:2048 -nodes -keyout " + quote(d / "rsa-md5.key") + " -md5")},
          "INVALID_CSR"},
         // RSASSA-PSS without a hashAlgorithm parameter means SHA-1 (RFC 4055 3.1)
         {{"pss-sha1", openssl_req(d, "pss-sha1",
@@ -89,7 +92,8 @@ BOOST_AUTO_TEST_CASE(parse_csr_refuses_md5_sha1_and_explicit_curves) {
     // what is allowed still parses: SHA-256/384 with ECDSA and RSA, RSASSA-PSS with SHA-256, Ed25519
     for (const auto& [name, args] : std::vector<std::pair<std::string, std::string>>{
              {"ec256", ec_new(d, "ec256") + " -sha256"},
-             {"ec384", "-newkey ec -pkeyopt ec_paramgen_curve:P-384 -nodes -keyout " + quote(d / "ec384.key") + " -sha384"},
+             {"ec384",
+              "-newkey ec -pkeyopt ec_paramgen_curve:P-384 -nodes -keyout " + quote(d / "ec384.key") + " -sha384"},
              {"rsa256", "-newkey rsa:2048 -nodes -keyout " + quote(d / "rsa256.key") + " -sha256"},
              {"pss256", "-newkey rsa:2048 -nodes -keyout " + quote(d / "pss256.key") +
                             " -sha256 -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:32"},
@@ -135,8 +139,8 @@ BOOST_AUTO_TEST_CASE(the_api_refuses_them_with_400_csr_and_issues_named_curves_o
     // (RFC 5480 2.1.1 namedCurve), never spell out parameters.
     auto from_csr = create("named", openssl_req(d, "named", ec_new(d, "named") + " -sha256"));
     BOOST_REQUIRE_MESSAGE(from_csr.status == 201u, from_csr.body);
-    auto generated = http.post_json("/api/client-certs", R"({"identifier":"gen","common_name":"gen","key_type":"ec-p384"})",
-                                    srv.tokens.operator_);
+    auto generated = http.post_json(
+        "/api/client-certs", R"({"identifier":"gen","common_name":"gen","key_type":"ec-p384"})", srv.tokens.operator_);
     BOOST_REQUIRE_MESSAGE(generated.status == 201u, generated.body);
     for (const auto& [r, oid, nist] : {std::tuple{from_csr, "ASN1 OID: prime256v1", "NIST CURVE: P-256"},
                                        std::tuple{generated, "ASN1 OID: secp384r1", "NIST CURVE: P-384"}}) {

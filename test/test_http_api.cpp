@@ -52,8 +52,8 @@ std::string decimal_to_hex(std::string dec) {
 }
 
 std::string openssl_csr(const temp_dir& dir, const std::string& cn) {
-    auto r = run("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " + (dir / (cn + ".key")).string() +
-                 " -subj /CN=" + cn + " -out " + (dir / (cn + ".csr")).string());
+    auto r = run("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " +
+                 (dir / (cn + ".key")).string() + " -subj /CN=" + cn + " -out " + (dir / (cn + ".csr")).string());
     BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
     return read_text(dir / (cn + ".csr"));
 }
@@ -64,7 +64,8 @@ std::string create_body(const std::string& id, const std::string& extra = {}) {
 
 std::vector<std::string> identifiers(const json::object& page) {
     std::vector<std::string> ids;
-    for (const auto& c : page.at("certificates").as_array()) ids.emplace_back(c.as_object().at("identifier").as_string());
+    for (const auto& c : page.at("certificates").as_array())
+        ids.emplace_back(c.as_object().at("identifier").as_string());
     return ids;
 }
 
@@ -99,12 +100,34 @@ struct api_fixture {
 
 BOOST_FIXTURE_TEST_CASE(lifecycle_over_http_with_design_field_names, api_fixture) {
     // create with a generated key
-    auto alice = create(create_body("alice", R"(,"email":"alice@example.com","organization":"ACME","cert_usage":"vpn",)"
-                                             R"("subject_alt_names":{"dns":["alice.example.com"]},"notes":"n1","renewal_enabled":true)"));
-    for (const char* key : {"type", "identifier", "common_name", "email", "organization", "organizational_unit", "country",
-                            "state", "locality", "serial_number", "key_usage", "extended_key_usage", "created_at",
-                            "expires_at", "cert_usage", "notes", "revocation", "renewal", "fingerprint_sha256", "key_type",
-                            "subject_alt_names", "api_role", "history", "status", "certificate"})
+    auto alice = create(create_body(
+        "alice", R"(,"email":"alice@example.com","organization":"ACME","cert_usage":"vpn",)"
+                 R"("subject_alt_names":{"dns":["alice.example.com"]},"notes":"n1","renewal_enabled":true)"));
+    for (const char* key : {"type",
+                            "identifier",
+                            "common_name",
+                            "email",
+                            "organization",
+                            "organizational_unit",
+                            "country",
+                            "state",
+                            "locality",
+                            "serial_number",
+                            "key_usage",
+                            "extended_key_usage",
+                            "created_at",
+                            "expires_at",
+                            "cert_usage",
+                            "notes",
+                            "revocation",
+                            "renewal",
+                            "fingerprint_sha256",
+                            "key_type",
+                            "subject_alt_names",
+                            "api_role",
+                            "history",
+                            "status",
+                            "certificate"})
         BOOST_TEST_CONTEXT(key) BOOST_TEST(alice.contains(key));
     BOOST_TEST(str(alice, "type") == "client_certificate");
     BOOST_TEST(str(alice, "cert_usage") == "vpn");
@@ -115,7 +138,8 @@ BOOST_FIXTURE_TEST_CASE(lifecycle_over_http_with_design_field_names, api_fixture
     const auto& rev = alice.at("revocation").as_object();
     for (const char* key : {"revoked", "revoked_at", "reason_revoked"}) BOOST_TEST(rev.contains(key));
     const auto& ren = alice.at("renewal").as_object();
-    for (const char* key : {"renewal_enabled", "renewal_threshold_days", "last_renewed_at"}) BOOST_TEST(ren.contains(key));
+    for (const char* key : {"renewal_enabled", "renewal_threshold_days", "last_renewed_at"})
+        BOOST_TEST(ren.contains(key));
 
     // create from a CSR: no key held here
     auto bob = create(R"({"identifier":"bob","csr":)" + json::serialize(json::value(openssl_csr(work, "bob"))) + "}");
@@ -181,8 +205,11 @@ BOOST_FIXTURE_TEST_CASE(lifecycle_over_http_with_design_field_names, api_fixture
     BOOST_TEST(p12.header("content-type") == "application/x-pkcs12");
     auto p12_check = openssl_on(p12.body, "alice.p12", "openssl pkcs12 -info -noout -in {} -passin pass:s3cret-pass");
     BOOST_TEST(p12_check.exit_code == 0, p12_check.output);
-    BOOST_TEST(openssl_on(p12.body, "alice2.p12", "openssl pkcs12 -info -noout -in {} -passin pass:wrong-pass").exit_code != 0);
-    expect_error(http.post_json("/api/client-certs/alice/pkcs12", R"({"password":"short"})", op), 400, "INVALID_ARGUMENT", "password");
+    BOOST_TEST(
+        openssl_on(p12.body, "alice2.p12", "openssl pkcs12 -info -noout -in {} -passin pass:wrong-pass").exit_code !=
+        0);
+    expect_error(http.post_json("/api/client-certs/alice/pkcs12", R"({"password":"short"})", op), 400,
+                 "INVALID_ARGUMENT", "password");
     expect_error(http.get("/api/client-certs/bob/private-key", op), 404, "NO_PRIVATE_KEY");
 
     // revoke (and twice: 409)
@@ -216,7 +243,8 @@ BOOST_FIXTURE_TEST_CASE(lifecycle_over_http_with_design_field_names, api_fixture
     expect_error(http.post_json("/api/client-certs/carol/renew", "{}", op), 409, "CONFLICT");
 
     // PATCH
-    auto patched = http.patch_json("/api/client-certs/alice", R"({"notes":"updated","api_role":"viewer","renewal_threshold_days":10})", op);
+    auto patched = http.patch_json("/api/client-certs/alice",
+                                   R"({"notes":"updated","api_role":"viewer","renewal_threshold_days":10})", op);
     BOOST_REQUIRE_EQUAL(patched.status, 200u);
     BOOST_TEST(str(obj(patched), "notes") == "updated");
     BOOST_TEST(str(obj(patched), "api_role") == "viewer");
@@ -333,7 +361,8 @@ BOOST_FIXTURE_TEST_CASE(certmate_compatible_routes_and_fields, api_fixture) {
     auto ocsp = obj(http.get("/api/ocsp/status/" + str(dave, "serial_number"), viewer));
     BOOST_TEST(str(ocsp, "certificate_serial") == str(dave, "serial_number"));
     BOOST_TEST(str(ocsp, "certificate_status") == "good");
-    for (const char* key : {"response_status", "this_update", "next_update", "responder_name", "revocation_time", "revocation_reason"})
+    for (const char* key :
+         {"response_status", "this_update", "next_update", "responder_name", "revocation_time", "revocation_reason"})
         BOOST_TEST(ocsp.contains(key));
 }
 
@@ -342,26 +371,36 @@ BOOST_FIXTURE_TEST_CASE(bad_input_gets_json_errors_and_the_server_survives, api_
     const std::string c = "/api/client-certs";
     expect_error(http.post_json(c, "{not json", op), 400, "INVALID_ARGUMENT", "body");
     expect_error(http.post_json(c, "[1,2]", op), 400, "INVALID_ARGUMENT", "body");
-    expect_error(http.post_json(c, R"({"common_name":"x","validity_days":"30"})", op), 400, "INVALID_ARGUMENT", "validity_days");
-    expect_error(http.post_json(c, R"({"common_name":"x","validity_days":1.5})", op), 400, "INVALID_ARGUMENT", "validity_days");
-    expect_error(http.post_json(c, R"({"common_name":"x","renewal_enabled":"false"})", op), 400, "INVALID_ARGUMENT", "renewal_enabled");
+    expect_error(http.post_json(c, R"({"common_name":"x","validity_days":"30"})", op), 400, "INVALID_ARGUMENT",
+                 "validity_days");
+    expect_error(http.post_json(c, R"({"common_name":"x","validity_days":1.5})", op), 400, "INVALID_ARGUMENT",
+                 "validity_days");
+    expect_error(http.post_json(c, R"({"common_name":"x","renewal_enabled":"false"})", op), 400, "INVALID_ARGUMENT",
+                 "renewal_enabled");
     expect_error(http.post_json(c, R"({"common_name":"x","colour":"red"})", op), 400, "INVALID_ARGUMENT", "colour");
     expect_error(http.post_json(c, R"({"common_name":"x","subject_alt_names":{"dns":"a.example"}})", op), 400,
                  "INVALID_ARGUMENT", "subject_alt_names.dns");
     expect_error(http.post_json(c, R"({"common_name":"x","subject_alt_names":{"dns":["a",2]}})", op), 400,
                  "INVALID_ARGUMENT", "subject_alt_names.dns[1]");
-    expect_error(http.post_json(c, R"({"common_name":"x","subject_alt_names":{"mx":[]}})", op), 400,
-                 "INVALID_ARGUMENT", "subject_alt_names.mx");
-    expect_error(http.post_json(c, R"({"common_name":"x","cert_usage":"web"})", op), 400, "INVALID_ARGUMENT", "cert_usage");
+    expect_error(http.post_json(c, R"({"common_name":"x","subject_alt_names":{"mx":[]}})", op), 400, "INVALID_ARGUMENT",
+                 "subject_alt_names.mx");
+    expect_error(http.post_json(c, R"({"common_name":"x","cert_usage":"web"})", op), 400, "INVALID_ARGUMENT",
+                 "cert_usage");
     expect_error(http.post_json(c, R"({"common_name":"x","key_type":"dsa"})", op), 400, "INVALID_ARGUMENT", "key_type");
     expect_error(http.post_json(c, R"({"identifier":"x"})", op), 400, "INVALID_ARGUMENT", "common_name");
-    expect_error(http.post_json(c, R"({"common_name":"x","csr":"-----BEGIN CERTIFICATE REQUEST-----\nnope\n-----END CERTIFICATE REQUEST-----\n"})", op),
-                 400, "INVALID_CSR", "csr");
+    expect_error(
+        http.post_json(
+            c,
+            R"({"common_name":"x","csr":"-----BEGIN CERTIFICATE REQUEST-----\nnope\n-----END CERTIFICATE REQUEST-----\n"})",
+            op),
+        400, "INVALID_CSR", "csr");
     expect_error(http.post_json(c, create_body("alice"), op), 409, "ALREADY_EXISTS", "identifier");
     expect_error(http.post_json("/api/client-certs/alice/revoke", R"({"reason":"becauseISaidSo"})", op), 400,
                  "INVALID_ARGUMENT", "reason");
-    expect_error(http.post_json("/api/client-certs/alice/renew", R"({"validity_days":"x"})", op), 400, "INVALID_ARGUMENT", "validity_days");
-    expect_error(http.patch_json("/api/client-certs/alice", R"({"api_role":"root"})", op), 400, "INVALID_ARGUMENT", "api_role");
+    expect_error(http.post_json("/api/client-certs/alice/renew", R"({"validity_days":"x"})", op), 400,
+                 "INVALID_ARGUMENT", "validity_days");
+    expect_error(http.patch_json("/api/client-certs/alice", R"({"api_role":"root"})", op), 400, "INVALID_ARGUMENT",
+                 "api_role");
     expect_error(http.get(c + "?limit=5000", viewer), 400, "INVALID_ARGUMENT", "limit");
     expect_error(http.get(c + "?colour=red", viewer), 400, "INVALID_ARGUMENT", "colour");
     expect_error(http.get(c + "?status=sleeping", viewer), 400, "INVALID_ARGUMENT", "status");
@@ -369,7 +408,8 @@ BOOST_FIXTURE_TEST_CASE(bad_input_gets_json_errors_and_the_server_survives, api_
     expect_error(http.get("/api/ocsp/status/not-a-serial", viewer), 400, "INVALID_ARGUMENT", "serial_number");
 
     // path traversal in identifiers
-    expect_error(http.post_json(c, R"({"common_name":"x","identifier":"../../etc"})", op), 400, "INVALID_IDENTIFIER", "identifier");
+    expect_error(http.post_json(c, R"({"common_name":"x","identifier":"../../etc"})", op), 400, "INVALID_IDENTIFIER",
+                 "identifier");
     expect_error(http.get(c + "/..%2F..%2Fetc%2Fpasswd", viewer), 400, "INVALID_IDENTIFIER");
     expect_error(http.get(c + "/..%2F..%2Fetc%2Fpasswd/private-key", op), 400, "INVALID_IDENTIFIER");
     expect_error(http.get(c + "/../../etc/passwd", viewer), 404, "NOT_FOUND");
@@ -382,11 +422,14 @@ BOOST_FIXTURE_TEST_CASE(bad_input_gets_json_errors_and_the_server_survives, api_
     auto r431 = http.raw("GET /health HTTP/1.1\r\nHost: x\r\nX-Padding: " + std::string(9000, 'a') + "\r\n\r\n");
     expect_error(r431, 431, "HEADERS_TOO_LARGE");
     expect_error(http.raw("NOT AN HTTP REQUEST\r\n\r\n"), 400, "BAD_REQUEST");
-    expect_error(http.request("POST", c, create_body("y"), {{"Content-Type", "text/plain"}, {"Authorization", "Bearer " + op}}),
-                 415, "UNSUPPORTED_MEDIA_TYPE");
-    expect_error(http.request("POST", c, create_body("y"), {{"Authorization", "Bearer " + op}}), 415, "UNSUPPORTED_MEDIA_TYPE");
-    BOOST_TEST(http.request("POST", c, create_body("z"), {{"Content-Type", "application/json; charset=utf-8"},
-                                                         {"Authorization", "Bearer " + op}}).status == 201u);
+    expect_error(
+        http.request("POST", c, create_body("y"), {{"Content-Type", "text/plain"}, {"Authorization", "Bearer " + op}}),
+        415, "UNSUPPORTED_MEDIA_TYPE");
+    expect_error(http.request("POST", c, create_body("y"), {{"Authorization", "Bearer " + op}}), 415,
+                 "UNSUPPORTED_MEDIA_TYPE");
+    BOOST_TEST(http.request("POST", c, create_body("z"),
+                            {{"Content-Type", "application/json; charset=utf-8"}, {"Authorization", "Bearer " + op}})
+                   .status == 201u);
 
     // routes and methods
     expect_error(http.get("/api/nothing-here", viewer), 404, "NOT_FOUND");
@@ -433,7 +476,8 @@ BOOST_FIXTURE_TEST_CASE(bad_input_gets_json_errors_and_the_server_survives, api_
     BOOST_TEST(denied == 1u);
     auto viewer_denials = obj(http.get("/api/audit?operation=denied", admin)).at("entries").as_array();
     BOOST_TEST(std::any_of(viewer_denials.begin(), viewer_denials.end(), [](const json::value& e) {
-        return e.as_object().at("user").as_string() == "reader" && e.as_object().at("ip_address").as_string() == "127.0.0.1";
+        return e.as_object().at("user").as_string() == "reader" &&
+               e.as_object().at("ip_address").as_string() == "127.0.0.1";
     }));
 
     // still alive
@@ -465,7 +509,9 @@ BOOST_FIXTURE_TEST_CASE(revocation_reaches_crl_and_ocsp_status_within_a_second, 
     BOOST_TEST(text.output.find("Serial Number: " + decimal_to_hex(serial)) != std::string::npos);
     BOOST_TEST(text.output.find("Key Compromise") != std::string::npos);
     write_text(work / "ca.pem", str(obj(http.get("/api/ca", viewer)), "certificate"));
-    BOOST_TEST(run("openssl crl -inform DER -in " + (work / "crl.der").string() + " -noout -CAfile " + (work / "ca.pem").string()).exit_code == 0);
+    BOOST_TEST(run("openssl crl -inform DER -in " + (work / "crl.der").string() + " -noout -CAfile " +
+                   (work / "ca.pem").string())
+                   .exit_code == 0);
 
     auto info = obj(http.get("/api/crl/info", viewer));
     BOOST_TEST(info.at("revoked_count").to_number<std::uint64_t>() == 1u);
@@ -481,7 +527,8 @@ BOOST_FIXTURE_TEST_CASE(revocation_reaches_crl_and_ocsp_status_within_a_second, 
     BOOST_TEST(str(after, "revocation_time") == str(obj(revoked).at("revocation").as_object(), "revoked_at"));
     BOOST_TEST(str(after, "revocation_reason") == "keyCompromise");
     BOOST_TEST(str(after, "responder_name") == "CertMate OCSP Responder");
-    auto by_post = obj(http.post_json("/api/ocsp/status", R"({"serial_number":"0x)" + decimal_to_hex(serial) + "\"}", viewer));
+    auto by_post =
+        obj(http.post_json("/api/ocsp/status", R"({"serial_number":"0x)" + decimal_to_hex(serial) + "\"}", viewer));
     BOOST_TEST(str(by_post, "certificate_status") == "revoked");
     BOOST_TEST(str(by_post, "certificate_serial") == serial);
     BOOST_TEST(str(obj(http.get("/api/ocsp/status/12345", viewer)), "certificate_status") == "unknown");
@@ -536,7 +583,8 @@ std::vector<prom_sample> parse_prometheus(const std::string& text, std::map<std:
     return out;
 }
 
-double sample(const std::vector<prom_sample>& all, const std::string& name, const std::map<std::string, std::string>& labels) {
+double sample(const std::vector<prom_sample>& all, const std::string& name,
+              const std::map<std::string, std::string>& labels) {
     for (const auto& s : all)
         if (s.name == name && std::all_of(labels.begin(), labels.end(), [&](const auto& kv) {
                 auto it = s.labels.find(kv.first);
@@ -570,7 +618,8 @@ BOOST_FIXTURE_TEST_CASE(metrics_parse_as_prometheus_text_and_move, api_fixture) 
 
     auto m1 = scrape();
     BOOST_TEST(sample(m1, "certmate_http_requests_total", health_ok) == health0 + 3);
-    BOOST_TEST(sample(m1, "certmate_http_requests_total", {{"route", "/api/client-certs"}, {"method", "POST"}, {"status", "201"}}) == 1);
+    BOOST_TEST(sample(m1, "certmate_http_requests_total",
+                      {{"route", "/api/client-certs"}, {"method", "POST"}, {"status", "201"}}) == 1);
     BOOST_TEST(sample(m1, "certmate_http_requests_total", {{"route", "/api/client-certs"}, {"status", "401"}}) == 1);
     BOOST_TEST(sample(m1, "certmate_auth_denied_total", {{"reason", "unauthorized"}}) == 1);
     BOOST_TEST(sample(m1, "certmate_certificates", {{"state", "revoked"}}) == 1);

@@ -38,7 +38,7 @@ void raise_fd_limit() {
 void set_timeouts(int fd, std::chrono::milliseconds t) {
     timeval tv{static_cast<time_t>(t.count() / 1000), static_cast<suseconds_t>((t.count() % 1000) * 1000)};
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);   // bounds connect() too on Linux
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv); // bounds connect() too on Linux
 }
 
 // A TCP connection from `source` (a loopback address) to the server; -1 on failure.
@@ -99,7 +99,7 @@ struct socket_set {
 };
 
 struct raw_reply {
-    unsigned status = 0;   // 0: no answer (closed or reset)
+    unsigned status = 0; // 0: no answer (closed or reset)
     std::string body;
 };
 
@@ -125,15 +125,16 @@ raw_reply request_from(const std::string& source, unsigned short port, const std
         in.append(buf, static_cast<std::size_t>(n));
     }
     ::close(fd);
-    if (in.rfind("HTTP/1.1 ", 0) == 0 && in.size() > 12) out.status = static_cast<unsigned>(std::stoul(in.substr(9, 3)));
+    if (in.rfind("HTTP/1.1 ", 0) == 0 && in.size() > 12)
+        out.status = static_cast<unsigned>(std::stoul(in.substr(9, 3)));
     if (auto e = in.find("\r\n\r\n"); e != std::string::npos) out.body = in.substr(e + 4);
     return out;
 }
 
 // An OCSP request (made by openssl) for a serial the CA never issued: answered 200 "unknown".
 std::string ocsp_request_der(const fs::path& data_dir, const temp_dir& work) {
-    auto r = run("openssl ocsp -issuer '" + (data_dir / "certs/ca/ca.crt").string() + "' -serial 0x42 -no_nonce -reqout '" +
-                 (work / "q.der").string() + "'");
+    auto r = run("openssl ocsp -issuer '" + (data_dir / "certs/ca/ca.crt").string() +
+                 "' -serial 0x42 -no_nonce -reqout '" + (work / "q.der").string() + "'");
     BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
     return read_text(work / "q.der");
 }
@@ -169,7 +170,7 @@ BOOST_AUTO_TEST_CASE(one_address_cannot_take_every_connection) {
     // everything beyond the first 64 is answered or closed at once
     BOOST_TEST(hog.wait_ended(1030 - 64, 10s) == 1030u - 64u);
     std::this_thread::sleep_for(300ms);
-    BOOST_TEST(hog.ended() == 1030u - 64u);   // ... and the 64 stay open (idle keep-alive is 60 s)
+    BOOST_TEST(hog.ended() == 1030u - 64u); // ... and the 64 stay open (idle keep-alive is 60 s)
 
     protocol_endpoints_answer("127.0.0.2", srv.port(), ocsp_der);
     protocol_endpoints_answer("127.0.0.3", srv.port(), ocsp_der);
@@ -179,7 +180,8 @@ BOOST_AUTO_TEST_CASE(one_address_cannot_take_every_connection) {
 
     const auto metrics = request_from("127.0.0.2", srv.port(), "GET", "/metrics");
     BOOST_REQUIRE_EQUAL(metrics.status, 200u);
-    BOOST_TEST(metric(metrics.body, R"(certmate_http_connections_refused_total{reason="per_address"})") == 1030 - 64 + 1);
+    BOOST_TEST(metric(metrics.body, R"(certmate_http_connections_refused_total{reason="per_address"})") ==
+               1030 - 64 + 1);
     BOOST_TEST(metric(metrics.body, R"(certmate_http_connections_refused_total{reason="limit"})") == 0);
 
     // once it lets go, the address is served again
@@ -203,7 +205,7 @@ BOOST_AUTO_TEST_CASE(the_reserve_keeps_protocol_endpoints_answering_for_other_ad
             c.reserved_connections = 20;
         },
         [](net::server_options& o) {
-            o.pressure_idle_timeout = 30s;   // the pressure sweep is another test's subject
+            o.pressure_idle_timeout = 30s; // the pressure sweep is another test's subject
             o.pressure_request_timeout = 30s;
         });
     temp_dir work;
@@ -214,7 +216,8 @@ BOOST_AUTO_TEST_CASE(the_reserve_keeps_protocol_endpoints_answering_for_other_ad
     std::this_thread::sleep_for(300ms);
     BOOST_TEST(hog.ended() == 300u - 180u);
 
-    for (const char* source : {"127.0.0.2", "127.0.0.3", "127.0.0.4"}) protocol_endpoints_answer(source, srv.port(), ocsp_der);
+    for (const char* source : {"127.0.0.2", "127.0.0.3", "127.0.0.4"})
+        protocol_endpoints_answer(source, srv.port(), ocsp_der);
     // a reserved slot is for an address holding fewer than two connections
     socket_set second;
     second.open("127.0.0.5", srv.port(), 3);
@@ -249,18 +252,19 @@ BOOST_AUTO_TEST_CASE(idle_and_slow_connections_get_short_timeouts_under_pressure
     early.open("127.0.0.1", srv.port(), 10);
     // one slow request: headers that never end
     const std::string partial = "GET /health HTTP/1.1\r\nHost: x\r\n";
-    BOOST_REQUIRE(::send(early.fds.front(), partial.data(), partial.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(partial.size()));
+    BOOST_REQUIRE(::send(early.fds.front(), partial.data(), partial.size(), MSG_NOSIGNAL) ==
+                  static_cast<ssize_t>(partial.size()));
     std::this_thread::sleep_for(1500ms);
-    BOOST_TEST(early.ended() == 0u);   // 10 of 40: no pressure, the 60 s timeouts hold
+    BOOST_TEST(early.ended() == 0u); // 10 of 40: no pressure, the 60 s timeouts hold
 
     socket_set late;
-    late.open("127.0.0.1", srv.port(), 25);   // 35 of 40 > 3/4
+    late.open("127.0.0.1", srv.port(), 25); // 35 of 40 > 3/4
     const auto t0 = steady::now();
     // the ten older than 500 ms are cut within a sweep or two (their 60 s timers were running)
     BOOST_TEST(early.wait_ended(10, 5s) == 10u);
     BOOST_TEST((steady::now() - t0 < 2s));
     char byte = 0;
-    BOOST_TEST(::recv(early.fds.front(), &byte, 1, 0) <= 0);   // closed, not answered
+    BOOST_TEST(::recv(early.fds.front(), &byte, 1, 0) <= 0); // closed, not answered
 
     // 25 or fewer left: no pressure, a new idle connection keeps the long timeout again
     late.close_all();
@@ -292,11 +296,11 @@ BOOST_AUTO_TEST_CASE(stalled_tls_handshakes_get_the_short_timeout_under_pressure
         });
     const auto port = srv.server().tls_port();
     socket_set few;
-    few.open("127.0.0.1", port, 3);   // 3 of 8: no pressure
+    few.open("127.0.0.1", port, 3); // 3 of 8: no pressure
     std::this_thread::sleep_for(1500ms);
     BOOST_TEST(few.ended() == 0u);
     socket_set more;
-    more.open("127.0.0.1", port, 4);   // 7 of 8 > 3/4
+    more.open("127.0.0.1", port, 4); // 7 of 8 > 3/4
     const auto t0 = steady::now();
     BOOST_TEST(few.wait_ended(3, 5s) == 3u);
     BOOST_TEST((steady::now() - t0 < 2s));
@@ -312,12 +316,12 @@ BOOST_AUTO_TEST_CASE(addresses_are_counted_per_ipv4_address_and_per_ipv6_64) {
     using net::admission;
     for (int i = 0; i < 3; ++i) BOOST_TEST((t.admit("a") == admission::admitted));
     BOOST_TEST((t.admit("a") == admission::per_address));
-    for (int i = 0; i < 3; ++i) BOOST_TEST((t.admit("b") == admission::admitted));   // 6 open: the reserve begins
+    for (int i = 0; i < 3; ++i) BOOST_TEST((t.admit("b") == admission::admitted)); // 6 open: the reserve begins
     BOOST_TEST((t.admit("c") == admission::admitted));
     BOOST_TEST((t.admit("c") == admission::admitted));
-    BOOST_TEST((t.admit("c") == admission::reserve));   // holds 2 already
+    BOOST_TEST((t.admit("c") == admission::reserve)); // holds 2 already
     BOOST_TEST((t.admit("d") == admission::admitted));
-    BOOST_TEST((t.admit("e") == admission::admitted));   // 10 open
+    BOOST_TEST((t.admit("e") == admission::admitted)); // 10 open
     BOOST_TEST((t.admit("f") == admission::full));
     BOOST_TEST(t.under_pressure());
     t.release("a");
@@ -330,7 +334,8 @@ BOOST_AUTO_TEST_CASE(addresses_are_counted_per_ipv4_address_and_per_ipv6_64) {
 
 BOOST_AUTO_TEST_CASE(the_config_keys_are_read_and_checked) {
     temp_dir d;
-    write_text(d / "ok.conf", "[server]\nmax_connections = 100\nmax_connections_per_ip = 0\nreserved_connections = 10\n");
+    write_text(d / "ok.conf",
+               "[server]\nmax_connections = 100\nmax_connections_per_ip = 0\nreserved_connections = 10\n");
     auto ok = run(certmate_binary() + " serve --check-config -c '" + (d / "ok.conf").string() + "'");
     BOOST_TEST(ok.exit_code == 0, ok.output);
     write_text(d / "bad.conf", "[server]\nmax_connections = 100\nreserved_connections = 100\n");

@@ -61,21 +61,25 @@ std::string b64(const std::string& der) {
 std::string url_encode(const std::string& s) {
     std::string out;
     for (char c : s) {
-        if (c == '+') out += "%2B";
-        else if (c == '/') out += "%2F";
-        else if (c == '=') out += "%3D";
-        else out += c;
+        if (c == '+')
+            out += "%2B";
+        else if (c == '/')
+            out += "%2F";
+        else if (c == '=')
+            out += "%3D";
+        else
+            out += c;
     }
     return out;
 }
 
 // What a DER OCSPResponse says (first SingleResponse only).
 struct parsed_response {
-    int response_status = -1;        // OCSP_RESPONSE_STATUS_*, -1: does not parse
-    int cert_status = -1;            // V_OCSP_CERTSTATUS_*
+    int response_status = -1; // OCSP_RESPONSE_STATUS_*, -1: does not parse
+    int cert_status = -1;     // V_OCSP_CERTSTATUS_*
     int single_count = 0;
     time_point this_update{}, next_update{};
-    std::string signer_pem;          // the certificate included in the response
+    std::string signer_pem; // the certificate included in the response
 };
 
 parsed_response inspect(const std::string& der) {
@@ -130,7 +134,8 @@ struct ocsp_fixture {
 
     // Issues a certificate through the API, writes <id>.crt, returns its decimal serial.
     std::string issue(const std::string& id) {
-        auto r = http.post_json("/api/client-certs", R"({"common_name":")" + id + R"(","identifier":")" + id + "\"}", op);
+        auto r =
+            http.post_json("/api/client-certs", R"({"common_name":")" + id + R"(","identifier":")" + id + "\"}", op);
         BOOST_REQUIRE_EQUAL(r.status, 201u);
         auto o = obj(r);
         write_text(crt(id), str(o, "certificate"));
@@ -179,7 +184,8 @@ struct ocsp_fixture {
 
 BOOST_AUTO_TEST_CASE(router_tail_takes_the_rest_of_the_path_as_sent) {
     net::basic_router<int> r;
-    r.add({boost::beast::http::verb::get, "/ocsp/{*req}", std::nullopt, rate_class::ocsp, net::body_kind::none, true, 1});
+    r.add(
+        {boost::beast::http::verb::get, "/ocsp/{*req}", std::nullopt, rate_class::ocsp, net::body_kind::none, true, 1});
     r.add({boost::beast::http::verb::post, "/ocsp", std::nullopt, rate_class::ocsp, net::body_kind::raw, true, 2});
     auto m = r.find(boost::beast::http::verb::get, "/ocsp/MEow/AB%2Bc//d==");
     BOOST_REQUIRE(m.found);
@@ -209,7 +215,7 @@ BOOST_FIXTURE_TEST_CASE(openssl_ocsp_good_revoked_unknown_with_and_without_nonce
             BOOST_TEST(r.exit_code == 0);
             BOOST_TEST(has(r.output, "Response verify OK"));
             BOOST_TEST(has(r.output, crt("alice") + ": good"));
-            BOOST_TEST(!has(r.output, "nonce"));   // neither "no nonce in response" nor "nonce verify error"
+            BOOST_TEST(!has(r.output, "nonce")); // neither "no nonce in response" nor "nonce verify error"
             auto u = ocsp(nonce + " -serial 0x0123456789ABCDEF0123");
             BOOST_TEST(has(u.output, "Response verify OK"));
             BOOST_TEST(has(u.output, "0x0123456789ABCDEF0123: unknown"));
@@ -244,18 +250,23 @@ BOOST_FIXTURE_TEST_CASE(another_issuer_is_unauthorized, ocsp_fixture) {
     issue("carol");
     const auto other = (work / "other").string();
     auto mk = run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=Other-CA"
-                  " -keyout " + other + ".key -out " + other + ".crt && "
+                  " -keyout " +
+                  other + ".key -out " + other +
+                  ".crt && "
                   "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=stranger"
-                  " -keyout " + other + "-leaf.key -out " + other + "-leaf.csr && "
-                  "openssl x509 -req -days 1 -in " + other + "-leaf.csr -CA " + other + ".crt -CAkey " + other +
-                  ".key -CAcreateserial -out " + other + "-leaf.crt");
+                  " -keyout " +
+                  other + "-leaf.key -out " + other +
+                  "-leaf.csr && "
+                  "openssl x509 -req -days 1 -in " +
+                  other + "-leaf.csr -CA " + other + ".crt -CAkey " + other + ".key -CAcreateserial -out " + other +
+                  "-leaf.crt");
     BOOST_REQUIRE_MESSAGE(mk.exit_code == 0, mk.output);
     auto stranger = run("openssl ocsp -url " + base() + "/ocsp -issuer " + other + ".crt -cert " + other + "-leaf.crt");
     BOOST_TEST_INFO(stranger.output);
     BOOST_TEST(has(stranger.output, "Responder Error: unauthorized (6)"));
     // Ours and another issuer's in one request: unauthorized too.
-    auto mixed = run("openssl ocsp -url " + base() + "/ocsp -issuer " + ca + " -cert " + crt("carol") + " -issuer " + other +
-                     ".crt -cert " + other + "-leaf.crt");
+    auto mixed = run("openssl ocsp -url " + base() + "/ocsp -issuer " + ca + " -cert " + crt("carol") + " -issuer " +
+                     other + ".crt -cert " + other + "-leaf.crt");
     BOOST_TEST_INFO(mixed.output);
     BOOST_TEST(has(mixed.output, "Responder Error: unauthorized (6)"));
     BOOST_TEST(metric("certmate_ocsp_responses_total{status=\"unauthorized\"}") == 2);
@@ -270,12 +281,12 @@ BOOST_FIXTURE_TEST_CASE(get_form_verifies_and_carries_rfc5019_cache_headers, ocs
 
     const auto before = std::chrono::system_clock::now();
     auto raw = http.get("/ocsp/" + encoded);                 // '/' and '+' as they are
-    auto escaped = http.get("/ocsp/" + url_encode(encoded));  // percent-encoded (RFC 6960 A.1)
+    auto escaped = http.get("/ocsp/" + url_encode(encoded)); // percent-encoded (RFC 6960 A.1)
     for (const auto* r : {&raw, &escaped}) {
         BOOST_REQUIRE_EQUAL(r->status, 200u);
         BOOST_TEST(r->header("content-type") == "application/ocsp-response");
     }
-    BOOST_TEST(raw.body == escaped.body);   // the second came from the cache
+    BOOST_TEST(raw.body == escaped.body); // the second came from the cache
     auto v = check_response(raw.body, "dave");
     BOOST_TEST(has(v.output, "Response verify OK"));
     BOOST_TEST(has(v.output, crt("dave") + ": good"));
@@ -368,7 +379,8 @@ BOOST_FIXTURE_TEST_CASE(fuzzed_requests_get_protocol_errors_and_the_server_survi
                 switch (rng() % 3) {
                 case 0: s.resize(rng() % s.size()); break;
                 case 1:
-                    for (unsigned k = 0, flips = 1 + rng() % 3; k < flips; ++k) s[rng() % s.size()] ^= static_cast<char>(1u << (rng() % 8));
+                    for (unsigned k = 0, flips = 1 + rng() % 3; k < flips; ++k)
+                        s[rng() % s.size()] ^= static_cast<char>(1u << (rng() % 8));
                     break;
                 default:
                     s.resize(rng() % 200);
@@ -414,7 +426,8 @@ BOOST_FIXTURE_TEST_CASE(fuzzed_requests_get_protocol_errors_and_the_server_survi
     BOOST_TEST(failures.load() == 0);
     BOOST_TEST(malformed.load() > threads * per_thread / 2);
     BOOST_TEST_MESSAGE("fuzz: " << malformed.load() << " malformed, " << other_status.load() << " other, "
-                                << std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() << " s");
+                                << std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()
+                                << " s");
     BOOST_TEST((std::chrono::steady_clock::now() - started < std::chrono::minutes(3)));
 
     auto health = http_client(srv.port()).get("/health");
@@ -464,8 +477,10 @@ BOOST_FIXTURE_TEST_CASE(crl_rejects_a_revoked_certificate_within_a_second, ocsp_
     BOOST_REQUIRE_EQUAL(ca_der.status, 200u);
     BOOST_TEST(ca_der.header("content-type") == "application/pkix-cert");
     write_text(work / "ca.der", ca_der.body);
-    auto same = run("openssl x509 -inform DER -in " + (work / "ca.der").string() + " -noout -fingerprint -sha256 && "
-                    "openssl x509 -in " + ca + " -noout -fingerprint -sha256");
+    auto same = run("openssl x509 -inform DER -in " + (work / "ca.der").string() +
+                    " -noout -fingerprint -sha256 && "
+                    "openssl x509 -in " +
+                    ca + " -noout -fingerprint -sha256");
     const auto nl = same.output.find('\n');
     BOOST_TEST(same.output.substr(0, nl) == same.output.substr(nl + 1, nl));
 }
@@ -506,7 +521,7 @@ BOOST_FIXTURE_TEST_CASE(no_nonce_responses_are_cached_until_revocation, ocsp_fix
     auto a = post_ocsp(der);
     auto b = post_ocsp(der);
     BOOST_REQUIRE_EQUAL(a.status, 200u);
-    BOOST_TEST(a.body == b.body);   // identical bytes: signed once
+    BOOST_TEST(a.body == b.body); // identical bytes: signed once
     BOOST_TEST(inspect(a.body).cert_status == V_OCSP_CERTSTATUS_GOOD);
     BOOST_TEST(has(check_response(a.body, "heidi").output, "Response verify OK"));
     BOOST_TEST(metric("certmate_ocsp_cache_total{result=\"hit\"}") == hits0 + 1);
@@ -532,7 +547,7 @@ BOOST_FIXTURE_TEST_CASE(no_nonce_responses_are_cached_until_revocation, ocsp_fix
     BOOST_TEST(has(v.output, crt("heidi") + ": revoked"));
     BOOST_TEST(has(v.output, "Reason: superseded"));
     BOOST_TEST(inspect(post_ocsp(der256).body).cert_status == V_OCSP_CERTSTATUS_REVOKED);
-    BOOST_TEST(post_ocsp(der).body == after.body);   // the revoked answer is cached in turn
+    BOOST_TEST(post_ocsp(der).body == after.body); // the revoked answer is cached in turn
 }
 
 // ---- with a clock the test moves: rotation and refreshes before expiry ----
@@ -588,7 +603,8 @@ BOOST_AUTO_TEST_CASE(responder_rotation_crl_and_cache_refresh_before_expiry) {
     time_travel_server t;
     http_client http(t.srv->port());
     temp_dir work;
-    auto created = http.post_json("/api/client-certs", R"({"common_name":"ivan","identifier":"ivan"})", t.tokens.operator_);
+    auto created =
+        http.post_json("/api/client-certs", R"({"common_name":"ivan","identifier":"ivan"})", t.tokens.operator_);
     BOOST_REQUIRE_EQUAL(created.status, 201u);
     write_text(work / "ivan.crt", str(obj(created), "certificate"));
     write_text(work / "ca.pem", str(obj(http.get("/api/ca", t.tokens.viewer)), "certificate"));
@@ -598,7 +614,9 @@ BOOST_AUTO_TEST_CASE(responder_rotation_crl_and_cache_refresh_before_expiry) {
     const auto der = read_text(work / "q.der");
     const auto b64_req = url_encode(b64(der));
     auto post = [&] { return http.request("POST", "/ocsp", der, {{"Content-Type", "application/ocsp-request"}}); };
-    auto crl_number = [&] { return obj(http.get("/api/crl/info", t.tokens.viewer)).at("crl_number").to_number<std::uint64_t>(); };
+    auto crl_number = [&] {
+        return obj(http.get("/api/crl/info", t.tokens.viewer)).at("crl_number").to_number<std::uint64_t>();
+    };
 
     const auto first_responder = read_text(t.responder_crt());
     const auto r1 = inspect(post().body);
@@ -614,8 +632,9 @@ BOOST_AUTO_TEST_CASE(responder_rotation_crl_and_cache_refresh_before_expiry) {
     auto rotated = storage::load_ca(storage::layout{t.cfg.data_dir}, std::nullopt);
     BOOST_REQUIRE(rotated);
     const auto second_responder = read_text(t.responder_crt());
-    BOOST_TEST(load_ocsp_responder(**rotated, second_responder,
-                                   read_text(t.cfg.data_dir / "certs" / "ocsp" / "responder.key")).has_value());
+    BOOST_TEST(
+        load_ocsp_responder(**rotated, second_responder, read_text(t.cfg.data_dir / "certs" / "ocsp" / "responder.key"))
+            .has_value());
     const auto r2 = inspect(post().body);
     BOOST_TEST(r2.cert_status == V_OCSP_CERTSTATUS_GOOD);
     BOOST_TEST(r2.signer_pem == second_responder);
@@ -633,7 +652,8 @@ BOOST_AUTO_TEST_CASE(responder_rotation_crl_and_cache_refresh_before_expiry) {
     std::smatch m;
     const auto cc = got.header("cache-control");
     BOOST_REQUIRE(std::regex_search(cc, m, std::regex(R"(max-age=(\d+))")));
-    const auto left = std::chrono::duration_cast<std::chrono::seconds>(r3.next_update - r3.this_update - std::chrono::hours(19));
+    const auto left =
+        std::chrono::duration_cast<std::chrono::seconds>(r3.next_update - r3.this_update - std::chrono::hours(19));
     BOOST_TEST(std::stoll(m[1]) <= left.count());
     BOOST_TEST(std::stoll(m[1]) > left.count() - 60);
 
@@ -654,9 +674,26 @@ BOOST_AUTO_TEST_CASE(binary_serves_ocsp_with_configured_validity_on_protocol_onl
     BOOST_TEST(bad.exit_code != 0);
     BOOST_TEST(has(bad.output, "ocsp.refresh_before_minutes"), bad.output);
 
-    child_process proc({bin, "serve", "--data-dir", (dir / "data").string(), "--listen", "127.0.0.1:0", "--ca.key_type",
-                        "ec-p384", "--server.threads", "2", "--server.pool_threads", "2", "--server.api_on_http", "false",
-                        "--ocsp.validity_hours", "2", "--ocsp.refresh_before_minutes", "30", "--rate_limit.ocsp", "0"},
+    child_process proc({bin,
+                        "serve",
+                        "--data-dir",
+                        (dir / "data").string(),
+                        "--listen",
+                        "127.0.0.1:0",
+                        "--ca.key_type",
+                        "ec-p384",
+                        "--server.threads",
+                        "2",
+                        "--server.pool_threads",
+                        "2",
+                        "--server.api_on_http",
+                        "false",
+                        "--ocsp.validity_hours",
+                        "2",
+                        "--ocsp.refresh_before_minutes",
+                        "30",
+                        "--rate_limit.ocsp",
+                        "0"},
                        dir / "stderr.log");
     auto line = proc.wait_for_line("listening on http://", 30s);
     BOOST_REQUIRE_MESSAGE(line, read_text(dir / "stderr.log"));
@@ -668,8 +705,8 @@ BOOST_AUTO_TEST_CASE(binary_serves_ocsp_with_configured_validity_on_protocol_onl
     const auto ca = (dir / "ca.pem").string();
     BOOST_REQUIRE(run("openssl x509 -inform DER -in " + (dir / "ca.der").string() + " -out " + ca).exit_code == 0);
 
-    auto r = run("openssl ocsp -url http://127.0.0.1:" + std::to_string(port) + "/ocsp -issuer " + ca + " -CAfile " + ca +
-                 " -serial 0x42");
+    auto r = run("openssl ocsp -url http://127.0.0.1:" + std::to_string(port) + "/ocsp -issuer " + ca + " -CAfile " +
+                 ca + " -serial 0x42");
     BOOST_TEST_INFO(r.output);
     BOOST_TEST(has(r.output, "Response verify OK"));
     BOOST_TEST(has(r.output, "0x42: unknown"));
@@ -679,7 +716,9 @@ BOOST_AUTO_TEST_CASE(binary_serves_ocsp_with_configured_validity_on_protocol_onl
     BOOST_TEST((parse_openssl_time(nu[1]) - parse_openssl_time(tu[1]) == std::chrono::hours(2)));
 
     // Past the default 200/min: rate_limit.ocsp 0 is unlimited. GET max-age within the 2 hours.
-    BOOST_REQUIRE(run("openssl ocsp -issuer " + ca + " -serial 0x42 -no_nonce -reqout " + (dir / "q.der").string()).exit_code == 0);
+    BOOST_REQUIRE(
+        run("openssl ocsp -issuer " + ca + " -serial 0x42 -no_nonce -reqout " + (dir / "q.der").string()).exit_code ==
+        0);
     const auto path = "/ocsp/" + url_encode(b64(read_text(dir / "q.der")));
     for (int i = 0; i < 300; ++i) {
         auto g = anon.get(path);

@@ -58,7 +58,7 @@ BOOST_AUTO_TEST_CASE(bucket_allows_the_limit_then_refills_over_a_minute) {
     }
     auto denied = rl.check("alice", rate_class::batch, t0);
     BOOST_TEST(!denied.allowed);
-    BOOST_TEST(denied.retry_after.count() == 6);   // 10/min: one token every 6 s
+    BOOST_TEST(denied.retry_after.count() == 6); // 10/min: one token every 6 s
     BOOST_TEST(!rl.check("alice", rate_class::batch, t0 + 5s).allowed);
     BOOST_TEST(rl.check("alice", rate_class::batch, t0 + 6s).allowed);
     // other clients and classes have their own buckets; 0 means unlimited
@@ -79,7 +79,8 @@ BOOST_AUTO_TEST_CASE(new_limits_apply_at_once_and_idle_buckets_are_evicted) {
     BOOST_TEST(d.allowed);
     BOOST_TEST(d.limit == 100);
     // address churn: memory stays bounded
-    for (int i = 0; i < 10000; ++i) rl.check("10.0." + std::to_string(i), rate_class::ocsp, t0 + std::chrono::seconds(i));
+    for (int i = 0; i < 10000; ++i)
+        rl.check("10.0." + std::to_string(i), rate_class::ocsp, t0 + std::chrono::seconds(i));
     BOOST_TEST(rl.size() <= 64u);
 }
 
@@ -96,15 +97,17 @@ BOOST_AUTO_TEST_CASE(each_class_answers_429_with_the_documented_body_and_retry_a
         BOOST_TEST(r.header("ratelimit-remaining") == std::to_string(2 - i));
     }
     expect_429(http.get("/api/client-certs", t.viewer));
-    BOOST_TEST(http.get("/api/client-certs", t.admin).status == 200u);   // another principal
+    BOOST_TEST(http.get("/api/client-certs", t.admin).status == 200u); // another principal
 
     // create
     for (int i = 0; i < 2; ++i)
-        BOOST_REQUIRE_EQUAL(http.post_json("/api/client-certs", R"({"common_name":"c)" + std::to_string(i) + "\"}", t.operator_).status, 201u);
+        BOOST_REQUIRE_EQUAL(
+            http.post_json("/api/client-certs", R"({"common_name":"c)" + std::to_string(i) + "\"}", t.operator_).status,
+            201u);
     auto over = http.post_json("/api/client-certs", R"({"common_name":"c9"})", t.operator_);
     expect_429(over);
     BOOST_TEST(over.header("ratelimit-limit") == "2");
-    BOOST_TEST(over.json().as_object().at("retry_after").to_number<long>() == 30);   // 2/min
+    BOOST_TEST(over.json().as_object().at("retry_after").to_number<long>() == 30); // 2/min
 
     // ocsp
     for (int i = 0; i < 2; ++i) BOOST_REQUIRE_EQUAL(http.get("/api/ocsp/status/1", t.operator_).status, 200u);
@@ -114,7 +117,7 @@ BOOST_AUTO_TEST_CASE(each_class_answers_429_with_the_documented_body_and_retry_a
     http_client anon(srv.port());
     for (int i = 0; i < 2; ++i) BOOST_REQUIRE_EQUAL(anon.get("/crl.der").status, 200u);
     expect_429(anon.get("/crl.der"));
-    expect_429(anon.get("/ca.crt"));   // the same class
+    expect_429(anon.get("/ca.crt")); // the same class
 
     // batch: no batch endpoint yet (a later issue); its bucket is covered by the unit test above.
 
@@ -134,7 +137,8 @@ BOOST_AUTO_TEST_CASE(sighup_reloads_limits_and_tokens_without_a_restart) {
     auto write_conf = [&](int default_limit, bool with_extra, const std::string& extra_line) {
         std::string text = "[server]\nhttp_listen = 127.0.0.1:0\nthreads = 2\npool_threads = 2\n"
                            "[ca]\nkey_type = ec-p384\n[issuance]\ndefault_key_type = ec-p256\n"
-                           "[rate_limit]\ndefault = " + std::to_string(default_limit) + "\n[auth]\n";
+                           "[rate_limit]\ndefault = " +
+                           std::to_string(default_limit) + "\n[auth]\n";
         for (const auto& e : entries) text += "token = " + app::token_config_value(e) + "\n";
         if (with_extra) text += "token = " + extra_line + "\n";
         write_text(conf, text);
@@ -174,7 +178,7 @@ BOOST_AUTO_TEST_CASE(sighup_reloads_limits_and_tokens_without_a_restart) {
     }
     BOOST_TEST(r.header("ratelimit-limit") == "1");
     expect_429(http.get("/api/client-certs", tokens.viewer));
-    BOOST_TEST(http.get("/api/client-certs", extra).status == 401u);   // the removed token is gone
+    BOOST_TEST(http.get("/api/client-certs", extra).status == 401u); // the removed token is gone
 
     proc.signal(SIGTERM);
     auto code = proc.wait_exit(15s);

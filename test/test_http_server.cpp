@@ -38,7 +38,8 @@ struct raw_conn {
     tcp::socket sock{ioc};
     explicit raw_conn(unsigned short port, std::chrono::milliseconds timeout = 10s) {
         sock.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
-        timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
+        timeval tv{static_cast<time_t>(timeout.count() / 1000),
+                   static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
         ::setsockopt(sock.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     }
     void send(const std::string& s) { asio::write(sock, asio::buffer(s)); }
@@ -54,7 +55,7 @@ struct raw_conn {
                 closed = true;
                 return out;
             }
-            if (ec) return out;   // timeout
+            if (ec) return out; // timeout
             out.append(buf, n);
             if (!needle.empty() && out.find(needle) != std::string::npos) {
                 auto hdr_end = out.find("\r\n\r\n");
@@ -85,7 +86,8 @@ BOOST_AUTO_TEST_CASE(readers_keep_low_latency_while_rsa4096_keys_are_generated) 
     {
         http_client http(srv.port());
         for (int i = 0; i < 12; ++i) {
-            auto r = http.post_json("/api/client-certs", R"({"common_name":"load)" + std::to_string(i) + "\"}", t.operator_);
+            auto r =
+                http.post_json("/api/client-certs", R"({"common_name":"load)" + std::to_string(i) + "\"}", t.operator_);
             BOOST_REQUIRE_EQUAL(r.status, 201u);
             auto o = r.json().as_object();
             ids.emplace_back(o.at("identifier").as_string());
@@ -101,7 +103,8 @@ BOOST_AUTO_TEST_CASE(readers_keep_low_latency_while_rsa4096_keys_are_generated) 
         // At least one RSA-4096 key generation, and readers measured for ~2.5 s of them.
         for (int i = 0; i == 0 || (steady::now() - begin < 2500ms && i < 20); ++i) {
             creating = true;
-            auto r = http.post_json("/api/client-certs", R"({"common_name":"big)" + std::to_string(i) + R"(","key_type":"rsa4096"})",
+            auto r = http.post_json("/api/client-certs",
+                                    R"({"common_name":"big)" + std::to_string(i) + R"(","key_type":"rsa4096"})",
                                     t.operator_);
             creating = false;
             if (r.status == 201u) ++creates;
@@ -111,7 +114,7 @@ BOOST_AUTO_TEST_CASE(readers_keep_low_latency_while_rsa4096_keys_are_generated) 
 
     constexpr int clients = 50;
 #if defined(__SANITIZE_ADDRESS__)
-    constexpr auto think_time = 60ms;   // AddressSanitizer: the same check at a load it can carry
+    constexpr auto think_time = 60ms; // AddressSanitizer: the same check at a load it can carry
 #else
     constexpr auto think_time = 20ms;
 #endif
@@ -147,9 +150,10 @@ BOOST_AUTO_TEST_CASE(readers_keep_low_latency_while_rsa4096_keys_are_generated) 
     BOOST_TEST(failures.load() == 0);
     BOOST_REQUIRE_GE(all.size(), 100u);
     const double p50 = percentile(all, 0.50), p99 = percentile(all, 0.99);
-    BOOST_TEST_MESSAGE(all.size() << " reads during " << creates.load() << " RSA-4096 creates: p50 " << p50 << " ms, p99 " << p99 << " ms");
+    BOOST_TEST_MESSAGE(all.size() << " reads during " << creates.load() << " RSA-4096 creates: p50 " << p50
+                                  << " ms, p99 " << p99 << " ms");
 #if defined(__SANITIZE_ADDRESS__)
-    const double bound = 150.0;   // AddressSanitizer slows every request several times over
+    const double bound = 150.0; // AddressSanitizer slows every request several times over
 #else
     const double bound = 50.0;
 #endif
@@ -158,10 +162,26 @@ BOOST_AUTO_TEST_CASE(readers_keep_low_latency_while_rsa4096_keys_are_generated) 
 
 BOOST_AUTO_TEST_CASE(sigterm_drains_in_flight_requests_refuses_new_ones_and_exits_zero) {
     temp_dir dir;
-    child_process proc({CERTMATE_BINARY, "serve", "--data-dir", (dir / "data").string(), "--listen", "127.0.0.1:0",
-                        "--ca.key_type", "ec-p384", "--issuance.default_key_type", "ec-p256", "--server.shutdown_grace", "10",
-                        "--server.threads", "2", "--server.pool_threads", "2", "--rate_limit.default", "0",
-                        "--rate_limit.create", "0"},
+    child_process proc({CERTMATE_BINARY,
+                        "serve",
+                        "--data-dir",
+                        (dir / "data").string(),
+                        "--listen",
+                        "127.0.0.1:0",
+                        "--ca.key_type",
+                        "ec-p384",
+                        "--issuance.default_key_type",
+                        "ec-p256",
+                        "--server.shutdown_grace",
+                        "10",
+                        "--server.threads",
+                        "2",
+                        "--server.pool_threads",
+                        "2",
+                        "--rate_limit.default",
+                        "0",
+                        "--rate_limit.create",
+                        "0"},
                        dir / "stderr.log");
     // stdout is a pipe: the token is in admin.token only.
     auto token_line = proc.wait_for_line("admin token written to", 30s);
@@ -192,7 +212,10 @@ BOOST_AUTO_TEST_CASE(sigterm_drains_in_flight_requests_refuses_new_ones_and_exit
         creators.emplace_back([&, i] {
             http_client http(port, "127.0.0.1", 60s);
             try {
-                statuses[i] = http.post_json("/api/client-certs", R"({"common_name":"big)" + std::to_string(i) + R"(","key_type":"rsa4096"})", token).status;
+                statuses[i] =
+                    http.post_json("/api/client-certs",
+                                   R"({"common_name":"big)" + std::to_string(i) + R"(","key_type":"rsa4096"})", token)
+                        .status;
             } catch (const std::exception& e) {
                 BOOST_TEST_MESSAGE("create " << i << ": " << e.what());
             }

@@ -58,24 +58,26 @@ namespace {
 std::unique_ptr<test_server> tls_server(const std::string& client_auth,
                                         const std::function<void(app::config&)>& more = {},
                                         const std::function<void(net::server_options&)>& options = {}) {
-    return std::make_unique<test_server>([&](app::config& c) {
-        c.https_listen = "127.0.0.1:0";
-        c.tls_client_auth = client_auth;
-        if (more) more(c);
-        auto init = app::init_data_dir(c, {});
-        if (!init) throw std::runtime_error(init.error().message);
-        auto sc = app::issue_server_cert(c, {"127.0.0.1", "localhost"});
-        if (!sc) throw std::runtime_error(sc.error().message);
-        c.tls_cert = sc->cert_file;
-        c.tls_key = sc->key_file;
-    }, options);
+    return std::make_unique<test_server>(
+        [&](app::config& c) {
+            c.https_listen = "127.0.0.1:0";
+            c.tls_client_auth = client_auth;
+            if (more) more(c);
+            auto init = app::init_data_dir(c, {});
+            if (!init) throw std::runtime_error(init.error().message);
+            auto sc = app::issue_server_cert(c, {"127.0.0.1", "localhost"});
+            if (!sc) throw std::runtime_error(sc.error().message);
+            c.tls_cert = sc->cert_file;
+            c.tls_key = sc->key_file;
+        },
+        options);
 }
 
 std::string ca_file(test_server& srv) { return (srv.config().data_dir / "certs" / "ca" / "ca.crt").string(); }
 
 struct curl_reply {
     int exit_code = -1;
-    unsigned status = 0;   // 0: no HTTP answer (connection or handshake refused)
+    unsigned status = 0; // 0: no HTTP answer (connection or handshake refused)
     std::string body;
 };
 
@@ -102,10 +104,11 @@ struct client_files {
 
 client_files make_client(test_server& srv, const temp_dir& dir, const std::string& id, const std::string& role_json) {
     http_client http(srv.port());
-    auto created = http.post_json("/api/client-certs",
-                                  R"({"identifier":")" + id + R"(","common_name":")" + id + R"(","key_type":"ec-p256")" +
-                                      (role_json.empty() ? "" : R"(,"api_role":)" + role_json) + "}",
-                                  srv.tokens.admin);
+    auto created =
+        http.post_json("/api/client-certs",
+                       R"({"identifier":")" + id + R"(","common_name":")" + id + R"(","key_type":"ec-p256")" +
+                           (role_json.empty() ? "" : R"(,"api_role":)" + role_json) + "}",
+                       srv.tokens.admin);
     BOOST_REQUIRE_MESSAGE(created.status == 201u, created.body);
     client_files f{(dir / (id + ".crt")).string(), (dir / (id + ".key")).string(),
                    std::string(created.json().as_object().at("serial_number").as_string())};
@@ -124,13 +127,15 @@ std::vector<json::object> audit_lines(test_server& srv, const std::string& opera
     std::ifstream in(srv.config().data_dir / "logs" / "audit" / "certificate_audit.log");
     for (std::string line; std::getline(in, line);) {
         auto o = json::parse(line).as_object();
-        if (o.at("operation").as_string() == operation && o.at("resource_id").as_string() == resource_id) out.push_back(o);
+        if (o.at("operation").as_string() == operation && o.at("resource_id").as_string() == resource_id)
+            out.push_back(o);
     }
     return out;
 }
 
 // Denials are audited off the request path: waits (bounded) until one is in the file.
-std::vector<json::object> wait_audit_lines(test_server& srv, const std::string& operation, const std::string& resource_id) {
+std::vector<json::object> wait_audit_lines(test_server& srv, const std::string& operation,
+                                           const std::string& resource_id) {
     auto lines = audit_lines(srv, operation, resource_id);
     for (int i = 0; i < 100 && lines.empty(); ++i) {
         std::this_thread::sleep_for(50ms);
@@ -180,7 +185,8 @@ std::string served_fingerprint(unsigned short port, const std::string& ca) {
 // Every operation has a deadline (tcp_stream expiry), so a server bug fails instead of hanging.
 class tls_connection {
 public:
-    tls_connection(unsigned short port, const std::string& ca, const client_files* client) : ctx_(ssl::context::tls_client) {
+    tls_connection(unsigned short port, const std::string& ca, const client_files* client)
+        : ctx_(ssl::context::tls_client) {
         ctx_.load_verify_file(ca);
         ctx_.set_verify_mode(ssl::verify_peer);
         if (client) {
@@ -246,7 +252,8 @@ BOOST_AUTO_TEST_CASE(operator_certificate_lists_creates_and_is_audited_viewer_ge
     BOOST_TEST(list.status == 200u);
     BOOST_TEST(list.body.find("\"op-cert\"") != std::string::npos);
 
-    const std::string create = ca + "-H 'Content-Type: application/json' -d '{\"identifier\":\"made-by-op\",\"common_name\":\"made-by-op\"}' ";
+    const std::string create =
+        ca + "-H 'Content-Type: application/json' -d '{\"identifier\":\"made-by-op\",\"common_name\":\"made-by-op\"}' ";
     auto made = curl(https(*srv, "/api/client-certs"), create + op.args());
     BOOST_TEST_INFO("curl: " << made.body);
     BOOST_TEST(made.status == 201u);
@@ -263,9 +270,10 @@ BOOST_AUTO_TEST_CASE(operator_certificate_lists_creates_and_is_audited_viewer_ge
 
     // a viewer certificate reads but may not create
     BOOST_TEST(curl(https(*srv, "/api/client-certs"), ca + viewer.args()).status == 200u);
-    auto denied = curl(https(*srv, "/api/client-certs"),
-                       ca + "-H 'Content-Type: application/json' -d '{\"identifier\":\"nope\",\"common_name\":\"nope\"}' " +
-                           viewer.args());
+    auto denied =
+        curl(https(*srv, "/api/client-certs"),
+             ca + "-H 'Content-Type: application/json' -d '{\"identifier\":\"nope\",\"common_name\":\"nope\"}' " +
+                 viewer.args());
     BOOST_TEST_INFO("curl: " << denied.body);
     BOOST_TEST(denied.status == 403u);
     auto denial = wait_audit_lines(*srv, "denied", "POST /api/client-certs");
@@ -290,8 +298,9 @@ BOOST_AUTO_TEST_CASE(revoked_certificate_is_refused_on_its_next_request_without_
     BOOST_TEST(kept.get("/api/client-certs") == 200u);
 
     http_client http(srv->port());
-    BOOST_REQUIRE(http.post_json("/api/client-certs/op-cert/revoke", R"({"reason":"keyCompromise"})", srv->tokens.admin).status ==
-                  200u);
+    BOOST_REQUIRE(
+        http.post_json("/api/client-certs/op-cert/revoke", R"({"reason":"keyCompromise"})", srv->tokens.admin).status ==
+        200u);
 
     // The handshake still succeeds (OpenSSL is given no CRL); the request is answered 401.
     auto next = curl(https(*srv, "/api/client-certs"), ca + op.args());
@@ -321,14 +330,17 @@ BOOST_AUTO_TEST_CASE(foreign_expired_and_missing_certificates_are_refused_with_r
 
     // Another CA (openssl CLI), its client certificate even carrying our operator's serial number.
     const auto d = dir.path().string();
-    auto r = run("cd " + d +
-                 " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout other-ca.key -out other-ca.crt"
-                 " -subj '/CN=Other CA' -days 30 -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign"
-                 " && openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout intruder.key -out intruder.csr"
-                 " -subj /CN=op-cert"
-                 " && printf 'extendedKeyUsage=clientAuth\\n' > ext.cnf"
-                 " && openssl x509 -req -in intruder.csr -CA other-ca.crt -CAkey other-ca.key -days 30 -set_serial " +
-                 op.serial + " -extfile ext.cnf -out intruder.crt");
+    auto r = run(
+        "cd " + d +
+        " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout other-ca.key -out "
+        "other-ca.crt"
+        " -subj '/CN=Other CA' -days 30 -addext basicConstraints=critical,CA:TRUE -addext "
+        "keyUsage=critical,keyCertSign,cRLSign"
+        " && openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout intruder.key -out intruder.csr"
+        " -subj /CN=op-cert"
+        " && printf 'extendedKeyUsage=clientAuth\\n' > ext.cnf"
+        " && openssl x509 -req -in intruder.csr -CA other-ca.crt -CAkey other-ca.key -days 30 -set_serial " +
+        op.serial + " -extfile ext.cnf -out intruder.crt");
     BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
     auto foreign = curl(url, ca + "--cert " + d + "/intruder.crt --key " + d + "/intruder.key");
     BOOST_TEST_INFO("curl: " << foreign.body);
@@ -349,8 +361,8 @@ BOOST_AUTO_TEST_CASE(foreign_expired_and_missing_certificates_are_refused_with_r
     BOOST_TEST(none.status == 0u);
 
     // Our TLS server certificate is no client certificate (serverAuth only).
-    const auto server_cert = sign_client(*srv, dir, "server-as-client", std::chrono::system_clock::now(), 5,
-                                         cert_profile::tls_server);
+    const auto server_cert =
+        sign_client(*srv, dir, "server-as-client", std::chrono::system_clock::now(), 5, cert_profile::tls_server);
     BOOST_TEST(curl(url, ca + server_cert.args()).status == 0u);
 
     // and the real one still works
@@ -365,8 +377,8 @@ BOOST_AUTO_TEST_CASE(optional_client_auth_token_alone_works_and_certificate_wins
     const std::string admin = " -H 'Authorization: Bearer " + srv->tokens.admin + "'";
     const std::string viewer_token = " -H 'Authorization: Bearer " + srv->tokens.viewer + "'";
 
-    BOOST_TEST(curl(url, ca + admin).status == 200u);              // no certificate, a valid token
-    BOOST_TEST(curl(url, ca).status == 401u);                      // neither
+    BOOST_TEST(curl(url, ca + admin).status == 200u); // no certificate, a valid token
+    BOOST_TEST(curl(url, ca).status == 401u);         // neither
     BOOST_TEST(curl(url, ca + "-H 'Authorization: Bearer cm_wrong'").status == 401u);
 
     // A certificate without api_role gets no API access (403), public endpoints still answer; PATCH
@@ -377,13 +389,15 @@ BOOST_AUTO_TEST_CASE(optional_client_auth_token_alone_works_and_certificate_wins
     BOOST_TEST(no_role.status == 403u);
     BOOST_TEST(curl(https(*srv, "/health"), ca + plain.args()).status == 200u);
     http_client http(srv->port());
-    BOOST_REQUIRE(http.patch_json("/api/client-certs/no-role", R"({"api_role":"viewer"})", srv->tokens.admin).status == 200u);
+    BOOST_REQUIRE(http.patch_json("/api/client-certs/no-role", R"({"api_role":"viewer"})", srv->tokens.admin).status ==
+                  200u);
     BOOST_TEST(curl(url, ca + plain.args()).status == 200u);
 
     // Both a valid certificate and a token: the certificate is who acts (audit user), even when
     // the token is a viewer's.
     const auto op = make_client(*srv, dir, "op-cert", R"("operator")");
-    const std::string create = "-H 'Content-Type: application/json' -d '{\"identifier\":\"both\",\"common_name\":\"both\"}' ";
+    const std::string create =
+        "-H 'Content-Type: application/json' -d '{\"identifier\":\"both\",\"common_name\":\"both\"}' ";
     BOOST_TEST(curl(url, ca + create + op.args() + viewer_token).status == 201u);
     BOOST_TEST(audit_lines(*srv, "create", "both").at(0).at("user").as_string() == "op-cert");
 
@@ -391,13 +405,15 @@ BOOST_AUTO_TEST_CASE(optional_client_auth_token_alone_works_and_certificate_wins
     BOOST_REQUIRE(http.post_json("/api/client-certs/op-cert/revoke", "{}", srv->tokens.admin).status == 200u);
     BOOST_TEST(curl(url, ca + op.args()).status == 401u);
     BOOST_TEST(curl(url, ca + op.args() + viewer_token).status == 200u);
-    const std::string create2 = "-H 'Content-Type: application/json' -d '{\"identifier\":\"both2\",\"common_name\":\"both2\"}' ";
+    const std::string create2 =
+        "-H 'Content-Type: application/json' -d '{\"identifier\":\"both2\",\"common_name\":\"both2\"}' ";
     BOOST_TEST(curl(url, ca + create2 + op.args() + viewer_token).status == 403u);
 
     // A presented certificate must still verify: another CA's fails the handshake.
     const auto d = dir.path().string();
-    auto r = run("cd " + d + " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout self.key"
-                             " -out self.crt -subj /CN=self -days 30");
+    auto r = run("cd " + d +
+                 " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout self.key"
+                 " -out self.crt -subj /CN=self -days 30");
     BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
     BOOST_TEST(curl(url, ca + "--cert " + d + "/self.crt --key " + d + "/self.key" + admin).status == 0u);
 }
@@ -448,14 +464,15 @@ BOOST_AUTO_TEST_CASE(api_on_http_false_plain_http_serves_protocol_endpoints_only
     BOOST_TEST(curl(plain + "/health").status == 200u);
 
     // OCSP over plain HTTP, as issued certificates point at it (RFC 6960 A.1 POST)
-    temp_dir dir;   // creating needs the API: over TLS with the token
+    temp_dir dir; // creating needs the API: over TLS with the token
     auto made = curl(https(*srv, "/api/client-certs"),
                      "--cacert " + ca_file(*srv) + " " + admin +
-                         " -H 'Content-Type: application/json' -d '{\"identifier\":\"ocsp-me\",\"common_name\":\"ocsp-me\",\"key_type\":\"ec-p256\"}'");
+                         " -H 'Content-Type: application/json' -d "
+                         "'{\"identifier\":\"ocsp-me\",\"common_name\":\"ocsp-me\",\"key_type\":\"ec-p256\"}'");
     BOOST_REQUIRE_MESSAGE(made.status == 201u, made.body);
     write_text(dir / "ocsp-me.crt", std::string(json::parse(made.body).as_object().at("certificate").as_string()));
-    auto ocsp = run("openssl ocsp -issuer " + ca_file(*srv) + " -cert " + (dir / "ocsp-me.crt").string() + " -url " + plain +
-                    "/ocsp -CAfile " + ca_file(*srv) + " -timeout 10");
+    auto ocsp = run("openssl ocsp -issuer " + ca_file(*srv) + " -cert " + (dir / "ocsp-me.crt").string() + " -url " +
+                    plain + "/ocsp -CAfile " + ca_file(*srv) + " -timeout 10");
     BOOST_TEST_INFO("openssl ocsp: " << ocsp.output);
     BOOST_TEST(ocsp.exit_code == 0);
     BOOST_TEST(ocsp.output.find(": good") != std::string::npos);
@@ -474,14 +491,15 @@ BOOST_AUTO_TEST_CASE(reload_swaps_the_server_certificate_for_new_handshakes) {
     BOOST_TEST(kept.get("/health") == 200u);
 
     // a renewed certificate on disk (written as an operator's tooling would), then reload
-    const auto renewed = sign_client(*srv, dir, "renewed-server", std::chrono::system_clock::now(), 30, cert_profile::tls_server);
+    const auto renewed =
+        sign_client(*srv, dir, "renewed-server", std::chrono::system_clock::now(), 30, cert_profile::tls_server);
     auto opts = app::tls_options_from(srv->config());
     opts.cert_file = renewed.cert;
     opts.key_file = renewed.key;
     BOOST_REQUIRE(bool(srv->server().reload_tls(opts)));
     const auto after = served_fingerprint(srv->server().tls_port(), ca_file(*srv));
     BOOST_TEST(after != before);
-    BOOST_TEST(kept.get("/health") == 200u);   // open connections keep going
+    BOOST_TEST(kept.get("/health") == 200u); // open connections keep going
 
     // a broken one is refused and the current one stays
     auto broken = opts;
@@ -489,7 +507,8 @@ BOOST_AUTO_TEST_CASE(reload_swaps_the_server_certificate_for_new_handshakes) {
     auto r = srv->server().reload_tls(broken);
     BOOST_REQUIRE(!r);
     BOOST_TEST(r.error().field == "tls.key");
-    const auto mismatched = sign_client(*srv, dir, "other-server", std::chrono::system_clock::now(), 30, cert_profile::tls_server);
+    const auto mismatched =
+        sign_client(*srv, dir, "other-server", std::chrono::system_clock::now(), 30, cert_profile::tls_server);
     broken = opts;
     broken.key_file = mismatched.key;
     BOOST_TEST(!srv->server().reload_tls(broken));
@@ -533,12 +552,13 @@ BOOST_AUTO_TEST_CASE(init_server_cert_then_serve_and_reload_on_sighup) {
     BOOST_TEST(init.output.find("https_listen = 0.0.0.0:8443") != std::string::npos);
     BOOST_TEST(init.output.find("cert = " + fs::absolute(crt).string()) != std::string::npos);
     BOOST_TEST(init.output.find("key = " + fs::absolute(key).string()) != std::string::npos);
-    struct stat st{};
+    struct stat st {};
     BOOST_REQUIRE(::stat(key.c_str(), &st) == 0);
     BOOST_TEST((st.st_mode & 0777) == 0600u);
 
     const std::string ca = (data / "certs" / "ca" / "ca.crt").string();
-    auto ext = run("openssl x509 -in " + crt.string() + " -noout -ext extendedKeyUsage,subjectAltName,basicConstraints");
+    auto ext =
+        run("openssl x509 -in " + crt.string() + " -noout -ext extendedKeyUsage,subjectAltName,basicConstraints");
     BOOST_TEST_INFO("x509: " << ext.output);
     BOOST_TEST(ext.output.find("TLS Web Server Authentication") != std::string::npos);
     BOOST_TEST(ext.output.find("TLS Web Client Authentication") == std::string::npos);
@@ -553,12 +573,15 @@ BOOST_AUTO_TEST_CASE(init_server_cert_then_serve_and_reload_on_sighup) {
     const auto chain = read_text(crt);
     BOOST_TEST(chain.find("-----BEGIN CERTIFICATE-----", 10) != std::string::npos);
     BOOST_TEST(chain.find(read_text(ca)) != std::string::npos);
-    BOOST_TEST(run("grep -c server_cert_issue " + (data / "logs" / "audit" / "certificate_audit.log").string()).output == "1\n");
+    BOOST_TEST(
+        run("grep -c server_cert_issue " + (data / "logs" / "audit" / "certificate_audit.log").string()).output ==
+        "1\n");
 
     // serve with it (the printed config lines, on port 0)
     const auto conf = dir / "certmate.conf";
     write_text(conf, "[server]\nhttp_listen = 127.0.0.1:0\nhttps_listen = 127.0.0.1:0\napi_on_http = false\n"
-                     "[storage]\ndata_dir = " + data.string() + "\n[tls]\ncert = " + crt.string() + "\nkey = " + key.string() +
+                     "[storage]\ndata_dir = " +
+                         data.string() + "\n[tls]\ncert = " + crt.string() + "\nkey = " + key.string() +
                          "\nclient_auth = optional\n[renewal]\nenabled = false\n");
     child_process serve({bin, "serve", "-c", conf.string()}, dir / "serve.err");
     auto line = serve.wait_for_line("listening on https://", 20s);
@@ -569,11 +592,14 @@ BOOST_AUTO_TEST_CASE(init_server_cert_then_serve_and_reload_on_sighup) {
 
     // a new certificate from the operator's own tooling with our CA key, then SIGHUP
     const auto d = dir.path().string();
-    auto r = run("cd " + d + " && openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout new.key -out new.csr"
-                             " -subj /CN=127.0.0.1 && printf 'extendedKeyUsage=serverAuth\\nsubjectAltName=IP:127.0.0.1\\n' > ext.cnf"
-                             " && openssl x509 -req -in new.csr -CA " + ca + " -CAkey " + (data / "certs" / "ca" / "ca.key").string() +
-                 " -days 5 -set_serial 4242 -extfile ext.cnf -out new.crt && cp new.crt " + crt.string() + " && cp new.key " +
-                 key.string());
+    auto r =
+        run("cd " + d +
+            " && openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout new.key -out new.csr"
+            " -subj /CN=127.0.0.1 && printf 'extendedKeyUsage=serverAuth\\nsubjectAltName=IP:127.0.0.1\\n' > ext.cnf"
+            " && openssl x509 -req -in new.csr -CA " +
+            ca + " -CAkey " + (data / "certs" / "ca" / "ca.key").string() +
+            " -days 5 -set_serial 4242 -extfile ext.cnf -out new.crt && cp new.crt " + crt.string() +
+            " && cp new.key " + key.string());
     BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
     serve.signal(SIGHUP);
     std::string after;
@@ -583,7 +609,8 @@ BOOST_AUTO_TEST_CASE(init_server_cert_then_serve_and_reload_on_sighup) {
     }
     BOOST_TEST(after != before);
     BOOST_TEST(run("openssl s_client -connect 127.0.0.1:" + std::to_string(port) + " -CAfile " + ca +
-                   " </dev/null 2>/dev/null | openssl x509 -noout -serial").output == "serial=1092\n");
+                   " </dev/null 2>/dev/null | openssl x509 -noout -serial")
+                   .output == "serial=1092\n");
     serve.signal(SIGTERM);
     BOOST_TEST(serve.wait_exit(20s).value_or(-1) == 0);
 }
@@ -598,7 +625,7 @@ BOOST_AUTO_TEST_CASE(silent_clients_time_out_in_the_handshake_and_drain_closes_t
     pollfd p{silent.native_handle(), POLLIN, 0};
     BOOST_REQUIRE(::poll(&p, 1, 5000) == 1);
     char byte = 0;
-    BOOST_TEST(::recv(silent.native_handle(), &byte, 1, 0) <= 0);   // closed, nothing sent
+    BOOST_TEST(::recv(silent.native_handle(), &byte, 1, 0) <= 0); // closed, nothing sent
     BOOST_TEST((std::chrono::steady_clock::now() - t0 < 3s));
     // the listener still serves
     BOOST_TEST(curl(https(*srv, "/health"), "--cacert " + ca_file(*srv)).status == 200u);
@@ -622,7 +649,7 @@ BOOST_AUTO_TEST_CASE(certificate_check_follows_the_live_tables) {
     net::token_table tokens({{"ops", api_role::operator_, sha256_hex("tok")}});
     auto verdict = [&](time_point at) { return net::check_client_certificate(c, statuses, owners, at).verdict; };
 
-    BOOST_TEST((verdict(now) == net::cert_verdict::unknown));   // never issued here
+    BOOST_TEST((verdict(now) == net::cert_verdict::unknown)); // never issued here
     owners.set("1234", serial_owner{"alice", std::nullopt, true});
     ocsp_single_answer good;
     good.status = ocsp_single_answer::state::good;
@@ -636,22 +663,23 @@ BOOST_AUTO_TEST_CASE(certificate_check_follows_the_live_tables) {
     net::peer_info peer{"10.0.0.1", true, c};
     auto who = net::authenticate(peer, "Bearer tok", tokens, statuses, owners, now);
     BOOST_REQUIRE(who.ident.has_value());
-    BOOST_TEST(who.ident->name == "alice");   // the certificate wins over the token
+    BOOST_TEST(who.ident->name == "alice"); // the certificate wins over the token
     BOOST_TEST(who.by_certificate);
 
     ocsp_single_answer revoked;
     revoked.status = ocsp_single_answer::state::revoked;
     revoked.reason = revocation_reason::certificate_hold;
     statuses.set("1234", revoked);
-    BOOST_TEST((verdict(now) == net::cert_verdict::revoked));   // on hold counts as revoked
+    BOOST_TEST((verdict(now) == net::cert_verdict::revoked)); // on hold counts as revoked
     who = net::authenticate(peer, "Bearer tok", tokens, statuses, owners, now);
     BOOST_REQUIRE(who.ident.has_value());
-    BOOST_TEST(who.ident->name == "ops");   // falls back to the token
+    BOOST_TEST(who.ident->name == "ops"); // falls back to the token
     who = net::authenticate(peer, "", tokens, statuses, owners, now);
     BOOST_TEST(!who.ident.has_value());
     BOOST_TEST(who.user == "alice");
     BOOST_TEST((who.failure == net::auth_failure::certificate_refused));
-    who = net::authenticate(net::peer_info{"10.0.0.1", true, std::nullopt}, "Bearer nope", tokens, statuses, owners, now);
+    who =
+        net::authenticate(net::peer_info{"10.0.0.1", true, std::nullopt}, "Bearer nope", tokens, statuses, owners, now);
     BOOST_TEST((who.failure == net::auth_failure::invalid_token));
     BOOST_TEST(who.user == "anonymous");
 }
@@ -681,7 +709,8 @@ BOOST_AUTO_TEST_CASE(renew_then_revoke_refuses_the_old_certificate_in_mtls_ocsp_
     BOOST_TEST(curl(https(*srv, "/api/client-certs"), cacert + old_cert.args()).status == 200u);
     BOOST_TEST(ocsp(old_cert.cert).find(": good") != std::string::npos);
 
-    auto revoked = http.post_json("/api/client-certs/machine/revoke", R"({"reason":"keyCompromise"})", srv->tokens.admin);
+    auto revoked =
+        http.post_json("/api/client-certs/machine/revoke", R"({"reason":"keyCompromise"})", srv->tokens.admin);
     BOOST_REQUIRE_MESSAGE(revoked.status == 200u, revoked.body);
     const auto history = revoked.json().as_object().at("history").as_array();
     BOOST_REQUIRE_EQUAL(history.size(), 1u);
@@ -722,8 +751,10 @@ BOOST_AUTO_TEST_CASE(server_auth_for_the_tls_listener_names_is_refused_even_when
     http_client http(srv->port());
     auto ask = [&](const std::string& id, const std::string& sans) {
         return http.post_json("/api/client-certs",
-                              R"({"identifier":")" + id + R"(","common_name":"ok.example.com","cert_usage":"other",)"
-                              R"("extended_key_usage":["serverAuth"],"subject_alt_names":)" + sans + "}",
+                              R"({"identifier":")" + id +
+                                  R"(","common_name":"ok.example.com","cert_usage":"other",)"
+                                  R"("extended_key_usage":["serverAuth"],"subject_alt_names":)" +
+                                  sans + "}",
                               srv->tokens.admin);
     };
     auto by_dns = ask("l1", R"({"dns":["localhost"]})");
@@ -752,7 +783,8 @@ BOOST_AUTO_TEST_CASE(the_listener_certificate_is_admin_only_through_the_api) {
     const std::string id(items[0].as_object().at("identifier").as_string());
     const std::string base = "/api/client-certs/" + id;
 
-    auto made = http.post_json("/api/client-certs", R"({"identifier":"fake","common_name":"localhost","cert_usage":"server"})", admin);
+    auto made = http.post_json("/api/client-certs",
+                               R"({"identifier":"fake","common_name":"localhost","cert_usage":"server"})", admin);
     BOOST_TEST_INFO(made.body);
     BOOST_TEST(made.status == 400u);
     BOOST_TEST(http.post_json(base + "/revoke", R"({"reason":"certificateHold"})", op).status == 403u);

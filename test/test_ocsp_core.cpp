@@ -56,8 +56,9 @@ struct world {
     // `openssl ocsp -respin` on our response, verified against the CA (no -noverify).
     std::string check(const std::string& resp, const std::string& name, bool with_req = true) {
         test::write_text(dir / "resp.der", resp);
-        std::string cmd = "openssl ocsp -respin " + (dir / "resp.der").string() + " -issuer " + (dir / "ca.crt").string() +
-                          " -CAfile " + (dir / "ca.crt").string() + " -cert " + (dir / (name + ".crt")).string();
+        std::string cmd = "openssl ocsp -respin " + (dir / "resp.der").string() + " -issuer " +
+                          (dir / "ca.crt").string() + " -CAfile " + (dir / "ca.crt").string() + " -cert " +
+                          (dir / (name + ".crt")).string();
         // With -reqin the CLI adds a nonce of its own to the request it read; nonce echo is
         // checked through the API in nonce_is_echoed.
         if (with_req) cmd += " -no_nonce -reqin " + (dir / "req.der").string();
@@ -101,7 +102,7 @@ BOOST_AUTO_TEST_CASE(good_revoked_unknown_signed_and_verified) {
     BOOST_REQUIRE(info->queries.size() == 1u);
     BOOST_TEST(info->queries[0].serial_decimal == serial);
     BOOST_TEST(info->queries[0].our_issuer);
-    BOOST_TEST(info->has_nonce);  // openssl sends one by default
+    BOOST_TEST(info->has_nonce); // openssl sends one by default
 
     const auto tu = w.now, nu = w.now + std::chrono::hours(24);
     auto good = build_ocsp_response(w.responder, req, {{ocsp_single_answer::state::good, {}, {}}}, tu, nu);
@@ -213,7 +214,8 @@ BOOST_AUTO_TEST_CASE(table_invalidates_cache_on_status_change) {
     // Revoked: gone, and a response signed for the old status is not stored.
     t.set("7", {ocsp_single_answer::state::revoked, now, revocation_reason::superseded});
     BOOST_TEST(!t.cached("7", NID_sha1, now, std::chrono::seconds(60)).has_value());
-    t.store("7", NID_sha1, l.generation, {std::make_shared<const std::string>("stale"), now, now + std::chrono::hours(1)});
+    t.store("7", NID_sha1, l.generation,
+            {std::make_shared<const std::string>("stale"), now, now + std::chrono::hours(1)});
     BOOST_TEST(!t.cached("7", NID_sha1, now, std::chrono::seconds(60)).has_value());
     BOOST_TEST(!t.get("8").answer.has_value());
 }

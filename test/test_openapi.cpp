@@ -78,7 +78,7 @@ const json::value& deref(const json::value& doc, const json::value& v) {
 }
 
 struct fetched {
-    net::server_options options;   // what the server was started with
+    net::server_options options; // what the server was started with
     json::value doc;
     std::string body;
 };
@@ -90,7 +90,7 @@ fetched fetch_document(const std::function<void(net::server_options&)>& tweak = 
         if (tweak) tweak(o);
         f.options = o;
     });
-    auto r = srv.client().get("/api/openapi.json");   // public: no token
+    auto r = srv.client().get("/api/openapi.json"); // public: no token
     BOOST_TEST_INFO("body: " << r.body.substr(0, 300));
     BOOST_REQUIRE_EQUAL(r.status, 200u);
     BOOST_TEST(r.header("content-type") == "application/json");
@@ -141,7 +141,8 @@ BOOST_AUTO_TEST_CASE(every_route_is_documented_and_every_documented_operation_is
         registered.emplace(path, method);
         BOOST_TEST_CONTEXT(method << " " << path) {
             const auto* op = at(*paths, {path, method});
-            BOOST_TEST(op, "registered by the router but not in docs/openapi.yaml (document it, then bash scripts/openapi.sh write)");
+            BOOST_TEST(op, "registered by the router but not in docs/openapi.yaml (document it, then bash "
+                           "scripts/openapi.sh write)");
             if (!op) continue;
             BOOST_TEST(!string_at(*op, {"summary"}).empty());
             BOOST_TEST(!string_at(*op, {"operationId"}).empty());
@@ -207,7 +208,7 @@ BOOST_AUTO_TEST_CASE(every_route_is_documented_and_every_documented_operation_is
                 BOOST_TEST_CONTEXT("response " << status) {
                     BOOST_REQUIRE(schema);
                     const auto& s = deref(doc, *schema);
-                    if (status == "503" && path == "/health") continue;   // the health report itself
+                    if (status == "503" && path == "/health") continue; // the health report itself
                     for (const char* key : {"error", "message", "code"}) BOOST_TEST(at(s, {"properties", key}));
                 }
             }
@@ -236,12 +237,13 @@ BOOST_AUTO_TEST_CASE(configurable_roles_are_marked) {
     for (std::size_t i = 0; i < a.size(); ++i) {
         if (a[i]->role == b[i]->role) continue;
         ++configurable;
-        const auto* op = at(f.doc, {"paths", openapi_path(a[i]->pattern), lower(std::string(http::to_string(a[i]->method)))});
+        const auto* op =
+            at(f.doc, {"paths", openapi_path(a[i]->pattern), lower(std::string(http::to_string(a[i]->method)))});
         BOOST_REQUIRE(op);
         const auto* mark = at(*op, {"x-certmate-role-configurable"});
         BOOST_TEST((mark && mark->is_bool() && mark->as_bool()), a[i]->pattern);
     }
-    BOOST_TEST(configurable == 1);   // /metrics
+    BOOST_TEST(configurable == 1); // /metrics
 }
 
 // The request schemas name exactly the DTOs' fields and refuse others, as dto::parse does.
@@ -278,22 +280,24 @@ BOOST_AUTO_TEST_CASE(error_answers_match_the_error_schema) {
     const auto* schema = at(doc, {"components", "schemas", "Error"});
     BOOST_REQUIRE(schema);
     std::set<std::string> codes;
-    for (const auto& v : at(*schema, {"properties", "code", "enum"})->as_array()) codes.insert(std::string(v.as_string()));
+    for (const auto& v : at(*schema, {"properties", "code", "enum"})->as_array())
+        codes.insert(std::string(v.as_string()));
     const std::vector<http_reply> answers = {
-        c.get("/api/client-certs/nope", srv.tokens.viewer),                                        // 404
-        c.get("/api/client-certs"),                                                                 // 401
-        c.get("/api/audit", srv.tokens.viewer),                                                     // 403
-        c.get("/api/client-certs?limit=0", srv.tokens.viewer),                                      // 400 + field
-        c.request("DELETE", "/api/ca"),                                                             // 405
-        c.request("POST", "/api/client-certs", "{}", {{"Authorization", "Bearer " + srv.tokens.operator_},
-                                                      {"Content-Type", "text/plain"}}),           // 415
+        c.get("/api/client-certs/nope", srv.tokens.viewer),    // 404
+        c.get("/api/client-certs"),                            // 401
+        c.get("/api/audit", srv.tokens.viewer),                // 403
+        c.get("/api/client-certs?limit=0", srv.tokens.viewer), // 400 + field
+        c.request("DELETE", "/api/ca"),                        // 405
+        c.request("POST", "/api/client-certs", "{}",
+                  {{"Authorization", "Bearer " + srv.tokens.operator_}, {"Content-Type", "text/plain"}}), // 415
         c.post_json("/api/client-certs", R"({"common_name":"a","bogus":1})", srv.tokens.operator_), // 400 unknown field
     };
     for (const auto& r : answers) {
         BOOST_TEST_CONTEXT(r.status << " " << r.body) {
             BOOST_TEST(r.status >= 400u);
             auto o = obj(r);
-            for (const auto& kv : o) BOOST_TEST(at(*schema, {"properties", kv.key()}), "undocumented member " << kv.key());
+            for (const auto& kv : o)
+                BOOST_TEST(at(*schema, {"properties", kv.key()}), "undocumented member " << kv.key());
             for (const auto& k : at(*schema, {"required"})->as_array()) BOOST_TEST(o.contains(k.as_string()));
             BOOST_TEST(codes.count(str(o, "code")));
         }

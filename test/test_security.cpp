@@ -74,15 +74,19 @@ BOOST_AUTO_TEST_CASE(operator_cannot_make_itself_admin) {
     const auto& admin = srv.tokens.admin;
 
     // by create
-    expect_code(http.post_json("/api/client-certs", body("op-admin", R"(,"api_role":"admin")"), op), 403, "FORBIDDEN", "api_role");
+    expect_code(http.post_json("/api/client-certs", body("op-admin", R"(,"api_role":"admin")"), op), 403, "FORBIDDEN",
+                "api_role");
     BOOST_TEST(http.get("/api/client-certs/op-admin", admin).status == 404u);
     // at or below its own role is fine
     BOOST_TEST(http.post_json("/api/client-certs", body("op-op", R"(,"api_role":"operator")"), op).status == 201u);
 
     // by PATCH: raising its own certificate, or touching the role of an admin certificate
-    expect_code(http.patch_json("/api/client-certs/op-op", R"({"api_role":"admin"})", op), 403, "FORBIDDEN", "api_role");
-    BOOST_REQUIRE(http.post_json("/api/client-certs", body("real-admin", R"(,"api_role":"admin")"), admin).status == 201u);
-    expect_code(http.patch_json("/api/client-certs/real-admin", R"({"api_role":null})", op), 403, "FORBIDDEN", "api_role");
+    expect_code(http.patch_json("/api/client-certs/op-op", R"({"api_role":"admin"})", op), 403, "FORBIDDEN",
+                "api_role");
+    BOOST_REQUIRE(http.post_json("/api/client-certs", body("real-admin", R"(,"api_role":"admin")"), admin).status ==
+                  201u);
+    expect_code(http.patch_json("/api/client-certs/real-admin", R"({"api_role":null})", op), 403, "FORBIDDEN",
+                "api_role");
     BOOST_TEST(obj(http.get("/api/client-certs/op-op", admin)).at("api_role").as_string() == "operator");
     // notes of an admin certificate stay editable: only the role is guarded
     BOOST_TEST(http.patch_json("/api/client-certs/real-admin", R"({"notes":"rotated"})", op).status == 200u);
@@ -91,7 +95,8 @@ BOOST_AUTO_TEST_CASE(operator_cannot_make_itself_admin) {
     auto key = http.get("/api/client-certs/real-admin/private-key", op);
     expect_code(key, 403, "FORBIDDEN");
     BOOST_TEST(key.body.find("PRIVATE KEY") == std::string::npos);
-    expect_code(http.post_json("/api/client-certs/real-admin/pkcs12", R"({"password":"longenough"})", op), 403, "FORBIDDEN");
+    expect_code(http.post_json("/api/client-certs/real-admin/pkcs12", R"({"password":"longenough"})", op), 403,
+                "FORBIDDEN");
     expect_code(http.get("/api/client-certs/real-admin/download/key", op), 403, "FORBIDDEN");
     expect_code(http.get("/api/client-certs/real-admin/download/pfx", op, {{"X-PKCS12-Password", "longenough"}}), 403,
                 "FORBIDDEN");
@@ -135,21 +140,23 @@ BOOST_AUTO_TEST_CASE(server_auth_needs_an_admin_and_a_matching_name_and_never_th
                R"(","cert_usage":"vpn","extended_key_usage":["serverAuth"],"subject_alt_names":{"dns":[)" + dns + "]}}";
     };
     // operators get no serverAuth at all
-    expect_code(http.post_json("/api/client-certs", server_body("s1", "a.vpn.example.com", R"("a.vpn.example.com")"), op), 403,
-                "FORBIDDEN", "extended_key_usage");
+    expect_code(
+        http.post_json("/api/client-certs", server_body("s1", "a.vpn.example.com", R"("a.vpn.example.com")"), op), 403,
+        "FORBIDDEN", "extended_key_usage");
     // admins within the patterns
-    auto ok = http.post_json("/api/client-certs", server_body("s2", "a.vpn.example.com", R"("a.vpn.example.com","gw.example.com")"),
-                             admin);
+    auto ok = http.post_json("/api/client-certs",
+                             server_body("s2", "a.vpn.example.com", R"("a.vpn.example.com","gw.example.com")"), admin);
     BOOST_TEST_INFO(ok.body);
     BOOST_TEST(ok.status == 201u);
     // outside them: another domain, two labels deep, a wildcard the pattern does not name, *.com
-    for (const auto& [cn, dns] : std::vector<std::pair<std::string, std::string>>{
-             {"evil.example.org", R"("evil.example.org")"},
-             {"a.b.vpn.example.com", R"("a.b.vpn.example.com")"},
-             {"x.vpn.example.com", R"("*.example.com")"},
-             {"x.vpn.example.com", R"("*.com")"},
-             {"localhost", R"("localhost")"}}) {
-        BOOST_TEST_CONTEXT(dns) expect_code(http.post_json("/api/client-certs", server_body("s3", cn, dns), admin), 403, "FORBIDDEN");
+    for (const auto& [cn, dns] :
+         std::vector<std::pair<std::string, std::string>>{{"evil.example.org", R"("evil.example.org")"},
+                                                          {"a.b.vpn.example.com", R"("a.b.vpn.example.com")"},
+                                                          {"x.vpn.example.com", R"("*.example.com")"},
+                                                          {"x.vpn.example.com", R"("*.com")"},
+                                                          {"localhost", R"("localhost")"}}) {
+        BOOST_TEST_CONTEXT(dns)
+        expect_code(http.post_json("/api/client-certs", server_body("s3", cn, dns), admin), 403, "FORBIDDEN");
     }
     // the listener's own name (public_url's host) is refused even though a pattern names it
     expect_code(http.post_json("/api/client-certs",
@@ -165,11 +172,12 @@ BOOST_AUTO_TEST_CASE(server_auth_needs_an_admin_and_a_matching_name_and_never_th
 BOOST_AUTO_TEST_CASE(server_auth_is_refused_by_default) {
     test_server srv;
     http_client http(srv.port());
-    expect_code(http.post_json("/api/client-certs",
-                               R"({"identifier":"s","common_name":"host.example.com","cert_usage":"vpn",)"
-                               R"("extended_key_usage":["serverAuth"],"subject_alt_names":{"dns":["host.example.com"]}})",
-                               srv.tokens.admin),
-                403, "FORBIDDEN", "extended_key_usage");
+    expect_code(
+        http.post_json("/api/client-certs",
+                       R"({"identifier":"s","common_name":"host.example.com","cert_usage":"vpn",)"
+                       R"("extended_key_usage":["serverAuth"],"subject_alt_names":{"dns":["host.example.com"]}})",
+                       srv.tokens.admin),
+        403, "FORBIDDEN", "extended_key_usage");
 }
 
 // ---- 3: write-ahead audit on a full disk ----
@@ -201,9 +209,8 @@ BOOST_AUTO_TEST_CASE(full_audit_disk_refuses_mutations_and_key_downloads_then_re
     std::unique_ptr<tmpfs_mount> mnt;
     std::unique_ptr<test_server> srv;
     try {
-        srv = std::make_unique<test_server>([&](app::config& c) {
-            mnt = std::make_unique<tmpfs_mount>(c.data_dir / "logs" / "audit", "256k");
-        });
+        srv = std::make_unique<test_server>(
+            [&](app::config& c) { mnt = std::make_unique<tmpfs_mount>(c.data_dir / "logs" / "audit", "256k"); });
     } catch (const std::exception& e) {
         BOOST_FAIL(e.what());
     }
@@ -238,7 +245,8 @@ BOOST_AUTO_TEST_CASE(full_audit_disk_refuses_mutations_and_key_downloads_then_re
     auto p12 = http.post_json("/api/client-certs/before/pkcs12", R"({"password":"longenough"})", op);
     expect_code(p12, 503, "AUDIT_UNAVAILABLE");
 
-    expect_code(http.post_json("/api/client-certs/before/revoke", R"({"reason":"keyCompromise"})", op), 503, "AUDIT_UNAVAILABLE");
+    expect_code(http.post_json("/api/client-certs/before/revoke", R"({"reason":"keyCompromise"})", op), 503,
+                "AUDIT_UNAVAILABLE");
     BOOST_TEST(obj(http.get("/api/client-certs/before", op)).at("status").as_string() == "active");
     expect_code(http.patch_json("/api/client-certs/before", R"({"notes":"x"})", op), 503, "AUDIT_UNAVAILABLE");
     BOOST_TEST(obj(http.get("/api/client-certs/before", op)).at("notes").as_string() == "");
@@ -280,19 +288,23 @@ BOOST_AUTO_TEST_CASE(hold_unhold_and_hold_then_revoke_cover_every_serial) {
     BOOST_REQUIRE(http.post_json("/api/client-certs/held/renew", "{}", op).status == 200u);
     auto status_of = [&](const std::string& serial) { return obj(http.get("/api/ocsp/status/" + serial, op)); };
 
-    BOOST_REQUIRE(http.post_json("/api/client-certs/held/revoke", R"({"reason":"certificateHold"})", op).status == 200u);
+    BOOST_REQUIRE(http.post_json("/api/client-certs/held/revoke", R"({"reason":"certificateHold"})", op).status ==
+                  200u);
     BOOST_TEST(str(status_of(old_serial), "certificate_status") == "revoked");
     BOOST_TEST(str(status_of(old_serial), "revocation_reason") == "certificateHold");
     BOOST_REQUIRE(http.post_json("/api/client-certs/held/unhold", "{}", op).status == 200u);
     BOOST_TEST(str(status_of(old_serial), "certificate_status") == "good");
 
-    BOOST_REQUIRE(http.post_json("/api/client-certs/held/revoke", R"({"reason":"certificateHold"})", op).status == 200u);
-    expect_code(http.post_json("/api/client-certs/held/revoke", R"({"reason":"certificateHold"})", op), 409, "ALREADY_REVOKED");
+    BOOST_REQUIRE(http.post_json("/api/client-certs/held/revoke", R"({"reason":"certificateHold"})", op).status ==
+                  200u);
+    expect_code(http.post_json("/api/client-certs/held/revoke", R"({"reason":"certificateHold"})", op), 409,
+                "ALREADY_REVOKED");
     auto revoked = http.post_json("/api/client-certs/held/revoke", R"({"reason":"keyCompromise"})", op);
     BOOST_TEST_INFO(revoked.body);
     BOOST_REQUIRE(revoked.status == 200u);
     BOOST_TEST(str(obj(revoked), "status") == "revoked");
     BOOST_TEST(str(status_of(old_serial), "revocation_reason") == "keyCompromise");
     expect_code(http.post_json("/api/client-certs/held/unhold", "{}", op), 409, "NOT_ON_HOLD");
-    expect_code(http.post_json("/api/client-certs/held/revoke", R"({"reason":"superseded"})", op), 409, "ALREADY_REVOKED");
+    expect_code(http.post_json("/api/client-certs/held/revoke", R"({"reason":"superseded"})", op), 409,
+                "ALREADY_REVOKED");
 }

@@ -37,8 +37,12 @@ struct fixture {
     std::unique_ptr<cert_service> svc;
 
     explicit fixture(std::vector<std::string> extra = {}) {
-        std::vector<std::string> o = {"--storage.data_dir", dir.path().string(), "--ca.key_type", "ec-p384",
-                                      "--issuance.default_key_type", "ec-p256"};
+        std::vector<std::string> o = {"--storage.data_dir",
+                                      dir.path().string(),
+                                      "--ca.key_type",
+                                      "ec-p384",
+                                      "--issuance.default_key_type",
+                                      "ec-p256"};
         o.insert(o.end(), extra.begin(), extra.end());
         cfg = app::load_config({}, o);
         auto rep = app::init_data_dir(cfg, {});
@@ -53,8 +57,9 @@ struct fixture {
         auto audit = storage::audit_log::open(l.audit_log(), [n = now] { return *n; });
         BOOST_REQUIRE(audit);
         audit_log = std::shared_ptr<storage::audit_log>(std::move(*audit));
-        svc = std::make_unique<cert_service>(*ca, std::make_unique<storage::fs_store>(l), audit_log, cfg.service,
-                                             [n = now] { return *n; }, openssl_rng());
+        svc = std::make_unique<cert_service>(
+            *ca, std::make_unique<storage::fs_store>(l), audit_log, cfg.service, [n = now] { return *n; },
+            openssl_rng());
         BOOST_REQUIRE(svc->load());
     }
 
@@ -124,7 +129,8 @@ BOOST_AUTO_TEST_CASE(create_get_list_revoke_renew) {
     auto d = f.svc->stage_create(dup, {});
     BOOST_REQUIRE(!d);
     BOOST_TEST(int(d.error().code) == int(errc::already_exists));
-    for (const std::string& bad : std::vector<std::string>{"../x", "a/b", std::string("a\0b", 3), std::string(65, 'a'), ".hidden"}) {
+    for (const std::string& bad :
+         std::vector<std::string>{"../x", "a/b", std::string("a\0b", 3), std::string(65, 'a'), ".hidden"}) {
         create_request r;
         r.identifier = bad;
         r.subject.common_name = "x";
@@ -167,7 +173,8 @@ BOOST_AUTO_TEST_CASE(create_get_list_revoke_renew) {
         return look.answer ? look.answer->status : ocsp_single_answer::state::unknown;
     };
     BOOST_TEST(ocsp_state(a.record.serial_number) == ocsp_single_answer::state::revoked);
-    BOOST_TEST((f.svc->ocsp_statuses()->get(a.record.serial_number).answer->reason == revocation_reason::key_compromise));
+    BOOST_TEST(
+        (f.svc->ocsp_statuses()->get(a.record.serial_number).answer->reason == revocation_reason::key_compromise));
     BOOST_TEST(ocsp_state("12345") == ocsp_single_answer::state::unknown);
     auto not_found = f.svc->stage_revoke("nobody", {}, {});
     BOOST_REQUIRE(!not_found);
@@ -395,7 +402,7 @@ BOOST_AUTO_TEST_CASE(thousand_certificates_survive_a_restart) {
 
 BOOST_AUTO_TEST_CASE(every_mutation_is_audited_and_cli_verifies_the_chain) {
     fixture f;
-    const auto start = f.audit_lines();   // ca_init
+    const auto start = f.audit_lines(); // ca_init
     BOOST_TEST(start == 1u);
     f.create("a1");
     BOOST_TEST(f.audit_lines() == start + 1);
@@ -464,7 +471,7 @@ BOOST_AUTO_TEST_CASE(keys_are_0600_and_encrypted_ca_key_with_passphrase) {
     test::write_text(pass / "pw", "correct horse battery staple\n");
     fixture f({"--ca.passphrase_file", (pass / "pw").string()});
     auto a = f.create("k1");
-    struct stat st{};
+    struct stat st {};
     BOOST_REQUIRE(::stat((f.paths().cert_dir(cert_usage::api_mtls, "k1") / "cert.key").c_str(), &st) == 0);
     BOOST_TEST((st.st_mode & 0777) == 0600u);
     BOOST_REQUIRE(::stat(f.paths().ca_key().c_str(), &st) == 0);
@@ -489,7 +496,7 @@ BOOST_AUTO_TEST_CASE(backup_restore_into_an_empty_dir_verifies_earlier_certifica
     const std::string bin = test::certmate_binary();
     auto b = run(bin + " ca backup --out " + archive.string() + " --data-dir " + f.dir.path().string());
     BOOST_REQUIRE_MESSAGE(b.exit_code == 0, b.output);
-    struct stat st{};
+    struct stat st {};
     BOOST_REQUIRE(::stat(archive.c_str(), &st) == 0);
     BOOST_TEST((st.st_mode & 0777) == 0600u);
     BOOST_TEST(run("tar tf " + archive.string()).output.find("certs/ca/ca.key") != std::string::npos);
@@ -517,7 +524,8 @@ BOOST_AUTO_TEST_CASE(backup_restore_into_an_empty_dir_verifies_earlier_certifica
     BOOST_TEST(bad.output.find("unusable") != std::string::npos, bad.output);
     BOOST_TEST(!fs::exists(empty / "certs/ca/ca.crt"));
 
-    auto forced = run(bin + " ca restore --force --in " + archive.string() + " --data-dir " + other.dir.path().string());
+    auto forced =
+        run(bin + " ca restore --force --in " + archive.string() + " --data-dir " + other.dir.path().string());
     BOOST_TEST(forced.exit_code == 0, forced.output);
     BOOST_TEST(test::read_text(other.paths().ca_cert()) == test::read_text(f.paths().ca_cert()));
 }
@@ -536,7 +544,7 @@ BOOST_AUTO_TEST_CASE(config_rejects_unknown_keys_and_bad_values_naming_them) {
             BOOST_TEST(e.err.message.find(key) != std::string::npos, e.err.message);
         }
     };
-    rejected("c.conf", "[server]\nhttp_listen = 127.0.0.1:0\n[rate_limit]\ncreate = -5\n", "a negative rate limit", "c.conf:4",
-             "rate_limit.create");
+    rejected("c.conf", "[server]\nhttp_listen = 127.0.0.1:0\n[rate_limit]\ncreate = -5\n", "a negative rate limit",
+             "c.conf:4", "rate_limit.create");
     rejected("d.conf", "[server]\nhttp_lisen = 127.0.0.1:0\n", "a typo", "d.conf:2", "http_lisen");
 }

@@ -39,8 +39,9 @@ struct fixture {
         auto r = std::make_unique<memory_repository>(rng);
         repo = r.get();
         cfg.default_key_type = key_type::ec_p256;
-        svc = std::make_unique<cert_service>(std::make_shared<const certificate_authority>(std::move(*ca)), std::move(r),
-                                             audit, cfg, [n = now] { return *n; }, rng);
+        svc = std::make_unique<cert_service>(
+            std::make_shared<const certificate_authority>(std::move(*ca)), std::move(r), audit, cfg,
+            [n = now] { return *n; }, rng);
         BOOST_REQUIRE(svc->load());
     }
 
@@ -160,11 +161,13 @@ BOOST_AUTO_TEST_CASE(no_audit_entry_no_change) {
     BOOST_TEST(has_code(f.create("after"), errc::audit_unavailable));
     BOOST_TEST(!f.repo->stored("after"));
     BOOST_TEST(!f.svc->get("after"));
-    BOOST_TEST(has_code(run_sync(f.svc->stage_revoke("before", {}, system_principal("test"))), errc::audit_unavailable));
+    BOOST_TEST(
+        has_code(run_sync(f.svc->stage_revoke("before", {}, system_principal("test"))), errc::audit_unavailable));
     BOOST_TEST((*f.repo->stored("before") == before));
     BOOST_TEST(f.svc->get("before")->status == cert_status::active);
-    BOOST_TEST(has_code(run_sync(f.svc->stage_download("before", cert_service::file_format::key_pem, system_principal("t"))),
-                        errc::audit_unavailable));
+    BOOST_TEST(
+        has_code(run_sync(f.svc->stage_download("before", cert_service::file_format::key_pem, system_principal("t"))),
+                 errc::audit_unavailable));
     BOOST_TEST(!f.svc->audit_healthy());
     f.audit->fail_appends(false);
     BOOST_TEST(bool(f.create("after")));

@@ -129,8 +129,8 @@ BOOST_AUTO_TEST_CASE(first_serve_writes_the_admin_token_to_admin_token_only) {
     // stdout into a file, as a service manager's journal would take it.
     const auto out = dir / "stdout.txt";
     child_process proc({"/bin/sh", "-c",
-                        "exec " + bin + " serve --data-dir " + data.string() + " --listen 127.0.0.1:0 --ca.key_type ec-p256 >" +
-                            out.string()},
+                        "exec " + bin + " serve --data-dir " + data.string() +
+                            " --listen 127.0.0.1:0 --ca.key_type ec-p256 >" + out.string()},
                        dir / "serve.err");
     std::string text;
     for (int i = 0; i < 300 && !has(text, "listening on"); ++i) {
@@ -166,7 +166,9 @@ BOOST_AUTO_TEST_CASE(with_a_passphrase_the_ca_key_is_written_encrypted_by_backup
     const auto member = run("tar -xOf " + enc_tar.string() + " certs/ca/ca.key").output;
     BOOST_TEST(member.rfind(encrypted, 0) == 0u, member.substr(0, 40));
     BOOST_TEST(run("printf '%s' '" + member + "' | openssl pkey -noout -passin file:" + pw.string()).exit_code == 0);
-    BOOST_TEST(run("tar -xOf " + plain_tar.string() + " certs/ca/ca.key").output.rfind("-----BEGIN PRIVATE KEY-----", 0) == 0u);
+    BOOST_TEST(
+        run("tar -xOf " + plain_tar.string() + " certs/ca/ca.key").output.rfind("-----BEGIN PRIVATE KEY-----", 0) ==
+        0u);
 
     // restore of a plain archive with a passphrase set: written encrypted.
     const auto restored = dir / "restored";
@@ -174,8 +176,9 @@ BOOST_AUTO_TEST_CASE(with_a_passphrase_the_ca_key_is_written_encrypted_by_backup
     BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
     const auto key = read_text(restored / "certs/ca/ca.key");
     BOOST_TEST(key.rfind(encrypted, 0) == 0u, key.substr(0, 40));
-    BOOST_TEST(run("openssl pkey -noout -in " + (restored / "certs/ca/ca.key").string() + " -passin file:" + pw.string())
-                   .exit_code == 0);
+    BOOST_TEST(
+        run("openssl pkey -noout -in " + (restored / "certs/ca/ca.key").string() + " -passin file:" + pw.string())
+            .exit_code == 0);
     BOOST_TEST(has(read_text(restored / "logs/audit/certificate_audit.log"), "\"key_encrypted_with_passphrase\":true"));
 
     // serve on the plain key with a passphrase: encrypted in place at start, audited.
@@ -233,16 +236,16 @@ BOOST_AUTO_TEST_CASE(serve_start_removes_every_temp_leftover_of_an_interrupted_w
     const auto data = dir / "data";
     auto init = run(bin + " init --data-dir " + data.string() + " --ca.key_type ec-p256 --server-cert localhost");
     BOOST_REQUIRE_MESSAGE(init.exit_code == 0, init.output);
-    fs::path cert_dir;   // the listener certificate's directory in the store
+    fs::path cert_dir; // the listener certificate's directory in the store
     for (const auto& e : fs::recursive_directory_iterator(data / "certs/client"))
         if (e.path().filename() == "metadata.json") cert_dir = e.path().parent_path();
     BOOST_REQUIRE(!cert_dir.empty());
     const std::vector<fs::path> leftovers = {
-        data / "certs/crl/.crl.der.tmp-0123456789ab",       data / "certs/crl/.crl_state.json.tmp-0123456789ab",
-        data / "certs/ca/.ca.key.tmp-0123456789ab",         data / "certs/ca/.crl.pem.tmp-abcdef012345",
+        data / "certs/crl/.crl.der.tmp-0123456789ab",        data / "certs/crl/.crl_state.json.tmp-0123456789ab",
+        data / "certs/ca/.ca.key.tmp-0123456789ab",          data / "certs/ca/.crl.pem.tmp-abcdef012345",
         data / "state/.renewal_sweep.json.tmp-0123456789ab", data / ".admin.token.tmp-0123456789ab",
         data / "certs/ocsp/.responder.key.tmp-0123456789ab", data / "tls/.server.key.tmp-0123456789ab",
-        cert_dir / ".metadata.json.tmp-0123456789ab",      data / "certs/audit/.audit_signing.key.tmp-0123456789ab"};
+        cert_dir / ".metadata.json.tmp-0123456789ab",        data / "certs/audit/.audit_signing.key.tmp-0123456789ab"};
     for (const auto& p : leftovers) plant(p);
     const std::vector<fs::path> not_ours = {data / "state/.notes.tmp-mine", data / "certs/ca/ca.key.bak"};
     for (const auto& p : not_ours) plant(p);
@@ -272,7 +275,7 @@ BOOST_AUTO_TEST_CASE(init_removes_old_temp_leftovers_and_leaves_writes_that_may_
     BOOST_REQUIRE_MESSAGE(again.exit_code == 0, again.output);
     BOOST_TEST(!fs::exists(old_crl));
     BOOST_TEST(!fs::exists(old_state));
-    BOOST_TEST(fs::exists(fresh));   // a running server may be writing it
+    BOOST_TEST(fs::exists(fresh)); // a running server may be writing it
     BOOST_TEST(has(again.output, old_crl.string()), again.output);
 }
 
@@ -289,7 +292,8 @@ BOOST_AUTO_TEST_CASE(a_plain_ca_key_that_only_looks_encrypted_is_still_encrypted
     const auto plain_tar = dir / "plain.tar";
     BOOST_REQUIRE(run(bin + " ca backup --out " + plain_tar.string() + " --data-dir " + data.string()).exit_code == 0);
     const std::string plain = read_text(data / "certs/ca/ca.key");
-    const auto enc = run("openssl pkey -in " + (data / "certs/ca/ca.key").string() + " -aes256 -passout file:" + pw.string());
+    const auto enc =
+        run("openssl pkey -in " + (data / "certs/ca/ca.key").string() + " -aes256 -passout file:" + pw.string());
     BOOST_REQUIRE(enc.exit_code == 0);
     const std::string encrypted_block = enc.output.substr(enc.output.find("-----BEGIN"));
 
@@ -300,7 +304,8 @@ BOOST_AUTO_TEST_CASE(a_plain_ca_key_that_only_looks_encrypted_is_still_encrypted
         for (auto p = text.find("-----BEGIN "); p != std::string::npos; p = text.find("-----BEGIN ", p + 1)) ++blocks;
         BOOST_TEST(blocks == 1u, text);
         BOOST_TEST(run("openssl pkey -noout -in " + key.string() + " -passin pass:not-the-passphrase").exit_code != 0,
-                   key.string() << " loads without the passphrase:\n" << text);
+                   key.string() << " loads without the passphrase:\n"
+                                << text);
         BOOST_TEST(run("openssl pkey -noout -in " + key.string() + " -passin file:" + pw.string()).exit_code == 0);
     };
 
@@ -316,8 +321,9 @@ BOOST_AUTO_TEST_CASE(a_plain_ca_key_that_only_looks_encrypted_is_still_encrypted
             BOOST_REQUIRE(run("tar -xf " + plain_tar.string() + " -C " + x.string()).exit_code == 0);
             write_text(x / "certs/ca/ca.key", key);
             const auto tar = dir / (name + ".tar");
-            BOOST_REQUIRE(run("cd " + x.string() + " && tar --format=ustar -cf " + tar.string() +
-                              " $(find certs -type f | sort)").exit_code == 0);
+            BOOST_REQUIRE(
+                run("cd " + x.string() + " && tar --format=ustar -cf " + tar.string() + " $(find certs -type f | sort)")
+                    .exit_code == 0);
             const auto restored = dir / ("restored-" + name);
             auto r = run(bin + " ca restore --in " + tar.string() + " --data-dir " + restored.string() +
                          " --ca.passphrase_file " + pw.string());

@@ -49,8 +49,13 @@ cert_record make_record(int i) {
     char id[32];
     std::snprintf(id, sizeof id, "cert-%05d", i);
     r.identifier = id;
-    r.subject = {"user" + std::to_string(i) + "@example.com", "user" + std::to_string(i) + "@example.com",
-                 i % 2 ? "ACME Corp" : "Globex", "Engineering", "US", "California", "San Francisco"};
+    r.subject = {"user" + std::to_string(i) + "@example.com",
+                 "user" + std::to_string(i) + "@example.com",
+                 i % 2 ? "ACME Corp" : "Globex",
+                 "Engineering",
+                 "US",
+                 "California",
+                 "San Francisco"};
     r.serial_number = std::to_string(12345678901234567890ull - static_cast<unsigned long long>(i) * 7919);
     r.key_usage = {"digitalSignature", "keyEncipherment"};
     r.extended_key_usage = {"clientAuth"};
@@ -101,7 +106,7 @@ std::set<std::string> tree(const layout& l) {
 }
 
 mode_t mode_of(const fs::path& p) {
-    struct stat st{};
+    struct stat st {};
     BOOST_REQUIRE(::stat(p.c_str(), &st) == 0);
     return st.st_mode & 07777;
 }
@@ -123,10 +128,18 @@ BOOST_AUTO_TEST_CASE(round_trip_is_exact) {
 BOOST_AUTO_TEST_CASE(python_certmate_field_names) {
     cert_record r = make_record(286); // revoked on hold, with history
     auto o = to_json(r);
-    for (const char* k : {"type", "identifier", "common_name", "email", "organization", "organizational_unit", "country",
-                          "state", "locality", "serial_number", "key_usage", "extended_key_usage", "created_at",
-                          "expires_at", "cert_usage", "notes", "revocation", "renewal", "not_before",
-                          "fingerprint_sha256", "key_type", "subject_alt_names", "api_role", "history",
+    for (const char* k : {"type",           "identifier",
+                          "common_name",    "email",
+                          "organization",   "organizational_unit",
+                          "country",        "state",
+                          "locality",       "serial_number",
+                          "key_usage",      "extended_key_usage",
+                          "created_at",     "expires_at",
+                          "cert_usage",     "notes",
+                          "revocation",     "renewal",
+                          "not_before",     "fingerprint_sha256",
+                          "key_type",       "subject_alt_names",
+                          "api_role",       "history",
                           "has_private_key"})
         BOOST_TEST(o.contains(k), "field " << k);
     BOOST_TEST(o.at("type").as_string() == "client_certificate");
@@ -142,7 +155,8 @@ BOOST_AUTO_TEST_CASE(python_certmate_field_names) {
     BOOST_TEST(ren.contains("renewal_threshold_days"));
     BOOST_TEST(ren.contains("last_renewed_at"));
     const auto& h = o.at("history").as_array().at(0).as_object();
-    for (const char* k : {"serial_number", "not_before", "expires_at", "fingerprint_sha256", "superseded_at", "revoked"})
+    for (const char* k :
+         {"serial_number", "not_before", "expires_at", "fingerprint_sha256", "superseded_at", "revoked"})
         BOOST_TEST(h.contains(k), "history field " << k);
     BOOST_TEST(o.at("api_role").is_null());
     r.role = api_role::admin;
@@ -265,8 +279,10 @@ BOOST_AUTO_TEST_CASE(thousand_records_round_trip_through_load_all) {
         BOOST_TEST(fs::exists(l.cert_dir(r.usage, r.identifier) / "metadata.json"));
         BOOST_TEST(*fresh.read_file(r.usage, r.identifier, file_kind::cert) == f.cert_pem);
         auto key = fresh.read_file(r.usage, r.identifier, file_kind::key);
-        if (f.key_pem) BOOST_TEST(*key == *f.key_pem);
-        else BOOST_TEST((key.error().code == errc::not_found));
+        if (f.key_pem)
+            BOOST_TEST(*key == *f.key_pem);
+        else
+            BOOST_TEST((key.error().code == errc::not_found));
         auto csr = fresh.read_file(r.usage, r.identifier, file_kind::csr);
         BOOST_TEST(csr.has_value() == f.csr_pem.has_value());
     }
@@ -279,8 +295,8 @@ BOOST_AUTO_TEST_CASE(invalid_identifiers_are_rejected) {
     temp_dir d;
     const layout l = layout_at(d);
     fs_store store(l);
-    const std::vector<std::string> bad{"../x", "a/b", "", std::string(65, 'a'), std::string("ab\0cd", 5), ".hidden",
-                                       "..", "-lead", "sp ace"};
+    const std::vector<std::string> bad{
+        "../x", "a/b", "", std::string(65, 'a'), std::string("ab\0cd", 5), ".hidden", "..", "-lead", "sp ace"};
     for (const auto& id : bad) {
         cert_record r = make_record(1);
         r.identifier = id;
@@ -329,7 +345,9 @@ BOOST_AUTO_TEST_CASE(key_file_is_0600) {
     r2.serial_number = "42";
     BOOST_REQUIRE(store.replace(r2, cert_files{fake_pem("CERTIFICATE", "v2"), std::nullopt, std::nullopt}).has_value());
     BOOST_TEST(mode_of(l.cert_dir(r.usage, r.identifier) / "cert.key") == 0600u);
-    BOOST_REQUIRE(store.replace(r2, cert_files{fake_pem("CERTIFICATE", "v3"), fake_pem("PRIVATE KEY", "new"), std::nullopt}).has_value());
+    BOOST_REQUIRE(
+        store.replace(r2, cert_files{fake_pem("CERTIFICATE", "v3"), fake_pem("PRIVATE KEY", "new"), std::nullopt})
+            .has_value());
     BOOST_TEST(mode_of(l.cert_dir(r.usage, r.identifier) / "cert.key") == 0600u);
     BOOST_TEST(*store.read_file(r.usage, r.identifier, file_kind::key) == fake_pem("PRIVATE KEY", "new"));
 }
@@ -344,7 +362,8 @@ BOOST_AUTO_TEST_CASE(replace_keeps_key_and_csr_unless_given) {
     cert_record r2 = r;
     r2.serial_number = "777";
     r2.history.push_back({r.serial_number, r.not_before, r.expires_at, r.fingerprint_sha256, t0 + 100h, false});
-    BOOST_REQUIRE(store.replace(r2, cert_files{fake_pem("CERTIFICATE", "renewed"), std::nullopt, std::nullopt}).has_value());
+    BOOST_REQUIRE(
+        store.replace(r2, cert_files{fake_pem("CERTIFICATE", "renewed"), std::nullopt, std::nullopt}).has_value());
     BOOST_TEST(*store.read_file(r.usage, r.identifier, file_kind::cert) == fake_pem("CERTIFICATE", "renewed"));
     BOOST_TEST(*store.read_file(r.usage, r.identifier, file_kind::key) == *f.key_pem);
     BOOST_TEST(*store.read_file(r.usage, r.identifier, file_kind::csr) == *f.csr_pem);
@@ -543,12 +562,12 @@ cert_record rec(const std::string& id, const std::string& cn, cert_usage u, time
 
 cert_index sample(std::vector<cert_record>* out = nullptr) {
     std::vector<cert_record> v;
-    v.push_back(rec("alpha", "Alice", cert_usage::api_mtls, t0 + 1h, now + 300 * 24h));     // active
-    v.push_back(rec("bravo", "bob", cert_usage::vpn, t0 + 2h, now + 10 * 24h));              // expiring
-    v.push_back(rec("charlie", "Carol", cert_usage::vpn, t0 + 3h, now - 1h));               // expired
-    v.push_back(rec("delta", "dave", cert_usage::other, t0 + 4h, now + 200 * 24h));         // revoked
+    v.push_back(rec("alpha", "Alice", cert_usage::api_mtls, t0 + 1h, now + 300 * 24h)); // active
+    v.push_back(rec("bravo", "bob", cert_usage::vpn, t0 + 2h, now + 10 * 24h));         // expiring
+    v.push_back(rec("charlie", "Carol", cert_usage::vpn, t0 + 3h, now - 1h));           // expired
+    v.push_back(rec("delta", "dave", cert_usage::other, t0 + 4h, now + 200 * 24h));     // revoked
     v[3].revocation = {true, now - 24h, revocation_reason::key_compromise};
-    v.push_back(rec("echo", "Eve", cert_usage::api_mtls, t0 + 5h, now + 5 * 24h));           // on hold
+    v.push_back(rec("echo", "Eve", cert_usage::api_mtls, t0 + 5h, now + 5 * 24h)); // on hold
     v[4].revocation = {true, now - 2h, revocation_reason::certificate_hold};
     v[0].serial_number = "340282366920938463463374607431768211455"; // 2^128 - 1
     v[0].history.push_back({"555", t0 - 400 * 24h, t0 - 35 * 24h, "", t0, true});
@@ -582,19 +601,38 @@ BOOST_AUTO_TEST_CASE(filters) {
         f(x);
         return run(x);
     };
-    BOOST_TEST(with([](list_query& x) { x.usage = cert_usage::vpn; }) == (svec{"bravo", "charlie"}), boost::test_tools::per_element());
-    BOOST_TEST(with([](list_query& x) { x.status = status_filter::active; }) == (svec{"alpha", "bravo"}), boost::test_tools::per_element());
-    BOOST_TEST(with([](list_query& x) { x.status = status_filter::revoked; }) == (svec{"delta"}), boost::test_tools::per_element());
-    BOOST_TEST(with([](list_query& x) { x.status = status_filter::on_hold; }) == (svec{"echo"}), boost::test_tools::per_element());
-    BOOST_TEST(with([](list_query& x) { x.status = status_filter::expired; }) == (svec{"charlie"}), boost::test_tools::per_element());
-    BOOST_TEST(with([](list_query& x) { x.status = status_filter::expiring; }) == (svec{"bravo"}), boost::test_tools::per_element());
-    BOOST_TEST(with([](list_query& x) { x.status = status_filter::expiring; x.expiring_within_days = 5; }).empty());
-    BOOST_TEST(with([](list_query& x) { x.status = status_filter::expiring; x.expiring_within_days = 250; }) ==
-                   (svec{"bravo"}), boost::test_tools::per_element()); // revoked delta never counts as expiring
-    BOOST_TEST(with([](list_query& x) { x.revoked = true; }) == (svec{"delta", "echo"}), boost::test_tools::per_element());
-    BOOST_TEST(with([](list_query& x) { x.revoked = false; }) == (svec{"alpha", "bravo", "charlie"}), boost::test_tools::per_element());
-    BOOST_TEST(with([](list_query& x) { x.expiring_within_days = 11; }) == (svec{"bravo", "echo"}), boost::test_tools::per_element());
-    BOOST_TEST(with([](list_query& x) { x.usage = cert_usage::api_mtls; x.status = status_filter::active; }) == (svec{"alpha"}), boost::test_tools::per_element());
+    BOOST_TEST(with([](list_query& x) { x.usage = cert_usage::vpn; }) == (svec{"bravo", "charlie"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(with([](list_query& x) { x.status = status_filter::active; }) == (svec{"alpha", "bravo"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(with([](list_query& x) { x.status = status_filter::revoked; }) == (svec{"delta"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(with([](list_query& x) { x.status = status_filter::on_hold; }) == (svec{"echo"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(with([](list_query& x) { x.status = status_filter::expired; }) == (svec{"charlie"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(with([](list_query& x) { x.status = status_filter::expiring; }) == (svec{"bravo"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(with([](list_query& x) {
+                   x.status = status_filter::expiring;
+                   x.expiring_within_days = 5;
+               }).empty());
+    BOOST_TEST(with([](list_query& x) {
+                   x.status = status_filter::expiring;
+                   x.expiring_within_days = 250;
+               }) == (svec{"bravo"}),
+               boost::test_tools::per_element()); // revoked delta never counts as expiring
+    BOOST_TEST(with([](list_query& x) { x.revoked = true; }) == (svec{"delta", "echo"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(with([](list_query& x) { x.revoked = false; }) == (svec{"alpha", "bravo", "charlie"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(with([](list_query& x) { x.expiring_within_days = 11; }) == (svec{"bravo", "echo"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(with([](list_query& x) {
+                   x.usage = cert_usage::api_mtls;
+                   x.status = status_filter::active;
+               }) == (svec{"alpha"}),
+               boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(search_is_case_insensitive_over_five_fields) {
@@ -606,11 +644,11 @@ BOOST_AUTO_TEST_CASE(search_is_case_insensitive_over_five_fields) {
         q.descending = false;
         return ids(idx.query(q, now, 30));
     };
-    BOOST_TEST(find("ALICE") == (svec{"alpha"}), boost::test_tools::per_element());   // common name
+    BOOST_TEST(find("ALICE") == (svec{"alpha"}), boost::test_tools::per_element()); // common name
     BOOST_TEST(find("BoB") == (svec{"bravo"}), boost::test_tools::per_element());
     BOOST_TEST(find("charlie@CORP") == (svec{"charlie"}), boost::test_tools::per_element()); // email
-    BOOST_TEST(find("org DELTA") == (svec{"delta"}), boost::test_tools::per_element());     // organization
-    BOOST_TEST(find("ech") == (svec{"echo"}), boost::test_tools::per_element());            // identifier
+    BOOST_TEST(find("org DELTA") == (svec{"delta"}), boost::test_tools::per_element());      // organization
+    BOOST_TEST(find("ech") == (svec{"echo"}), boost::test_tools::per_element());             // identifier
     BOOST_TEST(find("46346337460743") == (svec{"alpha"}), boost::test_tools::per_element()); // serial
     BOOST_TEST(find("corp.test").size() == 5u);
     BOOST_TEST(find("nobody").empty());
@@ -620,14 +658,18 @@ BOOST_AUTO_TEST_CASE(sort_and_paging) {
     const cert_index idx = sample();
     list_query q;
     q.sort = sort_key::created_at; // default: newest first
-    BOOST_TEST(ids(idx.query(q, now, 30)) == (svec{"echo", "delta", "charlie", "bravo", "alpha"}), boost::test_tools::per_element());
+    BOOST_TEST(ids(idx.query(q, now, 30)) == (svec{"echo", "delta", "charlie", "bravo", "alpha"}),
+               boost::test_tools::per_element());
     q.descending = false;
     q.sort = sort_key::expires_at;
-    BOOST_TEST(ids(idx.query(q, now, 30)) == (svec{"charlie", "echo", "bravo", "delta", "alpha"}), boost::test_tools::per_element());
+    BOOST_TEST(ids(idx.query(q, now, 30)) == (svec{"charlie", "echo", "bravo", "delta", "alpha"}),
+               boost::test_tools::per_element());
     q.sort = sort_key::common_name; // case-insensitive: Alice bob Carol dave Eve
-    BOOST_TEST(ids(idx.query(q, now, 30)) == (svec{"alpha", "bravo", "charlie", "delta", "echo"}), boost::test_tools::per_element());
+    BOOST_TEST(ids(idx.query(q, now, 30)) == (svec{"alpha", "bravo", "charlie", "delta", "echo"}),
+               boost::test_tools::per_element());
     q.descending = true;
-    BOOST_TEST(ids(idx.query(q, now, 30)) == (svec{"echo", "delta", "charlie", "bravo", "alpha"}), boost::test_tools::per_element());
+    BOOST_TEST(ids(idx.query(q, now, 30)) == (svec{"echo", "delta", "charlie", "bravo", "alpha"}),
+               boost::test_tools::per_element());
 
     q.limit = 2;
     q.offset = 1;
@@ -685,7 +727,7 @@ BOOST_AUTO_TEST_CASE(serials_current_and_historical) {
     idx.upsert(alpha);
     BOOST_TEST(idx.size() == 5u);
     BOOST_TEST(idx.serial_exists("4242"));
-    BOOST_TEST(idx.serial_exists("340282366920938463463374607431768211455"));   // now in history
+    BOOST_TEST(idx.serial_exists("340282366920938463463374607431768211455")); // now in history
     BOOST_TEST(idx.erase("alpha"));
     BOOST_TEST(!idx.erase("alpha"));
     BOOST_TEST(!idx.serial_exists("4242"));
@@ -741,8 +783,8 @@ BOOST_AUTO_TEST_CASE(stays_consistent_through_churn) {
             return f.find(low) != std::string::npos;
         };
         for (const auto& [id, r] : truth)
-            if (has(r.subject.common_name) || has(r.subject.email) || has(r.identifier) || has(r.subject.organization) ||
-                has(r.serial_number))
+            if (has(r.subject.common_name) || has(r.subject.email) || has(r.identifier) ||
+                has(r.subject.organization) || has(r.serial_number))
                 want.push_back(id);
         auto page = idx.query(q, at, 30);
         BOOST_TEST(ids(page) == want, boost::test_tools::per_element());

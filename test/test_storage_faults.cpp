@@ -49,7 +49,8 @@ cert_record record(const std::string& id, cert_usage u = cert_usage::vpn) {
 }
 
 cert_files files(const std::string& tag) {
-    return cert_files{"-----BEGIN CERTIFICATE-----\n" + tag + "\n-----END CERTIFICATE-----\n", std::nullopt, std::nullopt};
+    return cert_files{"-----BEGIN CERTIFICATE-----\n" + tag + "\n-----END CERTIFICATE-----\n", std::nullopt,
+                      std::nullopt};
 }
 
 std::vector<std::string> loaded_ids(fs_store& s) {
@@ -126,7 +127,8 @@ BOOST_AUTO_TEST_CASE(a_dir_fsync_failing_after_the_rename_reports_success_and_ke
         BOOST_TEST(r.has_value(), (r ? "" : r.error().message));
     }
     BOOST_TEST(third.io_error().has_value());
-    BOOST_TEST(test::read_text(l.cert_dir(cert_usage::vpn, "late-create") / "cert.crt").find("two") != std::string::npos);
+    BOOST_TEST(test::read_text(l.cert_dir(cert_usage::vpn, "late-create") / "cert.crt").find("two") !=
+               std::string::npos);
 
     // publish_crl: crl.der renamed into place, then certs/crl fsync fails.
     fs_store fourth(l);

@@ -16,12 +16,12 @@ namespace certmate::test {
 
 struct http_reply {
     unsigned status = 0;
-    std::map<std::string, std::string> headers;   // lower-case names
+    std::map<std::string, std::string> headers; // lower-case names
     std::string body;
 
-    std::string header(const std::string& name) const;   // "" when absent
+    std::string header(const std::string& name) const; // "" when absent
     bool has_header(const std::string& name) const;
-    boost::json::value json() const;                      // throws when the body is not JSON
+    boost::json::value json() const; // throws when the body is not JSON
 };
 
 using header_list = std::vector<std::pair<std::string, std::string>>;

@@ -38,7 +38,8 @@ std::optional<cert_record> memory_repository::stored(const std::string& id) cons
 result<void> memory_repository::create(const cert_record& rec, const cert_files& files) {
     std::lock_guard lk(mu_);
     if (auto w = writable(); !w) return w;
-    if (certs_.count(rec.identifier)) return make_error(errc::already_exists, "a certificate with this identifier already exists");
+    if (certs_.count(rec.identifier))
+        return make_error(errc::already_exists, "a certificate with this identifier already exists");
     certs_[rec.identifier] = entry{rec, files};
     return {};
 }
@@ -124,9 +125,9 @@ std::optional<std::string> memory_repository::problem() const {
     return std::nullopt;
 }
 
-result<std::shared_ptr<const ocsp_responder>> memory_repository::ensure_ocsp_responder(const certificate_authority& ca,
-                                                                                      time_point now,
-                                                                                      std::chrono::hours renew_before) {
+result<std::shared_ptr<const ocsp_responder>>
+memory_repository::ensure_ocsp_responder(const certificate_authority& ca, time_point now,
+                                         std::chrono::hours renew_before) {
     std::lock_guard lk(mu_);
     if (responder_ && now + renew_before < responder_->not_after) return responder_;
     auto r = issue_ocsp_responder(ca, now, rng_);
@@ -154,8 +155,12 @@ result<std::vector<boost::json::object>> memory_audit::query(const audit_query& 
     for (auto it = entries_.rbegin(); it != entries_.rend() && out.size() < q.limit; ++it) {
         if (!q.resource_id.empty() && it->resource_id != q.resource_id) continue;
         if (!q.operation.empty() && it->operation != q.operation) continue;
-        out.push_back({{"operation", it->operation}, {"resource_id", it->resource_id}, {"status", it->status},
-                       {"user", it->user}, {"actor", it->actor}, {"details", it->details}});
+        out.push_back({{"operation", it->operation},
+                       {"resource_id", it->resource_id},
+                       {"status", it->status},
+                       {"user", it->user},
+                       {"actor", it->actor},
+                       {"details", it->details}});
     }
     return out;
 }

@@ -32,7 +32,7 @@ public:
     std::optional<std::string> io_error() const override { return std::nullopt; }
     std::optional<std::string> problem() const override;
     result<std::shared_ptr<const ocsp_responder>> ensure_ocsp_responder(const certificate_authority& ca, time_point now,
-                                                                       std::chrono::hours renew_before) override;
+                                                                        std::chrono::hours renew_before) override;
 
     // Makes every write fail (errc::storage_failure) while set, as a broken disk would.
     void fail_writes(bool on);

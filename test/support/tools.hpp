@@ -22,7 +22,7 @@ private:
 
 struct command_result {
     int exit_code = -1;
-    std::string output;   // stdout and stderr together
+    std::string output; // stdout and stderr together
 };
 
 // Runs `cmd` with /bin/sh, capturing stdout+stderr.
