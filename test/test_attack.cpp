@@ -29,14 +29,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-void expect_code(const http_reply& r, unsigned status, const std::string& code, const std::string& field = {}) {
-    BOOST_TEST_INFO("body: " << r.body);
-    BOOST_TEST(r.status == status);
-    auto o = obj(r);
-    BOOST_TEST(str(o, "code") == code);
-    if (!field.empty()) BOOST_TEST(str(o, "field") == field);
-}
-
 std::string create_body(const std::string& id) {
     return R"({"common_name":")" + id + R"(","identifier":")" + id + "\"}";
 }

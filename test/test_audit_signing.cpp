@@ -31,14 +31,6 @@ std::string create_body(const std::string& id) {
     return R"({"common_name":")" + id + R"(","identifier":")" + id + "\"}";
 }
 
-void expect_error(const http_reply& r, unsigned status, const std::string& code, const std::string& field = {}) {
-    BOOST_TEST_INFO("body: " << r.body);
-    BOOST_TEST(r.status == status);
-    auto o = obj(r);
-    BOOST_TEST(str(o, "code") == code);
-    if (!field.empty()) BOOST_TEST(str(o, "field") == field);
-}
-
 std::vector<std::string> lines_of(const fs::path& p) {
     std::istringstream in(read_text(p));
     std::vector<std::string> out;
@@ -107,7 +99,7 @@ BOOST_AUTO_TEST_CASE(routes_verify_public_key_and_an_export_openssl_verifies) {
     BOOST_TEST(http.get("/api/audit/public-key").status == 401u);
 
     // Verify: admin only; the chain and the checkpoints the interval made (after seq 3).
-    expect_error(http.get("/api/audit/verify", t.operator_), 403, "FORBIDDEN");
+    expect_code(http.get("/api/audit/verify", t.operator_), 403, "FORBIDDEN");
     auto v = obj(http.get("/api/audit/verify", t.admin));
     BOOST_TEST(v.at("ok").as_bool());
     BOOST_TEST(v.at("entries").to_number<int>() >= 6);
@@ -115,7 +107,7 @@ BOOST_AUTO_TEST_CASE(routes_verify_public_key_and_an_export_openssl_verifies) {
     BOOST_TEST(lines_of(l.audit_log()).at(3).find("\"operation\":\"checkpoint\"") != std::string::npos);
 
     // Export: exact bytes of the range, signed; verifies offline with openssl and the public key.
-    expect_error(http.get("/api/audit/export?from_seq=1&to_seq=2", t.operator_), 403, "FORBIDDEN");
+    expect_code(http.get("/api/audit/export?from_seq=1&to_seq=2", t.operator_), 403, "FORBIDDEN");
     auto ex = http.get("/api/audit/export?from_seq=2&to_seq=5", t.admin);
     BOOST_REQUIRE_EQUAL(ex.status, 200u);
     auto o = obj(ex);
@@ -153,12 +145,12 @@ BOOST_AUTO_TEST_CASE(routes_verify_public_key_and_an_export_openssl_verifies) {
     auto rest = obj(http.get("/api/audit/export?from_seq=3", t.admin));
     BOOST_TEST(rest.at("to_seq").to_number<std::size_t>() == all.size());
     // Bad ranges.
-    expect_error(http.get("/api/audit/export?from_seq=abc", t.admin), 400, "INVALID_ARGUMENT", "from_seq");
-    expect_error(http.get("/api/audit/export?from_seq=0", t.admin), 400, "INVALID_ARGUMENT", "from_seq");
-    expect_error(http.get("/api/audit/export?to_seq=-1", t.admin), 400, "INVALID_ARGUMENT", "to_seq");
-    expect_error(http.get("/api/audit/export?from_seq=5&to_seq=4", t.admin), 400, "INVALID_ARGUMENT", "to_seq");
-    expect_error(http.get("/api/audit/export?from=1", t.admin), 400, "INVALID_ARGUMENT", "from");
-    expect_error(http.get("/api/audit/export?from_seq=100000", t.admin), 404, "NOT_FOUND");
+    expect_code(http.get("/api/audit/export?from_seq=abc", t.admin), 400, "INVALID_ARGUMENT", "from_seq");
+    expect_code(http.get("/api/audit/export?from_seq=0", t.admin), 400, "INVALID_ARGUMENT", "from_seq");
+    expect_code(http.get("/api/audit/export?to_seq=-1", t.admin), 400, "INVALID_ARGUMENT", "to_seq");
+    expect_code(http.get("/api/audit/export?from_seq=5&to_seq=4", t.admin), 400, "INVALID_ARGUMENT", "to_seq");
+    expect_code(http.get("/api/audit/export?from=1", t.admin), 400, "INVALID_ARGUMENT", "from");
+    expect_code(http.get("/api/audit/export?from_seq=100000", t.admin), 404, "NOT_FOUND");
 }
 
 // `certmate audit verify` checks every checkpoint; a rewritten entry before one fails it (exit 1).

@@ -51,14 +51,6 @@ std::vector<json::object> policy_denials(test_server& srv, std::size_t n) {
     return out;
 }
 
-void expect_code(const http_reply& r, unsigned status, const std::string& code, const std::string& field = {}) {
-    BOOST_TEST_INFO("body: " << r.body);
-    BOOST_TEST(r.status == status);
-    auto o = obj(r);
-    BOOST_TEST(str(o, "code") == code);
-    if (!field.empty()) BOOST_TEST(str(o, "field") == field);
-}
-
 std::string body(const std::string& id, const std::string& extra = {}) {
     return R"({"identifier":")" + id + R"(","common_name":")" + id + "\"" + extra + "}";
 }

@@ -24,4 +24,13 @@ inline std::string str(const boost::json::object& o, const char* key) {
     return std::string(it->value().as_string());
 }
 
+// An error answer: its status, JSON `code` and, when given, `field`.
+inline void expect_code(const http_reply& r, unsigned status, const std::string& code, const std::string& field = {}) {
+    BOOST_TEST_INFO("body: " << r.body);
+    BOOST_TEST(r.status == status);
+    auto o = obj(r);
+    BOOST_TEST(str(o, "code") == code);
+    if (!field.empty()) BOOST_TEST(str(o, "field") == field);
+}
+
 } // namespace certmate::test
