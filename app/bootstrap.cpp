@@ -180,8 +180,9 @@ result<init_report> init_data_dir(const config& cfg, const fs::path& config_file
                 return r.error();
         }
     }
-    auto responder =
-        storage::ensure_ocsp_responder(l, **ca, std::chrono::system_clock::now(), std::chrono::hours(24 * 30));
+    storage::fs_store store(l);
+    auto responder = ensure_ocsp_responder(store, **ca, std::chrono::system_clock::now(), std::chrono::hours(24 * 30),
+                                           openssl_rng());
     if (!responder) return responder.error();
 
     rep.admin_token_file = l.admin_token();

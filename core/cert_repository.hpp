@@ -72,10 +72,17 @@ public:
     // [any thread] Why the store cannot take writes now (unwritable, or io_error()); nullopt when it can.
     virtual std::optional<std::string> problem() const = 0;
 
-    // The delegated OCSP responder (RFC 6960 4.2.2.2): the one kept, or a new one issued by `ca`
-    // and kept when none exists or it expires within `renew_before`.
-    virtual result<std::shared_ptr<const ocsp_responder>>
-    ensure_ocsp_responder(const certificate_authority& ca, time_point now, std::chrono::hours renew_before) = 0;
+    // The delegated OCSP responder's certificate and key, as PEM (nullopt: none kept, or unreadable).
+    virtual std::optional<std::pair<std::string, std::string>> load_ocsp_responder() const = 0;
+    // Keeps a new responder: the key first (0600), so a kept certificate always has its key.
+    virtual result<void> save_ocsp_responder(std::string_view cert_pem, std::string_view key_pem) = 0;
 };
+
+// The delegated OCSP responder (RFC 6960 4.2.2.2): the one `repo` keeps when it loads against `ca`
+// and is valid past now + renew_before; otherwise a new one, issued here and kept.
+// [any thread, blocking] One caller at a time.
+result<std::shared_ptr<const ocsp_responder>> ensure_ocsp_responder(cert_repository& repo,
+                                                                    const certificate_authority& ca, time_point now,
+                                                                    std::chrono::hours renew_before, const rng_fn& rng);
 
 } // namespace certmate

@@ -222,7 +222,7 @@ public:
     // [any thread, blocking: the pool] The delegated OCSP responder, issued anew (signing, a key, a
     // write) when missing or within `renew_before` of its expiry. One caller at a time.
     result<std::shared_ptr<const ocsp_responder>> ensure_ocsp_responder(std::chrono::hours renew_before) const {
-        return store_->ensure_ocsp_responder(*ca_, clock_(), renew_before);
+        return certmate::ensure_ocsp_responder(*store_, *ca_, clock_(), renew_before, rng_);
     }
 
     // [any thread] The statuses OCSP answers from, kept in step with the index by every commit.

@@ -102,29 +102,17 @@ result<void> save_crl_state(const layout& l, const crl_state& s, std::optional<e
     return write_file_atomic(l.crl_state(), json::serialize(o) + "\n");
 }
 
-result<std::shared_ptr<const ocsp_responder>> ensure_ocsp_responder(const layout& l, const certificate_authority& ca,
-                                                                    time_point now, std::chrono::hours renew_before) {
-    const auto cert_path = l.ocsp_dir() / "responder.crt";
-    const auto key_path = l.ocsp_dir() / "responder.key";
-    std::error_code ec;
-    if (fs::exists(cert_path, ec) && fs::exists(key_path, ec)) {
-        auto cert = read_file(cert_path);
-        auto key = read_file(key_path);
-        if (cert && key) {
-            auto r = load_ocsp_responder(ca, *cert, *key);
-            if (r && r->not_after - renew_before > now)
-                return std::shared_ptr<const ocsp_responder>(std::make_shared<ocsp_responder>(std::move(*r)));
-            if (!r) spdlog::warn("OCSP responder on disk is unusable ({}); issuing a new one", r.error().message);
-        }
-    }
-    auto r = issue_ocsp_responder(ca, now, openssl_rng());
-    if (!r) return r.error();
+std::optional<std::pair<std::string, std::string>> load_ocsp_responder_files(const layout& l) {
+    auto cert = read_file(l.ocsp_dir() / "responder.crt");
+    auto key = read_file(l.ocsp_dir() / "responder.key");
+    if (!cert || !key) return std::nullopt;
+    return std::make_pair(std::move(*cert), std::move(*key));
+}
+
+result<void> save_ocsp_responder_files(const layout& l, std::string_view cert_pem, std::string_view key_pem) {
     if (auto d = ensure_dir(l.ocsp_dir(), fs::perms(0700)); !d) return d.error();
-    // The key first, so the certificate on disk always has its key.
-    if (auto w = write_file_atomic(key_path, r->key_pem, fs::perms(0600)); !w) return w.error();
-    if (auto w = write_file_atomic(cert_path, r->cert_pem); !w) return w.error();
-    spdlog::info("issued OCSP responder certificate valid until {}", format_time(r->not_after));
-    return std::shared_ptr<const ocsp_responder>(std::make_shared<ocsp_responder>(std::move(*r)));
+    if (auto w = write_file_atomic(l.ocsp_dir() / "responder.key", key_pem, fs::perms(0600)); !w) return w.error();
+    return write_file_atomic(l.ocsp_dir() / "responder.crt", cert_pem);
 }
 
 std::vector<std::string> ca_backup_members() {

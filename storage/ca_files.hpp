@@ -33,11 +33,11 @@ result<crl_state> load_crl_state(const layout& l); // zero state when the file i
 // `late`, when given, takes a directory fsync failure after the rename (see write_file_atomic).
 result<void> save_crl_state(const layout& l, const crl_state& s, std::optional<error>* late = nullptr);
 
-// The delegated OCSP responder: certs/ocsp/responder.crt, responder.key (0600).
-// Returns the one on disk, or issues (and saves) a new one when none exists or the one on disk
-// expires within `renew_before`.
-result<std::shared_ptr<const ocsp_responder>> ensure_ocsp_responder(const layout& l, const certificate_authority& ca,
-                                                                    time_point now, std::chrono::hours renew_before);
+// The delegated OCSP responder's files: certs/ocsp/responder.crt, responder.key (0600). Issuing and
+// rotating it is core's (ensure_ocsp_responder in core/cert_repository.hpp).
+std::optional<std::pair<std::string, std::string>> load_ocsp_responder_files(const layout& l);
+// The key first, so the certificate on disk always has its key.
+result<void> save_ocsp_responder_files(const layout& l, std::string_view cert_pem, std::string_view key_pem);
 
 // Files in a CA backup, relative to data_dir.
 std::vector<std::string> ca_backup_members();

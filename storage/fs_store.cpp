@@ -520,9 +520,12 @@ std::optional<std::string> fs_store::problem() const {
     return io_error();
 }
 
-result<std::shared_ptr<const ocsp_responder>>
-fs_store::ensure_ocsp_responder(const certificate_authority& ca, time_point now, std::chrono::hours renew_before) {
-    return storage::ensure_ocsp_responder(layout_, ca, now, renew_before);
+std::optional<std::pair<std::string, std::string>> fs_store::load_ocsp_responder() const {
+    return storage::load_ocsp_responder_files(layout_);
+}
+
+result<void> fs_store::save_ocsp_responder(std::string_view cert_pem, std::string_view key_pem) {
+    return storage::save_ocsp_responder_files(layout_, cert_pem, key_pem);
 }
 
 } // namespace certmate::storage

@@ -36,9 +36,9 @@ public:
     result<void> save_last_sweep(const renewal_summary& s) override;
     std::optional<std::string> io_error() const override;
     std::optional<std::string> problem() const override;
-    // certs/ocsp/responder.crt, responder.key (0600): storage::ensure_ocsp_responder.
-    result<std::shared_ptr<const ocsp_responder>> ensure_ocsp_responder(const certificate_authority& ca, time_point now,
-                                                                        std::chrono::hours renew_before) override;
+    // certs/ocsp/responder.crt and responder.key (0600).
+    std::optional<std::pair<std::string, std::string>> load_ocsp_responder() const override;
+    result<void> save_ocsp_responder(std::string_view cert_pem, std::string_view key_pem) override;
 
     // Test hook: called with a step name ("files-written", "dir-synced", "renamed", ...) during
     // create/replace; returning false simulates a crash at that point (the call returns

@@ -36,7 +36,7 @@ struct fixture {
         opts.type = key_type::ec_p384;
         auto ca = certificate_authority::create(opts, t0 - 24h, rng);
         BOOST_REQUIRE(ca);
-        auto r = std::make_unique<memory_repository>(rng);
+        auto r = std::make_unique<memory_repository>();
         repo = r.get();
         cfg.default_key_type = key_type::ec_p256;
         svc = std::make_unique<cert_service>(

@@ -1,7 +1,5 @@
 #include "support/memory_ports.hpp"
 
-#include "core/ocsp.hpp"
-
 #include <boost/json/value_from.hpp>
 
 namespace certmate::test {
@@ -125,15 +123,16 @@ std::optional<std::string> memory_repository::problem() const {
     return std::nullopt;
 }
 
-result<std::shared_ptr<const ocsp_responder>>
-memory_repository::ensure_ocsp_responder(const certificate_authority& ca, time_point now,
-                                         std::chrono::hours renew_before) {
+std::optional<std::pair<std::string, std::string>> memory_repository::load_ocsp_responder() const {
     std::lock_guard lk(mu_);
-    if (responder_ && now + renew_before < responder_->not_after) return responder_;
-    auto r = issue_ocsp_responder(ca, now, rng_);
-    if (!r) return r.error();
-    responder_ = std::make_shared<const ocsp_responder>(std::move(*r));
     return responder_;
+}
+
+result<void> memory_repository::save_ocsp_responder(std::string_view cert_pem, std::string_view key_pem) {
+    std::lock_guard lk(mu_);
+    if (auto w = writable(); !w) return w;
+    responder_ = std::make_pair(std::string(cert_pem), std::string(key_pem));
+    return {};
 }
 
 result<void> memory_audit::append(const audit_entry& e) {

@@ -16,7 +16,7 @@ rng_fn seeded_rng(std::uint64_t seed);
 
 class memory_repository final : public cert_repository {
 public:
-    explicit memory_repository(rng_fn rng) : rng_(std::move(rng)) {}
+    memory_repository() = default;
 
     result<void> create(const cert_record& rec, const cert_files& files) override;
     result<void> replace(const cert_record& rec, const cert_files& files) override;
@@ -31,8 +31,8 @@ public:
     result<void> save_last_sweep(const renewal_summary& s) override;
     std::optional<std::string> io_error() const override { return std::nullopt; }
     std::optional<std::string> problem() const override;
-    result<std::shared_ptr<const ocsp_responder>> ensure_ocsp_responder(const certificate_authority& ca, time_point now,
-                                                                        std::chrono::hours renew_before) override;
+    std::optional<std::pair<std::string, std::string>> load_ocsp_responder() const override;
+    result<void> save_ocsp_responder(std::string_view cert_pem, std::string_view key_pem) override;
 
     // Makes every write fail (errc::storage_failure) while set, as a broken disk would.
     void fail_writes(bool on);
@@ -46,12 +46,11 @@ private:
     };
     result<void> writable() const;
     mutable std::mutex mu_;
-    rng_fn rng_;
     std::map<std::string, entry> certs_;
     crl_state crl_state_;
     std::optional<std::pair<std::string, std::string>> crl_;
     std::optional<renewal_summary> sweep_;
-    std::shared_ptr<const ocsp_responder> responder_;
+    std::optional<std::pair<std::string, std::string>> responder_;
     bool fail_ = false;
 };
 
