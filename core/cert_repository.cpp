@@ -4,12 +4,14 @@
 
 namespace certmate {
 
-result<std::shared_ptr<const ocsp_responder>> ensure_ocsp_responder(cert_repository& repo, const certificate_authority& ca,
-                                                                    time_point now, std::chrono::hours renew_before,
+result<std::shared_ptr<const ocsp_responder>> ensure_ocsp_responder(cert_repository& repo,
+                                                                    const certificate_authority& ca, time_point now,
+                                                                    std::chrono::hours renew_before,
                                                                     const rng_fn& rng) {
     if (auto kept = repo.load_ocsp_responder()) {
         auto r = load_ocsp_responder(ca, kept->first, kept->second);
-        if (r && r->not_after - renew_before > now) return std::shared_ptr<const ocsp_responder>(std::make_shared<ocsp_responder>(std::move(*r)));
+        if (r && r->not_after - renew_before > now)
+            return std::shared_ptr<const ocsp_responder>(std::make_shared<ocsp_responder>(std::move(*r)));
         if (!r) spdlog::warn("the kept OCSP responder is unusable ({}); issuing a new one", r.error().message);
     }
     auto r = issue_ocsp_responder(ca, now, rng);
