@@ -778,7 +778,8 @@ void cert_service::count_renewal(renewal_summary& sum, const std::string& id, co
 }
 
 void cert_service::finish_renewal_sweep(const renewal_summary& sum) const {
-    if (auto w = record_sweep(sum); !w) spdlog::error("cannot record the renewal sweep: {}", w.error().message);
+    if (auto w = store_->save_last_sweep(sum); !w)
+        spdlog::error("cannot record the renewal sweep: {}", w.error().message);
     spdlog::info("renewal sweep: {} due, {} renewed, {} failed", sum.candidates, sum.renewed, sum.failed);
 }
 

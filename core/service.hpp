@@ -216,9 +216,6 @@ public:
     result<bool> audit_checkpoint(std::string reason) { return audit_->checkpoint(std::move(reason)); }
     // The renewal sweep's last record (nullopt: none yet).
     std::optional<renewal_summary> last_sweep() const { return store_->load_last_sweep(); }
-    // [any thread, blocking: the pool] Records a sweep. Touches no service state; the store
-    // serialises its own writes.
-    result<void> record_sweep(const renewal_summary& s) const { return store_->save_last_sweep(s); }
     // [any thread, blocking: the pool] The delegated OCSP responder, issued anew (signing, a key, a
     // write) when missing or within `renew_before` of its expiry. One caller at a time.
     result<std::shared_ptr<const ocsp_responder>> ensure_ocsp_responder(std::chrono::hours renew_before) const {

@@ -33,13 +33,6 @@ std::string create_body(const std::string& id) {
     return R"({"common_name":")" + id + R"(","identifier":")" + id + "\"}";
 }
 
-std::vector<std::string> lines_of(const fs::path& p) {
-    std::istringstream in(read_text(p));
-    std::vector<std::string> out;
-    for (std::string line; std::getline(in, line);) out.push_back(line);
-    return out;
-}
-
 // What someone who can write the file does: edits entry `index` with `edit` and recomputes the
 // hash chain from there on, so the chain alone verifies again.
 void rewrite_with_recomputed_chain(const fs::path& file, std::size_t index,

@@ -31,13 +31,6 @@ std::string create_body(const std::string& id) {
     return R"({"common_name":")" + id + R"(","identifier":")" + id + "\"}";
 }
 
-std::vector<std::string> lines_of(const fs::path& p) {
-    std::istringstream in(read_text(p));
-    std::vector<std::string> out;
-    for (std::string line; std::getline(in, line);) out.push_back(line);
-    return out;
-}
-
 unsigned mode_of(const fs::path& p) {
     struct stat st {};
     BOOST_REQUIRE(::stat(p.c_str(), &st) == 0);

@@ -56,4 +56,11 @@ std::string certmate_binary() {
 #endif
 }
 
+std::vector<std::string> lines_of(const std::filesystem::path& p) {
+    std::istringstream in(read_text(p));
+    std::vector<std::string> out;
+    for (std::string line; std::getline(in, line);) out.push_back(line);
+    return out;
+}
+
 } // namespace certmate::test

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace certmate::test {
 
@@ -30,6 +31,8 @@ command_result run(const std::string& cmd);
 
 void write_text(const std::filesystem::path& p, const std::string& data);
 std::string read_text(const std::filesystem::path& p);
+// The file's lines, without their '\n'.
+std::vector<std::string> lines_of(const std::filesystem::path& p);
 
 // The built certmate binary and the source tree.
 std::string certmate_binary();
