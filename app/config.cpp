@@ -65,7 +65,7 @@ const std::vector<std::pair<const char*, const char*>>& known_keys() {
         {"audit.checkpoint_interval", "a signed checkpoint after every N audit entries; 0 = only at shutdown"},
         {"jobs.max_running", "batch jobs running at once (one per client)"},
         {"jobs.max_queued", "batch jobs waiting beyond those; more are refused with 503"},
-        {"jobs.parallel_rows", "rows of one job in flight at once; 0 = half the pool threads, at least 1"},
+        {"jobs.parallel_rows", "rows of one job in flight at once; 0 = half the pool threads, at least 2"},
         {"jobs.max_rows", "rows (certificates) one batch may hold"},
         {"jobs.keep_finished", "finished jobs kept for GET /api/jobs; older ones are forgotten"},
     };

@@ -43,7 +43,7 @@ const std::string& row_identifier(const job_input& in, std::size_t i) { return i
 unsigned job_runner::parallel_rows() const {
     if (api_.opts.jobs.parallel_rows) return api_.opts.jobs.parallel_rows;
     unsigned pool = api_.opts.pool_threads ? api_.opts.pool_threads : std::max(1u, std::thread::hardware_concurrency());
-    return std::max(1u, pool / 2);
+    return std::max(2u, pool / 2);
 }
 
 asio::awaitable<result<void>> job_runner::save(entry& e) {

@@ -41,7 +41,7 @@ struct tls_options {
 struct job_options {
     unsigned max_running = 2;        // jobs running at once
     unsigned max_queued = 16;        // jobs waiting beyond those; more: 503
-    unsigned parallel_rows = 0;      // rows in flight per job; 0 = half the pool, at least 1
+    unsigned parallel_rows = 0;      // rows in flight per job; 0 = half the pool, at least 2
     std::size_t max_rows = 30000;    // rows per job
     std::size_t keep_finished = 200; // finished jobs kept (the oldest are forgotten)
 };
