@@ -228,6 +228,54 @@ BOOST_AUTO_TEST_CASE(the_original_headers_and_rows_shape_works) {
     BOOST_TEST(c.get("/api/jobs", op).body.find(str(done, "id")) != std::string::npos);
 }
 
+// One running job per client, the rest queued; a cancel stops a running job with what it did kept;
+// a resume of the cancelled job finishes it; the job metrics count all of it.
+BOOST_AUTO_TEST_CASE(jobs_queue_per_client_cancel_and_resume) {
+    test_server s([](app::config& cfg) { cfg.jobs.parallel_rows = 1; });
+    auto c = s.client();
+    const auto& op = s.tokens.operator_;
+    std::string first = "common_name\n", second = "common_name\n";
+    for (int i = 1; i <= 400; ++i) first += "q1-" + std::to_string(i) + "\n";
+    for (int i = 1; i <= 5; ++i) second += "q2-" + std::to_string(i) + "\n";
+    auto r1 = post_csv(c, "/api/client-certs/batch", first, op);
+    auto r2 = post_csv(c, "/api/client-certs/batch", second, op);
+    BOOST_TEST_REQUIRE(r1.status == 202u);
+    BOOST_TEST_REQUIRE(r2.status == 202u);
+    const std::string id1 = str(obj(r1), "id"), id2 = str(obj(r2), "id");
+    BOOST_TEST(str(obj(c.get("/api/jobs/" + id2, op)), "state") == "queued"); // same client: waits for id1
+
+    // Cancel the first while it runs: it stops, rows done stay done, then the second runs.
+    for (auto deadline = std::chrono::steady_clock::now() + 60s;;) {
+        if (num(obj(c.get("/api/jobs/" + id1, op)), "done") >= 20) break;
+        BOOST_REQUIRE(std::chrono::steady_clock::now() < deadline);
+        std::this_thread::sleep_for(20ms);
+    }
+    auto del = c.request("DELETE", "/api/jobs/" + id1, "", {{"Authorization", "Bearer " + op}});
+    BOOST_TEST_REQUIRE(del.status == 202u, del.body);
+    auto j1 = wait_job(c, op, id1);
+    BOOST_TEST(str(j1, "state") == "cancelled");
+    const auto done1 = num(j1, "done");
+    BOOST_TEST(done1 < 400u);
+    auto j2 = wait_job(c, op, id2);
+    BOOST_TEST(str(j2, "state") == "succeeded");
+    BOOST_TEST(total_certs(c, op) == done1 + 5);
+    expect_code(c.request("DELETE", "/api/jobs/" + id1, "", {{"Authorization", "Bearer " + op}}), 409, "CONFLICT");
+    BOOST_TEST(c.get("/api/jobs/job-0000000000000000", op).status == 404u);
+
+    // Resume the cancelled job: it finishes without making anything twice.
+    auto res = c.post_json("/api/jobs/" + id1 + "/resume", "", op);
+    BOOST_TEST_REQUIRE(res.status == 202u, res.body);
+    j1 = wait_job(c, op, id1);
+    BOOST_TEST(str(j1, "state") == "succeeded");
+    BOOST_TEST(num(j1, "done") == 400u);
+    BOOST_TEST(num(j1, "failed") == 0u);
+    BOOST_TEST(total_certs(c, op) == 405u);
+
+    const std::string m = c.get("/metrics", op).body;
+    BOOST_TEST(has(m, "certmate_jobs{state=\"succeeded\"} 2"));
+    BOOST_TEST(has(m, "certmate_job_rows_total{kind=\"create\",result=\"ok\"} 405"));
+}
+
 // Acceptance 5 and 6: interactive latency while a 5,000-certificate job runs, then one revoke job
 // of all 5,000 that makes one CRL build listing every one.
 BOOST_AUTO_TEST_CASE(a_5000_revoke_job_builds_one_crl_and_reads_stay_fast_during_a_create_job) {
