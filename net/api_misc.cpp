@@ -27,8 +27,9 @@ asio::awaitable<response> health(call& c) {
         checks[h.name] = h.ok ? std::string("ok") : std::move(h.problem);
         ok = ok && h.ok;
     }
-    co_return json_response(ok ? http::status::ok : http::status::service_unavailable,
-                            json::object{{"status", ok ? "ok" : "degraded"}, {"checks", std::move(checks)}});
+    co_return json_response(
+        ok ? http::status::ok : http::status::service_unavailable,
+        json::object{{"status", ok ? "ok" : "degraded"}, {"version", CERTMATE_VERSION}, {"checks", std::move(checks)}});
 }
 
 asio::awaitable<response> metrics_text(call& c) {
