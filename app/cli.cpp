@@ -252,7 +252,9 @@ int run_cli(int argc, char** argv) {
         return run_commands(all, args);
     } catch (const error_exception& e) {
         std::cerr << "certmate: " << e.err.message << "\n";
-        return e.err.code == errc::invalid_argument ? 2 : 1;
+        // The server's commands fail on their config or start-up checks (a wrong CA passphrase, a bad
+        // key): a configuration error, 2 as ever (docs/cli.md "Exit codes").
+        return 2;
     }
 }
 

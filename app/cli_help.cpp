@@ -15,8 +15,9 @@ namespace po = boost::program_options;
 
 namespace {
 
-constexpr const char* exit_codes_text = "exit codes: 0 ok, 1 failure (the server refused, a check failed, a file could "
-                                        "not be read), 2 usage error\n";
+constexpr const char* exit_codes_text =
+    "exit codes: 0 ok, 1 failure (the server refused, a check found a revoked certificate, a file could not be\n"
+    "read), 2 usage or configuration error (a bad option or config key, a start-up check of the server)\n";
 
 // Levenshtein distance, for "did you mean".
 std::size_t edit_distance(const std::string& a, const std::string& b) {
