@@ -57,9 +57,11 @@ struct served {
     unsigned short tls_port = 0;
     std::unique_ptr<child_process> proc;
 
+    std::vector<std::string> argv;
+
     explicit served(bool tls = false) {
         const auto data = (dir / "data").string();
-        std::vector<std::string> argv{bin, "serve", "--data-dir", data, "--ca.key_type", "ec-p384",
+        argv = {bin, "serve", "--data-dir", data, "--ca.key_type", "ec-p384",
                                       "--issuance.default_key_type", "ec-p256", "--rate_limit.default", "0",
                                       "--rate_limit.create", "0", "--server.threads", "2", "--server.pool_threads", "2",
                                       "--renewal.enabled", "false"};
@@ -74,8 +76,12 @@ struct served {
             const auto p = std::to_string(free_port());
             argv.insert(argv.end(), {"--listen", "127.0.0.1:" + p, "--issuance.public_url", "http://127.0.0.1:" + p});
         }
+        start(tls);
+    }
+    // Starts (again) with the same arguments; with tls, waits for both listeners.
+    void start(bool tls = false) {
         proc = std::make_unique<child_process>(argv, dir / "serve.err");
-        auto line = proc->wait_for_line("listening on http://", 30s);
+        auto line = proc->wait_for_line("listening on http://", 60s);
         BOOST_REQUIRE_MESSAGE(line, read_text(dir / "serve.err"));
         port = port_of_listen_line(*line);
         if (tls) {
@@ -83,6 +89,10 @@ struct served {
             BOOST_REQUIRE_MESSAGE(tline, read_text(dir / "serve.err"));
             tls_port = port_of_listen_line(*tline);
         }
+    }
+    void stop() {
+        proc->signal(SIGTERM);
+        BOOST_TEST(proc->wait_exit(20s).value_or(-1) == 0);
     }
     ~served() {
         proc->signal(SIGTERM);
@@ -449,4 +459,48 @@ BOOST_AUTO_TEST_CASE(mtls_on_the_tls_listener) {
     // --cert on plain http is a usage error.
     auto plain = run(bin + " cert list --url " + srv.url() + " --cert " + (out / "op.crt").string());
     BOOST_TEST(plain.exit_code == 2, plain.output);
+}
+
+BOOST_AUTO_TEST_CASE(cert_list_pages_through_thirty_thousand_certificates) {
+    served srv;
+    BOOST_REQUIRE(srv.cli("cert create seed --usage vpn --out-dir " + (srv.dir / "out").string()).exit_code == 0);
+    srv.stop();
+    // 29,999 more records beside the real one, written as the store lays them out (metadata.json and
+    // cert.crt, no key), with their own identifiers and serials; the server indexes them at start.
+    const auto vpn = srv.dir / "data" / "certs" / "client" / "vpn";
+    auto meta = json::parse(read_text(vpn / "seed" / "metadata.json")).as_object();
+    meta["has_private_key"] = false;
+    const auto crt = read_text(vpn / "seed" / "cert.crt");
+    const auto begun = std::chrono::steady_clock::now();
+    for (int i = 1; i < 30000; ++i) {
+        char id[32];
+        std::snprintf(id, sizeof id, "bulk-%05d", i);
+        meta["identifier"] = id;
+        meta["common_name"] = id;
+        meta["serial_number"] = std::to_string(1000000000000ull + static_cast<unsigned long long>(i));
+        fs::create_directory(vpn / id);
+        write_text(vpn / id / "metadata.json", json::serialize(meta));
+        write_text(vpn / id / "cert.crt", crt);
+    }
+    const auto written = std::chrono::steady_clock::now();
+    srv.start();
+    const auto started = std::chrono::steady_clock::now();
+    BOOST_TEST_MESSAGE("wrote 29,999 records in "
+                       << std::chrono::duration_cast<std::chrono::milliseconds>(written - begun).count()
+                       << " ms, the server indexed them in "
+                       << std::chrono::duration_cast<std::chrono::milliseconds>(started - written).count() << " ms");
+    auto all = srv.cli_json("cert list --json");
+    BOOST_TEST_MESSAGE("cert list --json of 30,000: " << std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                            std::chrono::steady_clock::now() - started)
+                                                            .count()
+                                                      << " ms");
+    BOOST_TEST(all.at("total").as_int64() == 30000);
+    std::set<std::string> ids;
+    for (const auto& c : all.at("certificates").as_array()) ids.insert(std::string(c.at("identifier").as_string()));
+    BOOST_TEST(ids.size() == 30000u);
+    BOOST_TEST(ids.count("seed") == 1u);
+    BOOST_TEST(ids.count("bulk-29999") == 1u);
+    // the table and a filter over the same store
+    auto table = srv.cli("cert list --search bulk-2999");
+    BOOST_TEST(table.output.find("10 certificates\n") != std::string::npos, table.output.substr(0, 300));
 }
