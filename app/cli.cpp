@@ -247,6 +247,7 @@ int run_cli(int argc, char** argv) {
     std::vector<cli_command> all = server_commands();
     for (auto* more : {&client_commands, &pki_commands})
         for (auto& c : more()) all.push_back(std::move(c));
+    for (auto& c : meta_commands(all)) all.push_back(std::move(c));
     std::vector<std::string> args(argv + 1, argv + argc);
     try {
         return run_commands(all, args);

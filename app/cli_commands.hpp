@@ -41,6 +41,10 @@ std::vector<cli_command> client_commands();
 // inspect, ocsp check, crl check: no API, app/client_pki.cpp.
 std::vector<cli_command> pki_commands();
 
+// `completion bash` and `man`: the bash completion script and the certmate(1) page, generated from
+// `all` (which must outlive them), app/cli_help.cpp.
+std::vector<cli_command> meta_commands(const std::vector<cli_command>& all);
+
 // Runs the command line: help, dispatch, usage errors with suggestions (app/cli_help.cpp).
 int run_commands(const std::vector<cli_command>& all, std::vector<std::string> args);
 

@@ -504,3 +504,33 @@ BOOST_AUTO_TEST_CASE(cert_list_pages_through_thirty_thousand_certificates) {
     auto table = srv.cli("cert list --search bulk-2999");
     BOOST_TEST(table.output.find("10 certificates\n") != std::string::npos, table.output.substr(0, 300));
 }
+
+BOOST_AUTO_TEST_CASE(cmake_install_puts_bash_completion_and_the_man_page_from_the_same_descriptions) {
+    temp_dir d;
+    const auto build_dir = fs::path(bin).parent_path().string();
+    auto inst = run("DESTDIR=" + d.path().string() + " cmake --install " + build_dir + " --prefix /usr");
+    BOOST_REQUIRE_MESSAGE(inst.exit_code == 0, inst.output);
+    const auto completion = d / "usr/share/bash-completion/completions/certmate";
+    const auto page = d / "usr/share/man/man1/certmate.1";
+    BOOST_REQUIRE(fs::exists(completion));
+    BOOST_REQUIRE(fs::exists(page));
+    // What bash offers after the words typed so far.
+    auto offer = [&](const std::string& words, int cword) {
+        auto r = run("bash -c 'source " + completion.string() + "; COMP_WORDS=(" + words +
+                     "); COMP_CWORD=" + std::to_string(cword) + "; _certmate; echo \"${COMPREPLY[*]}\"'");
+        BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+        return r.output.substr(0, r.output.size() - 1);
+    };
+    BOOST_TEST(offer("certmate se", 1) == "serve");
+    BOOST_TEST(offer("certmate cert cr", 2) == "create");
+    BOOST_TEST(offer("certmate cert create alice --out", 4) == "--out-dir");
+    BOOST_TEST(offer("certmate serve --data", 2) == "--data-dir");
+    BOOST_TEST(offer("certmate ocsp ''", 2) == "check");
+    auto man = run("LC_ALL=C MANWIDTH=200 man -l " + page.string());
+    BOOST_REQUIRE_MESSAGE(man.exit_code == 0, man.output);
+    BOOST_TEST(man.output.find("certmate cert create NAME") != std::string::npos, man.output.substr(0, 500));
+    BOOST_TEST(man.output.find("--out-dir DIR (=.)") != std::string::npos);
+    BOOST_TEST(man.output.find("--page-size N (=1000)") != std::string::npos);
+    BOOST_TEST(man.output.find("EXIT STATUS") != std::string::npos);
+    BOOST_TEST(read_text(page) == run(bin + " man").output);
+}
