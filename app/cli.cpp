@@ -164,7 +164,6 @@ int cmd_audit(const cli_invocation& inv) {
 
 } // namespace
 
-
 std::vector<cli_command> server_commands() {
     std::vector<cli_command> out;
     out.push_back({"serve", "", "run the server (the default command); on an empty data dir it runs `init` first",
@@ -182,8 +181,8 @@ std::vector<cli_command> server_commands() {
                        auto a = server_args(inv);
                        auto cfg = load_config(a.config_file, a.overrides);
                        if (a.vm["check-config"].as<bool>()) {
-                           std::cout << "config ok"
-                                     << (a.config_file.empty() ? "" : ": " + a.config_file.string()) << "\n";
+                           std::cout << "config ok" << (a.config_file.empty() ? "" : ": " + a.config_file.string())
+                                     << "\n";
                            return 0;
                        }
                        return run_server(cfg, a.config_file, a.overrides);
@@ -194,7 +193,8 @@ std::vector<cli_command> server_commands() {
                    "  certmate init --data-dir ./data --server-cert ca.example.internal 10.0.0.5", 0, 0, true,
                    [](po::options_description& d) {
                        add_server_options(d);
-                       d.add_options()("server-cert", po::value<std::vector<std::string>>()->multitoken()->value_name("HOST..."),
+                       d.add_options()("server-cert",
+                                       po::value<std::vector<std::string>>()->multitoken()->value_name("HOST..."),
                                        "also issue the TLS listener's certificate (serverAuth, SANs HOST...) as "
                                        "DIR/tls/server.crt and server.key");
                    },
@@ -203,22 +203,25 @@ std::vector<cli_command> server_commands() {
                    "  certmate ca backup --data-dir ./data --out ca-backup.tar", 0, 0, true,
                    [](po::options_description& d) {
                        add_server_options(d);
-                       d.add_options()("out", po::value<std::string>()->value_name("FILE"), "the archive to write (required)");
+                       d.add_options()("out", po::value<std::string>()->value_name("FILE"),
+                                       "the archive to write (required)");
                    },
                    [](const cli_invocation& inv) { return cmd_ca("backup", inv); }});
     out.push_back({"ca restore", "", "restore a CA backup (refuses a different CA without --force)", "",
                    "  certmate ca restore --data-dir ./data --in ca-backup.tar", 0, 0, true,
                    [](po::options_description& d) {
                        add_server_options(d);
-                       d.add_options()("in", po::value<std::string>()->value_name("FILE"), "the archive to read (required)")(
-                           "force", po::bool_switch(), "replace a different CA");
+                       d.add_options()("in", po::value<std::string>()->value_name("FILE"),
+                                       "the archive to read (required)")("force", po::bool_switch(),
+                                                                         "replace a different CA");
                    },
                    [](const cli_invocation& inv) { return cmd_ca("restore", inv); }});
     out.push_back({"token create", "", "print a new API token and the config line holding its SHA-256",
                    "Add the printed line to the [auth] section of the config, then SIGHUP the server.",
                    "  certmate token create --name ci --role operator", 0, 0, false,
                    [](po::options_description& d) {
-                       d.add_options()("name", po::value<std::string>()->value_name("NAME"), "token name (required, no ':')")(
+                       d.add_options()("name", po::value<std::string>()->value_name("NAME"),
+                                       "token name (required, no ':')")(
                            "role", po::value<std::string>()->default_value("viewer")->value_name("ROLE"),
                            "viewer, operator or admin");
                    },
@@ -233,11 +236,11 @@ std::vector<cli_command> server_commands() {
                                        "DIR/certs/audit/audit_signing.pub)");
                    },
                    cmd_audit});
-    out.push_back({"version", "", "print the version", "", "  certmate version", 0, 0, false, {},
-                   [](const cli_invocation&) {
-                       std::cout << "certmate " << CERTMATE_VERSION << "\n";
-                       return 0;
-                   }});
+    out.push_back(
+        {"version", "", "print the version", "", "  certmate version", 0, 0, false, {}, [](const cli_invocation&) {
+             std::cout << "certmate " << CERTMATE_VERSION << "\n";
+             return 0;
+         }});
     return out;
 }
 

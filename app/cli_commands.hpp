@@ -21,11 +21,11 @@ struct cli_invocation {
 };
 
 struct cli_command {
-    std::string name;     // "cert create"
-    std::string args;     // positional synopsis, "NAME"
-    std::string summary;  // one line
-    std::string details;  // paragraphs after the usage line (may be empty)
-    std::string example;  // one or more example lines
+    std::string name;    // "cert create"
+    std::string args;    // positional synopsis, "NAME"
+    std::string summary; // one line
+    std::string details; // paragraphs after the usage line (may be empty)
+    std::string example; // one or more example lines
     std::size_t min_positional = 0;
     std::size_t max_positional = 0;
     // Takes --section.key VALUE config overrides (the server's commands).

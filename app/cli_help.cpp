@@ -114,7 +114,8 @@ const cli_command* find_command(const std::vector<cli_command>& all, const std::
     std::vector<std::string> names;
     for (const auto& c : all) names.push_back(c.name.substr(0, c.name.find(' ')));
     auto near = closest_match(args[0], names);
-    throw cli_usage_error("unknown command '" + args[0] + "'" + (near.empty() ? "" : " (did you mean '" + near + "'?)") +
+    throw cli_usage_error("unknown command '" + args[0] + "'" +
+                          (near.empty() ? "" : " (did you mean '" + near + "'?)") +
                           "; `certmate help` lists the commands");
 }
 
@@ -291,16 +292,29 @@ void print_man_page(const std::vector<cli_command>& all, std::ostream& os) {
 
 std::vector<cli_command> meta_commands(const std::vector<cli_command>& all) {
     std::vector<cli_command> out;
-    out.push_back({"completion bash", "", "print the bash completion script",
+    out.push_back({"completion bash",
+                   "",
+                   "print the bash completion script",
                    "`cmake --install` puts it in share/bash-completion/completions/certmate.",
-                   "  certmate completion bash > ~/.local/share/bash-completion/completions/certmate", 0, 0, false, {},
+                   "  certmate completion bash > ~/.local/share/bash-completion/completions/certmate",
+                   0,
+                   0,
+                   false,
+                   {},
                    [&all](const cli_invocation&) {
                        print_bash_completion(all, std::cout);
                        return 0;
                    }});
-    out.push_back({"man", "", "print the certmate(1) manual page (roff)",
-                   "`cmake --install` puts it in share/man/man1/certmate.1.", "  certmate man | man -l -", 0, 0, false,
-                   {}, [&all](const cli_invocation&) {
+    out.push_back({"man",
+                   "",
+                   "print the certmate(1) manual page (roff)",
+                   "`cmake --install` puts it in share/man/man1/certmate.1.",
+                   "  certmate man | man -l -",
+                   0,
+                   0,
+                   false,
+                   {},
+                   [&all](const cli_invocation&) {
                        print_man_page(all, std::cout);
                        return 0;
                    }});

@@ -40,8 +40,7 @@ void add_san(json::object& sans, const std::string& s) {
             kind = "uri";
         else if (s.find('@') != std::string::npos)
             kind = "email";
-        else if (s.find(':') != std::string::npos ||
-                 s.find_first_not_of("0123456789.") == std::string::npos)
+        else if (s.find(':') != std::string::npos || s.find_first_not_of("0123456789.") == std::string::npos)
             kind = "ip";
         else
             kind = "dns";
@@ -64,14 +63,14 @@ void create_options(po::options_description& d) {
         "days", po::value<int>()->value_name("N"), "validity in days (default: the server's, 365)")(
         "role", po::value<std::string>()->value_name("ROLE"),
         "api_role for mTLS to the API: viewer, operator or admin (default: none)")(
-        "email", po::value<std::string>()->value_name("ADDR"), "subject emailAddress")(
-        "org", po::value<std::string>()->value_name("O"), "subject organization")(
+        "email", po::value<std::string>()->value_name("ADDR"),
+        "subject emailAddress")("org", po::value<std::string>()->value_name("O"), "subject organization")(
         "ou", po::value<std::string>()->value_name("OU"), "subject organizational unit")(
         "eku", po::value<std::vector<std::string>>()->composing()->value_name("EKU"),
         "extra extended key usage for vpn/other, repeatable (serverAuth, emailProtection)")(
-        "notes", po::value<std::string>()->value_name("TEXT"), "free text kept in the record")(
-        "out-dir", po::value<std::string>()->default_value(".")->value_name("DIR"),
-        "where NAME.crt, NAME.key and ca.crt are written");
+        "notes", po::value<std::string>()->value_name("TEXT"),
+        "free text kept in the record")("out-dir", po::value<std::string>()->default_value(".")->value_name("DIR"),
+                                        "where NAME.crt, NAME.key and ca.crt are written");
     d.add(c);
     add_connection_options(d);
     add_json_option(d);
@@ -82,8 +81,10 @@ int cert_create(const cli_invocation& inv) {
     const std::string name = inv.positional.at(0);
     json::object body;
     body["identifier"] = name;
-    if (!vm.count("csr")) body["common_name"] = vm.count("cn") ? vm["cn"].as<std::string>() : name;
-    else if (vm.count("cn")) body["common_name"] = vm["cn"].as<std::string>();
+    if (!vm.count("csr"))
+        body["common_name"] = vm.count("cn") ? vm["cn"].as<std::string>() : name;
+    else if (vm.count("cn"))
+        body["common_name"] = vm["cn"].as<std::string>();
     body["cert_usage"] = vm["usage"].as<std::string>();
     if (vm.count("key-type")) body["key_type"] = vm["key-type"].as<std::string>();
     if (vm.count("csr")) body["csr"] = read_input_file(vm["csr"].as<std::string>());
@@ -237,7 +238,8 @@ void print_record(const json::value& rec) {
         for (const auto& [k, arr] : s->get_object())
             if (arr.is_array())
                 for (const auto& x : arr.get_array())
-                    if (x.is_string()) sans += (sans.empty() ? "" : ", ") + std::string(k) + ":" + std::string(x.get_string());
+                    if (x.is_string())
+                        sans += (sans.empty() ? "" : ", ") + std::string(k) + ":" + std::string(x.get_string());
         row("SANs", sans);
     }
     row("api role", str_of(rec, "api_role"));
@@ -416,8 +418,8 @@ int finish_job(api_session& api, const json::value& accepted, const std::string&
     }
     auto job = wait_for_job(api, location, vm["interval-ms"].as<int>());
     const auto* failed = member(job, "failed");
-    const bool ok = str_of(job, "state") == "succeeded" && (!failed || !failed->is_number() ||
-                                                            failed->to_number<std::int64_t>() == 0);
+    const bool ok = str_of(job, "state") == "succeeded" &&
+                    (!failed || !failed->is_number() || failed->to_number<std::int64_t>() == 0);
     if (vm["json"].as<bool>()) {
         print_json(job);
     } else {
@@ -510,20 +512,21 @@ std::vector<cli_command> client_commands() {
                    "  certmate cert create alice --usage api-mtls --role viewer --san alice@example.com\n"
                    "  certmate cert create vpn-gw --usage vpn --csr gw.csr --days 90 --out-dir /etc/vpn",
                    1, 1, false, create_options, cert_create});
-    out.push_back({"cert list", "", "list certificates as a table (--json, --csv), paging through all of them", "",
-                   "  certmate cert list --status expiring --expiring 30\n  certmate cert list --usage vpn --csv > vpn.csv",
-                   0, 0, false,
-                   [](po::options_description& d) {
-                       filter_options(d);
-                       po::options_description o("output");
-                       o.add_options()("json", po::bool_switch(), "print JSON on stdout instead of a table")(
-                           "csv", po::bool_switch(), "print CSV instead of a table")(
-                           "page-size", po::value<int>()->default_value(1000)->value_name("N"),
-                           "certificates per API request (1..1000)");
-                       d.add(o);
-                       add_connection_options(d);
-                   },
-                   cert_list});
+    out.push_back(
+        {"cert list", "", "list certificates as a table (--json, --csv), paging through all of them", "",
+         "  certmate cert list --status expiring --expiring 30\n  certmate cert list --usage vpn --csv > vpn.csv", 0, 0,
+         false,
+         [](po::options_description& d) {
+             filter_options(d);
+             po::options_description o("output");
+             o.add_options()("json", po::bool_switch(), "print JSON on stdout instead of a table")(
+                 "csv", po::bool_switch(),
+                 "print CSV instead of a table")("page-size", po::value<int>()->default_value(1000)->value_name("N"),
+                                                 "certificates per API request (1..1000)");
+             d.add(o);
+             add_connection_options(d);
+         },
+         cert_list});
     out.push_back({"cert show", "ID", "print one certificate's record", "", "  certmate cert show alice --json", 1, 1,
                    false, id_options, cert_show});
     out.push_back({"cert revoke", "ID", "revoke a certificate (the CRL and OCSP say so at once)",

@@ -53,8 +53,8 @@ api_session::api_session(const po::variables_map& vm) {
     auto origin = parse_url(base_url_);
     prefix_ = origin.target;
     while (!prefix_.empty() && prefix_.back() == '/') prefix_.pop_back();
-    std::string token_file = vm.count("token-file") ? vm["token-file"].as<std::string>()
-                                                    : env_or("CERTMATE_TOKEN_FILE", "");
+    std::string token_file =
+        vm.count("token-file") ? vm["token-file"].as<std::string>() : env_or("CERTMATE_TOKEN_FILE", "");
     if (!token_file.empty()) {
         auto t = storage::read_file(token_file);
         if (!t) throw cli_failure("cannot read the token file " + token_file + ": " + t.error().message);
@@ -159,9 +159,12 @@ void print_table(const std::vector<std::vector<std::string>>& rows) {
         std::size_t n = 0;
         bool esc = false;
         for (unsigned char c : s) {
-            if (c == 0x1b) esc = true;
-            else if (esc && c == 'm') esc = false;
-            else if (!esc && (c & 0xC0) != 0x80) ++n;
+            if (c == 0x1b)
+                esc = true;
+            else if (esc && c == 'm')
+                esc = false;
+            else if (!esc && (c & 0xC0) != 0x80)
+                ++n;
         }
         return n;
     };

@@ -195,7 +195,8 @@ kv describe_ocsp(OCSP_RESPONSE* resp) {
     }
     f.emplace_back("produced at", time_text(OCSP_resp_get0_produced_at(bs.get())));
     f.emplace_back("signature", algorithm_text(OCSP_resp_get0_tbs_sigalg(bs.get())));
-    f.emplace_back("nonce", OCSP_BASICRESP_get_ext_by_NID(bs.get(), NID_id_pkix_OCSP_Nonce, -1) >= 0 ? "present" : "none");
+    f.emplace_back("nonce",
+                   OCSP_BASICRESP_get_ext_by_NID(bs.get(), NID_id_pkix_OCSP_Nonce, -1) >= 0 ? "present" : "none");
     const auto* certs = OCSP_resp_get0_certs(bs.get());
     for (int i = 0; certs && i < sk_X509_num(certs); ++i)
         f.emplace_back("signer certificate", name_text(X509_get_subject_name(sk_X509_value(certs, i))));
@@ -299,8 +300,9 @@ std::string aia_url(X509* cert, int method) {
     for (int i = 0; aia && i < sk_ACCESS_DESCRIPTION_num(aia.get()); ++i) {
         ACCESS_DESCRIPTION* ad = sk_ACCESS_DESCRIPTION_value(aia.get(), i);
         if (OBJ_obj2nid(ad->method) == method && ad->location->type == GEN_URI)
-            return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(ad->location->d.uniformResourceIdentifier)),
-                               static_cast<std::size_t>(ASN1_STRING_length(ad->location->d.uniformResourceIdentifier)));
+            return std::string(
+                reinterpret_cast<const char*>(ASN1_STRING_get0_data(ad->location->d.uniformResourceIdentifier)),
+                static_cast<std::size_t>(ASN1_STRING_length(ad->location->d.uniformResourceIdentifier)));
     }
     return {};
 }
@@ -357,9 +359,9 @@ ossl::x509 issuer_of(X509* cert, const po::variables_map& vm) {
 }
 
 void check_options(po::options_description& d, const char* url_help) {
-    d.add_options()("url", po::value<std::string>()->value_name("URL"), url_help)(
-        "issuer", po::value<std::string>()->value_name("FILE"),
-        "the issuing CA's certificate (default: fetched from the certificate's caIssuers URL)")(
+    d.add_options()("url", po::value<std::string>()->value_name("URL"),
+                    url_help)("issuer", po::value<std::string>()->value_name("FILE"),
+                              "the issuing CA's certificate (default: fetched from the certificate's caIssuers URL)")(
         "cacert", po::value<std::string>()->value_name("FILE"), "trust anchors for https URLs (default: the system's)")(
         "timeout", po::value<int>()->default_value(30)->value_name("SECONDS"), "for each request");
     add_json_option(d);
@@ -373,8 +375,9 @@ int verdict(const json::object& o, bool as_json) {
         std::cout << str_of(o, "serial") << ": " << str_of(o, "status");
         if (str_of(o, "status") == "revoked")
             std::cout << " at " << str_of(o, "revoked_at") << " (reason " << str_of(o, "reason") << ")";
-        std::cout << "\n  source: " << str_of(o, "source") << " " << str_of(o, "url") << "\n  this update: "
-                  << str_of(o, "this_update") << "\n  next update: " << str_of(o, "next_update") << "\n";
+        std::cout << "\n  source: " << str_of(o, "source") << " " << str_of(o, "url")
+                  << "\n  this update: " << str_of(o, "this_update") << "\n  next update: " << str_of(o, "next_update")
+                  << "\n";
     }
     return str_of(o, "status") == "good" ? 0 : 1;
 }
@@ -396,11 +399,11 @@ int ocsp_check(const cli_invocation& inv) {
     (void)id.release(); // owned by the request now
     if (nonce && !OCSP_request_add1_nonce(req.get(), nullptr, -1))
         throw cli_failure("cannot add a nonce: " + ossl::drain_errors());
-    unsigned char* der = nullptr;
-    const int len = i2d_OCSP_REQUEST(req.get(), &der);
+    const int len = i2d_OCSP_REQUEST(req.get(), nullptr);
     if (len <= 0) throw cli_failure("cannot encode the OCSP request");
-    const std::string req_der(reinterpret_cast<char*>(der), static_cast<std::size_t>(len));
-    OPENSSL_free(der);
+    std::string req_der(static_cast<std::size_t>(len), '\0');
+    auto* out = reinterpret_cast<unsigned char*>(req_der.data());
+    if (i2d_OCSP_REQUEST(req.get(), &out) != len) throw cli_failure("cannot encode the OCSP request");
     // RFC 6960 A.1: POST with Content-Type application/ocsp-request.
     const std::string body = fetch(url, vm, "POST", req_der, "application/ocsp-request");
     const auto* p = reinterpret_cast<const unsigned char*>(body.data());

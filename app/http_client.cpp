@@ -184,8 +184,8 @@ http_answer http_connection::request(const std::string& method, const std::strin
         req.version(11);
         const bool default_port = origin_.port == (origin_.https ? "443" : "80");
         const bool v6 = origin_.host.find(':') != std::string::npos;
-        req.set(http::field::host, (v6 ? "[" + origin_.host + "]" : origin_.host) +
-                                       (default_port ? std::string() : ":" + origin_.port));
+        req.set(http::field::host,
+                (v6 ? "[" + origin_.host + "]" : origin_.host) + (default_port ? std::string() : ":" + origin_.port));
         req.set(http::field::user_agent, "certmate-cli/" CERTMATE_VERSION);
         for (const auto& [k, v] : headers) req.set(k, v);
         if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH") req.body() = body;

@@ -61,15 +61,29 @@ struct served {
 
     explicit served(bool tls = false) {
         const auto data = (dir / "data").string();
-        argv = {bin, "serve", "--data-dir", data, "--ca.key_type", "ec-p384",
-                                      "--issuance.default_key_type", "ec-p256", "--rate_limit.default", "0",
-                                      "--rate_limit.create", "0", "--server.threads", "2", "--server.pool_threads", "2",
-                                      "--renewal.enabled", "false"};
+        argv = {bin,
+                "serve",
+                "--data-dir",
+                data,
+                "--ca.key_type",
+                "ec-p384",
+                "--issuance.default_key_type",
+                "ec-p256",
+                "--rate_limit.default",
+                "0",
+                "--rate_limit.create",
+                "0",
+                "--server.threads",
+                "2",
+                "--server.pool_threads",
+                "2",
+                "--renewal.enabled",
+                "false"};
         if (tls) {
             auto init = run(bin + " init --data-dir " + data + " --ca.key_type ec-p384 --server-cert 127.0.0.1");
             BOOST_REQUIRE_MESSAGE(init.exit_code == 0, init.output);
-            for (const auto& s : {"--listen", "127.0.0.1:0", "--server.https_listen", "127.0.0.1:0", "--tls.client_auth",
-                                  "optional"})
+            for (const auto& s :
+                 {"--listen", "127.0.0.1:0", "--server.https_listen", "127.0.0.1:0", "--tls.client_auth", "optional"})
                 argv.push_back(s);
             argv.insert(argv.end(), {"--tls.cert", data + "/tls/server.crt", "--tls.key", data + "/tls/server.key"});
         } else {
@@ -101,9 +115,7 @@ struct served {
     std::string url() const { return "http://127.0.0.1:" + std::to_string(port); }
     fs::path token_file() const { return dir / "data" / "admin.token"; }
     // The environment a script sets once: CERTMATE_URL and CERTMATE_TOKEN_FILE.
-    std::string env() const {
-        return "CERTMATE_URL=" + url() + " CERTMATE_TOKEN_FILE=" + token_file().string() + " ";
-    }
+    std::string env() const { return "CERTMATE_URL=" + url() + " CERTMATE_TOKEN_FILE=" + token_file().string() + " "; }
     command_result cli(const std::string& args) const { return run(env() + bin + " " + args); }
     // stdout only, parsed as JSON.
     json::value cli_json(const std::string& args) const {
@@ -150,7 +162,8 @@ BOOST_AUTO_TEST_CASE(help_for_every_command_lists_its_options_and_exits_zero) {
         auto words = line.substr(2, line.find("  ", 2) - 2);
         std::string name;
         std::istringstream ws(words);
-        for (std::string w; ws >> w && std::islower(static_cast<unsigned char>(w[0]));) name += (name.empty() ? "" : " ") + w;
+        for (std::string w; ws >> w && std::islower(static_cast<unsigned char>(w[0]));)
+            name += (name.empty() ? "" : " ") + w;
         names.push_back(name);
     }
     for (const auto* expected : {"serve", "init", "ca backup", "ca restore", "token create", "audit verify", "version",
@@ -204,7 +217,8 @@ BOOST_AUTO_TEST_CASE(typos_get_a_suggestion_and_exit_two) {
 BOOST_AUTO_TEST_CASE(create_list_show_revoke_renew_download_with_a_token) {
     served srv;
     const auto out = srv.dir / "out";
-    auto created = srv.cli("cert create alice --out-dir " + out.string() + " --san alice.example --san 10.1.2.3 --role operator");
+    auto created =
+        srv.cli("cert create alice --out-dir " + out.string() + " --san alice.example --san 10.1.2.3 --role operator");
     BOOST_REQUIRE_MESSAGE(created.exit_code == 0, created.output);
     BOOST_TEST(created.output.find("created alice") != std::string::npos, created.output);
     BOOST_TEST(created.output.find("(in 365 days)") != std::string::npos, created.output);
@@ -212,8 +226,10 @@ BOOST_AUTO_TEST_CASE(create_list_show_revoke_renew_download_with_a_token) {
     auto verify = run("openssl verify -CAfile " + (out / "ca.crt").string() + " " + (out / "alice.crt").string());
     BOOST_TEST(verify.exit_code == 0, verify.output);
     // the key is the certificate's
-    BOOST_TEST(openssl_value("openssl x509 -noout -pubkey -in " + (out / "alice.crt").string() + " | openssl pkey -pubin -outform DER | sha256sum | sed 's/^/h=/'") ==
-               openssl_value("openssl pkey -in " + (out / "alice.key").string() + " -pubout -outform DER | sha256sum | sed 's/^/h=/'"));
+    BOOST_TEST(openssl_value("openssl x509 -noout -pubkey -in " + (out / "alice.crt").string() +
+                             " | openssl pkey -pubin -outform DER | sha256sum | sed 's/^/h=/'") ==
+               openssl_value("openssl pkey -in " + (out / "alice.key").string() +
+                             " -pubout -outform DER | sha256sum | sed 's/^/h=/'"));
 
     auto shown = srv.cli_json("cert show alice --json");
     BOOST_TEST(shown.at("identifier").as_string() == "alice");
@@ -237,6 +253,14 @@ BOOST_AUTO_TEST_CASE(create_list_show_revoke_renew_download_with_a_token) {
     BOOST_TEST(table.exit_code == 0, table.output);
     BOOST_TEST(table.output.find("IDENTIFIER  COMMON NAME  USAGE") == 0u, table.output);
     BOOST_TEST(table.output.find("1 certificate\n") != std::string::npos, table.output);
+    BOOST_TEST(table.output.find('\x1b') == std::string::npos); // no colour into a pipe
+    // On a terminal (script(1) gives one) the status is coloured, unless NO_COLOR is set.
+    const std::string on_tty = "script -qec '" + srv.env() + bin + " cert list --search alice' /dev/null";
+    auto coloured = run("env -u NO_COLOR " + on_tty);
+    BOOST_TEST(coloured.output.find("\x1b[32mactive\x1b[0m") != std::string::npos, coloured.output);
+    auto plain = run("NO_COLOR=1 " + on_tty);
+    BOOST_TEST(plain.output.find("active") != std::string::npos, plain.output);
+    BOOST_TEST(plain.output.find("\x1b[") == std::string::npos, plain.output);
     auto csv = srv.cli("cert list --csv");
     BOOST_TEST(csv.output.rfind("identifier,common_name,cert_usage,status", 0) == 0u, csv.output);
     BOOST_TEST(std::count(csv.output.begin(), csv.output.end(), '\n') == 6);
@@ -304,10 +328,12 @@ BOOST_AUTO_TEST_CASE(create_list_show_revoke_renew_download_with_a_token) {
                        (dl / "dave.p12").string());
     BOOST_TEST(p12.exit_code == 0, p12.output);
     BOOST_TEST(file_mode(dl / "dave.p12") == 0600u);
-    auto p12_read = run("openssl pkcs12 -in " + (dl / "dave.p12").string() + " -passin pass:'correct horse' -nokeys -clcerts");
+    auto p12_read =
+        run("openssl pkcs12 -in " + (dl / "dave.p12").string() + " -passin pass:'correct horse' -nokeys -clcerts");
     BOOST_TEST(p12_read.exit_code == 0, p12_read.output);
     BOOST_TEST(p12_read.output.find("subject=CN = dave") != std::string::npos, p12_read.output);
-    auto stdout_der = run("(" + srv.env() + bin + " cert download dave --der --out - 2>/dev/null) | openssl x509 -inform DER -noout -subject");
+    auto stdout_der = run("(" + srv.env() + bin +
+                          " cert download dave --der --out - 2>/dev/null) | openssl x509 -inform DER -noout -subject");
     BOOST_TEST(stdout_der.output == "subject=CN = dave\n", stdout_der.output);
 
     // Failures: exit 1 with the server's words; no token: 401 and a hint.
@@ -329,7 +355,8 @@ BOOST_AUTO_TEST_CASE(create_list_show_revoke_renew_download_with_a_token) {
 BOOST_AUTO_TEST_CASE(inspect_prints_what_openssl_prints) {
     served srv;
     const auto out = srv.dir / "out";
-    BOOST_REQUIRE(srv.cli("cert create alice --out-dir " + out.string() + " --san alice.example --email a@example.com --org Example")
+    BOOST_REQUIRE(srv.cli("cert create alice --out-dir " + out.string() +
+                          " --san alice.example --email a@example.com --org Example")
                       .exit_code == 0);
     BOOST_REQUIRE(srv.cli("cert create bob --out-dir " + out.string()).exit_code == 0);
     BOOST_REQUIRE(srv.cli("cert revoke bob --reason keyCompromise").exit_code == 0);
@@ -341,15 +368,19 @@ BOOST_AUTO_TEST_CASE(inspect_prints_what_openssl_prints) {
     BOOST_TEST(c.output.rfind("certificate\n", 0) == 0u, c.output);
     BOOST_TEST(field(c.output, "subject:") == openssl_value("openssl x509 -noout -subject -in " + crt), c.output);
     BOOST_TEST(field(c.output, "issuer:") == openssl_value("openssl x509 -noout -issuer -in " + crt));
-    BOOST_TEST(field(c.output, "serial:").find("(hex " + openssl_value("openssl x509 -noout -serial -in " + crt) + ")") !=
-                   std::string::npos,
-               c.output);
+    BOOST_TEST(
+        field(c.output, "serial:").find("(hex " + openssl_value("openssl x509 -noout -serial -in " + crt) + ")") !=
+            std::string::npos,
+        c.output);
     auto iso = [](std::string s) { return s.replace(s.find(' '), 1, "T"); };
-    BOOST_TEST(field(c.output, "not before:").rfind(iso(openssl_value("openssl x509 -noout -startdate -dateopt iso_8601 -in " + crt)), 0) == 0u);
-    BOOST_TEST(field(c.output, "not after:").rfind(iso(openssl_value("openssl x509 -noout -enddate -dateopt iso_8601 -in " + crt)), 0) == 0u);
+    BOOST_TEST(field(c.output, "not before:")
+                   .rfind(iso(openssl_value("openssl x509 -noout -startdate -dateopt iso_8601 -in " + crt)), 0) == 0u);
+    BOOST_TEST(field(c.output, "not after:")
+                   .rfind(iso(openssl_value("openssl x509 -noout -enddate -dateopt iso_8601 -in " + crt)), 0) == 0u);
     auto text = run("openssl x509 -noout -text -in " + crt).output;
-    for (const auto* ext : {"X509v3 Subject Alternative Name", "X509v3 Extended Key Usage", "X509v3 Key Usage (critical)",
-                            "X509v3 Basic Constraints (critical)", "Authority Information Access"})
+    for (const auto* ext :
+         {"X509v3 Subject Alternative Name", "X509v3 Extended Key Usage", "X509v3 Key Usage (critical)",
+          "X509v3 Basic Constraints (critical)", "Authority Information Access"})
         BOOST_TEST(c.output.find(ext) != std::string::npos, ext);
     BOOST_TEST(field(c.output, "X509v3 Subject Alternative Name:") == "DNS:alice.example");
     BOOST_TEST(text.find("DNS:alice.example") != std::string::npos);
@@ -363,12 +394,14 @@ BOOST_AUTO_TEST_CASE(inspect_prints_what_openssl_prints) {
 
     // DER certificate
     BOOST_REQUIRE(run("openssl x509 -in " + crt + " -outform DER -out " + (srv.dir / "a.der").string()).exit_code == 0);
-    BOOST_TEST(field(run(bin + " inspect " + (srv.dir / "a.der").string()).output, "subject:") == field(c.output, "subject:"));
+    BOOST_TEST(field(run(bin + " inspect " + (srv.dir / "a.der").string()).output, "subject:") ==
+               field(c.output, "subject:"));
 
     // CSR
     const auto csr = (srv.dir / "bob.csr").string();
     BOOST_REQUIRE(run("openssl req -new -newkey rsa:2048 -nodes -keyout " + (srv.dir / "k.pem").string() +
-                      " -subj '/CN=req.example/O=Example' -addext subjectAltName=DNS:req.example,IP:10.9.8.7 -out " + csr)
+                      " -subj '/CN=req.example/O=Example' -addext subjectAltName=DNS:req.example,IP:10.9.8.7 -out " +
+                      csr)
                       .exit_code == 0);
     auto r = run(bin + " inspect " + csr);
     BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
@@ -490,10 +523,10 @@ BOOST_AUTO_TEST_CASE(cert_list_pages_through_thirty_thousand_certificates) {
                        << " ms, the server indexed them in "
                        << std::chrono::duration_cast<std::chrono::milliseconds>(started - written).count() << " ms");
     auto all = srv.cli_json("cert list --json");
-    BOOST_TEST_MESSAGE("cert list --json of 30,000: " << std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                            std::chrono::steady_clock::now() - started)
-                                                            .count()
-                                                      << " ms");
+    BOOST_TEST_MESSAGE(
+        "cert list --json of 30,000: "
+        << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count()
+        << " ms");
     BOOST_TEST(all.at("total").as_int64() == 30000);
     std::set<std::string> ids;
     for (const auto& c : all.at("certificates").as_array()) ids.insert(std::string(c.at("identifier").as_string()));
