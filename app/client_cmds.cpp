@@ -449,7 +449,9 @@ int batch_create(const cli_invocation& inv) {
     const auto data = read_input_file(file);
     const bool is_json = file.ends_with(".json");
     api_session api(inv.vm);
-    auto a = api.call("POST", "/api/client-certs/batch", data, is_json ? "application/json" : "text/csv");
+    auto a =
+        api.call("POST", std::string("/api/client-certs/batch") + (inv.vm["partial"].as<bool>() ? "?partial=true" : ""),
+                 data, is_json ? "application/json" : "text/csv");
     boost::system::error_code ec;
     auto accepted = json::parse(a.body, ec);
     if (ec) accepted = json::object{};
@@ -471,9 +473,15 @@ int batch_revoke(const cli_invocation& inv) {
             if (line.empty() || line[0] == '#' || line == "identifier") continue;
             ids.push_back(json::string(line));
         }
+    }
+    json::object body{{"reason", vm["reason"].as<std::string>()}};
+    if (from) {
+        if (ids.empty()) throw cli_failure("no identifiers in " + vm["from"].as<std::string>());
+        body["identifiers"] = std::move(ids);
     } else {
-        std::string q;
+        // resolved by the server when it accepts the job (docs/api.md "Batch jobs")
         static const std::vector<std::string> keys = {"usage", "status", "search", "expiring_within_days"};
+        json::object filter;
         for (const auto& f : vm["filter"].as<std::vector<std::string>>()) {
             const auto eq = f.find('=');
             const auto key = f.substr(0, eq);
@@ -483,12 +491,19 @@ int batch_revoke(const cli_invocation& inv) {
                                       "expiring_within_days" +
                                       (near.empty() ? "" : " (did you mean " + near + "?)"));
             }
-            q += "&" + key + "=" + url_encode(f.substr(eq + 1));
+            const auto value = f.substr(eq + 1);
+            if (key == "expiring_within_days") {
+                try {
+                    filter[key] = std::stoi(value);
+                } catch (const std::exception&) {
+                    throw cli_usage_error("--filter expiring_within_days needs a number of days");
+                }
+            } else {
+                filter[key] = value;
+            }
         }
-        for (const auto& c : list_all(api, q, 1000)) ids.push_back(json::string(str_of(c, "identifier")));
+        body["filter"] = std::move(filter);
     }
-    if (ids.empty()) throw cli_failure("no certificates to revoke");
-    json::object body{{"identifiers", std::move(ids)}, {"reason", vm["reason"].as<std::string>()}};
     auto a = api.call("POST", "/api/client-certs/batch/revoke", json::serialize(body));
     boost::system::error_code ec;
     auto accepted = json::parse(a.body, ec);
@@ -567,11 +582,18 @@ std::vector<cli_command> client_commands() {
     out.push_back({"batch create", "FILE", "create many certificates from a CSV (or .json) file as one job",
                    "FILE is sent as text/csv (application/json when it ends in .json); the server answers with a\n"
                    "job. --wait follows it with a progress bar on a terminal, plain lines otherwise.",
-                   "  certmate batch create people.csv --wait", 1, 1, false, batch_common_options, batch_create});
+                   "  certmate batch create people.csv --wait", 1, 1, false,
+                   [](po::options_description& d) {
+                       d.add_options()("partial", po::bool_switch(),
+                                       "run the valid rows and report the invalid ones in the job (default: any "
+                                       "invalid row refuses the whole batch)");
+                       batch_common_options(d);
+                   },
+                   batch_create});
     out.push_back({"batch revoke", "", "revoke many certificates as one job",
                    "--from FILE: identifiers, one per line (the first CSV column; '#' comments and a header\n"
                    "`identifier` skipped). --filter KEY=VALUE (repeatable; usage, status, search,\n"
-                   "expiring_within_days): every certificate the list filters match.",
+                   "expiring_within_days): every certificate the list filters match when the server accepts the job.",
                    "  certmate batch revoke --from leavers.txt --reason affiliationChanged --wait\n"
                    "  certmate batch revoke --filter usage=vpn --filter search=contractor --wait",
                    0, 0, false,

@@ -90,6 +90,19 @@ http_answer api_session::call(const std::string& method, const std::string& path
         if (!code.empty()) what += " " + code;
         if (!message.empty()) what += ": " + message;
         if (!field.empty()) what += " (field " + field + ")";
+        // a refused batch names its bad rows (docs/api.md "Batch jobs")
+        if (const auto* errs = j.as_object().if_contains("errors"); errs && errs->is_array()) {
+            std::size_t shown = 0;
+            for (const auto& e : errs->get_array()) {
+                if (++shown > 20) break;
+                const auto* row = e.is_object() ? e.as_object().if_contains("row") : nullptr;
+                what += "\n  row " + (row ? json::serialize(*row) : std::string("?")) + ": " +
+                        (str_of(e, "field").empty() ? "" : str_of(e, "field") + ": ") + str_of(e, "message");
+            }
+            const auto* total = j.as_object().if_contains("errors_total");
+            if (total && total->is_number() && total->to_number<std::int64_t>() > 20)
+                what += "\n  (" + std::to_string(total->to_number<std::int64_t>()) + " rows refused in all)";
+        }
     }
     if (a.status == 401 && token_.empty())
         what += "\nhint: give a token with --token-file FILE (or $CERTMATE_TOKEN_FILE), or --cert/--key on https";
