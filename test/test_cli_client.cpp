@@ -336,6 +336,29 @@ BOOST_AUTO_TEST_CASE(create_list_show_revoke_renew_download_with_a_token) {
                           " cert download dave --der --out - 2>/dev/null) | openssl x509 -inform DER -noout -subject");
     BOOST_TEST(stdout_der.output == "subject=CN = dave\n", stdout_der.output);
 
+    // A CSR: the server signs our key, so no .key file is written.
+    const auto csr_dir = srv.dir / "csr";
+    fs::create_directories(csr_dir);
+    BOOST_REQUIRE(run("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " +
+                      (csr_dir / "own.key").string() + " -subj /CN=frank -out " + (csr_dir / "frank.csr").string())
+                      .exit_code == 0);
+    auto from_csr = srv.cli("cert create frank --csr " + (csr_dir / "frank.csr").string() + " --out-dir " +
+                            (csr_dir / "out").string());
+    BOOST_REQUIRE_MESSAGE(from_csr.exit_code == 0, from_csr.output);
+    BOOST_TEST(!fs::exists(csr_dir / "out" / "frank.key"));
+    BOOST_TEST(run("openssl verify -CAfile " + (csr_dir / "out" / "ca.crt").string() + " " +
+                   (csr_dir / "out" / "frank.crt").string())
+                   .exit_code == 0);
+    BOOST_TEST(
+        openssl_value("openssl x509 -noout -pubkey -in " + (csr_dir / "out" / "frank.crt").string() +
+                      " | sha256sum | sed 's/^/h=/'") ==
+        openssl_value("openssl pkey -pubout -in " + (csr_dir / "own.key").string() + " | sha256sum | sed 's/^/h=/'"));
+    BOOST_TEST(srv.cli("cert download frank --what csr --out " + (csr_dir / "back.csr").string()).exit_code == 0);
+    BOOST_TEST(read_text(csr_dir / "back.csr") == read_text(csr_dir / "frank.csr"));
+    auto no_key = srv.cli("cert download frank --what key --out " + (csr_dir / "x.key").string());
+    BOOST_TEST(no_key.exit_code == 1, no_key.output);
+    BOOST_TEST(no_key.output.find("NO_PRIVATE_KEY") != std::string::npos, no_key.output);
+
     // Failures: exit 1 with the server's words; no token: 401 and a hint.
     auto missing = srv.cli("cert show nosuch");
     BOOST_TEST(missing.exit_code == 1, missing.output);
