@@ -19,7 +19,14 @@ namespace json = boost::json;
 
 namespace {
 
-using kv = std::vector<std::pair<std::string, std::string>>;
+// One line of a summary: the text for people, and the value --json gives (the text unless said).
+struct entry {
+    std::string key, text;
+    json::value value;
+    entry(std::string k, std::string t) : key(std::move(k)), text(std::move(t)), value(json::string(text)) {}
+    entry(std::string k, std::string t, json::value v) : key(std::move(k)), text(std::move(t)), value(std::move(v)) {}
+};
+using kv = std::vector<entry>;
 
 std::string name_text(const X509_NAME* n) {
     auto b = ossl::bio(BIO_new(BIO_s_mem()));
@@ -41,6 +48,16 @@ std::string time_text(const ASN1_TIME* t) {
     if (!t) return "-";
     const auto tp = from_asn1_time(t);
     return format_time(tp) + " (" + relative_time(tp, std::chrono::system_clock::now()) + ")";
+}
+
+// A time: RFC 3339 with the relative form for people, RFC 3339 (or null) for --json.
+entry time_entry(std::string key, const ASN1_TIME* t) {
+    return {std::move(key), time_text(t), t ? json::value(json::string(format_time(from_asn1_time(t)))) : nullptr};
+}
+
+// A serial: decimal and hex for people; {"decimal","hex"} for --json.
+entry serial_entry(std::string key, const ASN1_INTEGER* s) {
+    return {std::move(key), serial_text(s), json::object{{"decimal", serial_to_decimal(s)}, {"hex", hex_serial(s)}}};
 }
 
 std::string algorithm_text(const X509_ALGOR* alg) {
@@ -88,29 +105,30 @@ void print_kv(const std::string& title, const kv& fields, bool as_json) {
         };
         json::object o{{"type", title}};
         json::array entries;
-        for (const auto& [k, v] : fields) {
-            if (k.rfind("  ", 0) == 0)
-                entries.push_back(json::object{{"entry", k.substr(2)}, {"value", v}});
+        for (const auto& e : fields) {
+            if (e.key.rfind("  ", 0) == 0)
+                entries.push_back(e.value);
             else
-                o[key_of(k)] = v;
+                o[key_of(e.key)] = e.value;
         }
-        if (!entries.empty()) o["entries"] = std::move(entries);
+        if (!entries.empty()) o["revoked_certificates"] = std::move(entries);
         print_json(o);
         return;
     }
     std::cout << title << "\n";
     std::size_t w = 0;
-    for (const auto& [k, v] : fields) w = std::max(w, k.size());
-    for (const auto& [k, v] : fields) std::cout << "  " << k << ":" << std::string(w - k.size() + 1, ' ') << v << "\n";
+    for (const auto& e : fields) w = std::max(w, e.key.size());
+    for (const auto& e : fields)
+        std::cout << "  " << e.key << ":" << std::string(w - e.key.size() + 1, ' ') << e.text << "\n";
 }
 
 kv describe_cert(X509* c) {
     kv f;
     f.emplace_back("subject", name_text(X509_get_subject_name(c)));
     f.emplace_back("issuer", name_text(X509_get_issuer_name(c)));
-    f.emplace_back("serial", serial_text(X509_get0_serialNumber(c)));
-    f.emplace_back("not before", time_text(X509_get0_notBefore(c)));
-    f.emplace_back("not after", time_text(X509_get0_notAfter(c)));
+    f.push_back(serial_entry("serial", X509_get0_serialNumber(c)));
+    f.push_back(time_entry("not before", X509_get0_notBefore(c)));
+    f.push_back(time_entry("not after", X509_get0_notAfter(c)));
     f.emplace_back("public key", describe_key(X509_get0_pubkey(c)));
     f.emplace_back("signature", algorithm_text(X509_get0_tbs_sigalg(c)));
     add_extensions(f, X509_get0_extensions(c));
@@ -148,22 +166,27 @@ int crl_entry_reason(X509_REVOKED* rev) {
 kv describe_crl(X509_CRL* crl) {
     kv f;
     f.emplace_back("issuer", name_text(X509_CRL_get_issuer(crl)));
-    f.emplace_back("this update", time_text(X509_CRL_get0_lastUpdate(crl)));
-    f.emplace_back("next update", time_text(X509_CRL_get0_nextUpdate(crl)));
+    f.push_back(time_entry("this update", X509_CRL_get0_lastUpdate(crl)));
+    f.push_back(time_entry("next update", X509_CRL_get0_nextUpdate(crl)));
     const X509_ALGOR* sig = nullptr;
     X509_CRL_get0_signature(crl, nullptr, &sig);
     f.emplace_back("signature", algorithm_text(sig));
     add_extensions(f, X509_CRL_get0_extensions(crl));
     STACK_OF(X509_REVOKED)* revs = X509_CRL_get_REVOKED(crl);
     const int n = revs ? sk_X509_REVOKED_num(revs) : 0;
-    f.emplace_back("revoked", std::to_string(n));
+    f.emplace_back("revoked", std::to_string(n), n);
     for (int i = 0; i < n; ++i) {
         X509_REVOKED* r = sk_X509_REVOKED_value(revs, i);
         const int reason = crl_entry_reason(r);
-        f.emplace_back("  serial " + hex_serial(X509_REVOKED_get0_serialNumber(r)),
-                       serial_to_decimal(X509_REVOKED_get0_serialNumber(r)) + ", revoked " +
-                           time_text(X509_REVOKED_get0_revocationDate(r)) +
-                           (reason >= 0 ? ", reason " + reason_name(reason) : ""));
+        const ASN1_INTEGER* serial = X509_REVOKED_get0_serialNumber(r);
+        const ASN1_TIME* when = X509_REVOKED_get0_revocationDate(r);
+        f.emplace_back("  serial " + hex_serial(serial),
+                       serial_to_decimal(serial) + ", revoked " + time_text(when) +
+                           (reason >= 0 ? ", reason " + reason_name(reason) : ""),
+                       json::object{{"serial", serial_to_decimal(serial)},
+                                    {"serial_hex", hex_serial(serial)},
+                                    {"revoked_at", format_time(from_asn1_time(when))},
+                                    {"reason", reason_name(reason)}});
     }
     return f;
 }
@@ -193,7 +216,7 @@ kv describe_ocsp(OCSP_RESPONSE* resp) {
         }
         f.emplace_back("responder key hash", hex);
     }
-    f.emplace_back("produced at", time_text(OCSP_resp_get0_produced_at(bs.get())));
+    f.push_back(time_entry("produced at", OCSP_resp_get0_produced_at(bs.get())));
     f.emplace_back("signature", algorithm_text(OCSP_resp_get0_tbs_sigalg(bs.get())));
     f.emplace_back("nonce",
                    OCSP_BASICRESP_get_ext_by_NID(bs.get(), NID_id_pkix_OCSP_Nonce, -1) >= 0 ? "present" : "none");
@@ -210,17 +233,17 @@ kv describe_ocsp(OCSP_RESPONSE* resp) {
         ASN1_GENERALIZEDTIME *rev = nullptr, *thisupd = nullptr, *nextupd = nullptr;
         const int s = OCSP_single_get0_status(single, &reason, &rev, &thisupd, &nextupd);
         const std::string p = "cert " + std::to_string(i + 1) + " ";
-        f.emplace_back(p + "serial", serial ? serial_text(serial) : "-");
+        if (serial) f.push_back(serial_entry(p + "serial", serial));
         char mdname[64] = "-";
         if (md) OBJ_obj2txt(mdname, sizeof mdname, md, 0);
         f.emplace_back(p + "hash algorithm", mdname);
         f.emplace_back(p + "status", cert_status_name(s));
         if (s == V_OCSP_CERTSTATUS_REVOKED) {
-            f.emplace_back(p + "revocation time", time_text(rev));
+            f.push_back(time_entry(p + "revocation time", rev));
             f.emplace_back(p + "revocation reason", reason_name(reason));
         }
-        f.emplace_back(p + "this update", time_text(thisupd));
-        f.emplace_back(p + "next update", time_text(nextupd));
+        f.push_back(time_entry(p + "this update", thisupd));
+        f.push_back(time_entry(p + "next update", nextupd));
     }
     return f;
 }

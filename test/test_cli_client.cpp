@@ -414,6 +414,9 @@ BOOST_AUTO_TEST_CASE(inspect_prints_what_openssl_prints) {
     auto cj = json::parse(run(bin + " inspect --json " + crt).output);
     BOOST_TEST(cj.at("type").as_string() == "certificate");
     BOOST_TEST(cj.at("x509v3_subject_alternative_name").as_string() == "DNS:alice.example");
+    BOOST_TEST(cj.at("serial").at("hex").as_string() == openssl_value("openssl x509 -noout -serial -in " + crt));
+    BOOST_TEST(cj.at("not_after").as_string() ==
+               iso(openssl_value("openssl x509 -noout -enddate -dateopt iso_8601 -in " + crt)));
 
     // DER certificate
     BOOST_REQUIRE(run("openssl x509 -in " + crt + " -outform DER -out " + (srv.dir / "a.der").string()).exit_code == 0);
@@ -450,6 +453,10 @@ BOOST_AUTO_TEST_CASE(inspect_prints_what_openssl_prints) {
                std::string::npos);
     BOOST_TEST(l.output.find("serial " + bob_serial + ":") != std::string::npos, l.output);
     BOOST_TEST(l.output.find("reason keyCompromise") != std::string::npos, l.output);
+    const auto lj = json::parse(run(bin + " inspect --json " + crl).output);
+    BOOST_TEST(lj.at("revoked").as_int64() == 1);
+    BOOST_TEST(lj.at("revoked_certificates").at(0).at("serial_hex").as_string() == bob_serial);
+    BOOST_TEST(lj.at("revoked_certificates").at(0).at("reason").as_string() == "keyCompromise");
     BOOST_TEST(field(l.output, "next update:").find("(in 24 hours)") != std::string::npos, l.output);
 
     // OCSP response, fetched by openssl ocsp
