@@ -18,7 +18,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <map>
+#include <mutex>
 #include <regex>
+#include <thread>
 #include <set>
 #include <sstream>
 
@@ -596,4 +599,185 @@ BOOST_AUTO_TEST_CASE(cmake_install_puts_bash_completion_and_the_man_page_from_th
     BOOST_TEST(man.output.find("--page-size N (=1000)") != std::string::npos);
     BOOST_TEST(man.output.find("EXIT STATUS") != std::string::npos);
     BOOST_TEST(read_text(page) == run(bin + " man").output);
+}
+
+namespace {
+
+// A stand-in for issue 12's jobs API (docs/api.md "Batch jobs"), answering as its contract says, so
+// the batch commands' side (bodies sent, Location followed, progress, exit code) is checked while the
+// real API is not on main. One request per connection (Connection: close).
+class jobs_stub {
+public:
+    struct request {
+        std::string method, target, content_type, body;
+    };
+
+    jobs_stub() {
+        fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        BOOST_REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+        socklen_t len = sizeof a;
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+        port_ = ntohs(a.sin_port);
+        BOOST_REQUIRE(::listen(fd_, 16) == 0);
+        thread_ = std::thread([this] { serve(); });
+    }
+    ~jobs_stub() {
+        ::shutdown(fd_, SHUT_RDWR);
+        ::close(fd_);
+        thread_.join();
+    }
+    std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+    std::vector<request> requests() {
+        std::lock_guard<std::mutex> g(mu_);
+        return seen_;
+    }
+
+private:
+    // The answer to one request: batch submissions are accepted (a CSV holding "bad" is refused with
+    // row errors); a job runs for two polls, then ends as its kind says.
+    std::string answer(const request& r) {
+        auto reply = [](int status, const std::string& extra, const std::string& body) {
+            return "HTTP/1.1 " + std::to_string(status) +
+                   " X\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+                   "\r\nConnection: close\r\n" + extra + "\r\n" + body;
+        };
+        if (r.method == "POST" && r.target.rfind("/api/client-certs/batch", 0) == 0) {
+            if (r.body.find("bad") != std::string::npos)
+                return reply(
+                    400, "",
+                    R"({"error":"Bad Request","code":"INVALID_ARGUMENT","message":"the batch has invalid rows",)"
+                    R"("errors":[{"row":2,"field":"common_name","message":"common_name is required"}],"errors_total":1})");
+            const std::string id = r.target.find("revoke") != std::string::npos ? "rv1" : "cr1";
+            polls_[id] = 0;
+            return reply(202, "Location: /api/jobs/" + id + "\r\n",
+                         R"({"id":")" + id +
+                             R"(","kind":"create","state":"queued","total":3,"done":0,"failed":0,"errors":[]})");
+        }
+        if (r.method == "GET" && r.target.rfind("/api/jobs/", 0) == 0) {
+            const std::string id = r.target.substr(10);
+            const int n = ++polls_[id];
+            if (n < 3)
+                return reply(200, "",
+                             R"({"id":")" + id + R"(","state":"running","total":3,"done":)" + std::to_string(n) +
+                                 R"(,"failed":0,"errors":[]})");
+            if (id == "cr1") // a create job where one row failed
+                return reply(
+                    200, "",
+                    R"({"id":"cr1","kind":"create","state":"succeeded","total":3,"done":3,"succeeded":2,"failed":1,)"
+                    R"("errors":[{"row":3,"field":"identifier","message":"identifier taken"}]})");
+            return reply(200, "",
+                         R"({"id":")" + id +
+                             R"(","kind":"revoke","state":"succeeded","total":3,"done":3,"failed":0,"errors":[]})");
+        }
+        return reply(404, "", R"({"error":"Not Found","code":"NOT_FOUND","message":"no route"})");
+    }
+
+    void serve() {
+        for (;;) {
+            int c = ::accept(fd_, nullptr, nullptr);
+            if (c < 0) return;
+            std::string in;
+            char buf[4096];
+            std::size_t need = std::string::npos;
+            for (;;) {
+                auto n = ::read(c, buf, sizeof buf);
+                if (n <= 0) break;
+                in.append(buf, static_cast<std::size_t>(n));
+                const auto end = in.find("\r\n\r\n");
+                if (end != std::string::npos && need == std::string::npos) {
+                    std::smatch m;
+                    const std::string head = in.substr(0, end);
+                    need = end + 4 +
+                           (std::regex_search(head, m, std::regex("[Cc]ontent-[Ll]ength: *([0-9]+)")) ? std::stoul(m[1])
+                                                                                                      : 0);
+                }
+                if (need != std::string::npos && in.size() >= need) break;
+            }
+            request r;
+            const auto end = in.find("\r\n\r\n");
+            if (end != std::string::npos) {
+                std::istringstream first(in.substr(0, in.find("\r\n")));
+                first >> r.method >> r.target;
+                std::smatch m;
+                const std::string head = in.substr(0, end);
+                if (std::regex_search(head, m, std::regex("[Cc]ontent-[Tt]ype: *([^\r]+)"))) r.content_type = m[1];
+                r.body = in.substr(end + 4);
+                {
+                    std::lock_guard<std::mutex> g(mu_);
+                    seen_.push_back(r);
+                }
+                const auto out = answer(r);
+                (void)!::write(c, out.data(), out.size());
+            }
+            ::close(c);
+        }
+    }
+
+    int fd_ = -1;
+    unsigned short port_ = 0;
+    std::thread thread_;
+    std::mutex mu_;
+    std::vector<request> seen_;
+    std::map<std::string, int> polls_;
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(batch_commands_follow_the_jobs_contract_against_a_stub) {
+    jobs_stub stub;
+    temp_dir d;
+    write_text(d / "token", "cm_test\n");
+    const std::string conn = " --url " + stub.url() + " --token-file " + (d / "token").string() + " --interval-ms 50";
+    write_text(d / "people.csv", "common_name,identifier\nAlice,alice\nBob,bob\nCarol,carol\n");
+
+    // Without --wait: the job's id, exit 0.
+    auto queued = run(bin + " batch create " + (d / "people.csv").string() + conn);
+    BOOST_TEST(queued.exit_code == 0, queued.output);
+    BOOST_TEST(queued.output.find("job cr1 queued (/api/jobs/cr1)") != std::string::npos, queued.output);
+    auto reqs = stub.requests();
+    BOOST_REQUIRE(!reqs.empty());
+    BOOST_TEST(reqs.back().method == "POST");
+    BOOST_TEST(reqs.back().target == "/api/client-certs/batch");
+    BOOST_TEST(reqs.back().content_type == "text/csv");
+    BOOST_TEST(reqs.back().body == read_text(d / "people.csv"));
+
+    // --wait: progress lines (not a terminal), the row errors, exit 1 because a row failed.
+    auto waited = run(bin + " batch create " + (d / "people.csv").string() + " --partial --wait" + conn);
+    BOOST_TEST(waited.exit_code == 1, waited.output);
+    BOOST_TEST(waited.output.find("running 1/3 done, 0 failed") != std::string::npos, waited.output);
+    BOOST_TEST(waited.output.find("succeeded 3/3 done, 1 failed") != std::string::npos, waited.output);
+    BOOST_TEST(waited.output.find("row 3: identifier: identifier taken") != std::string::npos, waited.output);
+    BOOST_TEST(stub.requests().at(1).target == "/api/client-certs/batch?partial=true");
+
+    // A refused batch: the rows the server names, exit 1.
+    write_text(d / "bad.csv", "common_name\nbad\n");
+    auto refused = run(bin + " batch create " + (d / "bad.csv").string() + conn);
+    BOOST_TEST(refused.exit_code == 1, refused.output);
+    BOOST_TEST(refused.output.find("row 2: common_name: common_name is required") != std::string::npos, refused.output);
+
+    // Revoke from a file (first CSV column, comments and header skipped), then by filter; --json.
+    write_text(d / "leavers.csv", "identifier,why\n# gone\nalice,left\nbob,left\n");
+    auto from = run("(" + bin + " batch revoke --from " + (d / "leavers.csv").string() +
+                    " --reason affiliationChanged --wait --json" + conn + " 2>/dev/null)");
+    BOOST_TEST(from.exit_code == 0, from.output);
+    BOOST_TEST(json::parse(from.output).at("state").as_string() == "succeeded");
+    reqs = stub.requests();
+    auto posted = std::find_if(reqs.begin(), reqs.end(),
+                               [](const auto& r) { return r.target.find("revoke") != std::string::npos; });
+    BOOST_REQUIRE(posted != reqs.end());
+    BOOST_TEST(posted->content_type == "application/json");
+    BOOST_TEST(json::parse(posted->body) ==
+               json::parse(R"({"reason":"affiliationChanged","identifiers":["alice","bob"]})"));
+    auto filtered = run(bin + " batch revoke --filter usage=vpn --filter expiring_within_days=30" + conn);
+    BOOST_TEST(filtered.exit_code == 0, filtered.output);
+    BOOST_TEST(json::parse(stub.requests().back().body) ==
+               json::parse(R"({"reason":"unspecified","filter":{"usage":"vpn","expiring_within_days":30}})"));
+    // Usage errors: both or neither source, an unknown filter key.
+    BOOST_TEST(run(bin + " batch revoke" + conn).exit_code == 2);
+    auto typo = run(bin + " batch revoke --filter usge=vpn" + conn);
+    BOOST_TEST(typo.exit_code == 2, typo.output);
+    BOOST_TEST(typo.output.find("did you mean usage?") != std::string::npos, typo.output);
 }
