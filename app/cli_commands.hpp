@@ -4,6 +4,7 @@
 #pragma once
 
 #include "app/http_client.hpp"
+#include "app/suggest.hpp"
 
 #include <boost/program_options/options_description.hpp>
 #include <boost/program_options/variables_map.hpp>
@@ -47,9 +48,6 @@ std::vector<cli_command> meta_commands(const std::vector<cli_command>& all);
 
 // Runs the command line: help, dispatch, usage errors with suggestions (app/cli_help.cpp).
 int run_commands(const std::vector<cli_command>& all, std::vector<std::string> args);
-
-// The closest of `candidates` to `word` when it is close enough to be a typo, else "".
-std::string closest_match(const std::string& word, const std::vector<std::string>& candidates);
 
 // --json, shared by every command that prints something a script may read.
 void add_json_option(boost::program_options::options_description& d);

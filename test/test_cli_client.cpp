@@ -213,6 +213,11 @@ BOOST_AUTO_TEST_CASE(typos_get_a_suggestion_and_exit_two) {
     BOOST_TEST(missing.output.find("needs ID") != std::string::npos, missing.output);
     BOOST_TEST(run(bin + " cert show a b").exit_code == 2);
     BOOST_TEST(run(bin + " cert list --page-size x").exit_code == 2);
+    auto key = run(bin + " serve --check-config --server.thraeds 2");
+    BOOST_TEST(key.exit_code == 2, key.output);
+    BOOST_TEST(key.output.find("unknown config key --server.thraeds (did you mean --server.threads?)") !=
+                   std::string::npos,
+               key.output);
     // Server config overrides still pass through on the server's commands.
     BOOST_TEST(run(bin + " serve --check-config --server.threads 3").exit_code == 0);
 }
