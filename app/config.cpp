@@ -176,7 +176,12 @@ config load_config(const std::filesystem::path& file, const std::vector<std::str
             if (!in) throw error_exception(make_error(errc::invalid_argument, file.string() + ": cannot be read"));
             auto parsed = po::parse_config_file(in, desc, true);
             for (const auto& o : parsed.options)
-                if (o.unregistered) reject(c, o.string_key, "unknown key");
+                if (o.unregistered) {
+                    std::vector<std::string> keys;
+                    for (const auto& [key, help] : known_keys()) keys.push_back(key);
+                    const auto near = closest_match(o.string_key, keys);
+                    reject(c, o.string_key, "unknown key" + (near.empty() ? "" : " (did you mean " + near + "?)"));
+                }
             po::store(parsed, vm);
         }
         po::notify(vm);

@@ -218,6 +218,13 @@ BOOST_AUTO_TEST_CASE(typos_get_a_suggestion_and_exit_two) {
     BOOST_TEST(key.output.find("unknown config key --server.thraeds (did you mean --server.threads?)") !=
                    std::string::npos,
                key.output);
+    temp_dir d;
+    write_text(d / "typo.conf", "[rate_limit]\ncraete = 5\n");
+    auto file = run(bin + " serve --check-config -c " + (d / "typo.conf").string());
+    BOOST_TEST(file.exit_code == 2, file.output);
+    BOOST_TEST(file.output.find("typo.conf:2: rate_limit.craete: unknown key (did you mean rate_limit.create?)") !=
+                   std::string::npos,
+               file.output);
     // Server config overrides still pass through on the server's commands.
     BOOST_TEST(run(bin + " serve --check-config --server.threads 3").exit_code == 0);
 }
