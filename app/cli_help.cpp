@@ -95,6 +95,23 @@ const cli_command* find_command(const std::vector<cli_command>& all, const std::
     return best;
 }
 
+// The commands of a group ("cert"), one line each; false when `group` is none.
+bool print_group(const std::vector<cli_command>& all, const std::string& group, std::ostream& os) {
+    std::vector<const cli_command*> members;
+    for (const auto& c : all)
+        if (c.name.rfind(group + " ", 0) == 0) members.push_back(&c);
+    if (members.empty()) return false;
+    os << "usage: certmate " << group << " COMMAND [options]\n\ncommands:\n";
+    std::size_t width = 0;
+    for (const auto* c : members) width = std::max(width, c->name.size() + (c->args.empty() ? 0 : c->args.size() + 1));
+    for (const auto* c : members) {
+        const std::string head = c->name + (c->args.empty() ? "" : " " + c->args);
+        os << "  " << head << std::string(width + 2 - head.size(), ' ') << c->summary << "\n";
+    }
+    os << "\n`certmate " << group << " COMMAND --help` prints a command's options.\n";
+    return true;
+}
+
 // "unknown command" with the closest command name, or the group's subcommands.
 [[noreturn]] void unknown_command(const std::vector<cli_command>& all, const std::vector<std::string>& args) {
     std::vector<std::string> group_subs;
@@ -330,6 +347,7 @@ int run_commands(const std::vector<cli_command>& all, std::vector<std::string> a
                 print_overview(all, std::cout);
                 return 0;
             }
+            if (topic.size() == 1 && print_group(all, topic[0], std::cout)) return 0;
             std::size_t words = 0;
             const auto* c = find_command(all, topic, words);
             if (!c || words != topic.size()) unknown_command(all, topic);
@@ -340,6 +358,10 @@ int run_commands(const std::vector<cli_command>& all, std::vector<std::string> a
         if (args.empty() || args[0].rfind("-", 0) == 0) args.insert(args.begin(), "serve");
         std::size_t words = 0;
         cmd = find_command(all, args, words);
+        // `certmate cert --help`: the group's commands
+        if (!cmd && args.size() == 2 && (args[1] == "--help" || args[1] == "-h") &&
+            print_group(all, args[0], std::cout))
+            return 0;
         if (!cmd) unknown_command(all, args);
         std::vector<std::string> rest(args.begin() + static_cast<std::ptrdiff_t>(words), args.end());
         if (std::find_if(rest.begin(), rest.end(), [](const std::string& a) { return a == "--help" || a == "-h"; }) !=

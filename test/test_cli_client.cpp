@@ -182,6 +182,12 @@ BOOST_AUTO_TEST_CASE(help_for_every_command_lists_its_options_and_exits_zero) {
         BOOST_TEST(h.output.find("exit codes:") != std::string::npos, n);
         BOOST_TEST(run(bin + " help " + n).output == h.output, n);
     }
+    // A group's help lists its commands.
+    auto group = run(bin + " cert --help");
+    BOOST_TEST(group.exit_code == 0, group.output);
+    BOOST_TEST(group.output.find("cert revoke ID") != std::string::npos, group.output);
+    BOOST_TEST(run(bin + " help cert").output == group.output);
+    BOOST_TEST(run(bin + " cert").exit_code == 2);
     // Options with their defaults, from the same descriptions that parse them.
     auto create = run(bin + " cert create -h").output;
     for (const auto* opt : {"--usage USAGE (=api-mtls)", "--out-dir DIR (=.)", "--key-type TYPE", "--csr FILE",
