@@ -535,6 +535,12 @@ BOOST_AUTO_TEST_CASE(mtls_on_the_tls_listener) {
     auto denied = run(bin + " cert create nope --out-dir " + out.string() + as("viewer"));
     BOOST_TEST(denied.exit_code == 1, denied.output);
     BOOST_TEST(denied.output.find("HTTP 403") != std::string::npos, denied.output);
+    // The viewer's certificate revoked: its next request is refused (401), exit 1.
+    BOOST_TEST(run(bin + " cert list" + as("viewer")).exit_code == 0);
+    BOOST_REQUIRE(run(bin + " cert revoke viewer" + as("op")).exit_code == 0);
+    auto revoked = run(bin + " cert list" + as("viewer"));
+    BOOST_TEST(revoked.exit_code == 1, revoked.output);
+    BOOST_TEST(revoked.output.find("HTTP 401") != std::string::npos, revoked.output);
     // A server our --cacert does not vouch for: the handshake fails, exit 1.
     auto untrusted = run(bin + " cert list --url " + https + " --cacert " + (out / "op.crt").string() +
                          " --token-file " + srv.token_file().string());
