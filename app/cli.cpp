@@ -10,6 +10,7 @@
 #include "storage/ca_files.hpp"
 #include "storage/leftovers.hpp"
 
+#include <boost/json.hpp>
 #include <boost/program_options.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -125,6 +126,14 @@ int cmd_token(const cli_invocation& inv) {
         throw error_exception(make_error(errc::invalid_argument, "--name must be non-empty and without ':'"));
     const auto token = new_token();
     t.sha256_hex = sha256_hex_of(token);
+    if (a.vm["json"].as<bool>()) {
+        std::cout << boost::json::serialize(boost::json::object{{"name", t.name},
+                                                                {"role", to_string(t.role)},
+                                                                {"token", token},
+                                                                {"config_line", "token = " + token_config_value(t)}})
+                  << "\n";
+        return 0;
+    }
     std::cout << "token: " << token
               << "\nadd to the [auth] section of the config (then SIGHUP):\ntoken = " << token_config_value(t) << "\n";
     return 0;
@@ -224,6 +233,7 @@ std::vector<cli_command> server_commands() {
                                        "token name (required, no ':')")(
                            "role", po::value<std::string>()->default_value("viewer")->value_name("ROLE"),
                            "viewer, operator or admin");
+                       add_json_option(d);
                    },
                    cmd_token});
     out.push_back({"audit verify", "", "walk the audit log's hash chain and check every signed checkpoint",
@@ -237,8 +247,12 @@ std::vector<cli_command> server_commands() {
                    },
                    cmd_audit});
     out.push_back(
-        {"version", "", "print the version", "", "  certmate version", 0, 0, false, {}, [](const cli_invocation&) {
-             std::cout << "certmate " << CERTMATE_VERSION << "\n";
+        {"version", "", "print the version", "", "  certmate version", 0, 0, false, add_json_option,
+         [](const cli_invocation& inv) {
+             if (inv.vm["json"].as<bool>())
+                 std::cout << boost::json::serialize(boost::json::object{{"version", CERTMATE_VERSION}}) << "\n";
+             else
+                 std::cout << "certmate " << CERTMATE_VERSION << "\n";
              return 0;
          }});
     return out;

@@ -7,6 +7,7 @@
 #define BOOST_TEST_MODULE cli_client
 #include <boost/test/unit_test.hpp>
 
+#include "core/keys.hpp"
 #include "support/child_process.hpp"
 #include "support/tools.hpp"
 
@@ -804,4 +805,16 @@ BOOST_AUTO_TEST_CASE(batch_commands_follow_the_jobs_contract_against_a_stub) {
     auto typo = run(bin + " batch revoke --filter usge=vpn" + conn);
     BOOST_TEST(typo.exit_code == 2, typo.output);
     BOOST_TEST(typo.output.find("did you mean usage?") != std::string::npos, typo.output);
+}
+
+BOOST_AUTO_TEST_CASE(version_and_token_create_speak_json_too) {
+    auto v = run(bin + " version --json");
+    BOOST_TEST(v.exit_code == 0, v.output);
+    BOOST_TEST(json::parse(v.output).at("version").as_string() == CERTMATE_VERSION);
+    auto t = run(bin + " token create --name ci --role operator --json");
+    BOOST_TEST_REQUIRE(t.exit_code == 0, t.output);
+    const auto j = json::parse(t.output);
+    const std::string token(j.at("token").as_string());
+    BOOST_TEST(j.at("role").as_string() == "operator");
+    BOOST_TEST(j.at("config_line").as_string() == "token = ci:operator:" + certmate::sha256_hex(token));
 }
