@@ -40,6 +40,7 @@ asio::awaitable<response> metrics_text(call& c) {
     for (auto u : all_usages) snap.certificates_by_usage[std::string(to_string(u))] = 0;
     for (const auto& [u, n] : st.by_usage) snap.certificates_by_usage[u] = n;
     snap.expiring_soon = st.expiring_soon;
+    snap.jobs_by_state = c.api.jobs.counts_by_state();
     auto& svc = c.core().view();
     if (auto crl = svc.current_crl()) {
         const auto now = svc.now();
@@ -276,6 +277,7 @@ void add_misc_routes(router& r, const server_options& opts) {
 
 void add_api_routes(router& r, const server_options& opts) {
     add_cert_routes(r);
+    add_job_routes(r);
     add_misc_routes(r, opts);
     add_ocsp_routes(r);
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages CertMate needs to build, run and test, if any is missing.
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config ccache git curl openssl libssl-dev
+pkgs=(build-essential cmake pkg-config ccache git curl openssl libssl-dev zlib1g-dev
       libboost1.81-dev libboost-json1.81-dev libboost-program-options1.81-dev libboost-test1.81-dev
       libspdlog-dev libsystemd-dev systemd jq clang-format)
 missing=()
