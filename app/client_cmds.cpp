@@ -369,7 +369,8 @@ int cert_download(const cli_invocation& inv) {
 // Polls GET /api/jobs/<id> until the job ends; a bar on a terminal (stderr), lines otherwise.
 json::value wait_for_job(api_session& api, const std::string& location, int interval_ms) {
     const bool tty = ::isatty(STDERR_FILENO) == 1;
-    std::string last;
+    std::string last_state;
+    auto last_line = std::chrono::steady_clock::time_point{};
     for (;;) {
         auto job = api.get_json(location);
         const auto state = str_of(job, "state");
@@ -386,9 +387,13 @@ json::value wait_for_job(api_session& api, const std::string& location, int inte
                  << total << (failed ? " (" + std::to_string(failed) + " failed)" : "") << " " << state;
             std::cerr << line.str() << std::flush;
         } else {
-            line << state << " " << done << "/" << total << " done, " << failed << " failed";
-            if (line.str() != last) std::cerr << line.str() << "\n";
-            last = line.str();
+            // a line when the state changes, else at most one every 2 s (a log, not a flood)
+            const auto now = std::chrono::steady_clock::now();
+            if (state != last_state || now - last_line >= std::chrono::seconds(2)) {
+                std::cerr << state << " " << done << "/" << total << " done, " << failed << " failed\n";
+                last_state = state;
+                last_line = now;
+            }
         }
         if (state != "queued" && state != "running") {
             if (tty) std::cerr << "\n";

@@ -77,6 +77,8 @@ struct served {
                 "0",
                 "--rate_limit.create",
                 "0",
+                "--rate_limit.batch",
+                "0",
                 "--server.threads",
                 "2",
                 "--server.pool_threads",
@@ -817,4 +819,47 @@ BOOST_AUTO_TEST_CASE(version_and_token_create_speak_json_too) {
     const std::string token(j.at("token").as_string());
     BOOST_TEST(j.at("role").as_string() == "operator");
     BOOST_TEST(j.at("config_line").as_string() == "token = ci:operator:" + certmate::sha256_hex(token));
+}
+
+BOOST_AUTO_TEST_CASE(batch_create_and_revoke_against_the_real_jobs_api) {
+    served srv;
+    temp_dir d;
+    write_text(d / "people.csv", "identifier,common_name,cert_usage,dns\n"
+                                 "b1,B One,vpn,b1.example\nb2,B Two,vpn,b2.example\nb3,B Three,vpn,b3.example\n");
+    auto created = srv.cli("batch create " + (d / "people.csv").string() + " --wait --interval-ms 100");
+    BOOST_REQUIRE_MESSAGE(created.exit_code == 0, created.output);
+    BOOST_TEST(created.output.find(" succeeded\n") != std::string::npos, created.output);
+    BOOST_TEST(created.output.find("3/3 done, 0 failed") != std::string::npos, created.output);
+    auto vpn = srv.cli_json("cert list --usage vpn --json");
+    BOOST_TEST(vpn.at("total").as_int64() == 3);
+    BOOST_TEST(srv.cli_json("cert show b2 --json").at("subject_alt_names").at("dns").at(0).as_string() == "b2.example");
+
+    // An invalid row refuses the whole batch: the rows named, exit 1, nothing created.
+    write_text(d / "bad.csv", "identifier,common_name,cert_usage\nc1,C One,vpn\nc2,C Two,bogus\n");
+    auto refused = srv.cli("batch create " + (d / "bad.csv").string() + " --wait");
+    BOOST_TEST(refused.exit_code == 1, refused.output);
+    BOOST_TEST(refused.output.find("HTTP 400") != std::string::npos, refused.output);
+    BOOST_TEST(refused.output.find("row 2: cert_usage") != std::string::npos, refused.output);
+    BOOST_TEST(srv.cli("cert show c1").exit_code == 1);
+    // --partial: the valid row runs, the job reports the other, exit 1.
+    auto partial = srv.cli("batch create " + (d / "bad.csv").string() + " --partial --wait --interval-ms 100");
+    BOOST_TEST(partial.exit_code == 1, partial.output);
+    BOOST_TEST(partial.output.find("row 2: cert_usage") != std::string::npos, partial.output);
+    BOOST_TEST(srv.cli_json("cert show c1 --json").at("status").as_string() == "active");
+
+    // Revoke from a file, then by a filter the server resolves; the job's outcome is the exit code.
+    write_text(d / "leavers.txt", "# left in March\nb1\nb2\n");
+    auto from = srv.cli("batch revoke --from " + (d / "leavers.txt").string() +
+                        " --reason affiliationChanged --wait --interval-ms 100 --json");
+    BOOST_REQUIRE_MESSAGE(from.exit_code == 0, from.output);
+    for (const auto* id : {"b1", "b2"}) {
+        auto rec = srv.cli_json(std::string("cert show --json ") + id);
+        BOOST_TEST(rec.at("status").as_string() == "revoked", id);
+        BOOST_TEST(rec.at("revocation").at("reason").as_string() == "affiliationChanged", id);
+    }
+    BOOST_TEST(srv.cli_json("cert show b3 --json").at("status").as_string() == "active");
+    auto filtered = srv.cli("batch revoke --filter search=b3 --filter usage=vpn --wait --interval-ms 100");
+    BOOST_TEST(filtered.exit_code == 0, filtered.output);
+    BOOST_TEST(srv.cli_json("cert show b3 --json").at("status").as_string() == "revoked");
+    BOOST_TEST(srv.cli_json("cert show c1 --json").at("status").as_string() == "active");
 }
