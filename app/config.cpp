@@ -1,5 +1,6 @@
 #include "app/config.hpp"
 
+#include "app/suggest.hpp"
 #include "core/encoding.hpp"
 #include "core/keys.hpp"
 
@@ -164,15 +165,28 @@ config load_config(const std::filesystem::path& file, const std::vector<std::str
         // Command-line overrides first: the first value stored wins in Program_options.
         if (!overrides.empty()) {
             std::vector<std::string> args = overrides;
-            auto parsed = po::command_line_parser(args).options(desc).run();
-            po::store(parsed, vm);
+            try {
+                po::store(po::command_line_parser(args).options(desc).run(), vm);
+            } catch (const po::unknown_option& e) {
+                std::vector<std::string> keys;
+                for (const auto& [key, help] : known_keys()) keys.push_back(key);
+                const auto near = closest_match(e.get_option_name().substr(2), keys);
+                throw error_exception(
+                    make_error(errc::invalid_argument, "unknown config key " + e.get_option_name() +
+                                                           (near.empty() ? "" : " (did you mean --" + near + "?)")));
+            }
         }
         if (!file.empty()) {
             std::ifstream in(file);
             if (!in) throw error_exception(make_error(errc::invalid_argument, file.string() + ": cannot be read"));
             auto parsed = po::parse_config_file(in, desc, true);
             for (const auto& o : parsed.options)
-                if (o.unregistered) reject(c, o.string_key, "unknown key");
+                if (o.unregistered) {
+                    std::vector<std::string> keys;
+                    for (const auto& [key, help] : known_keys()) keys.push_back(key);
+                    const auto near = closest_match(o.string_key, keys);
+                    reject(c, o.string_key, "unknown key" + (near.empty() ? "" : " (did you mean " + near + "?)"));
+                }
             po::store(parsed, vm);
         }
         po::notify(vm);
