@@ -625,7 +625,7 @@ BOOST_AUTO_TEST_CASE(cmake_install_puts_bash_completion_and_the_man_page_from_th
     BOOST_TEST(man.output.find("--out-dir DIR (=.)") != std::string::npos);
     BOOST_TEST(man.output.find("--page-size N (=1000)") != std::string::npos);
     BOOST_TEST(man.output.find("EXIT STATUS") != std::string::npos);
-    BOOST_TEST(read_text(page) == run(bin + " man").output);
+    BOOST_TEST(run("gzip -dc " + page.string()).output == run(bin + " man").output);
 }
 
 namespace {
