@@ -35,9 +35,10 @@ bool looks_encrypted(std::string_view pem) {
            pem.find("Proc-Type: 4,ENCRYPTED") != std::string_view::npos;
 }
 
-std::string bn_to_decimal(const BIGNUM* bn) {
-    ossl::openssl_string s(BN_bn2dec(bn));
-    return s ? std::string(s.get()) : std::string();
+result<std::string> bn_to_decimal(const BIGNUM* bn) {
+    ossl::openssl_string s(bn ? BN_bn2dec(bn) : nullptr);
+    if (!s) return ossl::fail(errc::crypto_failure, "cannot write a number in decimal");
+    return std::string(s.get());
 }
 
 std::string asn1_string_utf8(const ASN1_STRING* s) {
@@ -175,12 +176,10 @@ bool private_key_pem_encrypted(std::string_view pem) {
     return !key;
 }
 
-std::string public_key_to_pem(EVP_PKEY* key) {
+result<std::string> public_key_to_pem(EVP_PKEY* key) {
     ossl::bio out(BIO_new(BIO_s_mem()));
-    if (!out || !key || PEM_write_bio_PUBKEY(out.get(), key) != 1) {
-        ossl::drain_errors();
-        return {};
-    }
+    if (!out || !key || PEM_write_bio_PUBKEY(out.get(), key) != 1)
+        return ossl::fail(errc::crypto_failure, "cannot encode the public key");
     return ossl::bio_to_string(out.get());
 }
 
@@ -242,22 +241,17 @@ result<void> check_allowed_key(EVP_PKEY* key) {
     }
 }
 
-std::string cert_to_pem(X509* cert) {
+result<std::string> cert_to_pem(X509* cert) {
     ossl::bio out(BIO_new(BIO_s_mem()));
-    if (!out || !cert || PEM_write_bio_X509(out.get(), cert) != 1) {
-        ossl::drain_errors();
-        return {};
-    }
+    if (!out || !cert || PEM_write_bio_X509(out.get(), cert) != 1)
+        return ossl::fail(errc::crypto_failure, "cannot encode the certificate as PEM");
     return ossl::bio_to_string(out.get());
 }
 
-std::string cert_to_der(X509* cert) {
+result<std::string> cert_to_der(X509* cert) {
     unsigned char* der = nullptr;
     int n = cert ? i2d_X509(cert, &der) : -1;
-    if (n <= 0) {
-        ossl::drain_errors();
-        return {};
-    }
+    if (n <= 0) return ossl::fail(errc::crypto_failure, "cannot encode the certificate as DER");
     ossl::openssl_string owned(reinterpret_cast<char*>(der));
     return std::string(owned.get(), static_cast<std::size_t>(n));
 }
@@ -290,22 +284,17 @@ result<ossl::x509> load_cert_der(std::string_view der) {
     return cert;
 }
 
-std::string fingerprint_sha256(X509* cert) {
+result<std::string> fingerprint_sha256(X509* cert) {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
-    if (!cert || X509_digest(cert, EVP_sha256(), md, &n) != 1) {
-        ossl::drain_errors();
-        return {};
-    }
+    if (!cert || X509_digest(cert, EVP_sha256(), md, &n) != 1)
+        return ossl::fail(errc::crypto_failure, "cannot compute the certificate fingerprint");
     return hex_encode({md, n});
 }
 
-std::string serial_to_decimal(const ASN1_INTEGER* serial) {
+result<std::string> serial_to_decimal(const ASN1_INTEGER* serial) {
     ossl::bignum bn(serial ? ASN1_INTEGER_to_BN(serial, nullptr) : nullptr);
-    if (!bn) {
-        ossl::drain_errors();
-        return {};
-    }
+    if (!bn) return ossl::fail(errc::crypto_failure, "cannot read the serial number");
     return bn_to_decimal(bn.get());
 }
 
@@ -326,7 +315,9 @@ std::optional<std::string> normalize_serial(std::string_view text) {
     }
     ossl::bignum bn(raw);
     if (!bn || BN_num_bytes(bn.get()) > 20) return std::nullopt;
-    return bn_to_decimal(bn.get());
+    auto dec = bn_to_decimal(bn.get());
+    if (!dec) return std::nullopt;
+    return std::move(*dec);
 }
 
 result<ossl::asn1_integer> decimal_to_asn1_integer(std::string_view decimal) {
@@ -344,7 +335,7 @@ result<ossl::asn1_integer> decimal_to_asn1_integer(std::string_view decimal) {
     return out;
 }
 
-std::string random_serial(const rng_fn& rng) {
+result<std::string> random_serial(const rng_fn& rng) {
     std::array<unsigned char, 16> bytes{};
     // RFC 5280 4.1.2.2: "The serial number MUST be a positive integer"; clearing the top bit
     // keeps the DER INTEGER positive at 16 octets. Retry on the (2^-127) zero draw.
@@ -353,7 +344,8 @@ std::string random_serial(const rng_fn& rng) {
         bytes[0] &= 0x7f;
     } while (std::all_of(bytes.begin(), bytes.end(), [](unsigned char b) { return b == 0; }));
     ossl::bignum bn(BN_bin2bn(bytes.data(), static_cast<int>(bytes.size()), nullptr));
-    return bn ? bn_to_decimal(bn.get()) : std::string();
+    if (!bn) return ossl::fail(errc::crypto_failure, "cannot make a serial number");
+    return bn_to_decimal(bn.get());
 }
 
 time_point from_asn1_time(const ASN1_TIME* t) {
@@ -420,13 +412,11 @@ subject_alt_names read_sans(const GENERAL_NAMES* names) {
     return out;
 }
 
-std::string sha256_hex(std::string_view data) {
+result<std::string> sha256_hex(std::string_view data) {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
-    if (EVP_Digest(data.data(), data.size(), md, &n, EVP_sha256(), nullptr) != 1) {
-        ossl::drain_errors();
-        return {};
-    }
+    if (EVP_Digest(data.data(), data.size(), md, &n, EVP_sha256(), nullptr) != 1)
+        return ossl::fail(errc::crypto_failure, "cannot compute SHA-256");
     return hex_encode({md, n});
 }
 
@@ -592,13 +582,10 @@ bool verify_raw(EVP_PKEY* key, std::string_view data, std::string_view sig) {
     return ok;
 }
 
-std::string public_key_id(EVP_PKEY* key) {
+result<std::string> public_key_id(EVP_PKEY* key) {
     unsigned char* der = nullptr;
     int n = key ? i2d_PUBKEY(key, &der) : -1;
-    if (n <= 0) {
-        ossl::drain_errors();
-        return {};
-    }
+    if (n <= 0) return ossl::fail(errc::crypto_failure, "cannot encode the public key");
     ossl::openssl_string owned(reinterpret_cast<char*>(der));
     return sha256_hex(std::string_view(owned.get(), static_cast<std::size_t>(n)));
 }

@@ -223,7 +223,7 @@ public:
     }
 
     // [any thread] The statuses OCSP answers from, kept in step with the index by every commit.
-    std::shared_ptr<ocsp_table> ocsp_statuses() const { return ocsp_; }
+    std::shared_ptr<const ocsp_table> ocsp_statuses() const { return ocsp_; }
     // [any thread] Serial -> identifier and api_role, for mTLS; kept in step like ocsp_statuses().
     std::shared_ptr<const serial_owner_table> serial_owners() const { return owners_; }
 
@@ -236,7 +236,8 @@ private:
     // The record a mutation may change: refused when the identifier is invalid or unknown, or
     // another mutation of it is in flight.
     result<const cert_record*> find_for_mutation(const std::string& id) const;
-    std::string reserve_serial();
+    // A fresh random serial no certificate has or is being issued with.
+    result<std::string> reserve_serial();
     std::string generate_identifier();
     cert_view view(const cert_record& r, std::string pem = {}) const;
     // Now, at the second precision metadata.json keeps.

@@ -486,6 +486,29 @@ BOOST_FIXTURE_TEST_CASE(bad_input_gets_json_errors_and_the_server_survives, api_
     BOOST_TEST(str(obj(health), "status") == "ok");
 }
 
+// The request target as Boost.URL reads it (net/target.hpp): an escape that does not decode is a
+// 400 JSON error naming the target, wherever it is; an encoded '/' stays inside its segment; '+'
+// is a '+' in the path and a space in the query.
+BOOST_FIXTURE_TEST_CASE(tricky_request_targets_get_json_errors, api_fixture) {
+    create(create_body("alice"));
+    create(create_body("bob-smith"));
+    const std::string c = "/api/client-certs";
+    expect_error(http.get(c + "/%zz", viewer), 400, "INVALID_ARGUMENT", "target");
+    expect_error(http.get(c + "/alice%2", viewer), 400, "INVALID_ARGUMENT", "target");
+    expect_error(http.get(c + "/%zz/revoke", viewer), 400, "INVALID_ARGUMENT", "target");
+    expect_error(http.get(c + "?search=%zz", viewer), 400, "INVALID_ARGUMENT", "target");
+    expect_error(http.get(c + "?search=a%00b", viewer), 400, "INVALID_ARGUMENT", "target");
+    // Encoded '/': one segment "a/b", not two; the identifier check refuses it.
+    expect_error(http.get(c + "/alice%2Fx", viewer), 400, "INVALID_IDENTIFIER");
+    // '+' in a path is itself (no identifier has one), in a query a space.
+    expect_error(http.get(c + "/ali+ce", viewer), 400, "INVALID_IDENTIFIER");
+    BOOST_TEST(total("?search=bob+smith") == 0u);   // "bob smith"
+    BOOST_TEST(total("?search=bob%2Dsmith") == 1u); // "bob-smith"
+    BOOST_TEST(total("?search=%61lice") == 1u);     // "alice"
+    // Escaped letters in a path decode before matching.
+    BOOST_TEST(http.get(c + "/%61lice", viewer).status == 200u);
+}
+
 BOOST_FIXTURE_TEST_CASE(revocation_reaches_crl_and_ocsp_status_within_a_second, api_fixture) {
     auto frank = create(create_body("frank"));
     const std::string serial = str(frank, "serial_number");

@@ -103,7 +103,7 @@ parsed_response inspect(const std::string& der) {
         if (nu) out.next_update = from_asn1_time(nu);
     }
     const STACK_OF(X509)* certs = OCSP_resp_get0_certs(bs.get());
-    if (certs && sk_X509_num(certs) > 0) out.signer_pem = cert_to_pem(sk_X509_value(certs, 0));
+    if (certs && sk_X509_num(certs) > 0) out.signer_pem = cert_to_pem(sk_X509_value(certs, 0)).value();
     return out;
 }
 

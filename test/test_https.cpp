@@ -162,7 +162,7 @@ client_files sign_client(test_server& srv, const temp_dir& dir, const std::strin
     req.subject.common_name = name;
     if (profile == cert_profile::tls_server) req.sans.ip = {"127.0.0.1"};
     req.validity_days = days;
-    req.serial_decimal = random_serial(openssl_rng());
+    req.serial_decimal = random_serial(openssl_rng()).value();
     auto cert = issue_certificate(*ca, key->get(), req, issuance_policy{}, now);
     BOOST_REQUIRE_MESSAGE(bool(cert), "issue_certificate");
     auto pem = private_key_to_pem(key->get());
@@ -646,7 +646,7 @@ BOOST_AUTO_TEST_CASE(certificate_check_follows_the_live_tables) {
     const time_point t0 = std::chrono::sys_days(std::chrono::year(2030) / 1 / 1);
     net::client_certificate c{"1234", t0, t0 + std::chrono::days(30)};
     const time_point now = t0 + std::chrono::days(1);
-    net::token_table tokens({{"ops", api_role::operator_, sha256_hex("tok")}});
+    net::token_table tokens({{"ops", api_role::operator_, sha256_hex("tok").value()}});
     auto verdict = [&](time_point at) { return net::check_client_certificate(c, statuses, owners, at).verdict; };
 
     BOOST_TEST((verdict(now) == net::cert_verdict::unknown)); // never issued here

@@ -24,6 +24,10 @@ principal operator_token() {
     return p;
 }
 
+// net/ reads the OCSP statuses; only the service sets them (issue 11: no mutable back door).
+static_assert(
+    std::is_same_v<decltype(std::declval<const cert_service&>().ocsp_statuses()), std::shared_ptr<const ocsp_table>>);
+
 struct fixture {
     std::shared_ptr<time_point> now = std::make_shared<time_point>(t0);
     memory_repository* repo = nullptr;
