@@ -248,6 +248,7 @@ BOOST_AUTO_TEST_CASE(a_failed_write_heals_by_itself) {
     BOOST_TEST(v.ok);
     BOOST_TEST(v.entries == 3u);
     // Then the next append reopens and writes: healthy again, no restart and no reopen() call.
+    // Deliberate: the log retries a failed file at most once a second; only the clock can pass that.
     std::this_thread::sleep_for(1100ms);
     BOOST_REQUIRE(log->append(entry(5)).has_value());
     BOOST_TEST(log->healthy());
@@ -306,6 +307,7 @@ BOOST_AUTO_TEST_CASE(a_full_disk_fails_then_heals_when_space_returns) {
     BOOST_TEST(read_text(file).back() == '\n');
     // Space returns: the first append after the retry interval succeeds.
     std::filesystem::remove(filler);
+    // Deliberate: the log retries a failed file at most once a second; only the clock can pass that.
     std::this_thread::sleep_for(1100ms);
     BOOST_REQUIRE(log->append(big).has_value());
     BOOST_TEST(log->healthy());

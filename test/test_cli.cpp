@@ -2,7 +2,10 @@
 #define BOOST_TEST_MODULE cli
 #include <boost/test/unit_test.hpp>
 
+#include "app/config.hpp"
 #include "core/keys.hpp"
+#include "storage/audit_log.hpp"
+#include "storage/layout.hpp"
 #include "support/tools.hpp"
 
 #include <sys/stat.h>
@@ -114,4 +117,56 @@ BOOST_AUTO_TEST_CASE(init_on_a_terminal_prints_the_admin_token) {
     BOOST_TEST(r.output.find("admin token (shown once, also in " + (d / "admin.token").string() + "): " + token) !=
                    std::string::npos,
                r.output);
+}
+
+// `certmate audit verify` on a chain with one edited byte names the line (docs/audit.md).
+BOOST_AUTO_TEST_CASE(audit_verify_names_the_edited_line) {
+    temp_dir d;
+    auto init = run(bin + " init --data-dir " + d.path().string() + " --ca.key_type ec-p384");
+    BOOST_REQUIRE_MESSAGE(init.exit_code == 0, init.output);
+    const certmate::storage::layout l{d.path()};
+    {
+        auto log = certmate::storage::audit_log::open(l.audit_log(), [] { return std::chrono::system_clock::now(); });
+        BOOST_REQUIRE(log);
+        for (const char* id : {"a1", "a2", "a3"}) {
+            certmate::audit_entry e;
+            e.operation = "create";
+            e.resource_type = "certificate";
+            e.resource_id = id;
+            e.status = "success";
+            e.user = "tester";
+            BOOST_REQUIRE((*log)->append(e).has_value());
+        }
+    }
+    const std::string verify = bin + " audit verify --data-dir " + d.path().string();
+    auto ok = run(verify);
+    BOOST_TEST(ok.exit_code == 0, ok.output);
+    // Edit one byte of line 3 (the entry for a2): verify names line 3.
+    std::string text = certmate::test::read_text(l.audit_log());
+    auto at = text.find("\"resource_id\":\"a2\"");
+    BOOST_REQUIRE(at != std::string::npos);
+    text[at + 16] = 'b';
+    certmate::test::write_text(l.audit_log(), text);
+    auto broken = run(verify);
+    BOOST_TEST(broken.exit_code != 0);
+    BOOST_TEST(broken.output.find("line 3") != std::string::npos, broken.output);
+}
+
+BOOST_AUTO_TEST_CASE(config_rejects_unknown_keys_and_bad_values_naming_them) {
+    temp_dir t;
+    // Loading `text` as `name` throws an error naming `where` (file:line) and `key`.
+    auto rejected = [&](const std::string& name, const std::string& text, const std::string& what,
+                        const std::string& where, const std::string& key) {
+        certmate::test::write_text(t / name, text);
+        try {
+            (void)certmate::app::load_config(t / name, {});
+            BOOST_FAIL("accepted " + what);
+        } catch (const certmate::error_exception& e) {
+            BOOST_TEST(e.err.message.find(where) != std::string::npos, e.err.message);
+            BOOST_TEST(e.err.message.find(key) != std::string::npos, e.err.message);
+        }
+    };
+    rejected("c.conf", "[server]\nhttp_listen = 127.0.0.1:0\n[rate_limit]\ncreate = -5\n", "a negative rate limit",
+             "c.conf:4", "rate_limit.create");
+    rejected("d.conf", "[server]\nhttp_lisen = 127.0.0.1:0\n", "a typo", "d.conf:2", "http_lisen");
 }

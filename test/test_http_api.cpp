@@ -6,6 +6,7 @@
 
 #include "support/http_server_fixture.hpp"
 #include "support/json_checks.hpp"
+#include "support/wait.hpp"
 
 #include <boost/json.hpp>
 
@@ -465,14 +466,13 @@ BOOST_FIXTURE_TEST_CASE(bad_input_gets_json_errors_and_the_server_survives, api_
     // denied requests are audited, one line per client and minute
     for (int i = 0; i < 5; ++i) anon.get(c);
     std::size_t denied = 0;
-    for (int i = 0; i < 100; ++i) {
+    eventually([&] {
         auto a = obj(http.get("/api/audit?operation=denied", admin));
         denied = 0;
         for (const auto& e : a.at("entries").as_array())
             if (e.as_object().at("user").as_string() == "anonymous") ++denied;
-        if (denied) break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+        return denied != 0;
+    });
     BOOST_TEST(denied == 1u);
     auto viewer_denials = obj(http.get("/api/audit?operation=denied", admin)).at("entries").as_array();
     BOOST_TEST(std::any_of(viewer_denials.begin(), viewer_denials.end(), [](const json::value& e) {

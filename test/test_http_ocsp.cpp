@@ -19,6 +19,7 @@
 #include "support/child_process.hpp"
 #include "support/http_server_fixture.hpp"
 #include "support/json_checks.hpp"
+#include "support/wait.hpp"
 
 #include <boost/json.hpp>
 
@@ -586,16 +587,6 @@ struct time_travel_server {
     void advance(std::chrono::seconds s) { *offset += s.count(); }
     std::filesystem::path responder_crt() const { return cfg.data_dir / "certs" / "ocsp" / "responder.crt"; }
 };
-
-template <class F>
-bool eventually(F f, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (!f()) {
-        if (std::chrono::steady_clock::now() >= deadline) return false;
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return true;
-}
 
 } // namespace
 

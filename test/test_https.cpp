@@ -21,6 +21,7 @@
 #include "storage/ca_files.hpp"
 #include "support/child_process.hpp"
 #include "support/http_server_fixture.hpp"
+#include "support/wait.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -136,11 +137,11 @@ std::vector<json::object> audit_lines(test_server& srv, const std::string& opera
 // Denials are audited off the request path: waits (bounded) until one is in the file.
 std::vector<json::object> wait_audit_lines(test_server& srv, const std::string& operation,
                                            const std::string& resource_id) {
-    auto lines = audit_lines(srv, operation, resource_id);
-    for (int i = 0; i < 100 && lines.empty(); ++i) {
-        std::this_thread::sleep_for(50ms);
+    std::vector<json::object> lines;
+    eventually([&] {
         lines = audit_lines(srv, operation, resource_id);
-    }
+        return !lines.empty();
+    });
     return lines;
 }
 
@@ -603,10 +604,10 @@ BOOST_AUTO_TEST_CASE(init_server_cert_then_serve_and_reload_on_sighup) {
     BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
     serve.signal(SIGHUP);
     std::string after;
-    for (int i = 0; i < 100 && (after.empty() || after == before); ++i) {
-        std::this_thread::sleep_for(50ms);
+    eventually([&] {
         after = served_fingerprint(port, ca);
-    }
+        return !after.empty() && after != before;
+    });
     BOOST_TEST(after != before);
     BOOST_TEST(run("openssl s_client -connect 127.0.0.1:" + std::to_string(port) + " -CAfile " + ca +
                    " </dev/null 2>/dev/null | openssl x509 -noout -serial")
