@@ -479,32 +479,26 @@ result<ossl::general_names> build_general_names(const subject_alt_names& sans) {
         gn.release();
         return {};
     };
-    for (const auto& d : sans.dns) {
-        if (!valid_dns_name(d))
-            return make_error(errc::invalid_argument, "not a valid DNS name: " + d, "subject_alt_names");
-        auto gn = ia5_general_name(GEN_DNS, d);
-        if (!gn) return gn.error();
-        if (auto r = push(std::move(*gn)); !r) return r.error();
-    }
-    for (const auto& e : sans.email) {
-        if (!valid_email(e))
-            return make_error(errc::invalid_argument, "not a valid email address: " + e, "subject_alt_names");
-        auto gn = ia5_general_name(GEN_EMAIL, e);
-        if (!gn) return gn.error();
-        if (auto r = push(std::move(*gn)); !r) return r.error();
-    }
+    // dNSName, rfc822Name and uniformResourceIdentifier are IA5 strings (RFC 5280 4.2.1.6), checked
+    // first; iPAddress is an octet string (ip_general_name).
+    auto add_ia5 = [&](const std::vector<std::string>& values, int type, bool (*valid)(std::string_view),
+                       const char* not_valid) -> result<void> {
+        for (const auto& v : values) {
+            if (!valid(v)) return make_error(errc::invalid_argument, not_valid + v, "subject_alt_names");
+            auto gn = ia5_general_name(type, v);
+            if (!gn) return gn.error();
+            if (auto r = push(std::move(*gn)); !r) return r.error();
+        }
+        return {};
+    };
+    if (auto r = add_ia5(sans.dns, GEN_DNS, valid_dns_name, "not a valid DNS name: "); !r) return r.error();
+    if (auto r = add_ia5(sans.email, GEN_EMAIL, valid_email, "not a valid email address: "); !r) return r.error();
     for (const auto& ip : sans.ip) {
         auto gn = ip_general_name(ip);
         if (!gn) return gn.error();
         if (auto r = push(std::move(*gn)); !r) return r.error();
     }
-    for (const auto& u : sans.uri) {
-        if (!valid_uri(u))
-            return make_error(errc::invalid_argument, "not a valid URI (scheme required): " + u, "subject_alt_names");
-        auto gn = ia5_general_name(GEN_URI, u);
-        if (!gn) return gn.error();
-        if (auto r = push(std::move(*gn)); !r) return r.error();
-    }
+    if (auto r = add_ia5(sans.uri, GEN_URI, valid_uri, "not a valid URI (scheme required): "); !r) return r.error();
     return names;
 }
 

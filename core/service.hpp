@@ -48,7 +48,7 @@ struct service_config {
     server_name_policy server_names;
     key_type default_key_type = key_type::rsa2048;
     int expiring_days = 30; // "expiring soon" in stats and status=expiring
-    int default_renewal_threshold_days = 30;
+    int default_renewal_threshold_days = renewal_settings{}.renewal_threshold_days;
     bool revoke_superseded = false; // renewal revokes the old certificate as `superseded`
     std::chrono::hours crl_validity{24};
     unsigned load_threads = 4;

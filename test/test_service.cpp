@@ -8,6 +8,7 @@
 #include "core/service.hpp"
 #include "support/memory_ports.hpp"
 #include "support/print.hpp"
+#include "support/service_steps.hpp"
 #include "support/tools.hpp"
 
 #include <map>
@@ -71,15 +72,7 @@ struct fixture {
 
     // A certificate as an operator would ask for it, required to succeed.
     cert_view create(const std::string& id, cert_usage usage = cert_usage::api_mtls) {
-        create_request r;
-        r.identifier = id;
-        r.subject.common_name = id + "@example.com";
-        r.subject.email = id + "@example.com";
-        r.subject.organization = "ACME Corp";
-        r.usage = usage;
-        auto v = run_sync(svc->stage_create(r, system_principal("tester", "127.0.0.1")));
-        BOOST_REQUIRE_MESSAGE(v.has_value(), "create " + id + " failed: " + (v ? "" : v.error().message));
-        return *v;
+        return create_certificate(*svc, id, usage);
     }
 
     // The certificate's PEM in a file, for openssl.
@@ -91,13 +84,7 @@ struct fixture {
 
     std::size_t audit_lines() const { return audit->entries().size(); }
 
-    std::shared_ptr<const built_crl> build_crl_now(bool force = true) {
-        auto st = svc->stage_crl_build(force);
-        BOOST_REQUIRE(st);
-        auto r = st->commit(st->work());
-        BOOST_REQUIRE(r);
-        return *r;
-    }
+    std::shared_ptr<const built_crl> build_crl_now(bool force = true) { return test::build_crl_now(*svc, force); }
 
     ocsp_single_answer::state ocsp(const std::string& serial) const {
         auto a = svc->ocsp_statuses()->get(serial).answer;
@@ -106,12 +93,6 @@ struct fixture {
 };
 
 bool has_code(const auto& r, errc code) { return !r && r.error().code == code; }
-
-std::string openssl_verify(const fs::path& ca, const fs::path& cert, const fs::path* crl = nullptr) {
-    std::string cmd = "openssl verify -CAfile " + ca.string();
-    if (crl) cmd += " -crl_check -CRLfile " + crl->string();
-    return run(cmd + " " + cert.string()).output;
-}
 
 } // namespace
 

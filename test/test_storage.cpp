@@ -16,6 +16,7 @@
 #include "storage/fs_store.hpp"
 #include "support/print.hpp"
 #include "support/sample_records.hpp"
+#include "support/service_steps.hpp"
 #include "support/tools.hpp"
 
 #include <boost/json/parse.hpp>
@@ -419,6 +420,8 @@ BOOST_AUTO_TEST_SUITE(service_on_fs_store_suite)
 namespace {
 
 constexpr auto day = std::chrono::hours(24);
+using certmate::test::create_certificate;
+using certmate::test::openssl_verify;
 using certmate::test::run;
 
 // A data dir made by init, with an EC CA (fast), and the service over the filesystem store on a
@@ -460,42 +463,15 @@ struct service_fixture {
     storage::layout paths() const { return storage::layout{cfg.data_dir}; }
 
     cert_view create(const std::string& id, cert_usage usage = cert_usage::api_mtls) {
-        create_request r;
-        r.identifier = id;
-        r.subject.common_name = id + "@example.com";
-        r.subject.email = id + "@example.com";
-        r.subject.organization = "ACME Corp";
-        r.usage = usage;
-        auto v = run_sync(svc->stage_create(r, system_principal("tester", "127.0.0.1")));
-        BOOST_REQUIRE_MESSAGE(v.has_value(), "create " + id + " failed: " + (v ? "" : v.error().message));
-        return *v;
+        return create_certificate(*svc, id, usage);
     }
 
     fs::path cert_file(const cert_view& v) const {
         return paths().cert_dir(v.record.usage, v.record.identifier) / "cert.crt";
     }
 
-    std::size_t audit_lines() const {
-        std::ifstream in(paths().audit_log());
-        std::size_t n = 0;
-        for (std::string line; std::getline(in, line);) n += !line.empty();
-        return n;
-    }
-
-    std::shared_ptr<const built_crl> build_crl_now(bool force = true) {
-        auto st = svc->stage_crl_build(force);
-        BOOST_REQUIRE(st);
-        auto r = st->commit(st->work());
-        BOOST_REQUIRE(r);
-        return *r;
-    }
+    std::shared_ptr<const built_crl> build_crl_now(bool force = true) { return test::build_crl_now(*svc, force); }
 };
-
-std::string openssl_verify(const fs::path& ca, const fs::path& cert, const fs::path* crl = nullptr) {
-    std::string cmd = "openssl verify -CAfile " + ca.string();
-    if (crl) cmd += " -crl_check -CRLfile " + crl->string();
-    return run(cmd + " " + cert.string()).output;
-}
 
 } // namespace
 
