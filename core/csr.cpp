@@ -19,11 +19,11 @@ result<std::string> req_to_pem(X509_REQ* req) {
 }
 
 // The SANs of the CSR's extensionRequest attribute, if it has one.
-subject_alt_names requested_sans(X509_REQ* req) {
+result<subject_alt_names> requested_sans(X509_REQ* req) {
     ossl::x509_ext_stack exts(X509_REQ_get_extensions(req));
     if (!exts) {
         ossl::drain_errors();
-        return {};
+        return subject_alt_names{};
     }
     ossl::general_names names(
         static_cast<GENERAL_NAMES*>(X509V3_get_d2i(exts.get(), NID_subject_alt_name, nullptr, nullptr)));
@@ -120,8 +120,11 @@ result<parsed_csr> parse_csr(std::string_view pem) {
     }
 
     parsed_csr out;
-    out.subject = read_subject(X509_REQ_get_subject_name(req.get()));
-    out.sans = requested_sans(req.get());
+    auto subject = read_subject(X509_REQ_get_subject_name(req.get()));
+    auto sans = subject ? requested_sans(req.get()) : result<subject_alt_names>(subject.error());
+    if (!sans) return make_error(errc::invalid_csr, "unreadable CSR: " + sans.error().message, "csr");
+    out.subject = std::move(*subject);
+    out.sans = std::move(*sans);
     out.key_type = describe_key(key.get());
     auto req_pem = req_to_pem(req.get());
     if (!req_pem) return req_pem.error();

@@ -41,10 +41,11 @@ result<std::string> bn_to_decimal(const BIGNUM* bn) {
     return std::string(s.get());
 }
 
-std::string asn1_string_utf8(const ASN1_STRING* s) {
+// errc::invalid_argument when the string does not convert (a BMPString of odd length, ...).
+result<std::string> asn1_string_utf8(const ASN1_STRING* s) {
     unsigned char* out = nullptr;
-    int n = ASN1_STRING_to_UTF8(&out, s);
-    if (n < 0) return {};
+    int n = s ? ASN1_STRING_to_UTF8(&out, s) : -1;
+    if (n < 0) return ossl::fail(errc::invalid_argument, "a name does not convert to UTF-8");
     ossl::openssl_string owned(reinterpret_cast<char*>(out));
     return std::string(owned.get(), static_cast<std::size_t>(n));
 }
@@ -268,12 +269,14 @@ result<std::vector<std::string>> certificate_host_names(std::string_view pem) {
     if (!cert) return cert.error();
     std::vector<std::string> out;
     auto subject = read_subject(X509_get_subject_name(cert->get()));
-    if (!subject.common_name.empty()) out.push_back(subject.common_name);
+    if (!subject) return subject.error();
+    if (!subject->common_name.empty()) out.push_back(subject->common_name);
     ossl::general_names names(
         static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert->get(), NID_subject_alt_name, nullptr, nullptr)));
     auto sans = read_sans(names.get());
-    out.insert(out.end(), sans.dns.begin(), sans.dns.end());
-    out.insert(out.end(), sans.ip.begin(), sans.ip.end());
+    if (!sans) return sans.error();
+    out.insert(out.end(), sans->dns.begin(), sans->dns.end());
+    out.insert(out.end(), sans->ip.begin(), sans->ip.end());
     return out;
 }
 
@@ -365,26 +368,29 @@ ossl::asn1_time to_asn1_time(time_point t) {
     return ossl::asn1_time(ASN1_TIME_set(nullptr, std::chrono::system_clock::to_time_t(secs)));
 }
 
-subject_fields read_subject(const X509_NAME* name) {
+result<subject_fields> read_subject(const X509_NAME* name) {
     subject_fields s;
     if (!name) return s;
-    auto get = [name](int nid) -> std::string {
+    for (auto [nid, field] : {std::pair{NID_commonName, &subject_fields::common_name},
+                              std::pair{NID_pkcs9_emailAddress, &subject_fields::email},
+                              std::pair{NID_organizationName, &subject_fields::organization},
+                              std::pair{NID_organizationalUnitName, &subject_fields::organizational_unit},
+                              std::pair{NID_countryName, &subject_fields::country},
+                              std::pair{NID_stateOrProvinceName, &subject_fields::state},
+                              std::pair{NID_localityName, &subject_fields::locality}}) {
         int i = X509_NAME_get_index_by_NID(name, nid, -1);
-        if (i < 0) return {};
+        if (i < 0) continue; // absent: the field stays empty
         const X509_NAME_ENTRY* e = X509_NAME_get_entry(name, i);
-        return e ? asn1_string_utf8(X509_NAME_ENTRY_get_data(e)) : std::string();
-    };
-    s.common_name = get(NID_commonName);
-    s.email = get(NID_pkcs9_emailAddress);
-    s.organization = get(NID_organizationName);
-    s.organizational_unit = get(NID_organizationalUnitName);
-    s.country = get(NID_countryName);
-    s.state = get(NID_stateOrProvinceName);
-    s.locality = get(NID_localityName);
+        auto text = asn1_string_utf8(e ? X509_NAME_ENTRY_get_data(e) : nullptr);
+        if (!text)
+            return make_error(errc::invalid_argument,
+                              std::string("the subject's ") + OBJ_nid2sn(nid) + " does not convert to UTF-8");
+        s.*field = std::move(*text);
+    }
     return s;
 }
 
-subject_alt_names read_sans(const GENERAL_NAMES* names) {
+result<subject_alt_names> read_sans(const GENERAL_NAMES* names) {
     subject_alt_names out;
     if (!names) return out;
     for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i) {
@@ -392,10 +398,20 @@ subject_alt_names read_sans(const GENERAL_NAMES* names) {
         int type = 0;
         void* value = GENERAL_NAME_get0_value(gn, &type);
         const auto* str = static_cast<const ASN1_STRING*>(value);
+        auto text = [&]() -> result<std::string> {
+            auto t = asn1_string_utf8(str);
+            if (!t) return make_error(errc::invalid_argument, "a subject alternative name does not convert to UTF-8");
+            return t;
+        };
         switch (type) {
-        case GEN_DNS: out.dns.push_back(asn1_string_utf8(str)); break;
-        case GEN_EMAIL: out.email.push_back(asn1_string_utf8(str)); break;
-        case GEN_URI: out.uri.push_back(asn1_string_utf8(str)); break;
+        case GEN_DNS:
+        case GEN_EMAIL:
+        case GEN_URI: {
+            auto t = text();
+            if (!t) return t.error();
+            (type == GEN_DNS ? out.dns : type == GEN_EMAIL ? out.email : out.uri).push_back(std::move(*t));
+            break;
+        }
         case GEN_IPADD: {
             char buf[INET6_ADDRSTRLEN] = {};
             const unsigned char* d = ASN1_STRING_get0_data(str);

@@ -50,9 +50,10 @@ result<std::string> random_serial(const rng_fn& rng);
 time_point from_asn1_time(const ASN1_TIME* t);
 ossl::asn1_time to_asn1_time(time_point t);
 
-// Subject DN fields and SANs read back from a certificate or request.
-subject_fields read_subject(const X509_NAME* name);
-subject_alt_names read_sans(const GENERAL_NAMES* names);
+// Subject DN fields and SANs read back from a certificate or request (absent ones empty);
+// errc::invalid_argument when one present does not convert to UTF-8, never an empty field.
+result<subject_fields> read_subject(const X509_NAME* name);
+result<subject_alt_names> read_sans(const GENERAL_NAMES* names);
 
 // errc::crypto_failure if the digest cannot be computed (no SHA-256 provider).
 result<std::string> sha256_hex(std::string_view data);

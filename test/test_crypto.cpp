@@ -148,7 +148,7 @@ void check_client_profile(X509* cert, const certificate_authority& ca, bool rsa,
     } else {
         BOOST_REQUIRE(sans);
         BOOST_TEST(crit == 0);
-        auto s = read_sans(sans.get());
+        auto s = read_sans(sans.get()).value();
         BOOST_TEST(s.dns == want_sans.dns, boost::test_tools::per_element());
         BOOST_TEST(s.email == want_sans.email, boost::test_tools::per_element());
         BOOST_TEST(s.ip == want_sans.ip, boost::test_tools::per_element());
@@ -440,7 +440,7 @@ BOOST_AUTO_TEST_CASE(subject_and_san_encoding) {
     s.locality = "Berlin";
     auto n = build_name(s);
     BOOST_REQUIRE(n.has_value());
-    BOOST_TEST((read_subject(n->get()) == s));
+    BOOST_TEST((read_subject(n->get()).value() == s));
 
     auto bad = [](subject_fields f, const char* field) {
         auto r = build_name(f);
@@ -472,7 +472,27 @@ BOOST_AUTO_TEST_CASE(subject_and_san_encoding) {
     sans.uri = {"spiffe://example.org/ns/a"};
     auto g = build_general_names(sans);
     BOOST_REQUIRE(g.has_value());
-    BOOST_TEST((read_sans(g->get()) == sans));
+    BOOST_TEST((read_sans(g->get()).value() == sans));
+
+    // A name that does not convert to UTF-8 is an error, not an empty field: a UniversalString
+    // holding no Unicode code point (0x7fffffff), an odd-length BMPString.
+    ossl::x509_name odd(X509_NAME_new());
+    BOOST_REQUIRE(odd);
+    BOOST_REQUIRE(X509_NAME_add_entry_by_NID(odd.get(), NID_organizationName, V_ASN1_UNIVERSALSTRING,
+                                             reinterpret_cast<const unsigned char*>("\x7f\xff\xff\xff"), 4, -1,
+                                             0) == 1);
+    auto unreadable = read_subject(odd.get());
+    BOOST_REQUIRE(!unreadable.has_value());
+    BOOST_TEST((unreadable.error().code == errc::invalid_argument));
+    BOOST_TEST(unreadable.error().message.find("O ") != std::string::npos, unreadable.error().message);
+    ossl::general_names odd_sans(GENERAL_NAMES_new());
+    ossl::general_name gn(GENERAL_NAME_new());
+    ASN1_STRING* bmp = ASN1_STRING_type_new(V_ASN1_BMPSTRING);
+    BOOST_REQUIRE(bmp);
+    BOOST_REQUIRE(ASN1_STRING_set(bmp, "abc", 3) == 1);
+    GENERAL_NAME_set0_value(gn.get(), GEN_DNS, bmp);
+    BOOST_REQUIRE(sk_GENERAL_NAME_push(odd_sans.get(), gn.release()) > 0);
+    BOOST_TEST(!read_sans(odd_sans.get()).has_value());
 
     for (auto mutate : std::vector<std::function<void(subject_alt_names&)>>{
              [](subject_alt_names& x) { x.ip = {"300.1.1.1"}; },
@@ -625,7 +645,7 @@ BOOST_AUTO_TEST_CASE(every_key_type_verifies_with_exact_profile) {
                            boost::test_tools::per_element());
                 BOOST_TEST(c.serial_decimal == req.serial_decimal);
                 BOOST_TEST(c.fingerprint_sha256 == fingerprint_sha256(c.cert.get()).value());
-                BOOST_TEST((read_subject(X509_get_subject_name(c.cert.get())) == req.subject));
+                BOOST_TEST((read_subject(X509_get_subject_name(c.cert.get())).value() == req.subject));
                 BOOST_TEST(cert_to_der(load_cert_der(c.der)->get()).value() == c.der);
                 BOOST_TEST(cert_to_pem(load_cert_pem(c.pem)->get()).value() == c.pem);
                 ossl::pkey pub(X509_get_pubkey(c.cert.get()));
