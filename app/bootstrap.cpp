@@ -239,7 +239,7 @@ result<void> record_server_cert(const storage::layout& l, const issued_cert& cer
     rec.usage = cert_usage::server;
     rec.notes = "TLS listener certificate from certmate init --server-cert (key in tls/server.key)";
     rec.renewal.renewal_enabled = false;
-    rec.key_type = std::string(to_string(key_type::ec_p256));
+    rec.key_type = describe_key(X509_get0_pubkey(cert.cert.get())); // what issue_server_cert generated
     rec.sans = req.sans;
     rec.has_private_key = false;
     storage::fs_store store(l);
