@@ -344,9 +344,9 @@ asio::awaitable<void> server::impl::serve(connection& c, Stream& s) {
         auto [ec, n] = co_await http::async_read_header(s, buffer, parser, tuple_awaitable);
         std::size_t body_limit = largest;
         if (!ec) {
-            const std::string_view target = parser.get().target();
-            if (!target.substr(0, target.find('?')).starts_with("/api/client-certs/batch")) {
-                body_limit = opts.body_limit;
+            // Authenticated from the header alone, before a byte of the body is read.
+            body_limit = body_limit_for(*api, parser.get(), c.peer);
+            if (body_limit < largest) {
                 if (parser.content_length() && *parser.content_length() > body_limit)
                     ec = http::error::body_limit;
                 else
