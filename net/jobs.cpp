@@ -38,6 +38,15 @@ audit_entry job_entry(std::string operation, const job_record& j, const principa
 // The identifier of row `i` of a job (the input keeps one per row).
 const std::string& row_identifier(const job_input& in, std::size_t i) { return in.identifiers.at(i); }
 
+// Kept rows that do not fit their job (a torn or edited file) are unreadable: one identifier per
+// row, and a create body per row for a create job.
+result<job_input> fitting(result<job_input> in, const job_record& j) {
+    if (!in) return in;
+    if (in->identifiers.size() != j.total || (j.kind == job_kind::create && in->rows.size() != j.total))
+        return make_error(errc::storage_failure, "the kept rows do not match the job's " + std::to_string(j.total));
+    return in;
+}
+
 } // namespace
 
 unsigned job_runner::parallel_rows() const {
@@ -90,6 +99,10 @@ asio::awaitable<void> job_runner::recover() {
     auto load_fn = [&svc]() { return svc.load_jobs(); };
     auto kept = co_await api_.core.in_pool(load_fn);
     for (auto& j : kept) {
+        if (std::lock_guard lk(mu_); jobs_.count(j.id)) {
+            spdlog::error("job {} is kept twice; the second copy is ignored", j.id);
+            continue;
+        }
         auto e = std::make_shared<entry>();
         const bool was_live = !finished(j.state);
         const std::string was = std::string(to_string(j.state));
@@ -100,7 +113,7 @@ asio::awaitable<void> job_runner::recover() {
             jobs_[id] = e;
         }
         if (!was_live) continue;
-        auto input_fn = [&svc, &id]() { return svc.load_job_input(id); };
+        auto input_fn = [&svc, &id, &e]() { return fitting(svc.load_job_input(id), e->rec); };
         auto in = co_await api_.core.in_pool(input_fn);
         if (in) {
             e->input = std::make_shared<const job_input>(std::move(*in));
@@ -396,7 +409,12 @@ asio::awaitable<result<job_record>> job_runner::resume(const std::string& id, pr
     }
     auto& svc = api_.core.view();
     if (!e->input) {
-        auto input_fn = [&svc, &id]() { return svc.load_job_input(id); };
+        job_record rec;
+        {
+            std::lock_guard lk(mu_);
+            rec = e->rec;
+        }
+        auto input_fn = [&svc, &id, &rec]() { return fitting(svc.load_job_input(id), rec); };
         auto in = co_await api_.core.in_pool(input_fn);
         if (!in) co_return make_error(errc::conflict, "the job's rows cannot be read; it cannot be resumed");
         e->input = std::make_shared<const job_input>(std::move(*in));
@@ -432,7 +450,10 @@ asio::awaitable<result<job_input>> job_runner::input(const std::string& id) {
     }
     if (e->input) co_return *e->input;
     auto& svc = api_.core.view();
-    auto input_fn = [&svc, &id]() { return svc.load_job_input(id); };
+    auto rec_now = get(id);
+    if (!rec_now) co_return make_error(errc::not_found, "no such job");
+    const job_record rec = std::move(*rec_now);
+    auto input_fn = [&svc, &id, &rec]() { return fitting(svc.load_job_input(id), rec); };
     co_return co_await api_.core.in_pool(input_fn);
 }
 

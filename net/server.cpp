@@ -488,7 +488,12 @@ result<void> server::start() {
     // request is accepted; connections wait in the listen backlog meanwhile.
     // (A captureless lambda: a coroutine's parameters live in its frame, a closure's captures would not.)
     auto serve_after_recovery = [](auto& m, auto log_failure) -> asio::awaitable<void> {
-        co_await m.api->jobs.recover();
+        // A kept job that cannot be recovered must not keep the server from serving.
+        try {
+            co_await m.api->jobs.recover();
+        } catch (const std::exception& e) {
+            spdlog::error("job recovery stopped early: {}; serving anyway", e.what());
+        }
         asio::co_spawn(m.accept_strand, m.accept_loop(m.acceptor, false), log_failure("listener"));
         if (m.tls_acceptor)
             asio::co_spawn(m.accept_strand, m.accept_loop(*m.tls_acceptor, true), log_failure("TLS listener"));

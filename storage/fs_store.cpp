@@ -581,6 +581,8 @@ std::vector<job_record> fs_store::load_jobs() const {
         if (!job_id_ok(name.substr(0, name.size() - 5))) continue;
         auto v = read_json(it->path());
         auto j = v ? job_from_json(*v) : result<job_record>(v.error());
+        if (j && j->id != name.substr(0, name.size() - 5))
+            j = make_error(errc::storage_failure, "it names another job, " + j->id.substr(0, 64));
         if (!j) {
             spdlog::error("skipping job {}: {}", it->path().string(), j.error().message);
             continue;

@@ -178,6 +178,10 @@ BOOST_AUTO_TEST_CASE(a_corrupt_kept_job_does_not_stop_the_server) {
                       write_file(jobs / (bad + ".input.json"),
                                  R"({"identifiers":["only-one"],"rows":[{"common_name":"x","identifier":"only-one"}]})");
                       write_file(jobs / "job-00112233445566bb.json", "{not json");
+                      // A document under another job's name (a copied file) is not that job.
+                      write_file(jobs / "job-00112233445566ee.json",
+                                 R"({"id":"job-00112233445566ef","kind":"revoke","state":"succeeded",)"
+                                 R"("role":"operator","created_at":"2026-01-01T00:00:00Z","total":0,"outcomes":""})");
                   });
     BOOST_TEST_REQUIRE(answers(s.port()));
     auto c = s.client();
@@ -185,6 +189,8 @@ BOOST_AUTO_TEST_CASE(a_corrupt_kept_job_does_not_stop_the_server) {
     BOOST_TEST(r.status == 200u, r.body);
     BOOST_TEST(str(obj(r), "state") == "failed");
     BOOST_TEST(c.post_json("/api/jobs/" + bad + "/resume", "", s.tokens.operator_).status == 409u);
+    BOOST_TEST(c.get("/api/jobs/job-00112233445566ef", s.tokens.operator_).status == 404u);
+    BOOST_TEST(c.get("/api/jobs/job-00112233445566ee", s.tokens.operator_).status == 404u);
 }
 
 // (3) What a crash leaves in state/jobs is cleaned at start-up: write_file_atomic's temp files
