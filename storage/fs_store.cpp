@@ -589,6 +589,22 @@ std::vector<job_record> fs_store::load_jobs() const {
         }
         out.push_back(std::move(*j));
     }
+    // The rows of a job whose document was never written (a crash between the two writes of
+    // submit; the request was never answered 202) belong to no job: removed.
+    bool removed = false;
+    for (fs::directory_iterator it(jobs_dir(layout_), ec), end; !ec && it != end; it.increment(ec)) {
+        const std::string name = it->path().filename().string();
+        constexpr std::string_view suffix = ".input.json";
+        if (!name.ends_with(suffix) || !job_id_ok(name.substr(0, name.size() - suffix.size()))) continue;
+        std::error_code xec;
+        const std::string doc = name.substr(0, name.size() - suffix.size()) + ".json";
+        if (fs::exists(jobs_dir(layout_) / doc, xec) || xec) continue;
+        if (fs::remove(it->path(), xec) && !xec) {
+            spdlog::warn("removed {}: the rows of a job that was never accepted", it->path().string());
+            removed = true;
+        }
+    }
+    if (removed) (void)fsync_dir(jobs_dir(layout_));
     std::sort(out.begin(), out.end(), [](const job_record& a, const job_record& b) {
         return a.created_at != b.created_at ? a.created_at < b.created_at : a.id < b.id;
     });
