@@ -439,6 +439,11 @@ asio::awaitable<response> batch_revoke(call& c) {
     } else {
         if (!filter_v->is_object())
             co_return error_response(errc::invalid_argument, "filter: must be an object", "filter");
+        // An empty filter selects every certificate: too easy to send by mistake to be a request.
+        if (filter_v->get_object().empty())
+            co_return error_response(errc::invalid_argument,
+                                     "filter: name at least one of usage, search, status, expiring_within_days",
+                                     "filter");
         path_params q;
         for (const auto& kv : filter_v->get_object()) {
             const std::string k(kv.key());
