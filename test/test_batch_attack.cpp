@@ -264,3 +264,54 @@ BOOST_AUTO_TEST_CASE(a_full_audit_disk_refuses_a_batch_and_keeps_nothing) {
             kept += e.path().filename().string().ends_with(".json") ? 1 : 0;
     BOOST_TEST(kept == 2 * before);
 }
+
+namespace {
+// This process's peak resident set (VmHWM), in MiB: the in-process server's allocations count.
+std::size_t peak_rss_mib() {
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    while (std::getline(in, line))
+        if (line.starts_with("VmHWM:")) return std::stoul(line.substr(6)) / 1024;
+    return 0;
+}
+} // namespace
+
+// (1) An operator's batch at the body limit is refused for its shape without the server's memory
+// growing tenfold: a line of 32 million commas, 10 million empty rows or objects, 8 million
+// identifiers to revoke.
+BOOST_AUTO_TEST_CASE(a_batch_body_of_empty_cells_or_rows_stays_small_in_memory) {
+    test_server s;
+    auto c = s.client();
+    c.set_timeout(60s);
+    const auto& op = s.tokens.operator_;
+    const std::size_t limit = 32 * 1024 * 1024 - 64;
+    std::vector<std::pair<std::string, std::string>> bodies;
+    bodies.emplace_back("text/csv", "common_name\n" + std::string(limit - 20, ',') + "\n");
+    std::string rows = R"({"headers":["common_name"],"rows":[)";
+    while (rows.size() < limit - 8) rows += "[],";
+    rows.back() = ']';
+    rows += "}";
+    bodies.emplace_back("application/json", std::move(rows));
+    std::string certs = R"({"certificates":[)";
+    while (certs.size() < limit - 8) certs += "{},";
+    certs.back() = ']';
+    certs += "}";
+    bodies.emplace_back("application/json", std::move(certs));
+    std::string ids = R"({"identifiers":[)";
+    while (ids.size() < limit - 8) ids += R"("a",)";
+    ids.back() = ']';
+    ids += "}";
+    bodies.emplace_back("revoke", std::move(ids));
+    for (auto& [type, body] : bodies) {
+        const auto before = peak_rss_mib();
+        const bool revoke = type == "revoke";
+        if (revoke) type = "application/json";
+        auto r = c.request("POST", revoke ? "/api/client-certs/batch/revoke" : "/api/client-certs/batch", body,
+                           {{"Authorization", "Bearer " + op}, {"Content-Type", type}});
+        const auto after = peak_rss_mib();
+        BOOST_TEST_MESSAGE(type << " " << body.size() / (1024 * 1024) << " MiB: " << r.status << ", peak RSS "
+                                << before << " -> " << after << " MiB");
+        BOOST_TEST(r.status == 400u, r.body.substr(0, 200));
+        BOOST_TEST(after <= before + 400, "peak RSS grew by " << after - before << " MiB");
+    }
+}
