@@ -72,14 +72,16 @@ asio::awaitable<result<void>> job_runner::save(entry& e) {
 asio::awaitable<void> job_runner::recount(entry& e) {
     std::vector<std::size_t> pending;
     job_kind kind;
+    std::shared_ptr<const job_input> held;
     {
         std::lock_guard lk(mu_);
         kind = e.rec.kind;
+        held = e.input;
         for (std::size_t i = 0; i < e.rec.outcomes.size(); ++i)
             if (e.rec.outcomes[i] == static_cast<char>(row_outcome::pending)) pending.push_back(i);
     }
-    if (pending.empty() || !e.input) co_return;
-    const job_input& in = *e.input;
+    if (pending.empty() || !held) co_return;
+    const job_input& in = *held;
     std::vector<std::size_t> done;
     auto check = [&](cert_service& s) {
         for (auto i : pending) {
@@ -116,8 +118,13 @@ asio::awaitable<void> job_runner::recover() {
         auto input_fn = [&svc, &id, &e]() { return fitting(svc.load_job_input(id), e->rec); };
         auto in = co_await api_.core.in_pool(input_fn);
         if (in) {
-            e->input = std::make_shared<const job_input>(std::move(*in));
+            {
+                std::lock_guard lk(mu_);
+                e->input = std::make_shared<const job_input>(std::move(*in));
+            }
             co_await recount(*e);
+            std::lock_guard lk(mu_);
+            e->input.reset(); // a resume reads the rows again
         } else {
             spdlog::error("job {}: its rows cannot be read ({}); it cannot be resumed", id, in.error().message);
         }
@@ -206,7 +213,12 @@ void job_runner::schedule() {
 
 asio::awaitable<bool> job_runner::run_row(entry& e, std::size_t row) {
     const job_kind kind = e.rec.kind; // fixed for the job's life
-    const job_input& in = *e.input;
+    std::shared_ptr<const job_input> held;
+    {
+        std::lock_guard lk(mu_);
+        held = e.input;
+    }
+    const job_input& in = *held;
     const std::string& id = row_identifier(in, row);
     result<cert_view> r = make_error(errc::internal, "row not run");
     if (kind == job_kind::create) {
@@ -308,6 +320,9 @@ asio::awaitable<void> job_runner::run(std::shared_ptr<entry> e) {
         r.finished_at = svc.now();
         --running_;
         e->cancel = false;
+        // The rows are on disk (results, archive and a resume read them there): a finished job
+        // keeps no copy in memory (keep_finished jobs of up to 32 MiB each).
+        e->input.reset();
     }
     co_await save(*e);
     spdlog::info("job {} {}: {} of {} rows done, {} failed", e->rec.id, to_string(e->rec.state), e->rec.done(),
@@ -408,15 +423,18 @@ asio::awaitable<result<job_record>> job_runner::resume(const std::string& id, pr
                                                      std::string(to_string(e->rec.state)));
     }
     auto& svc = api_.core.view();
-    if (!e->input) {
-        job_record rec;
-        {
-            std::lock_guard lk(mu_);
-            rec = e->rec;
-        }
+    job_record rec;
+    bool loaded = false;
+    {
+        std::lock_guard lk(mu_);
+        rec = e->rec;
+        loaded = e->input != nullptr;
+    }
+    if (!loaded) {
         auto input_fn = [&svc, &id, &rec]() { return fitting(svc.load_job_input(id), rec); };
         auto in = co_await api_.core.in_pool(input_fn);
         if (!in) co_return make_error(errc::conflict, "the job's rows cannot be read; it cannot be resumed");
+        std::lock_guard lk(mu_);
         e->input = std::make_shared<const job_input>(std::move(*in));
     }
     co_await recount(*e);
@@ -448,7 +466,12 @@ asio::awaitable<result<job_input>> job_runner::input(const std::string& id) {
         if (it == jobs_.end()) co_return make_error(errc::not_found, "no such job");
         e = it->second;
     }
-    if (e->input) co_return *e->input;
+    std::shared_ptr<const job_input> held;
+    {
+        std::lock_guard lk(mu_);
+        held = e->input;
+    }
+    if (held) co_return *held;
     auto& svc = api_.core.view();
     auto rec_now = get(id);
     if (!rec_now) co_return make_error(errc::not_found, "no such job");

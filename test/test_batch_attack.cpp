@@ -11,6 +11,7 @@
 
 #include <boost/json.hpp>
 
+#include <malloc.h>
 #include <sys/mount.h>
 
 #include <fstream>
@@ -314,4 +315,51 @@ BOOST_AUTO_TEST_CASE(a_batch_body_of_empty_cells_or_rows_stays_small_in_memory) 
         BOOST_TEST(r.status == 400u, r.body.substr(0, 200));
         BOOST_TEST(after <= before + 400, "peak RSS grew by " << after - before << " MiB");
     }
+}
+
+namespace {
+std::size_t rss_mib() {
+    ::malloc_trim(0); // freed memory back to the system, so RSS counts what is still held
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    while (std::getline(in, line))
+        if (line.starts_with("VmRSS:")) return std::stoul(line.substr(6)) / 1024;
+    return 0;
+}
+} // namespace
+
+// (1) A finished job's rows live on disk, not in the server's memory: keep_finished (200) jobs of
+// 32 MiB each would otherwise hold gigabytes. Each job here carries 24 MiB of rows (24 invalid
+// rows of 1 MiB notes, ?partial=true, and one valid row).
+BOOST_AUTO_TEST_CASE(finished_jobs_do_not_keep_their_rows_in_memory) {
+    test_server s;
+    auto c = s.client();
+    c.set_timeout(60s);
+    const auto& op = s.tokens.operator_;
+    auto run_job = [&](int n) {
+        std::string csv = "common_name,cert_usage,notes\n";
+        csv += "keep-" + std::to_string(n) + ",,\n";
+        for (int i = 0; i < 24; ++i) csv += "bad-" + std::to_string(i) + ",bogus," + std::string(1 << 20, 'n') + "\n";
+        auto r = post_csv(c, "/api/client-certs/batch?partial=true", csv, op);
+        BOOST_TEST_REQUIRE(r.status == 202u, r.body.substr(0, 300));
+        const std::string id = str(obj(r), "id");
+        for (int i = 0; i < 400; ++i) {
+            auto st = str(obj(c.get("/api/jobs/" + id, op)), "state");
+            if (st != "queued" && st != "running") return;
+            std::this_thread::sleep_for(25ms);
+        }
+        BOOST_FAIL("job " << id << " did not finish");
+    };
+    run_job(0); // warm up
+    const auto before = rss_mib();
+    for (int n = 1; n <= 8; ++n) run_job(n);
+    const auto after = rss_mib();
+    BOOST_TEST_MESSAGE("RSS " << before << " -> " << after << " MiB after 8 jobs of 24 MiB");
+    BOOST_TEST(after <= before + 72, "RSS grew by " << after - before << " MiB");
+    // The rows are still there for the results.
+    auto list = c.get("/api/jobs", op).json().at("jobs").as_array();
+    BOOST_TEST_REQUIRE(list.size() == 9u);
+    auto results = c.get("/api/jobs/" + std::string(list[0].at("id").as_string()) + "/results", op);
+    BOOST_TEST(results.status == 200u);
+    BOOST_TEST(has(results.body, "\"status\":\"created\""));
 }
