@@ -47,6 +47,15 @@ result<job_input> fitting(result<job_input> in, const job_record& j) {
     return in;
 }
 
+// A job is steered (cancelled, resumed) only by a role at least its submitter's (docs/api.md
+// "Batch jobs"): an operator neither stops an admin's job nor re-runs its rows as an operator.
+result<void> may_steer(const job_record& j, const principal& who, std::string_view what) {
+    if (static_cast<int>(who.role) < static_cast<int>(j.role))
+        return make_error(errc::forbidden, std::string(what) + " of a job submitted with the " +
+                                               std::string(to_string(j.role)) + " role needs that role");
+    return {};
+}
+
 } // namespace
 
 unsigned job_runner::parallel_rows() const {
@@ -388,6 +397,7 @@ asio::awaitable<result<job_record>> job_runner::cancel(const std::string& id, co
         auto it = jobs_.find(id);
         if (it == jobs_.end()) co_return make_error(errc::not_found, "no such job");
         e = it->second;
+        if (auto m = may_steer(e->rec, who, "cancelling"); !m) co_return m.error();
         if (finished(e->rec.state))
             co_return make_error(errc::conflict, "the job is " + std::string(to_string(e->rec.state)) + " already");
     }
@@ -418,6 +428,7 @@ asio::awaitable<result<job_record>> job_runner::resume(const std::string& id, pr
         auto it = jobs_.find(id);
         if (it == jobs_.end()) co_return make_error(errc::not_found, "no such job");
         e = it->second;
+        if (auto m = may_steer(e->rec, who, "resuming"); !m) co_return m.error();
         if (e->rec.state != job_state::interrupted && e->rec.state != job_state::cancelled)
             co_return make_error(errc::conflict, "only an interrupted or cancelled job can be resumed; this one is " +
                                                      std::string(to_string(e->rec.state)));

@@ -363,3 +363,38 @@ BOOST_AUTO_TEST_CASE(finished_jobs_do_not_keep_their_rows_in_memory) {
     BOOST_TEST(results.status == 200u);
     BOOST_TEST(has(results.body, "\"status\":\"created\""));
 }
+
+// (1) An operator cannot cancel an admin's job, nor resume it (which would run the admin's rows
+// as an operator and fail for good those only an admin may create): the submitter's role bounds
+// who may steer the job.
+BOOST_AUTO_TEST_CASE(an_operator_cannot_cancel_or_resume_an_admins_job) {
+    test_server s([](app::config& cfg) {
+        cfg.jobs.max_running = 1;
+        cfg.jobs.parallel_rows = 1;
+    });
+    auto c = s.client();
+    const auto& op = s.tokens.operator_;
+    const auto& admin = s.tokens.admin;
+    std::string csv = "common_name,api_role\n";
+    for (int i = 0; i < 400; ++i) csv += "adm-" + std::to_string(i) + ",admin\n";
+    auto first = post_csv(c, "/api/client-certs/batch", csv, admin);
+    BOOST_TEST_REQUIRE(first.status == 202u, first.body);
+    std::string csv2 = "common_name,api_role\nadm-second,admin\n";
+    auto second = post_csv(c, "/api/client-certs/batch", csv2, admin);
+    BOOST_TEST_REQUIRE(second.status == 202u, second.body);
+    const std::string id1 = str(obj(first), "id"), id2 = str(obj(second), "id");
+    auto del = [&](const std::string& id, const std::string& token) {
+        return c.request("DELETE", "/api/jobs/" + id, "", {{"Authorization", "Bearer " + token}});
+    };
+    BOOST_TEST(del(id2, op).status == 403u);
+    BOOST_TEST(del(id1, op).status == 403u);
+    BOOST_TEST(str(obj(c.get("/api/jobs/" + id2, op)), "state") == "queued");
+    auto r = del(id2, admin);
+    BOOST_TEST(r.status == 202u, r.body);
+    BOOST_TEST(str(obj(c.get("/api/jobs/" + id2, op)), "state") == "cancelled");
+    BOOST_TEST(c.post_json("/api/jobs/" + id2 + "/resume", "", op).status == 403u);
+    BOOST_TEST(str(obj(c.get("/api/jobs/" + id2, op)), "state") == "cancelled");
+    r = c.post_json("/api/jobs/" + id2 + "/resume", "", admin);
+    BOOST_TEST(r.status == 202u, r.body);
+    BOOST_TEST(del(id1, admin).status == 202u);
+}
