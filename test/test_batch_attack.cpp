@@ -398,3 +398,33 @@ BOOST_AUTO_TEST_CASE(an_operator_cannot_cancel_or_resume_an_admins_job) {
     BOOST_TEST(r.status == 202u, r.body);
     BOOST_TEST(del(id1, admin).status == 202u);
 }
+
+// (1) The archive of an admin's job, fetched by an operator, holds no key of a certificate with
+// api_role admin (the operator may not download that key singly either); the admin gets it.
+BOOST_AUTO_TEST_CASE(an_operator_gets_no_admin_key_from_an_archive) {
+    test_server s;
+    auto c = s.client();
+    const auto& op = s.tokens.operator_;
+    const auto& admin = s.tokens.admin;
+    auto r = post_csv(c, "/api/client-certs/batch", "common_name,identifier,api_role\nA,arc-admin,admin\nB,arc-plain,\n",
+                      admin);
+    BOOST_TEST_REQUIRE(r.status == 202u, r.body);
+    const std::string id = str(obj(r), "id");
+    for (int i = 0; i < 200 && str(obj(c.get("/api/jobs/" + id, op)), "state") != "succeeded"; ++i)
+        std::this_thread::sleep_for(25ms);
+    temp_dir tmp;
+    auto members = [&](const std::string& token) {
+        auto a = c.get("/api/jobs/" + id + "/archive", token);
+        BOOST_TEST_REQUIRE(a.status == 200u, a.body.substr(0, 200));
+        write_text(tmp.path() / "a.tar.gz", a.body);
+        auto l = run("tar tzf " + (tmp.path() / "a.tar.gz").string());
+        BOOST_TEST_REQUIRE(l.exit_code == 0, l.output);
+        return l.output;
+    };
+    const auto as_op = members(op);
+    BOOST_TEST(has(as_op, "arc-admin/arc-admin.crt"));
+    BOOST_TEST(!has(as_op, "arc-admin/arc-admin.key"), as_op);
+    BOOST_TEST(has(as_op, "arc-plain/arc-plain.key"), as_op);
+    BOOST_TEST(has(members(admin), "arc-admin/arc-admin.key"));
+    BOOST_TEST(c.get("/api/jobs/" + id + "/archive", s.tokens.viewer).status == 403u);
+}
