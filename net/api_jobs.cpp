@@ -637,7 +637,7 @@ void add_job_routes(router& r) {
     r.add({verb::delete_, "/api/jobs/{id}", op, rate_class::default_, body_kind::none, false, cancel_job});
     r.add({verb::post, "/api/jobs/{id}/resume", op, rate_class::batch, body_kind::json_optional, false, resume_job});
     r.add({verb::get, "/api/jobs/{id}/results", op, rate_class::default_, body_kind::none, false, job_results});
-    r.add({verb::get, "/api/jobs/{id}/archive", op, rate_class::default_, body_kind::none, false, job_archive});
+    r.add({verb::get, "/api/jobs/{id}/archive", op, rate_class::batch, body_kind::none, false, job_archive});
 }
 
 } // namespace certmate::net

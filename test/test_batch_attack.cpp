@@ -428,3 +428,18 @@ BOOST_AUTO_TEST_CASE(an_operator_gets_no_admin_key_from_an_archive) {
     BOOST_TEST(has(members(admin), "arc-admin/arc-admin.key"));
     BOOST_TEST(c.get("/api/jobs/" + id + "/archive", s.tokens.viewer).status == 403u);
 }
+
+// (1) An archive of up to 30,000 certificates and keys is built in memory: it counts against the
+// batch rate class, not the default one (100 a minute).
+BOOST_AUTO_TEST_CASE(the_archive_is_in_the_batch_rate_class) {
+    test_server s([](app::config& cfg) { cfg.limits.batch_per_min = 2; });
+    auto c = s.client();
+    const auto& op = s.tokens.operator_;
+    auto r = post_csv(c, "/api/client-certs/batch", "common_name\nrate-1\n", op);
+    BOOST_TEST_REQUIRE(r.status == 202u, r.body);
+    const std::string id = str(obj(r), "id");
+    for (int i = 0; i < 200 && str(obj(c.get("/api/jobs/" + id, op)), "state") != "succeeded"; ++i)
+        std::this_thread::sleep_for(25ms);
+    BOOST_TEST(c.get("/api/jobs/" + id + "/archive", op).status == 200u);
+    BOOST_TEST(c.get("/api/jobs/" + id + "/archive", op).status == 429u);
+}
