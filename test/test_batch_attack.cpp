@@ -443,3 +443,32 @@ BOOST_AUTO_TEST_CASE(the_archive_is_in_the_batch_rate_class) {
     BOOST_TEST(c.get("/api/jobs/" + id + "/archive", op).status == 200u);
     BOOST_TEST(c.get("/api/jobs/" + id + "/archive", op).status == 429u);
 }
+
+// (3) state/jobs cannot take the job's rows (a full disk): the batch is refused, nothing is
+// created, nothing is left in state/jobs, and the server keeps serving.
+BOOST_AUTO_TEST_CASE(a_full_state_jobs_disk_refuses_a_batch_and_leaves_nothing) {
+    std::unique_ptr<tmpfs_mount> mnt;
+    test_server s([&](app::config& cfg) { mnt = std::make_unique<tmpfs_mount>(cfg.data_dir / "state" / "jobs", "64k"); });
+    if (!mnt->ok) {
+        BOOST_TEST_MESSAGE("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    }
+    auto c = s.client();
+    const auto& op = s.tokens.operator_;
+    std::string csv = "common_name,notes\n";
+    for (int i = 0; i < 200; ++i) csv += "full-" + std::to_string(i) + "," + std::string(1000, 'n') + "\n";
+    auto r = post_csv(c, "/api/client-certs/batch", csv, op);
+    BOOST_TEST(r.status >= 500u, r.body);
+    BOOST_TEST(c.get("/api/jobs", op).json().at("jobs").as_array().empty());
+    std::size_t left = 0;
+    for (const auto& e : fs::directory_iterator(mnt->dir)) {
+        BOOST_TEST_MESSAGE("left: " << e.path());
+        ++left;
+    }
+    BOOST_TEST(left == 0u);
+    std::this_thread::sleep_for(300ms);
+    BOOST_TEST(c.get("/api/client-certs?limit=1", op).json().at("total").to_number<int>() == 0);
+    // A small batch still fits and runs.
+    r = post_csv(c, "/api/client-certs/batch", "common_name\nsmall-1\n", op);
+    BOOST_TEST(r.status == 202u, r.body);
+}
