@@ -412,6 +412,7 @@ asio::awaitable<result<job_record>> job_runner::cancel(const std::string& id, co
             queue_.erase(q);
             e->rec.state = job_state::cancelled;
             e->rec.finished_at = svc.now();
+            e->input.reset(); // on disk, as for any finished job
             was_queued = true;
         } else {
             e->cancel = true;
@@ -455,6 +456,9 @@ asio::awaitable<result<job_record>> job_runner::resume(const std::string& id, pr
     if (auto a = co_await api_.core.in_pool(audit_fn); !a) co_return a.error();
     {
         std::lock_guard lk(mu_);
+        // forget_old may have dropped the job (a finished one) while its rows were read.
+        if (auto it = jobs_.find(id); it == jobs_.end() || it->second != e)
+            co_return make_error(errc::not_found, "no such job");
         if (e->rec.state != job_state::interrupted && e->rec.state != job_state::cancelled)
             co_return make_error(errc::conflict, "the job was resumed already");
         e->who = std::move(who);
