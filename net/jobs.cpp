@@ -159,7 +159,9 @@ asio::awaitable<result<job_record>> job_runner::submit(job_record j, job_input i
     auto persist = [&]() -> result<void> {
         if (auto a = svc.audit_before(entry_); !a) return a;
         if (auto w = svc.save_job_input(j.id, in); !w) return w;
-        return svc.save_job(j);
+        auto d = svc.save_job(j);
+        if (!d) (void)svc.remove_job(j.id); // not accepted: its rows go too (else the start-up sweep)
+        return d;
     };
     auto kept = co_await api_.core.in_pool(persist);
     if (!kept) {
