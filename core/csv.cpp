@@ -8,9 +8,9 @@ result<std::vector<csv_record>> parse_csv(std::string_view text, std::size_t max
     csv_record rec;
     std::string field;
     std::size_t line = 1;
-    bool quoted = false;     // inside a quoted field
-    bool was_quoted = false; // the current field was quoted (only a separator may follow)
-    bool any = false;        // the current record has content (a field or a separator)
+    bool quoted = false;        // inside a quoted field
+    bool was_quoted = false;    // the current field was quoted (only a separator may follow)
+    bool any = false;           // the current record has content (a field or a separator)
     std::size_t quote_line = 0; // where the open quoted field began
     auto at = [&](std::string what) {
         return make_error(errc::invalid_argument, "CSV line " + std::to_string(line) + ": " + what, "body");

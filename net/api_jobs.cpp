@@ -218,8 +218,10 @@ bool json_values_within(std::string_view body, std::size_t max) {
     for (std::size_t i = 0; i < body.size(); ++i) {
         const char ch = body[i];
         if (in_string) {
-            if (ch == '\\') ++i;
-            else if (ch == '"') in_string = false;
+            if (ch == '\\')
+                ++i;
+            else if (ch == '"')
+                in_string = false;
         } else if (ch == '"') {
             in_string = true;
         } else if (ch == ',' || ch == ':' || ch == '[' || ch == '{') {

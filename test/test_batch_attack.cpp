@@ -32,8 +32,9 @@ bool has(const std::string& s, const std::string& what) { return s.find(what) !=
 std::optional<http_reply> announce_body(unsigned short port, const std::string& target, std::size_t length,
                                         const std::string& token = {}) {
     http_client c(port, "127.0.0.1", 3s);
-    std::string req = "POST " + target + " HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: " +
-                      std::to_string(length) + "\r\n";
+    std::string req = "POST " + target +
+                      " HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: " + std::to_string(length) +
+                      "\r\n";
     if (!token.empty()) req += "Authorization: Bearer " + token + "\r\n";
     req += "\r\n";
     try {
@@ -92,7 +93,8 @@ BOOST_AUTO_TEST_CASE(the_batch_body_limit_needs_an_authenticated_operator) {
     BOOST_TEST(!r.has_value());
     // And a real batch over 64 KiB from an operator is accepted.
     std::string csv = "common_name,notes\n";
-    for (int i = 0; csv.size() < 100 * 1024; ++i) csv += "big-" + std::to_string(i) + "," + std::string(200, 'n') + "\n";
+    for (int i = 0; csv.size() < 100 * 1024; ++i)
+        csv += "big-" + std::to_string(i) + "," + std::string(200, 'n') + "\n";
     auto c = s.client();
     auto ok = post_csv(c, "/api/client-certs/batch", csv, s.tokens.operator_);
     BOOST_TEST(ok.status == 202u, ok.body.substr(0, 300));
@@ -103,8 +105,8 @@ BOOST_AUTO_TEST_CASE(path_tricks_in_job_ids_are_404) {
     test_server s;
     auto c = s.client();
     const auto& op = s.tokens.operator_;
-    for (const std::string id : {"..", "..%2F..%2Fstate", "job-..", "job-0123456789abcdef%2F..", "%2e%2e",
-                                 "job-0123456789abcdef.input"}) {
+    for (const std::string id :
+         {"..", "..%2F..%2Fstate", "job-..", "job-0123456789abcdef%2F..", "%2e%2e", "job-0123456789abcdef.input"}) {
         BOOST_TEST_CONTEXT(id) {
             auto r = c.get("/api/jobs/" + id, op);
             BOOST_TEST(r.status == 404u);
@@ -176,8 +178,9 @@ BOOST_AUTO_TEST_CASE(a_corrupt_kept_job_does_not_stop_the_server) {
                                  R"({"id":")" + bad +
                                      R"(","kind":"create","state":"running","role":"operator",)"
                                      R"("created_at":"2026-01-01T00:00:00Z","total":3,"outcomes":"...","errors":[]})");
-                      write_file(jobs / (bad + ".input.json"),
-                                 R"({"identifiers":["only-one"],"rows":[{"common_name":"x","identifier":"only-one"}]})");
+                      write_file(
+                          jobs / (bad + ".input.json"),
+                          R"({"identifiers":["only-one"],"rows":[{"common_name":"x","identifier":"only-one"}]})");
                       write_file(jobs / "job-00112233445566bb.json", "{not json");
                       // A document under another job's name (a copied file) is not that job.
                       write_file(jobs / "job-00112233445566ee.json",
@@ -239,7 +242,8 @@ void fill(const fs::path& file) {
 // (3) The audit log cannot be written: a batch is refused 503 and nothing is created or kept.
 BOOST_AUTO_TEST_CASE(a_full_audit_disk_refuses_a_batch_and_keeps_nothing) {
     std::unique_ptr<tmpfs_mount> mnt;
-    test_server s([&](app::config& cfg) { mnt = std::make_unique<tmpfs_mount>(cfg.data_dir / "logs" / "audit", "256k"); });
+    test_server s(
+        [&](app::config& cfg) { mnt = std::make_unique<tmpfs_mount>(cfg.data_dir / "logs" / "audit", "256k"); });
     if (!mnt->ok) {
         BOOST_TEST_MESSAGE("skipped: cannot mount a tmpfs here (needs root)");
         return;
@@ -310,8 +314,8 @@ BOOST_AUTO_TEST_CASE(a_batch_body_of_empty_cells_or_rows_stays_small_in_memory) 
         auto r = c.request("POST", revoke ? "/api/client-certs/batch/revoke" : "/api/client-certs/batch", body,
                            {{"Authorization", "Bearer " + op}, {"Content-Type", type}});
         const auto after = peak_rss_mib();
-        BOOST_TEST_MESSAGE(type << " " << body.size() / (1024 * 1024) << " MiB: " << r.status << ", peak RSS "
-                                << before << " -> " << after << " MiB");
+        BOOST_TEST_MESSAGE(type << " " << body.size() / (1024 * 1024) << " MiB: " << r.status << ", peak RSS " << before
+                                << " -> " << after << " MiB");
         BOOST_TEST(r.status == 400u, r.body.substr(0, 200));
         BOOST_TEST(after <= before + 400, "peak RSS grew by " << after - before << " MiB");
     }
@@ -406,8 +410,8 @@ BOOST_AUTO_TEST_CASE(an_operator_gets_no_admin_key_from_an_archive) {
     auto c = s.client();
     const auto& op = s.tokens.operator_;
     const auto& admin = s.tokens.admin;
-    auto r = post_csv(c, "/api/client-certs/batch", "common_name,identifier,api_role\nA,arc-admin,admin\nB,arc-plain,\n",
-                      admin);
+    auto r = post_csv(c, "/api/client-certs/batch",
+                      "common_name,identifier,api_role\nA,arc-admin,admin\nB,arc-plain,\n", admin);
     BOOST_TEST_REQUIRE(r.status == 202u, r.body);
     const std::string id = str(obj(r), "id");
     for (int i = 0; i < 200 && str(obj(c.get("/api/jobs/" + id, op)), "state") != "succeeded"; ++i)
@@ -448,7 +452,8 @@ BOOST_AUTO_TEST_CASE(the_archive_is_in_the_batch_rate_class) {
 // created, nothing is left in state/jobs, and the server keeps serving.
 BOOST_AUTO_TEST_CASE(a_full_state_jobs_disk_refuses_a_batch_and_leaves_nothing) {
     std::unique_ptr<tmpfs_mount> mnt;
-    test_server s([&](app::config& cfg) { mnt = std::make_unique<tmpfs_mount>(cfg.data_dir / "state" / "jobs", "64k"); });
+    test_server s(
+        [&](app::config& cfg) { mnt = std::make_unique<tmpfs_mount>(cfg.data_dir / "state" / "jobs", "64k"); });
     if (!mnt->ok) {
         BOOST_TEST_MESSAGE("skipped: cannot mount a tmpfs here (needs root)");
         return;
