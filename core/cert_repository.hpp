@@ -84,7 +84,8 @@ public:
     virtual result<job_input> load_job_input(const std::string& job_id) const = 0;
     // The job's document and progress, replaced atomically.
     virtual result<void> save_job(const job_record& j) = 0;
-    // Every kept job, oldest first (an unreadable one is logged and skipped).
+    // Every kept job, oldest first (an unreadable one is logged and skipped). At start-up only:
+    // kept rows without a job document (never accepted) are removed.
     virtual std::vector<job_record> load_jobs() const = 0;
     // Forgets a finished job (retention).
     virtual result<void> remove_job(const std::string& job_id) = 0;

@@ -13,6 +13,9 @@
 
 namespace certmate {
 
+// Fields one record may hold (a line of commas must not become millions of strings).
+constexpr std::size_t csv_max_fields = 1024;
+
 struct csv_record {
     std::size_t line = 0; // the line (1-based) the record starts on
     std::vector<std::string> fields;
@@ -20,7 +23,8 @@ struct csv_record {
 
 // Every record of `text`; an empty line is skipped (it is not a record of one empty field). Errors
 // (errc::invalid_argument) name the line: a quote inside an unquoted field, text after a closing
-// quote, a quoted field left open at the end, or more than `max_records` records.
+// quote, a quoted field left open at the end (the line it opened on), more than `max_records`
+// records, or more than csv_max_fields fields in a record.
 result<std::vector<csv_record>> parse_csv(std::string_view text, std::size_t max_records);
 
 } // namespace certmate

@@ -235,6 +235,12 @@ std::string_view openapi_json();
 // failures reported, metrics counted, the summary recorded under state/.
 asio::awaitable<renewal_summary> run_renewal_sweep(api_state& api, const principal& who);
 
+// The body limit of a request whose header has been read (docs/api.md "Batch jobs"):
+// server.batch_body_limit on the two batch routes for a caller the header already authenticates
+// with their role (a bearer token or the TLS client certificate), server.body_limit otherwise, so
+// a stranger cannot make the server read a batch-sized body before it is refused.
+std::size_t body_limit_for(api_state& api, const request& req, const peer_info& peer);
+
 // The whole pipeline for one request: request id, routing, auth, rate limit, content type,
 // handler, the headers every answer carries, metrics. Never throws.
 asio::awaitable<response> dispatch(api_state& api, request& req, const peer_info& peer);

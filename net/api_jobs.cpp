@@ -200,7 +200,42 @@ result<parsed_rows> rows_from_csv(std::string_view body, std::size_t max_rows) {
     return rows_from_table((*records)[0].fields, table);
 }
 
-result<parsed_rows> rows_from_json(std::string_view body) {
+// More rows than a batch may hold: refused before a row is looked at (the body is up to 32 MiB).
+error too_many_rows(std::size_t n, std::size_t max_rows) {
+    return make_error(errc::invalid_argument,
+                      "a batch holds at most " + std::to_string(max_rows) + " rows; this one has " + std::to_string(n),
+                      "body");
+}
+
+// Values a batch document may hold per row: a create body has some 25 fields and lists.
+constexpr std::size_t json_values_per_row = 64;
+
+// Whether `body` holds at most about `max` JSON values (commas, colons and opening brackets outside
+// strings), counted before a DOM is built: 32 MiB of "[]," would be 11 million values, half a
+// GiB of DOM.
+bool json_values_within(std::string_view body, std::size_t max) {
+    std::size_t n = 0;
+    bool in_string = false;
+    for (std::size_t i = 0; i < body.size(); ++i) {
+        const char ch = body[i];
+        if (in_string) {
+            if (ch == '\\')
+                ++i;
+            else if (ch == '"')
+                in_string = false;
+        } else if (ch == '"') {
+            in_string = true;
+        } else if (ch == ',' || ch == ':' || ch == '[' || ch == '{') {
+            if (++n > max) return false;
+        }
+    }
+    return true;
+}
+
+result<parsed_rows> rows_from_json(std::string_view body, std::size_t max_rows) {
+    if (!json_values_within(body, (max_rows + 1) * json_values_per_row))
+        return make_error(errc::invalid_argument,
+                          "the body holds more values than " + std::to_string(max_rows) + " rows may have", "body");
     boost::system::error_code ec;
     json::value v = json::parse(body, ec);
     if (ec) return make_error(errc::invalid_argument, "the body is not valid JSON", "body");
@@ -210,6 +245,7 @@ result<parsed_rows> rows_from_json(std::string_view body) {
         if (o.size() != 1) return make_error(errc::invalid_argument, "only \"certificates\" is expected", "body");
         if (!certs->is_array())
             return make_error(errc::invalid_argument, "certificates: must be an array", "certificates");
+        if (certs->get_array().size() > max_rows) return too_many_rows(certs->get_array().size(), max_rows);
         parsed_rows out;
         std::size_t n = 0;
         for (auto& item : certs->get_array()) {
@@ -231,6 +267,7 @@ result<parsed_rows> rows_from_json(std::string_view body) {
                           "expected {\"certificates\":[...]} or {\"headers\":[...],\"rows\":[[...]]}", "body");
     if (!headers->is_array() || !rows->is_array())
         return make_error(errc::invalid_argument, "headers and rows must be arrays", "headers");
+    if (rows->get_array().size() > max_rows) return too_many_rows(rows->get_array().size(), max_rows);
     std::vector<std::string> header;
     for (const auto& h : headers->get_array()) {
         if (!h.is_string()) return make_error(errc::invalid_argument, "headers: must be strings", "headers");
@@ -305,7 +342,7 @@ asio::awaitable<response> batch_create(call& c) {
     if (media_type_is(ct, "text/csv"))
         parsed = rows_from_csv(c.req.body(), max_rows);
     else if (media_type_is(ct, "application/json"))
-        parsed = rows_from_json(c.req.body());
+        parsed = rows_from_json(c.req.body(), max_rows);
     else
         co_return error_json(http::status::unsupported_media_type, "UNSUPPORTED_MEDIA_TYPE",
                              "Content-Type must be text/csv or application/json");
@@ -402,6 +439,10 @@ asio::awaitable<response> batch_create(call& c) {
 // ---- POST /api/client-certs/batch/revoke ----
 
 asio::awaitable<response> batch_revoke(call& c) {
+    if (!json_values_within(c.req.body(), c.api.opts.jobs.max_rows + 64))
+        co_return error_response(errc::invalid_argument,
+                                 "a batch holds at most " + std::to_string(c.api.opts.jobs.max_rows) + " certificates",
+                                 "identifiers");
     boost::system::error_code ec;
     json::value v = json::parse(c.req.body(), ec);
     if (ec || !v.is_object())
@@ -442,6 +483,11 @@ asio::awaitable<response> batch_revoke(call& c) {
     } else {
         if (!filter_v->is_object())
             co_return error_response(errc::invalid_argument, "filter: must be an object", "filter");
+        // An empty filter selects every certificate: too easy to send by mistake to be a request.
+        if (filter_v->get_object().empty())
+            co_return error_response(errc::invalid_argument,
+                                     "filter: name at least one of usage, search, status, expiring_within_days",
+                                     "filter");
         path_params q;
         for (const auto& kv : filter_v->get_object()) {
             const std::string k(kv.key());
@@ -598,7 +644,7 @@ void add_job_routes(router& r) {
     r.add({verb::delete_, "/api/jobs/{id}", op, rate_class::default_, body_kind::none, false, cancel_job});
     r.add({verb::post, "/api/jobs/{id}/resume", op, rate_class::batch, body_kind::json_optional, false, resume_job});
     r.add({verb::get, "/api/jobs/{id}/results", op, rate_class::default_, body_kind::none, false, job_results});
-    r.add({verb::get, "/api/jobs/{id}/archive", op, rate_class::default_, body_kind::none, false, job_archive});
+    r.add({verb::get, "/api/jobs/{id}/archive", op, rate_class::batch, body_kind::none, false, job_archive});
 }
 
 } // namespace certmate::net

@@ -38,6 +38,24 @@ audit_entry job_entry(std::string operation, const job_record& j, const principa
 // The identifier of row `i` of a job (the input keeps one per row).
 const std::string& row_identifier(const job_input& in, std::size_t i) { return in.identifiers.at(i); }
 
+// Kept rows that do not fit their job (a torn or edited file) are unreadable: one identifier per
+// row, and a create body per row for a create job.
+result<job_input> fitting(result<job_input> in, const job_record& j) {
+    if (!in) return in;
+    if (in->identifiers.size() != j.total || (j.kind == job_kind::create && in->rows.size() != j.total))
+        return make_error(errc::storage_failure, "the kept rows do not match the job's " + std::to_string(j.total));
+    return in;
+}
+
+// A job is steered (cancelled, resumed) only by a role at least its submitter's (docs/api.md
+// "Batch jobs"): an operator neither stops an admin's job nor re-runs its rows as an operator.
+result<void> may_steer(const job_record& j, const principal& who, std::string_view what) {
+    if (static_cast<int>(who.role) < static_cast<int>(j.role))
+        return make_error(errc::forbidden, std::string(what) + " of a job submitted with the " +
+                                               std::string(to_string(j.role)) + " role needs that role");
+    return {};
+}
+
 } // namespace
 
 unsigned job_runner::parallel_rows() const {
@@ -63,14 +81,16 @@ asio::awaitable<result<void>> job_runner::save(entry& e) {
 asio::awaitable<void> job_runner::recount(entry& e) {
     std::vector<std::size_t> pending;
     job_kind kind;
+    std::shared_ptr<const job_input> held;
     {
         std::lock_guard lk(mu_);
         kind = e.rec.kind;
+        held = e.input;
         for (std::size_t i = 0; i < e.rec.outcomes.size(); ++i)
             if (e.rec.outcomes[i] == static_cast<char>(row_outcome::pending)) pending.push_back(i);
     }
-    if (pending.empty() || !e.input) co_return;
-    const job_input& in = *e.input;
+    if (pending.empty() || !held) co_return;
+    const job_input& in = *held;
     std::vector<std::size_t> done;
     auto check = [&](cert_service& s) {
         for (auto i : pending) {
@@ -90,6 +110,10 @@ asio::awaitable<void> job_runner::recover() {
     auto load_fn = [&svc]() { return svc.load_jobs(); };
     auto kept = co_await api_.core.in_pool(load_fn);
     for (auto& j : kept) {
+        if (std::lock_guard lk(mu_); jobs_.count(j.id)) {
+            spdlog::error("job {} is kept twice; the second copy is ignored", j.id);
+            continue;
+        }
         auto e = std::make_shared<entry>();
         const bool was_live = !finished(j.state);
         const std::string was = std::string(to_string(j.state));
@@ -100,11 +124,16 @@ asio::awaitable<void> job_runner::recover() {
             jobs_[id] = e;
         }
         if (!was_live) continue;
-        auto input_fn = [&svc, &id]() { return svc.load_job_input(id); };
+        auto input_fn = [&svc, &id, &e]() { return fitting(svc.load_job_input(id), e->rec); };
         auto in = co_await api_.core.in_pool(input_fn);
         if (in) {
-            e->input = std::make_shared<const job_input>(std::move(*in));
+            {
+                std::lock_guard lk(mu_);
+                e->input = std::make_shared<const job_input>(std::move(*in));
+            }
             co_await recount(*e);
+            std::lock_guard lk(mu_);
+            e->input.reset(); // a resume reads the rows again
         } else {
             spdlog::error("job {}: its rows cannot be read ({}); it cannot be resumed", id, in.error().message);
         }
@@ -130,7 +159,9 @@ asio::awaitable<result<job_record>> job_runner::submit(job_record j, job_input i
     auto persist = [&]() -> result<void> {
         if (auto a = svc.audit_before(entry_); !a) return a;
         if (auto w = svc.save_job_input(j.id, in); !w) return w;
-        return svc.save_job(j);
+        auto d = svc.save_job(j);
+        if (!d) (void)svc.remove_job(j.id); // not accepted: its rows go too (else the start-up sweep)
+        return d;
     };
     auto kept = co_await api_.core.in_pool(persist);
     if (!kept) {
@@ -193,7 +224,12 @@ void job_runner::schedule() {
 
 asio::awaitable<bool> job_runner::run_row(entry& e, std::size_t row) {
     const job_kind kind = e.rec.kind; // fixed for the job's life
-    const job_input& in = *e.input;
+    std::shared_ptr<const job_input> held;
+    {
+        std::lock_guard lk(mu_);
+        held = e.input;
+    }
+    const job_input& in = *held;
     const std::string& id = row_identifier(in, row);
     result<cert_view> r = make_error(errc::internal, "row not run");
     if (kind == job_kind::create) {
@@ -295,6 +331,9 @@ asio::awaitable<void> job_runner::run(std::shared_ptr<entry> e) {
         r.finished_at = svc.now();
         --running_;
         e->cancel = false;
+        // The rows are on disk (results, archive and a resume read them there): a finished job
+        // keeps no copy in memory (keep_finished jobs of up to 32 MiB each).
+        e->input.reset();
     }
     co_await save(*e);
     spdlog::info("job {} {}: {} of {} rows done, {} failed", e->rec.id, to_string(e->rec.state), e->rec.done(),
@@ -360,6 +399,7 @@ asio::awaitable<result<job_record>> job_runner::cancel(const std::string& id, co
         auto it = jobs_.find(id);
         if (it == jobs_.end()) co_return make_error(errc::not_found, "no such job");
         e = it->second;
+        if (auto m = may_steer(e->rec, who, "cancelling"); !m) co_return m.error();
         if (finished(e->rec.state))
             co_return make_error(errc::conflict, "the job is " + std::string(to_string(e->rec.state)) + " already");
     }
@@ -374,6 +414,7 @@ asio::awaitable<result<job_record>> job_runner::cancel(const std::string& id, co
             queue_.erase(q);
             e->rec.state = job_state::cancelled;
             e->rec.finished_at = svc.now();
+            e->input.reset(); // on disk, as for any finished job
             was_queued = true;
         } else {
             e->cancel = true;
@@ -390,15 +431,24 @@ asio::awaitable<result<job_record>> job_runner::resume(const std::string& id, pr
         auto it = jobs_.find(id);
         if (it == jobs_.end()) co_return make_error(errc::not_found, "no such job");
         e = it->second;
+        if (auto m = may_steer(e->rec, who, "resuming"); !m) co_return m.error();
         if (e->rec.state != job_state::interrupted && e->rec.state != job_state::cancelled)
             co_return make_error(errc::conflict, "only an interrupted or cancelled job can be resumed; this one is " +
                                                      std::string(to_string(e->rec.state)));
     }
     auto& svc = api_.core.view();
-    if (!e->input) {
-        auto input_fn = [&svc, &id]() { return svc.load_job_input(id); };
+    job_record rec;
+    bool loaded = false;
+    {
+        std::lock_guard lk(mu_);
+        rec = e->rec;
+        loaded = e->input != nullptr;
+    }
+    if (!loaded) {
+        auto input_fn = [&svc, &id, &rec]() { return fitting(svc.load_job_input(id), rec); };
         auto in = co_await api_.core.in_pool(input_fn);
         if (!in) co_return make_error(errc::conflict, "the job's rows cannot be read; it cannot be resumed");
+        std::lock_guard lk(mu_);
         e->input = std::make_shared<const job_input>(std::move(*in));
     }
     co_await recount(*e);
@@ -408,6 +458,9 @@ asio::awaitable<result<job_record>> job_runner::resume(const std::string& id, pr
     if (auto a = co_await api_.core.in_pool(audit_fn); !a) co_return a.error();
     {
         std::lock_guard lk(mu_);
+        // forget_old may have dropped the job (a finished one) while its rows were read.
+        if (auto it = jobs_.find(id); it == jobs_.end() || it->second != e)
+            co_return make_error(errc::not_found, "no such job");
         if (e->rec.state != job_state::interrupted && e->rec.state != job_state::cancelled)
             co_return make_error(errc::conflict, "the job was resumed already");
         e->who = std::move(who);
@@ -430,9 +483,17 @@ asio::awaitable<result<job_input>> job_runner::input(const std::string& id) {
         if (it == jobs_.end()) co_return make_error(errc::not_found, "no such job");
         e = it->second;
     }
-    if (e->input) co_return *e->input;
+    std::shared_ptr<const job_input> held;
+    {
+        std::lock_guard lk(mu_);
+        held = e->input;
+    }
+    if (held) co_return *held;
     auto& svc = api_.core.view();
-    auto input_fn = [&svc, &id]() { return svc.load_job_input(id); };
+    auto rec_now = get(id);
+    if (!rec_now) co_return make_error(errc::not_found, "no such job");
+    const job_record rec = std::move(*rec_now);
+    auto input_fn = [&svc, &id, &rec]() { return fitting(svc.load_job_input(id), rec); };
     co_return co_await api_.core.in_pool(input_fn);
 }
 

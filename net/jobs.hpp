@@ -54,7 +54,7 @@ private:
         job_record rec; // guarded by mu_
         principal who;  // the rows run as this principal
         std::atomic<bool> cancel{false};
-        std::shared_ptr<const job_input> input; // loaded when the job runs
+        std::shared_ptr<const job_input> input; // while queued or running (guarded by mu_); else on disk
         std::chrono::steady_clock::time_point last_save{};
     };
     void schedule();                                     // starts what may start [any thread]

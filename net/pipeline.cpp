@@ -124,6 +124,22 @@ void finish_response(response& res, const request* req, std::string_view request
     if (req) res.version(req->version());
 }
 
+std::size_t body_limit_for(api_state& api, const request& req, const peer_info& peer) {
+    const auto& opts = api.opts;
+    if (opts.batch_body_limit <= opts.body_limit) return opts.body_limit;
+    const std::string_view target = req.target();
+    const auto m = api.routes.find(req.method(), target.substr(0, target.find('?')));
+    const route* rt = m.found;
+    if (!rt || !rt->role || (!peer.tls && !opts.api_on_http && !rt->protocol)) return opts.body_limit;
+    if (rt->pattern != "/api/client-certs/batch" && rt->pattern != "/api/client-certs/batch/revoke")
+        return opts.body_limit;
+    auto& svc = api.core.view();
+    const caller auth = authenticate(peer, req[http::field::authorization], *api.token_snapshot(), *svc.ocsp_statuses(),
+                                     *svc.serial_owners(), svc.now());
+    if (!auth.ident || static_cast<int>(auth.ident->role) < static_cast<int>(*rt->role)) return opts.body_limit;
+    return opts.batch_body_limit;
+}
+
 asio::awaitable<response> dispatch(api_state& api, request& req, const peer_info& peer) {
     const auto started = std::chrono::steady_clock::now();
     const auto given_id = req["X-Request-Id"];

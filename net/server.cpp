@@ -344,9 +344,9 @@ asio::awaitable<void> server::impl::serve(connection& c, Stream& s) {
         auto [ec, n] = co_await http::async_read_header(s, buffer, parser, tuple_awaitable);
         std::size_t body_limit = largest;
         if (!ec) {
-            const std::string_view target = parser.get().target();
-            if (!target.substr(0, target.find('?')).starts_with("/api/client-certs/batch")) {
-                body_limit = opts.body_limit;
+            // Authenticated from the header alone, before a byte of the body is read.
+            body_limit = body_limit_for(*api, parser.get(), c.peer);
+            if (body_limit < largest) {
                 if (parser.content_length() && *parser.content_length() > body_limit)
                     ec = http::error::body_limit;
                 else
@@ -488,7 +488,12 @@ result<void> server::start() {
     // request is accepted; connections wait in the listen backlog meanwhile.
     // (A captureless lambda: a coroutine's parameters live in its frame, a closure's captures would not.)
     auto serve_after_recovery = [](auto& m, auto log_failure) -> asio::awaitable<void> {
-        co_await m.api->jobs.recover();
+        // A kept job that cannot be recovered must not keep the server from serving.
+        try {
+            co_await m.api->jobs.recover();
+        } catch (const std::exception& e) {
+            spdlog::error("job recovery stopped early: {}; serving anyway", e.what());
+        }
         asio::co_spawn(m.accept_strand, m.accept_loop(m.acceptor, false), log_failure("listener"));
         if (m.tls_acceptor)
             asio::co_spawn(m.accept_strand, m.accept_loop(*m.tls_acceptor, true), log_failure("TLS listener"));

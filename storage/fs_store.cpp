@@ -581,12 +581,30 @@ std::vector<job_record> fs_store::load_jobs() const {
         if (!job_id_ok(name.substr(0, name.size() - 5))) continue;
         auto v = read_json(it->path());
         auto j = v ? job_from_json(*v) : result<job_record>(v.error());
+        if (j && j->id != name.substr(0, name.size() - 5))
+            j = make_error(errc::storage_failure, "it names another job, " + j->id.substr(0, 64));
         if (!j) {
             spdlog::error("skipping job {}: {}", it->path().string(), j.error().message);
             continue;
         }
         out.push_back(std::move(*j));
     }
+    // The rows of a job whose document was never written (a crash between the two writes of
+    // submit; the request was never answered 202) belong to no job: removed.
+    bool removed = false;
+    for (fs::directory_iterator it(jobs_dir(layout_), ec), end; !ec && it != end; it.increment(ec)) {
+        const std::string name = it->path().filename().string();
+        constexpr std::string_view suffix = ".input.json";
+        if (!name.ends_with(suffix) || !job_id_ok(name.substr(0, name.size() - suffix.size()))) continue;
+        std::error_code xec;
+        const std::string doc = name.substr(0, name.size() - suffix.size()) + ".json";
+        if (fs::exists(jobs_dir(layout_) / doc, xec) || xec) continue;
+        if (fs::remove(it->path(), xec) && !xec) {
+            spdlog::warn("removed {}: the rows of a job that was never accepted", it->path().string());
+            removed = true;
+        }
+    }
+    if (removed) (void)fsync_dir(jobs_dir(layout_));
     std::sort(out.begin(), out.end(), [](const job_record& a, const job_record& b) {
         return a.created_at != b.created_at ? a.created_at < b.created_at : a.id < b.id;
     });
