@@ -31,6 +31,7 @@ std::string_view errc_name(errc e) noexcept {
     case errc::ca_mismatch: return "CA_MISMATCH";
     case errc::bad_passphrase: return "BAD_PASSPHRASE";
     case errc::storage_failure: return "STORAGE_FAILURE";
+    case errc::storage_unavailable: return "STORAGE_UNAVAILABLE";
     case errc::audit_unavailable: return "AUDIT_UNAVAILABLE";
     case errc::busy: return "BUSY";
     case errc::crypto_failure: return "CRYPTO_FAILURE";

@@ -26,7 +26,8 @@ enum class errc {
     ca_mismatch, // restore onto a different CA without --force
     bad_passphrase,
     storage_failure,
-    audit_unavailable, // audit log cannot be written: mutations refused (fail closed)
+    storage_unavailable, // the data dir cannot take writes now (full, read-only, I/O errors): 503, retry later
+    audit_unavailable,   // audit log cannot be written: mutations refused (fail closed)
     crypto_failure,
     unauthorized,
     forbidden,

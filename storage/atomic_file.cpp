@@ -17,16 +17,22 @@
 namespace certmate::storage {
 
 std::function<int(const fs::path& dir)> fsync_dir_fault_hook;
+std::function<int(const fs::path& path)> write_fault_hook;
+
+error storage_io_error(const char* what, const fs::path& p, int err) {
+    spdlog::error("storage: {} {}: {}", what, p.string(), std::strerror(err));
+    if (err == ENOSPC || err == EDQUOT || err == EROFS || err == EIO)
+        return make_error(errc::storage_unavailable, std::string("the data directory cannot be written (") +
+                                                         std::strerror(err) + "); nothing was changed");
+    return make_error(errc::storage_failure, std::string("storage: ") + what + " failed");
+}
 
 namespace {
 
 constexpr std::string_view temp_marker = ".tmp-";
 constexpr std::size_t suffix_len = 12;
 
-error io_error(const char* what, const fs::path& p, int err) {
-    spdlog::error("storage: {} {}: {}", what, p.string(), std::strerror(err));
-    return make_error(errc::storage_failure, std::string("storage: ") + what + " failed");
-}
+error io_error(const char* what, const fs::path& p, int err) { return storage_io_error(what, p, err); }
 
 // Closes the descriptor on scope exit unless released.
 struct fd_guard {
@@ -50,6 +56,8 @@ std::string random_suffix() {
 // `data` and fsyncs. On failure the half-written file is unlinked.
 result<void> create_and_write(const fs::path& path, std::string_view data, fs::perms mode, bool& exists) {
     exists = false;
+    if (write_fault_hook)
+        if (int err = write_fault_hook(path); err != 0) return io_error("write", path, err);
     const auto m = static_cast<mode_t>(mode) & 07777;
     fd_guard g{::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, m)};
     if (g.fd < 0) {

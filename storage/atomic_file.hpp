@@ -38,5 +38,13 @@ result<void> ensure_dir(const fs::path& dir, fs::perms mode = fs::perms(0755));
 // Test hook: when set, fsync_dir(dir) first asks it and fails with the errno it returns (0: go on
 // normally). Set only while no other thread writes.
 extern std::function<int(const fs::path& dir)> fsync_dir_fault_hook;
+// Test hook: when set, every file write first asks it and fails with the errno it returns (0: go
+// on), as a failing disk would (EIO, ENOSPC).
+extern std::function<int(const fs::path& path)> write_fault_hook;
+
+// The error of a failed file system call (logged with the path): errc::storage_unavailable (503:
+// the disk is full or read-only or failing; nothing was changed, retry later) for ENOSPC, EDQUOT,
+// EROFS and EIO, errc::storage_failure otherwise. The message names no path.
+error storage_io_error(const char* what, const fs::path& p, int err);
 
 } // namespace certmate::storage

@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include <fcntl.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,10 +36,7 @@ constexpr std::size_t rand_len = 6; // mkdtemp's XXXXXX
 // Serialises creates of different usages between the existence check and the rename.
 std::mutex g_create_mu;
 
-error fs_error(const char* what, const fs::path& p, int err) {
-    spdlog::error("fs_store: {} {}: {}", what, p.string(), std::strerror(err));
-    return make_error(errc::storage_failure, std::string("storage: ") + what + " failed");
-}
+error fs_error(const char* what, const fs::path& p, int err) { return storage_io_error(what, p, err); }
 
 error crash_error(std::string_view step) {
     return make_error(errc::storage_failure, "storage: simulated crash at " + std::string(step));
@@ -261,6 +259,10 @@ void recover_usage_dir(const fs::path& udir, std::string_view uname, load_report
 fs_store::fs_store(layout l) : layout_(std::move(l)) {}
 
 result<void> fs_store::create(const cert_record& rec, const cert_files& files) {
+    return noted(create_unnoted(rec, files));
+}
+
+result<void> fs_store::create_unnoted(const cert_record& rec, const cert_files& files) {
     const std::string& id = rec.identifier;
     if (!valid_identifier(id)) return make_error(errc::invalid_identifier, "invalid identifier", "identifier");
     auto crashed = [this](std::string_view step) { return crash_hook && !crash_hook(step); };
@@ -303,6 +305,10 @@ result<void> fs_store::create(const cert_record& rec, const cert_files& files) {
 }
 
 result<void> fs_store::replace(const cert_record& rec, const cert_files& files) {
+    return noted(replace_unnoted(rec, files));
+}
+
+result<void> fs_store::replace_unnoted(const cert_record& rec, const cert_files& files) {
     const std::string& id = rec.identifier;
     if (!valid_identifier(id)) return make_error(errc::invalid_identifier, "invalid identifier", "identifier");
     auto crashed = [this](std::string_view step) { return crash_hook && !crash_hook(step); };
@@ -359,7 +365,9 @@ result<void> fs_store::replace(const cert_record& rec, const cert_files& files) 
     return {};
 }
 
-result<void> fs_store::write_metadata(const cert_record& rec) {
+result<void> fs_store::write_metadata(const cert_record& rec) { return noted(write_metadata_unnoted(rec)); }
+
+result<void> fs_store::write_metadata_unnoted(const cert_record& rec) {
     if (!valid_identifier(rec.identifier))
         return make_error(errc::invalid_identifier, "invalid identifier", "identifier");
     const fs::path dir = layout_.cert_dir(rec.usage, rec.identifier);
@@ -515,9 +523,26 @@ result<void> fs_store::write_visible(const fs::path& path, std::string_view data
     return {};
 }
 
+result<void> fs_store::noted(result<void> r) {
+    std::lock_guard lk(io_mu_);
+    if (r)
+        write_problem_.reset();
+    else if (r.error().code == errc::storage_unavailable)
+        write_problem_ = r.error().message;
+    return r;
+}
+
 std::optional<std::string> fs_store::problem() const {
     if (::access(layout_.data_dir.c_str(), W_OK | X_OK) != 0) return std::string("the data directory is not writable");
-    return io_error();
+    // Full: less than what one certificate needs (a few KiB) left to an unprivileged writer.
+    struct statvfs vfs {};
+    if (::statvfs(layout_.data_dir.c_str(), &vfs) == 0 &&
+        static_cast<unsigned long long>(vfs.f_bavail) * vfs.f_frsize < 64 * 1024)
+        return std::string("the data directory is full");
+    if (auto e = io_error()) return e;
+    std::lock_guard lk(io_mu_);
+    if (write_problem_) return "the last certificate write failed: " + *write_problem_;
+    return std::nullopt;
 }
 
 std::optional<std::pair<std::string, std::string>> fs_store::load_ocsp_responder() const {

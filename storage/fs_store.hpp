@@ -52,6 +52,11 @@ public:
     std::function<bool(std::string_view step)> crash_hook;
 
 private:
+    result<void> create_unnoted(const cert_record& rec, const cert_files& files);
+    result<void> replace_unnoted(const cert_record& rec, const cert_files& files);
+    result<void> write_metadata_unnoted(const cert_record& rec);
+    // Keeps a certificate write's storage_unavailable failure for problem() until a write succeeds.
+    result<void> noted(result<void> r);
     // Records `e` (a directory fsync failing after a rename) as io_error() unless one is kept.
     void note_late_error(const error& e);
     // Runs write_file_atomic, turning a late directory fsync failure into note_late_error().
@@ -59,7 +64,8 @@ private:
 
     layout layout_;
     mutable std::mutex io_mu_;
-    std::optional<std::string> io_error_; // guarded by io_mu_
+    std::optional<std::string> io_error_;      // guarded by io_mu_
+    std::optional<std::string> write_problem_; // guarded by io_mu_: the last certificate write failed
 };
 
 } // namespace certmate::storage
