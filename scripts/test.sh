@@ -21,5 +21,11 @@ if [ "${CERTMATE_SKIP_SANITIZERS:-0}" != 1 ]; then
   BUILD_TYPE=Debug stage build-asan bash scripts/build.sh build-asan -DCERTMATE_SANITIZE=ON
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     stage test-asan ctest --test-dir build-asan --output-on-failure -j"$jobs"
+  # ThreadSanitizer on the tests that race on purpose (issue 14 "Races").
+  tsan_tests="test_concurrency test_http_rate_limit"
+  BUILD_TYPE=RelWithDebInfo BUILD_TARGETS="certmate $tsan_tests" \
+    stage build-tsan bash scripts/build.sh build-tsan -DCERTMATE_SANITIZE=thread
+  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+    stage test-tsan ctest --test-dir build-tsan --output-on-failure -j"$jobs" -R "^(${tsan_tests// /|})\$"
 fi
 echo "== all stages took $SECONDS s"
