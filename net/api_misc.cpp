@@ -278,6 +278,7 @@ void add_api_routes(router& r, const server_options& opts) {
     add_cert_routes(r);
     add_misc_routes(r, opts);
     add_ocsp_routes(r);
+    add_dashboard_routes(r);
 }
 
 } // namespace certmate::net
