@@ -206,13 +206,16 @@ asio::awaitable<response> dashboard_asset(call& c) {
     co_return serve_file(c, it->second, cache);
 }
 
-// GET /api/session: who the caller is (the dashboard's sign-in check).
+// GET /api/session: who the caller is (the dashboard's sign-in check). Public, so that the page can
+// ask without a credential (on the TLS listener, a client certificate alone) and learn "nobody"
+// without a failed request; an unknown token is answered as nobody, never with a role.
 asio::awaitable<response> session_info(call& c) {
+    if (!c.role) co_return json_response(http::status::ok, boost::json::object{{"authenticated", false}});
     const char* by = c.who.actor == principal::kind::certificate ? "certificate" : "token";
-    co_return json_response(http::status::ok,
-                            boost::json::object{{"name", c.who.user},
-                                                {"role", to_string(c.role.value_or(api_role::viewer))},
-                                                {"authenticated_by", by}});
+    co_return json_response(http::status::ok, boost::json::object{{"authenticated", true},
+                                                                  {"name", c.who.user},
+                                                                  {"role", to_string(*c.role)},
+                                                                  {"authenticated_by", by}});
 }
 
 } // namespace
@@ -223,7 +226,7 @@ void add_dashboard_routes(router& r) {
     for (const char* p : {"/", "/audit", "/client-certificates", "/client-certificates/{*path}"})
         r.add({verb::get, p, pub, rate_class::default_, body_kind::none, false, dashboard_page});
     r.add({verb::get, "/assets/{*path}", pub, rate_class::default_, body_kind::none, false, dashboard_asset});
-    r.add({verb::get, "/api/session", api_role::viewer, rate_class::default_, body_kind::none, false, session_info});
+    r.add({verb::get, "/api/session", pub, rate_class::default_, body_kind::none, false, session_info});
 }
 
 } // namespace certmate::net
