@@ -18,6 +18,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
+#include <future>
 #include <regex>
 
 using namespace certmate;
@@ -176,32 +177,63 @@ BOOST_AUTO_TEST_CASE(stats_count_expiries_per_week) {
 namespace {
 
 // The chromium run's certificates: `n` made through the service (no HTTP), as a person's store
-// would hold them: several usages, validities spread over a year, a searchable identifier.
-void seed_store(const app::config& cfg, int n) {
+// would hold them: several usages, validities spread over a year, a searchable identifier. And
+// "tls-operator", a client certificate with api_role operator, its PEM and key written to `dir`.
+void seed_store(const app::config& cfg, int n, const fs::path& dir) {
     auto svc = app::open_service(cfg);
     BOOST_REQUIRE_MESSAGE(svc, (svc ? "" : svc.error().message));
     const auto who = system_principal("dashboard-test-seed");
-    const auto started = std::chrono::steady_clock::now();
-    for (int i = 0; i < n; ++i) {
+    {
         create_request rq;
-        char id[32];
-        std::snprintf(id, sizeof id, "seed-%05d", i);
-        rq.identifier = id;
-        rq.subject.common_name = std::string("device-") + std::to_string(i) + ".fleet.example";
-        rq.usage = i % 5 == 0 ? cert_usage::vpn : (i % 7 == 0 ? cert_usage::other : cert_usage::api_mtls);
-        rq.validity_days = 5 + (i * 37) % 360;
-        auto r = run_sync((*svc)->stage_create(std::move(rq), who));
-        BOOST_REQUIRE_MESSAGE(r, "seed " << i << ": " << (r ? "" : r.error().message));
+        rq.identifier = "tls-operator";
+        rq.subject.common_name = "dashboard operator";
+        rq.role = api_role::operator_;
+        BOOST_REQUIRE(run_sync((*svc)->stage_create(std::move(rq), who)));
+        using ff = cert_service::file_format;
+        for (auto [f, name] : {std::pair{ff::cert_pem, "client.crt"}, std::pair{ff::key_pem, "client.key"}}) {
+            auto file = run_sync((*svc)->stage_download("tls-operator", f, who));
+            BOOST_REQUIRE(file);
+            write_text(dir / name, file->data);
+        }
+    }
+    const auto started = std::chrono::steady_clock::now();
+    // As the server runs them: stage and commit one at a time (the strand), the work (key, signing,
+    // files, fsync, audit) of up to 8 at once (the pool), so the fsyncs overlap.
+    constexpr int wave = 8;
+    for (int base = 0; base < n; base += wave) {
+        std::vector<staged<cert_view>> batch;
+        for (int i = base; i < std::min(n, base + wave); ++i) {
+            create_request rq;
+            char id[32];
+            std::snprintf(id, sizeof id, "seed-%05d", i);
+            rq.identifier = id;
+            rq.subject.common_name = std::string("device-") + std::to_string(i) + ".fleet.example";
+            rq.usage = i % 5 == 0 ? cert_usage::vpn : (i % 7 == 0 ? cert_usage::other : cert_usage::api_mtls);
+            rq.validity_days = 5 + (i * 37) % 360;
+            auto st = (*svc)->stage_create(std::move(rq), who);
+            BOOST_REQUIRE_MESSAGE(st, "seed " << i << ": " << (st ? "" : st.error().message));
+            batch.push_back(std::move(*st));
+        }
+        std::vector<std::future<result<cert_view>>> works;
+        for (auto& b : batch) works.push_back(std::async(std::launch::async, [&b] { return b.work(); }));
+        for (std::size_t k = 0; k < batch.size(); ++k) {
+            auto r = batch[k].commit(works[k].get());
+            BOOST_REQUIRE_MESSAGE(r, "seed " << base + k << ": " << (r ? "" : r.error().message));
+        }
     }
     BOOST_TEST_MESSAGE("seeded " << n << " certificates through the service in "
                                  << std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()
                                  << " s");
 }
 
-// The config file the binary runs with: the data dir, port 0, the three test tokens, no rate limits.
+// The config file the binary runs with: the data dir, plain HTTP and TLS (client certificates
+// optional) on port 0, the three test tokens, no rate limits.
 fs::path write_config(const fs::path& dir, const app::config& cfg) {
-    std::string text = "[server]\nhttp_listen = 127.0.0.1:0\nthreads = 2\npool_threads = 2\n";
+    std::string text = "[server]\nhttp_listen = 127.0.0.1:0\nhttps_listen = 127.0.0.1:0\nthreads = 2\n"
+                       "pool_threads = 2\n";
     text += "[storage]\ndata_dir = " + cfg.data_dir.string() + "\n";
+    text += "[tls]\ncert = " + (cfg.data_dir / "tls/server.crt").string() +
+            "\nkey = " + (cfg.data_dir / "tls/server.key").string() + "\nclient_auth = optional\n";
     text += "[rate_limit]\ndefault = 0\ncreate = 0\nbatch = 0\nocsp = 0\ncrl = 0\n[auth]\n";
     for (const auto& t : cfg.tokens)
         text += "token = " + t.name + ":" + std::string(to_string(t.role)) + ":" + t.sha256_hex + "\n";
@@ -237,20 +269,26 @@ BOOST_AUTO_TEST_CASE(the_dashboard_in_chromium) {
     auto cfg = test_config(dir / "data", tokens);
     auto init = app::init_data_dir(cfg, dir / "unused.conf");
     BOOST_REQUIRE_MESSAGE(init, (init ? "" : init.error().message));
-    seed_store(cfg, n);
+    seed_store(cfg, n, dir.path());
+    auto tls = app::issue_server_cert(cfg, {"127.0.0.1"});
+    BOOST_REQUIRE_MESSAGE(tls, (tls ? "" : tls.error().message));
     const auto conf = write_config(dir.path(), cfg);
 
     child_process serve({certmate_binary(), "serve", "-c", conf.string()}, dir / "serve.err");
     auto line = serve.wait_for_line("listening on http://", 60s);
     BOOST_REQUIRE_MESSAGE(line, read_text(dir / "serve.err"));
     const auto port = port_of_listen_line(*line);
+    auto tls_line = serve.wait_for_line("listening on https://", 30s);
+    BOOST_REQUIRE_MESSAGE(tls_line, read_text(dir / "serve.err"));
+    const auto tls_port = port_of_listen_line(*tls_line);
 
     const auto shots = screenshot_dir();
     fs::create_directories(shots);
     const std::string env = "BASE_URL=http://127.0.0.1:" + std::to_string(port) + " ADMIN_TOKEN=" + tokens.admin +
                             " OPERATOR_TOKEN=" + tokens.operator_ + " VIEWER_TOKEN=" + tokens.viewer +
                             " SEEDED=" + std::to_string(n) + " SCREENSHOTS=" + shots.string() +
-                            " WORK_DIR=" + dir.path().string() + " CHROMIUM=" + chromium.string();
+                            " WORK_DIR=" + dir.path().string() + " CHROMIUM=" + chromium.string() +
+                            " TLS_URL=https://127.0.0.1:" + std::to_string(tls_port);
     const auto out = run(env + " node " + (tools / "dashboard.mjs").string() + " 2>&1");
     BOOST_TEST_MESSAGE(out.output);
     BOOST_TEST(out.exit_code == 0, "dashboard.mjs failed:\n" << out.output);

@@ -92,7 +92,9 @@ async function api(method, p, token, body) {
 
 const text_of = (page, sel) => page.locator(sel).innerText();
 const created_id = 'browser-made-1';
-let total = seeded;
+// The seeded ones, tls-operator and the TLS listener's own certificate (usage server).
+let total = (await api('GET', '/api/client-certs/stats', tokens.admin)).json.total;
+assert.ok(total >= seeded, `${total} certificates stored, ${seeded} seeded`);
 
 // ---- test 1: admin signs in, creates, downloads, revokes; the list and the CRL show it ----
 const admin = await open(desktop);
@@ -316,7 +318,7 @@ await admin.ctx.close();
     for (const sel of ['#revoke', '#hold', '#renew', '#dl-key', '#dl-p12', '#edit-save', '#revoke-reason'])
       assert.equal(await page.locator(sel).count(), 0, `${sel} is shown to a viewer`);
     await page.goto(`${base}/client-certificates/new`);
-    assert.match(await text_of(page, 'main'), /needs the operator role/);
+    await page.locator('main').filter({ hasText: 'needs the operator role' }).waitFor();
     await clean(page, 'viewer pages');
   });
   await step('3. the API refuses what the viewer forces from the page', async () => {
@@ -344,6 +346,37 @@ await admin.ctx.close();
     await clean(page, 'sign out');
   });
   await ctx.close();
+}
+
+// ---- the TLS listener: a client certificate with a role signs in without a form ----
+{
+  const tls = env('TLS_URL');
+  const cert = { origin: tls, certPath: path.join(work, 'client.crt'), keyPath: path.join(work, 'client.key') };
+  // The server's certificate is from the test's own CA, which this browser does not know.
+  const ctx = await browser.newContext({ viewport: desktop, ignoreHTTPSErrors: true, clientCertificates: [cert] });
+  const page = await ctx.newPage();
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console error on ${page.url()}: ${m.text()}`); });
+  page.on('pageerror', (e) => problems.push(`page error on ${page.url()}: ${e.message}`));
+  await step('TLS: the browser\'s client certificate (api_role operator) signs in; no sign-in form', async () => {
+    await page.goto(`${tls}/client-certificates`);
+    await page.locator('#cert-table tbody tr').first().waitFor();
+    assert.equal(await text_of(page, '#who-name'), 'tls-operator');
+    assert.equal(await text_of(page, '#who-role'), 'operator');
+    assert.equal(await page.getByLabel('API token').count(), 0);
+    assert.equal(await page.getByRole('button', { name: 'Sign out' }).isVisible(), false);
+    assert.equal(await page.getByRole('link', { name: 'Create' }).count(), 1);
+    assert.equal(await page.getByRole('link', { name: 'Audit' }).count(), 0);
+    assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+    assert.deepEqual(problems.splice(0), []);
+  });
+  await ctx.close();
+  const bare = await browser.newContext({ viewport: desktop, ignoreHTTPSErrors: true });
+  const p2 = await bare.newPage();
+  await step('TLS: without a client certificate the sign-in form is shown', async () => {
+    await p2.goto(`${tls}/`);
+    await p2.getByLabel('API token').waitFor();
+  });
+  await bare.close();
 }
 
 await browser.close();
