@@ -1,6 +1,6 @@
 // The audit log (admins): filters by operation, user, resource and time, and the chain's verification.
 import { get, qs } from './api.js';
-import { h, clear, field, flash, fmt_time } from './ui.js';
+import { h, clear, field, flash, fmt_time, select } from './ui.js';
 
 // A datetime-local value (the browser's local time) as RFC 3339 UTC.
 const to_utc = (v) => (v ? new Date(v).toISOString().replace(/\.\d+Z$/, 'Z') : '');
@@ -17,18 +17,19 @@ export async function render(main, ctx) {
     resource_id: h('input', { id: 'a-resource' }),
     since: h('input', { id: 'a-since', type: 'datetime-local' }),
     until: h('input', { id: 'a-until', type: 'datetime-local' }),
+    limit: select([['100', '100'], ['500', '500'], ['1000', '1,000']], '100', { id: 'a-limit' }),
   };
   const verify = h('div', { id: 'audit-verify', 'aria-live': 'polite' }, h('p', { class: 'muted' }, 'Verifying the chain…'));
   const tbody = h('tbody');
   const count = h('p', { id: 'audit-count' });
   const form = h('form', { class: 'filters', role: 'search' },
     field('Operation', f.operation), field('User', f.user, 'filtered in this page'), field('Resource', f.resource_id),
-    field('Since', f.since), field('Until', f.until), h('button', { type: 'submit' }, 'Apply'));
+    field('Since', f.since), field('Until', f.until), field('Newest', f.limit), h('button', { type: 'submit' }, 'Apply'));
 
   async function load() {
     flash('');
     const r = await get(`/api/audit${qs({ operation: f.operation.value.trim(), resource_id: f.resource_id.value.trim(),
-      since: to_utc(f.since.value), until: to_utc(f.until.value), limit: 1000 })}`);
+      since: to_utc(f.since.value), until: to_utc(f.until.value), limit: f.limit.value })}`);
     const user = f.user.value.trim().toLowerCase();
     const rows = user ? r.entries.filter((e) => String(e.user || '').toLowerCase().includes(user)) : r.entries;
     clear(tbody);
@@ -36,7 +37,7 @@ export async function render(main, ctx) {
       tbody.append(h('tr', {}, h('td', {}, String(e.seq ?? '')), h('td', {}, fmt_time(e.timestamp)), h('td', {}, e.operation),
         h('td', {}, `${e.resource_type || ''} ${e.resource_id || ''}`.trim()), h('td', {}, e.status), h('td', {}, e.user),
         h('td', { class: 'hide-narrow' }, e.ip_address || '')));
-    count.textContent = `${rows.length} entries (newest first; at most 1,000 per query)`;
+    count.textContent = `${rows.length} entries, newest first`;
   }
   form.addEventListener('submit', (ev) => { ev.preventDefault(); load().catch((e) => flash(e.message, 'error')); });
 

@@ -4,7 +4,7 @@ import { h, clear, select, num, fmt_date, status_badge } from './ui.js';
 
 const statuses = [['', 'Any status'], ['active', 'Active'], ['expiring', 'Expiring soon'], ['on_hold', 'On hold'],
   ['revoked', 'Revoked'], ['expired', 'Expired']];
-const usages = [['', 'Any usage'], ['api-mtls', 'api-mtls'], ['vpn', 'vpn'], ['other', 'other']];
+const usages = [['', 'Any usage'], ['api-mtls', 'api-mtls'], ['vpn', 'vpn'], ['other', 'other'], ['server', 'server (TLS listener)']];
 const sorts = [['-created_at', 'Newest first'], ['created_at', 'Oldest first'], ['expires_at', 'Expires soonest'],
   ['-expires_at', 'Expires latest'], ['common_name', 'Common name A–Z'], ['-common_name', 'Common name Z–A'],
   ['identifier', 'Identifier A–Z']];

@@ -284,6 +284,14 @@ await admin.ctx.close();
     await page.goto(`${base}/audit`);
     await page.locator('#audit-table tbody tr').first().waitFor();
     await shot(page, 'audit', 'phone');
+    // Dark by prefers-color-scheme.
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.goto(`${base}/`);
+    await page.locator('#expiry-chart').waitFor();
+    assert.equal(await page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor), 'rgb(20, 23, 27)');
+    await shot(page, 'overview-dark', 'phone');
+    await page.emulateMedia({ colorScheme: 'light' });
+    assert.equal(await page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor), 'rgb(246, 247, 249)');
     // No horizontal scrolling of the page itself at phone width.
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 1, `the page is ${overflow} px wider than the phone`);
