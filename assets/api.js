@@ -15,6 +15,7 @@ export class api_error extends Error {
     this.status = status;
     this.code = body && body.code;
     this.field = body && body.field;
+    this.body = body;
   }
 }
 

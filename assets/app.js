@@ -34,6 +34,10 @@ function show_session() {
     if (a.dataset.feature) continue;
     a.hidden = !can(a.dataset.minRole);
   }
+  // Batch: only when the server has the batch API.
+  const batch = nav.querySelector('[data-feature="batch"]');
+  batch.hidden = true;
+  if (can('operator')) import('./page-batch.js').then((m) => m.batch_available()).then((ok) => { batch.hidden = !ok; });
   // A certificate session ends when the browser forgets the certificate, not here.
   document.getElementById('sign-out').hidden = session.authenticated_by === 'certificate';
 }
