@@ -147,4 +147,10 @@ export async function render(main, ctx) {
   });
 
   clear(main).append(h('h1', {}, 'Batch'), csv_form, rv_form, job_box);
+  // From the list's selection: /client-certificates/batch?revoke=id,id,...
+  const preset = new URLSearchParams(location.search).get('revoke');
+  if (preset) {
+    ids.value = list_of(preset).join('\n');
+    reason.focus();
+  }
 }

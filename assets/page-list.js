@@ -1,6 +1,7 @@
 // The certificate list: filters, search, sort and paging done by the API, one page at a time.
 import { get, qs } from './api.js';
 import { h, clear, select, num, fmt_date, status_badge } from './ui.js';
+import { batch_available } from './page-batch.js';
 
 const statuses = [['', 'Any status'], ['active', 'Active'], ['expiring', 'Expiring soon'], ['on_hold', 'On hold'],
   ['revoked', 'Revoked'], ['expired', 'Expired']];
@@ -32,6 +33,15 @@ export async function render(main, ctx) {
   const next = h('button', { type: 'button', class: 'secondary' }, 'Next ›');
   const last = h('button', { type: 'button', class: 'secondary' }, 'Last »');
   const page_label = h('span', { id: 'page-label' });
+  // Selection for a batch revoke, when the server has the batch API.
+  const selectable = ctx.can('operator') && (await batch_available());
+  const selected = new Set();
+  const revoke_sel = h('button', { type: 'button', class: 'danger', id: 'revoke-selected', disabled: true, hidden: !selectable }, 'Revoke selected…');
+  const sel_changed = () => {
+    revoke_sel.disabled = selected.size === 0;
+    revoke_sel.textContent = selected.size ? `Revoke selected (${selected.size})…` : 'Revoke selected…';
+  };
+  revoke_sel.addEventListener('click', () => ctx.navigate(`/client-certificates/batch?revoke=${encodeURIComponent([...selected].join(','))}`));
   const lab = (text, ctl) => h('div', {}, h('label', { for: ctl.id }, text), ctl);
 
   clear(main).append(
@@ -42,11 +52,11 @@ export async function render(main, ctx) {
       lab('Sort', sort), lab('Per page', size)),
     count,
     h('div', { class: 'table-wrap' }, h('table', { id: 'cert-table' },
-      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Identifier'), h('th', { scope: 'col' }, 'Common name'),
+      h('thead', {}, h('tr', {}, selectable ? h('th', { scope: 'col' }, h('span', { class: 'muted' }, 'Select')) : null, h('th', { scope: 'col' }, 'Identifier'), h('th', { scope: 'col' }, 'Common name'),
         h('th', { scope: 'col', class: 'hide-narrow' }, 'Usage'), h('th', { scope: 'col' }, 'Status'),
         h('th', { scope: 'col', class: 'hide-narrow' }, 'Expires'))),
       tbody)),
-    h('nav', { class: 'pager', 'aria-label': 'Pages' }, first, prev, page_label, next, last));
+    h('nav', { class: 'pager', 'aria-label': 'Pages' }, first, prev, page_label, next, last, revoke_sel));
 
   get('/api/client-certs/stats').then((st) => {
     clear(chips).append(
@@ -72,14 +82,19 @@ export async function render(main, ctx) {
     if (state.page > pages && total > 0) { state.page = pages; return load(); }
     clear(tbody);
     for (const c of res.certificates) {
-      tbody.append(h('tr', {},
+      let box = null;
+      if (selectable) {
+        box = h('input', { type: 'checkbox', 'aria-label': `Select ${c.identifier}`, checked: selected.has(c.identifier) });
+        box.addEventListener('change', () => { if (box.checked) selected.add(c.identifier); else selected.delete(c.identifier); sel_changed(); });
+      }
+      tbody.append(h('tr', {}, selectable ? h('td', {}, box) : null,
         h('td', {}, h('a', { href: `/client-certificates/${encodeURIComponent(c.identifier)}` }, c.identifier)),
         h('td', {}, c.common_name),
         h('td', { class: 'hide-narrow' }, c.cert_usage),
         h('td', { class: 'status' }, status_badge(c.status)),
         h('td', { class: 'hide-narrow' }, fmt_date(c.expires_at))));
     }
-    if (!res.certificates.length) tbody.append(h('tr', {}, h('td', { colspan: 5, class: 'muted' }, 'No certificates match.')));
+    if (!res.certificates.length) tbody.append(h('tr', {}, h('td', { colspan: 6, class: 'muted' }, 'No certificates match.')));
     const from = total ? res.offset + 1 : 0;
     count.textContent = `${num(from)}–${num(res.offset + res.certificates.length)} of ${num(total)}`;
     page_label.textContent = `Page ${num(state.page)} of ${num(pages)}`;

@@ -157,6 +157,13 @@ const admin = await open(desktop);
   });
   await step('1. revoke with keyCompromise (the confirmation names the certificate)', async () => {
     await page.getByLabel('Revocation reason (RFC 5280)').selectOption('keyCompromise');
+    // Escape closes the confirmation and nothing is revoked; the focus starts on Cancel.
+    await page.getByRole('button', { name: 'Revoke…' }).click();
+    await page.getByRole('dialog').waitFor();
+    assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Cancel');
+    await page.keyboard.press('Escape');
+    await page.getByRole('dialog').waitFor({ state: 'detached' });
+    assert.equal((await api('GET', `/api/client-certs/${created_id}`, tokens.admin)).json.status, 'active');
     await page.getByRole('button', { name: 'Revoke…' }).click();
     const dialog = page.getByRole('dialog');
     await dialog.waitFor();
@@ -303,8 +310,12 @@ await admin.ctx.close();
 // ---- test 3: a wrong token; a viewer ----
 {
   const { ctx, page } = await open(desktop);
-  await step('3. a wrong token shows a sign-in error', async () => {
-    await sign_in(page, 'cm_this-is-not-a-token');
+  await step('3. a wrong token shows a sign-in error (typed with the keyboard only)', async () => {
+    await page.goto(`${base}/`);
+    await page.getByLabel('API token').waitFor();
+    assert.equal(await page.evaluate(() => document.activeElement.name), 'token');
+    await page.keyboard.type('cm_this-is-not-a-token');
+    await page.keyboard.press('Enter');
     await page.locator('#signin-error').filter({ hasText: 'not accepted' }).waitFor();
     assert.equal(await page.locator('#nav').isHidden(), true);
     assert.equal(await page.evaluate(() => sessionStorage.length), 0);
@@ -379,6 +390,13 @@ await admin.ctx.close();
     }
   });
   await page.route(`**/api/jobs/${job.id}`, (r) => r.fulfill({ json: states[Math.min(seen.push(1) - 1, states.length - 1)] }));
+  let revoke_body = null;
+  const rjob = { id: 'job-mock-2', kind: 'batch_revoke', state: 'succeeded', total: 2, done: 2, failed: 0, errors: [] };
+  await page.route('**/api/client-certs/batch/revoke', async (r) => {
+    revoke_body = r.request().postDataJSON();
+    await r.fulfill({ status: 202, json: { ...rjob, state: 'running', done: 0 } });
+  });
+  await page.route(`**/api/jobs/${rjob.id}`, (r) => r.fulfill({ json: rjob }));
   await step('5. (mocked batch API) a CSV batch: template, progress to 100%, summary with per-row errors', async () => {
     await sign_in(page, tokens.operator);
     await page.getByRole('link', { name: 'Batch' }).click();
@@ -406,6 +424,23 @@ await admin.ctx.close();
     await page.locator('#batch-error').filter({ hasText: 'Nothing was created: row 2: common_name is required' }).waitFor();
     assert.equal(await text_of(page, '#batch-error #job-errors tbody tr'), '2\tcommon_name\tcommon_name is required');
     await clean(page, 'batch refused');
+  });
+  await step('5. (mocked batch API) revoke a selection from the list', async () => {
+    await page.goto(`${base}/client-certificates?search=seed-0000`);
+    await page.locator('#list-count').filter({ hasText: /of 10$/ }).waitFor();
+    await page.getByLabel('Select seed-00003').check();
+    await page.getByLabel('Select seed-00007').check();
+    await page.getByRole('button', { name: 'Revoke selected (2)…' }).click();
+    await page.locator('#revoke-ids').waitFor();
+    assert.deepEqual((await page.locator('#revoke-ids').inputValue()).split('\n').sort(), ['seed-00003', 'seed-00007']);
+    await page.getByLabel('Reason (RFC 5280)').selectOption('cessationOfOperation');
+    await page.getByRole('button', { name: 'Revoke…' }).click();
+    const dialog = page.getByRole('dialog');
+    assert.match(await dialog.innerText(), /Revoke 2 certificate\(s\): seed-0000[37], seed-0000[37] with reason cessationOfOperation/);
+    await dialog.getByRole('button', { name: 'Revoke them' }).click();
+    await page.locator('#job-summary').filter({ hasText: 'Finished (succeeded): 2 done, 0 failed.' }).waitFor();
+    assert.deepEqual({ ...revoke_body, identifiers: revoke_body.identifiers.sort() }, { identifiers: ['seed-00003', 'seed-00007'], reason: 'cessationOfOperation' });
+    await clean(page, 'batch revoke');
   });
   await ctx.close();
   const { ctx: ctx2, page: p2 } = await open(desktop);
