@@ -1,6 +1,6 @@
 // The dashboard's entry point: who is signed in, the navigation, client-side routes.
 import { get, token, set_unauthorized_handler, api_error } from './api.js';
-import { h, clear, flash, field, rank } from './ui.js';
+import { h, clear, flash, field, rank, fill } from './ui.js';
 
 const routes = [
   [/^\/$/, 'overview', () => import('./page-overview.js')],
@@ -86,7 +86,7 @@ function sign_in_form(problem) {
     show_session();
     render();
   });
-  clear(main).append(form);
+  fill(main, form);
   input.focus();
 }
 
@@ -98,18 +98,18 @@ async function render() {
     const m = re.exec(path);
     if (!m) continue;
     mark_nav(name);
-    clear(main).append(h('p', { class: 'muted' }, 'Loading…'));
+    fill(main, h('p', { class: 'muted' }, 'Loading…'));
     try {
       const page = await load();
       await page.render(main, { session, can, navigate, params: m.slice(1).map(decodeURIComponent) });
     } catch (e) {
       if (e instanceof api_error && e.status === 401) return;
-      clear(main).append(h('h1', {}, 'Something went wrong'), h('p', { class: 'error', role: 'alert' }, e.message));
+      fill(main, h('h1', {}, 'Something went wrong'), h('p', { class: 'error', role: 'alert' }, e.message));
     }
     return;
   }
   mark_nav('');
-  clear(main).append(h('h1', {}, 'Not found'), h('p', {}, h('a', { href: '/' }, 'Back to the overview')));
+  fill(main, h('h1', {}, 'Not found'), h('p', {}, h('a', { href: '/' }, 'Back to the overview')));
 }
 
 // Same-origin links navigate in place.

@@ -1,6 +1,6 @@
 // The audit log (admins): filters by operation, user, resource and time, and the chain's verification.
 import { get, qs } from './api.js';
-import { h, clear, field, flash, fmt_time, select } from './ui.js';
+import { h, clear, field, flash, fmt_time, select, fill } from './ui.js';
 
 // A datetime-local value (the browser's local time) as RFC 3339 UTC.
 const to_utc = (v) => (v ? new Date(v).toISOString().replace(/\.\d+Z$/, 'Z') : '');
@@ -8,7 +8,7 @@ const to_utc = (v) => (v ? new Date(v).toISOString().replace(/\.\d+Z$/, 'Z') : '
 export async function render(main, ctx) {
   document.title = 'Audit · CertMate';
   if (!ctx.can('admin')) {
-    clear(main).append(h('h1', {}, 'Audit'), h('p', {}, 'The audit log needs the admin role.'));
+    fill(main, h('h1', {}, 'Audit'), h('p', {}, 'The audit log needs the admin role.'));
     return;
   }
   const f = {
@@ -41,15 +41,15 @@ export async function render(main, ctx) {
   }
   form.addEventListener('submit', (ev) => { ev.preventDefault(); load().catch((e) => flash(e.message, 'error')); });
 
-  clear(main).append(h('h1', {}, 'Audit log'),
+  fill(main, h('h1', {}, 'Audit log'),
     h('section', { class: 'panel', 'aria-labelledby': 'h-verify' }, h('h2', { id: 'h-verify' }, 'Chain verification'), verify),
     form, count,
     h('div', { class: 'table-wrap' }, h('table', { id: 'audit-table' }, h('thead', {}, h('tr', {},
       ['Seq', 'Time', 'Operation', 'Resource', 'Status', 'User', 'Address'].map((t, i) => h('th', { scope: 'col', class: i === 6 ? 'hide-narrow' : null }, t)))), tbody)));
   get('/api/audit/verify').then((v) => {
-    clear(verify).append(h('p', { class: v.ok ? 'st-active' : 'error', id: 'verify-state' },
+    fill(verify, h('p', { class: v.ok ? 'st-active' : 'error', id: 'verify-state' },
       v.ok ? `Verified: ${v.entries} entries, ${v.checkpoints_verified} signed checkpoints.`
         : `Verification FAILED at line ${v.bad_line}: ${v.reason}`));
-  }).catch((e) => clear(verify).append(h('p', { class: 'error' }, e.message)));
+  }).catch((e) => fill(verify, h('p', { class: 'error' }, e.message)));
   await load();
 }

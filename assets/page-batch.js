@@ -2,7 +2,7 @@
 // identifiers or by filter, each run as a job whose progress is polled from GET /api/jobs/{id}.
 // Shown only when this server's OpenAPI document has POST /api/client-certs/batch.
 import { request, get, post, qs, api_error } from './api.js';
-import { h, clear, field, select, flash, num, list_of, confirm_dialog } from './ui.js';
+import { h, clear, field, select, flash, num, list_of, confirm_dialog, fill, add } from './ui.js';
 
 // The CSV columns (issue 12): the create fields that are scalars, `dns`/`ip`/`email_san` lists
 // separated by ';', and `csr` as PEM in a quoted cell.
@@ -42,7 +42,7 @@ async function follow(job, box) {
   const pct = h('span', { id: 'job-percent' }, '0%');
   const line = h('p', { id: 'job-line', 'aria-live': 'polite' });
   const summary = h('div', { id: 'job-summary' });
-  clear(box).append(h('h2', {}, `Job ${job.id} (${job.kind || 'batch'})`), h('div', { class: 'actions' }, bar, pct), line, summary);
+  fill(box, h('h2', {}, `Job ${job.id} (${job.kind || 'batch'})`), h('div', { class: 'actions' }, bar, pct), line, summary);
   for (;;) {
     const total = job.total || 0;
     const handled = (job.done || 0) + (job.failed || 0);
@@ -54,7 +54,7 @@ async function follow(job, box) {
     await new Promise((r) => setTimeout(r, 500));
     job = await get(`/api/jobs/${encodeURIComponent(job.id)}`);
   }
-  clear(summary).append(
+  fill(summary, 
     h('p', { class: job.state === 'succeeded' && !job.failed ? 'st-active' : 'error' },
       `Finished (${job.state}): ${num(job.done)} done, ${num(job.failed)} failed.`),
     errors_table(job.errors));
@@ -63,11 +63,11 @@ async function follow(job, box) {
 export async function render(main, ctx) {
   document.title = 'Batch · CertMate';
   if (!ctx.can('operator')) {
-    clear(main).append(h('h1', {}, 'Batch'), h('p', {}, 'Batch operations need the operator role.'));
+    fill(main, h('h1', {}, 'Batch'), h('p', {}, 'Batch operations need the operator role.'));
     return;
   }
   if (!(await batch_available())) {
-    clear(main).append(h('h1', {}, 'Batch'), h('p', {}, 'This server has no batch API (POST /api/client-certs/batch) yet.'));
+    fill(main, h('h1', {}, 'Batch'), h('p', {}, 'This server has no batch API (POST /api/client-certs/batch) yet.'));
     return;
   }
   const job_box = h('section', { class: 'panel', id: 'job', 'aria-live': 'polite' }, h('p', { class: 'muted' }, 'No job started from this page yet.'));
@@ -93,7 +93,7 @@ export async function render(main, ctx) {
   csv_form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     clear(csv_err);
-    if (!file.files.length) { csv_err.append(h('p', { class: 'error' }, 'Choose a CSV file.')); return; }
+    if (!file.files.length) { add(csv_err, h('p', { class: 'error' }, 'Choose a CSV file.')); return; }
     upload.disabled = true;
     try {
       const res = await request(`/api/client-certs/batch${partial.checked ? '?partial=true' : ''}`,
@@ -101,7 +101,7 @@ export async function render(main, ctx) {
       await follow(await res.json(), job_box);
     } catch (e) {
       if (!(e instanceof api_error)) throw e;
-      csv_err.append(h('p', { class: 'error' }, `Nothing was created: ${e.message}`), errors_table(e.body && e.body.errors));
+      add(csv_err, h('p', { class: 'error' }, `Nothing was created: ${e.message}`), errors_table(e.body && e.body.errors));
     } finally {
       upload.disabled = false;
     }
@@ -146,7 +146,7 @@ export async function render(main, ctx) {
     }
   });
 
-  clear(main).append(h('h1', {}, 'Batch'), csv_form, rv_form, job_box);
+  fill(main, h('h1', {}, 'Batch'), csv_form, rv_form, job_box);
   // From the list's selection: /client-certificates/batch?revoke=id,id,...
   const preset = new URLSearchParams(location.search).get('revoke');
   if (preset) {

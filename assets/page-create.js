@@ -1,7 +1,7 @@
 // Create a certificate: a key generated here (type picker) or an external CSR (its subject and
 // SANs shown before submit). The API's 400s are shown at the field they name.
 import { post, api_error } from './api.js';
-import { h, clear, field, select, set_field_error, list_of, flash } from './ui.js';
+import { h, clear, field, select, set_field_error, list_of, flash, fill } from './ui.js';
 import { read_csr } from './csr.js';
 
 const key_types = [['ec-p256', 'EC P-256'], ['ec-p384', 'EC P-384'], ['ed25519', 'Ed25519'], ['rsa2048', 'RSA 2048'],
@@ -10,7 +10,7 @@ const key_types = [['ec-p256', 'EC P-256'], ['ec-p384', 'EC P-384'], ['ed25519',
 export async function render(main, ctx) {
   document.title = 'New certificate · CertMate';
   if (!ctx.can('operator')) {
-    clear(main).append(h('h1', {}, 'New certificate'), h('p', {}, 'Creating certificates needs the operator role.'));
+    fill(main, h('h1', {}, 'New certificate'), h('p', {}, 'Creating certificates needs the operator role.'));
     return;
   }
   const mode_gen = h('input', { type: 'radio', name: 'mode', value: 'generate', id: 'mode-generate', checked: true });
@@ -126,5 +126,5 @@ export async function render(main, ctx) {
     }
   });
 
-  clear(main).append(h('p', {}, h('a', { href: '/client-certificates' }, '← Certificates')), h('h1', {}, 'New certificate'), form);
+  fill(main, h('p', {}, h('a', { href: '/client-certificates' }, '← Certificates')), h('h1', {}, 'New certificate'), form);
 }

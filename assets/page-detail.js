@@ -1,7 +1,7 @@
 // One certificate: what it is, its validity, downloads, revoke / hold / unhold / renew, edits,
 // the serials it has had and (admins) its audit entries.
 import { get, post, patch, download, cert_path, qs, api_error } from './api.js';
-import { h, clear, field, select, set_field_error, flash, fmt_time, serial_hex, status_badge, confirm_dialog } from './ui.js';
+import { h, clear, field, select, set_field_error, flash, fmt_time, serial_hex, status_badge, confirm_dialog, fill } from './ui.js';
 
 // RFC 5280 5.3.1 reason codes a revocation may carry (certificateHold is the separate "Hold").
 const reasons = [['unspecified', 'unspecified'], ['keyCompromise', 'keyCompromise'],
@@ -143,16 +143,16 @@ export async function render(main, ctx) {
   if (ctx.can('admin')) {
     audit.append(h('p', { class: 'muted' }, 'Loading…'));
     get(`/api/audit${qs({ resource_id: c.identifier, limit: 100 })}`).then((r) => {
-      clear(audit).append(r.entries.length ? h('div', { class: 'table-wrap' }, h('table', {},
+      fill(audit, r.entries.length ? h('div', { class: 'table-wrap' }, h('table', {},
         h('thead', {}, h('tr', {}, ['Time', 'Operation', 'Status', 'User'].map((t) => h('th', { scope: 'col' }, t)))),
         h('tbody', {}, r.entries.map((e) => h('tr', {}, h('td', {}, fmt_time(e.timestamp)), h('td', {}, e.operation), h('td', {}, e.status), h('td', {}, e.user))))))
         : h('p', { class: 'muted' }, 'No audit entries.'));
-    }).catch((e) => clear(audit).append(h('p', { class: 'error' }, e.message)));
+    }).catch((e) => fill(audit, h('p', { class: 'error' }, e.message)));
   } else {
     audit.append(h('p', { class: 'muted' }, 'The audit log is shown to admins.'));
   }
 
-  clear(main).append(
+  fill(main, 
     h('p', {}, h('a', { href: '/client-certificates' }, '← Certificates')),
     h('div', { class: 'actions' }, h('h1', { id: 'cert-title' }, c.identifier), h('span', { id: 'cert-status' }, status_badge(c.status))),
     h('section', { class: 'panel', 'aria-labelledby': 'h-subject' }, h('h2', { id: 'h-subject' }, 'Certificate'),

@@ -1,6 +1,6 @@
 // The certificate list: filters, search, sort and paging done by the API, one page at a time.
 import { get, qs } from './api.js';
-import { h, clear, select, num, fmt_date, status_badge } from './ui.js';
+import { h, clear, select, num, fmt_date, status_badge, fill } from './ui.js';
 import { batch_available } from './page-batch.js';
 
 const statuses = [['', 'Any status'], ['active', 'Active'], ['expiring', 'Expiring soon'], ['on_hold', 'On hold'],
@@ -44,7 +44,7 @@ export async function render(main, ctx) {
   revoke_sel.addEventListener('click', () => ctx.navigate(`/client-certificates/batch?revoke=${encodeURIComponent([...selected].join(','))}`));
   const lab = (text, ctl) => h('div', {}, h('label', { for: ctl.id }, text), ctl);
 
-  clear(main).append(
+  fill(main, 
     h('div', { class: 'actions' }, h('h1', {}, 'Certificates'),
       ctx.can('operator') ? h('a', { class: 'button', href: '/client-certificates/new', id: 'new-cert' }, 'New certificate') : null),
     chips,
@@ -59,7 +59,7 @@ export async function render(main, ctx) {
     h('nav', { class: 'pager', 'aria-label': 'Pages' }, first, prev, page_label, next, last, revoke_sel));
 
   get('/api/client-certs/stats').then((st) => {
-    clear(chips).append(
+    fill(chips, 
       h('span', { class: 'badge' }, `Total ${num(st.total)}`),
       ...Object.entries(st.by_state).map(([k, v]) => h('span', { class: `badge st-${k}` }, `${k.replace('_', ' ')} ${num(v)}`)));
   }).catch(() => {});

@@ -1,7 +1,7 @@
 // The overview: totals by state and usage, what expires soon, expiries per week for 26 weeks
 // (an SVG drawn here), the CRL, OCSP answers by status and the renewal sweep (from /metrics).
 import { get, qs } from './api.js';
-import { h, svg, clear, num, fmt_time } from './ui.js';
+import { h, svg, clear, num, fmt_time, fill } from './ui.js';
 
 const weeks = 26;
 
@@ -56,7 +56,7 @@ export async function render(main) {
   const renewals = metric(metrics_text, 'certmate_renewals_total', 'result');
   const next_run = metric(metrics_text, 'certmate_renewal_next_run_timestamp_seconds')[''];
 
-  clear(main).append(
+  fill(main, 
     h('h1', {}, 'Overview'),
     h('section', { 'aria-labelledby': 'h-state' }, h('h2', { id: 'h-state' }, 'Certificates by state'),
       h('div', { class: 'grid' }, card('total', num(st.total), 'ov-total'), card('active', num(st.by_state.active), 'ov-active'),

@@ -33,6 +33,12 @@ export function svg(tag, attrs = {}, ...children) {
 
 export function clear(el) { while (el.firstChild) el.firstChild.remove(); return el; }
 
+// Replaces el's children (null, undefined and false are skipped, as in h()).
+export function fill(el, ...children) { clear(el); append(el, children); return el; }
+
+// Adds children to el (null, undefined and false are skipped, as in h()).
+export function add(el, ...children) { append(el, children); return el; }
+
 let uid = 0;
 export const new_id = (p = 'f') => `${p}-${++uid}`;
 

@@ -69,6 +69,9 @@ async function clean(page, label) {
   assert.deepEqual(csp, [], `CSP violations on ${label}`);
   const p = problems.splice(0);
   assert.deepEqual(p, [], `problems on ${label}`);
+  // No stray "null" or "undefined" rendered as text.
+  const text = await page.locator('body').innerText();
+  assert.ok(!/\b(null|undefined|NaN)\b/.test(text), `"null", "undefined" or "NaN" shown on ${label}`);
 }
 
 async function sign_in(page, token) {
