@@ -45,11 +45,12 @@ function chart(counts) {
 
 export async function render(main) {
   document.title = 'Overview · CertMate';
-  const [st, e7, e30, e90, crl, metrics_text] = await Promise.all([
+  const [st, e7, e30, e90, crl, metrics_text, last] = await Promise.all([
     get('/api/client-certs/stats'),
     expiring_within(7), expiring_within(30), expiring_within(90),
     get('/api/crl/info').catch(() => null),
     get('/metrics').catch(() => ''),
+    get('/api/renewals/last').catch(() => null),
   ]);
   const per_week = st.expiring_per_week.slice(0, weeks);
   const ocsp = metric(metrics_text, 'certmate_ocsp_responses_total', 'status');
@@ -78,7 +79,11 @@ export async function render(main) {
         metrics_text ? h('dl', { class: 'kv', id: 'ocsp-counts' }, Object.entries(ocsp).map(([k, v]) => [h('dt', {}, k), h('dd', {}, num(v))]))
           : h('p', { class: 'muted' }, 'Metrics are not available to this session.')),
       h('section', { class: 'panel', 'aria-labelledby': 'h-ren' }, h('h2', { id: 'h-ren' }, 'Renewal sweep'),
-        h('dl', { class: 'kv' }, h('dt', {}, 'Next sweep'), h('dd', { id: 'next-sweep' }, next_run ? fmt_time(new Date(next_run * 1000).toISOString()) : '—'),
+        h('dl', { class: 'kv' },
+          h('dt', {}, 'Last sweep'), h('dd', { id: 'last-sweep' }, last
+            ? `${fmt_time(last.started_at)}: ${num(last.renewed)} renewed, ${num(last.failed)} failed of ${num(last.candidates)} due`
+            : 'none yet'),
+          h('dt', {}, 'Next sweep'), h('dd', { id: 'next-sweep' }, next_run ? fmt_time(new Date(next_run * 1000).toISOString()) : '—'),
           h('dt', {}, 'Renewed since start'), h('dd', {}, num(renewals.ok)),
           h('dt', {}, 'Failed since start'), h('dd', {}, num(renewals.failed))))));
 }

@@ -20,6 +20,7 @@
 #include <fstream>
 #include <future>
 #include <regex>
+#include <thread>
 
 using namespace certmate;
 using namespace certmate::test;
@@ -172,6 +173,24 @@ BOOST_AUTO_TEST_CASE(stats_count_expiries_per_week) {
     want[0] = 1; // 3 days (not_before may sit a little in the past: still week 0)
     want[1] = 2; // 10 days
     BOOST_TEST(got == want, boost::test_tools::per_element());
+}
+
+// GET /api/renewals/last (the overview's "last sweep"): the sweep the server ran at start, counts only.
+BOOST_AUTO_TEST_CASE(last_renewal_sweep_is_readable_by_a_viewer) {
+    test_server srv;
+    auto c = srv.client();
+    http_reply r;
+    for (int i = 0; i < 100; ++i) { // the start-up sweep runs in the background
+        r = c.get("/api/renewals/last", srv.tokens.viewer);
+        if (r.status != 404) break;
+        std::this_thread::sleep_for(50ms);
+    }
+    BOOST_REQUIRE_EQUAL(r.status, 200u);
+    auto o = obj(r);
+    for (const char* k : {"started_at", "finished_at", "candidates", "renewed", "failed"}) BOOST_TEST(o.contains(k), k);
+    BOOST_TEST(!o.contains("outcomes"));
+    BOOST_TEST(o.at("candidates").to_number<int>() == 0);
+    BOOST_TEST(c.get("/api/renewals/last").status == 401u);
 }
 
 namespace {

@@ -113,6 +113,12 @@ const admin = await open(desktop);
     const bars = await page.locator('#expiry-chart rect.wk title').evaluateAll((els) => els.map((e) => e.textContent));
     assert.deepEqual(bars, st.expiring_per_week.map((v, i) => `week ${i + 1}: ${v}`));
     assert.ok(st.expiring_per_week.some((v) => v > 0));
+    // The renewal sweep that ran at start (seeded certificates within 30 days of expiry are due).
+    const last = (await api('GET', '/api/renewals/last', tokens.admin)).json;
+    assert.equal(await text_of(page, '#last-sweep'),
+      `${last.started_at.replace('T', ' ').replace(/:\d\dZ$/, ' UTC')}: ${last.renewed.toLocaleString('en')} renewed, ` +
+      `${last.failed.toLocaleString('en')} failed of ${last.candidates.toLocaleString('en')} due`);
+    assert.ok(last.renewed > 0);
     await clean(page, 'overview');
   });
   const crl_before = Number((await text_of(page, '#crl-revoked')).replace(/,/g, ''));
