@@ -244,11 +244,14 @@ asio::awaitable<response> run_renewals(call& c) {
 }
 
 // GET /api/renewals/last: when the last sweep ran and its counts (its outcomes are in the
-// answer of POST /api/renewals/run and in state/renewal_sweep.json).
+// answer of POST /api/renewals/run and in state/renewal_sweep.json); 204 before the first.
 asio::awaitable<response> last_renewal(call& c) {
     auto load = [&] { return c.core().view().last_sweep(); };
     const auto last = co_await c.core().in_pool(load);
-    if (!last) co_return error_response(errc::not_found, "no renewal sweep has run yet");
+    if (!last) {
+        response res{http::status::no_content, 11};
+        co_return res;
+    }
     auto o = to_json(*last);
     o.erase("outcomes");
     co_return json_response(http::status::ok, o);

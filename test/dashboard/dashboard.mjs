@@ -55,6 +55,8 @@ async function open(viewport) {
   });
   page.on('pageerror', (e) => problems.push(`page error on ${page.url()}: ${e.message}`));
   page.on('request', (r) => {
+    // A token never travels in a URL.
+    if (Object.values(tokens).some((t) => r.url().includes(t))) problems.push(`a token in a URL: ${r.url()}`);
     const u = new URL(r.url());
     if (u.protocol === 'data:') return;
     if (u.protocol === 'blob:' ? !r.url().startsWith(`blob:${origin}/`) : u.origin !== origin)
@@ -66,6 +68,7 @@ async function open(viewport) {
 // Test 6 for the page as it is now.
 async function clean(page, label) {
   const csp = await page.evaluate(() => window.__csp || []);
+  assert.equal(await page.evaluate(() => document.cookie), '', `a cookie on ${label}`);
   assert.deepEqual(csp, [], `CSP violations on ${label}`);
   const p = problems.splice(0);
   assert.deepEqual(p, [], `problems on ${label}`);
@@ -94,6 +97,11 @@ async function api(method, p, token, body) {
 }
 
 const text_of = (page, sel) => page.locator(sel).innerText();
+// The renewal sweep the server runs at start (it renews the seeded certificates that are due).
+for (let i = 0; (await api('GET', '/api/renewals/last', tokens.admin)).status !== 200; i++) {
+  if (i > 600) throw new Error('the start-up renewal sweep did not finish within 60 s');
+  await new Promise((r) => setTimeout(r, 100));
+}
 const created_id = 'browser-made-1';
 // The seeded ones, tls-operator and the TLS listener's own certificate (usage server).
 let total = (await api('GET', '/api/client-certs/stats', tokens.admin)).json.total;
