@@ -1,6 +1,7 @@
 #include "app/cli.hpp"
 
 #include "app/bootstrap.hpp"
+#include "app/cli_commands.hpp"
 #include "app/config.hpp"
 #include "app/serve.hpp"
 #include "core/keys.hpp"
@@ -9,6 +10,7 @@
 #include "storage/ca_files.hpp"
 #include "storage/leftovers.hpp"
 
+#include <boost/json.hpp>
 #include <boost/program_options.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -24,52 +26,26 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* usage_text = R"(usage: certmate [COMMAND] [OPTIONS]
-
-commands:
-  serve [-c FILE] [--data-dir DIR] [--listen HOST:PORT] [--check-config]   run the server (default)
-  init [-c FILE] [--data-dir DIR]                 create the CA, an admin token and a starter config
-       [--server-cert HOST...]                    also issue the TLS listener's certificate (serverAuth,
-                                                  SANs HOST...) as DIR/tls/server.crt and server.key
-  ca backup --out FILE [--data-dir DIR]           CA key, certificate, metadata and CRL state in one archive (0600)
-  ca restore --in FILE [--force] [--data-dir DIR] restore a CA backup (refuses a different CA without --force)
-  token create --name NAME --role viewer|operator|admin
-  audit verify [--data-dir DIR]                   walk the audit hash chain and check every signed
-       [--public-key FILE]                        checkpoint (default key: certs/audit/audit_signing.pub)
-  version
-
-Every config key can be given as --section.key VALUE (see certmate.conf.example).
-)";
-
 struct parsed_args {
     po::variables_map vm;
     std::vector<std::string> overrides; // --section.key VALUE, normalised
     fs::path config_file;
 };
 
-// Parses the command's own options; the rest must be --section.key VALUE config overrides.
-parsed_args parse(const std::vector<std::string>& args, po::options_description own) {
-    own.add_options()("config,c", po::value<std::string>(), "config file")(
-        "data-dir", po::value<std::string>(), "data directory")("listen", po::value<std::string>(), "HOST:PORT");
+// The options every server command takes: the config file and the two shorthands (DESIGN.md 1).
+void add_server_options(po::options_description& d) {
+    d.add_options()("config,c", po::value<std::string>()->value_name("FILE"),
+                    "config file (default: DIR/certmate.conf when it exists)")(
+        "data-dir", po::value<std::string>()->value_name("DIR"), "data directory (storage.data_dir, default ./data)")(
+        "listen", po::value<std::string>()->value_name("HOST:PORT"),
+        "plain HTTP listener (server.http_listen, default 127.0.0.1:8080; port 0 picks one)");
+}
+
+// The config file and --section.key overrides of a parsed server command.
+parsed_args server_args(const cli_invocation& inv) {
     parsed_args out;
-    auto parsed = po::command_line_parser(args).options(own).allow_unregistered().run();
-    po::store(parsed, out.vm);
-    po::notify(out.vm);
-    auto rest = po::collect_unrecognized(parsed.options, po::include_positional);
-    for (std::size_t i = 0; i < rest.size(); ++i) {
-        const auto& a = rest[i];
-        if (a.rfind("--", 0) != 0 || a.find('.') == std::string::npos)
-            throw error_exception(make_error(errc::invalid_argument, "unknown argument: " + a));
-        auto eq = a.find('=');
-        if (eq != std::string::npos) {
-            out.overrides.push_back(a.substr(0, eq));
-            out.overrides.push_back(a.substr(eq + 1));
-        } else {
-            if (i + 1 >= rest.size()) throw error_exception(make_error(errc::invalid_argument, a + " needs a value"));
-            out.overrides.push_back(a);
-            out.overrides.push_back(rest[++i]);
-        }
-    }
+    out.vm = inv.vm;
+    out.overrides = inv.overrides;
     if (out.vm.count("data-dir"))
         out.overrides.insert(out.overrides.begin(), {"--storage.data_dir", out.vm["data-dir"].as<std::string>()});
     if (out.vm.count("listen"))
@@ -79,11 +55,8 @@ parsed_args parse(const std::vector<std::string>& args, po::options_description 
     return out;
 }
 
-int cmd_init(const std::vector<std::string>& args) {
-    po::options_description own("init");
-    own.add_options()("server-cert", po::value<std::vector<std::string>>()->multitoken(),
-                      "TLS server certificate names");
-    auto a = parse(args, own);
+int cmd_init(const cli_invocation& inv) {
+    auto a = server_args(inv);
     auto cfg = load_config(a.config_file, a.overrides);
     // A server may be running on this data dir: only leftovers too old to be a write in flight.
     (void)storage::remove_temp_leftovers(storage::layout{cfg.data_dir}, std::chrono::minutes(10));
@@ -115,22 +88,18 @@ int cmd_init(const std::vector<std::string>& args) {
     return 0;
 }
 
-int cmd_ca(const std::vector<std::string>& args) {
-    if (args.empty()) throw error_exception(make_error(errc::invalid_argument, "ca: expected backup or restore"));
-    std::vector<std::string> rest(args.begin() + 1, args.end());
-    po::options_description own("ca");
-    own.add_options()("out", po::value<std::string>())("in", po::value<std::string>())("force", po::bool_switch());
-    auto a = parse(rest, own);
+int cmd_ca(const std::string& sub, const cli_invocation& inv) {
+    auto a = server_args(inv);
     auto cfg = load_config(a.config_file, a.overrides);
     storage::layout l{cfg.data_dir};
-    if (args[0] == "backup") {
+    if (sub == "backup") {
         if (!a.vm.count("out")) throw error_exception(make_error(errc::invalid_argument, "ca backup needs --out FILE"));
         if (auto r = storage::backup_ca(l, a.vm["out"].as<std::string>(), ca_passphrase(cfg)); !r)
             throw error_exception(r.error());
         std::cout << "wrote CA backup " << a.vm["out"].as<std::string>() << "\n";
         return 0;
     }
-    if (args[0] == "restore") {
+    if (sub == "restore") {
         if (!a.vm.count("in")) throw error_exception(make_error(errc::invalid_argument, "ca restore needs --in FILE"));
         if (auto r = storage::ensure_dir(l.data_dir, fs::perms(0700)); !r) throw error_exception(r.error());
         auto rep = storage::restore_ca(l, a.vm["in"].as<std::string>(), a.vm["force"].as<bool>(), ca_passphrase(cfg));
@@ -144,15 +113,11 @@ int cmd_ca(const std::vector<std::string>& args) {
         std::cout << "restored CA " << rep->fingerprint_sha256 << " (" << rep->files << " files)\n";
         return 0;
     }
-    throw error_exception(make_error(errc::invalid_argument, "ca: unknown subcommand " + args[0]));
+    return 2;
 }
 
-int cmd_token(const std::vector<std::string>& args) {
-    if (args.empty() || args[0] != "create")
-        throw error_exception(make_error(errc::invalid_argument, "token: expected create"));
-    po::options_description own("token");
-    own.add_options()("name", po::value<std::string>())("role", po::value<std::string>()->default_value("viewer"));
-    auto a = parse({args.begin() + 1, args.end()}, own);
+int cmd_token(const cli_invocation& inv) {
+    const auto& a = inv;
     if (!a.vm.count("name")) throw error_exception(make_error(errc::invalid_argument, "token create needs --name"));
     auto role = parse_api_role(a.vm["role"].as<std::string>());
     if (!role) throw error_exception(make_error(errc::invalid_argument, "--role must be viewer, operator or admin"));
@@ -161,17 +126,21 @@ int cmd_token(const std::vector<std::string>& args) {
         throw error_exception(make_error(errc::invalid_argument, "--name must be non-empty and without ':'"));
     const auto token = new_token();
     t.sha256_hex = sha256_hex_of(token);
+    if (a.vm["json"].as<bool>()) {
+        std::cout << boost::json::serialize(boost::json::object{{"name", t.name},
+                                                                {"role", to_string(t.role)},
+                                                                {"token", token},
+                                                                {"config_line", "token = " + token_config_value(t)}})
+                  << "\n";
+        return 0;
+    }
     std::cout << "token: " << token
               << "\nadd to the [auth] section of the config (then SIGHUP):\ntoken = " << token_config_value(t) << "\n";
     return 0;
 }
 
-int cmd_audit(const std::vector<std::string>& args) {
-    if (args.empty() || args[0] != "verify")
-        throw error_exception(make_error(errc::invalid_argument, "audit: expected verify"));
-    po::options_description own("audit");
-    own.add_options()("public-key", po::value<std::string>(), "PEM public key that signs the checkpoints");
-    auto a = parse({args.begin() + 1, args.end()}, own);
+int cmd_audit(const cli_invocation& inv) {
+    auto a = server_args(inv);
     auto cfg = load_config(a.config_file, a.overrides);
     storage::layout l{cfg.data_dir};
     const fs::path pub_file =
@@ -204,46 +173,105 @@ int cmd_audit(const std::vector<std::string>& args) {
 
 } // namespace
 
+std::vector<cli_command> server_commands() {
+    std::vector<cli_command> out;
+    out.push_back({"serve", "", "run the server (the default command); on an empty data dir it runs `init` first",
+                   "Logs `listening on http://HOST:PORT` once it accepts connections; SIGHUP reloads tokens, rate\n"
+                   "limits, the log level and the TLS certificate; SIGTERM drains and exits 0.",
+                   "  certmate serve -c /etc/certmate/certmate.conf\n"
+                   "  certmate serve --data-dir ./data --listen 127.0.0.1:8080 --server.threads 4",
+                   0, 0, true,
+                   [](po::options_description& d) {
+                       add_server_options(d);
+                       d.add_options()("check-config", po::bool_switch(),
+                                       "check the config file and flags, print `config ok`, and exit");
+                   },
+                   [](const cli_invocation& inv) {
+                       auto a = server_args(inv);
+                       auto cfg = load_config(a.config_file, a.overrides);
+                       if (a.vm["check-config"].as<bool>()) {
+                           std::cout << "config ok" << (a.config_file.empty() ? "" : ": " + a.config_file.string())
+                                     << "\n";
+                           return 0;
+                       }
+                       return run_server(cfg, a.config_file, a.overrides);
+                   }});
+    out.push_back({"init", "", "create the CA, the OCSP responder, an admin token and a starter config",
+                   "The admin token is written to DIR/admin.token (0600) and printed only on a terminal.\n"
+                   "Idempotent: an existing CA is kept and no new token is made.",
+                   "  certmate init --data-dir ./data --server-cert ca.example.internal 10.0.0.5", 0, 0, true,
+                   [](po::options_description& d) {
+                       add_server_options(d);
+                       d.add_options()("server-cert",
+                                       po::value<std::vector<std::string>>()->multitoken()->value_name("HOST..."),
+                                       "also issue the TLS listener's certificate (serverAuth, SANs HOST...) as "
+                                       "DIR/tls/server.crt and server.key");
+                   },
+                   cmd_init});
+    out.push_back({"ca backup", "", "write the CA key, certificate, metadata and CRL state to one archive (0600)", "",
+                   "  certmate ca backup --data-dir ./data --out ca-backup.tar", 0, 0, true,
+                   [](po::options_description& d) {
+                       add_server_options(d);
+                       d.add_options()("out", po::value<std::string>()->value_name("FILE"),
+                                       "the archive to write (required)");
+                   },
+                   [](const cli_invocation& inv) { return cmd_ca("backup", inv); }});
+    out.push_back({"ca restore", "", "restore a CA backup (refuses a different CA without --force)", "",
+                   "  certmate ca restore --data-dir ./data --in ca-backup.tar", 0, 0, true,
+                   [](po::options_description& d) {
+                       add_server_options(d);
+                       d.add_options()("in", po::value<std::string>()->value_name("FILE"),
+                                       "the archive to read (required)")("force", po::bool_switch(),
+                                                                         "replace a different CA");
+                   },
+                   [](const cli_invocation& inv) { return cmd_ca("restore", inv); }});
+    out.push_back({"token create", "", "print a new API token and the config line holding its SHA-256",
+                   "Add the printed line to the [auth] section of the config, then SIGHUP the server.",
+                   "  certmate token create --name ci --role operator", 0, 0, false,
+                   [](po::options_description& d) {
+                       d.add_options()("name", po::value<std::string>()->value_name("NAME"),
+                                       "token name (required, no ':')")(
+                           "role", po::value<std::string>()->default_value("viewer")->value_name("ROLE"),
+                           "viewer, operator or admin");
+                       add_json_option(d);
+                   },
+                   cmd_token});
+    out.push_back({"audit verify", "", "walk the audit log's hash chain and check every signed checkpoint",
+                   "Prints `ok N entries ...`, or the first broken line and exits 1.",
+                   "  certmate audit verify --data-dir ./data", 0, 0, true,
+                   [](po::options_description& d) {
+                       add_server_options(d);
+                       d.add_options()("public-key", po::value<std::string>()->value_name("FILE"),
+                                       "PEM public key that signs the checkpoints (default: "
+                                       "DIR/certs/audit/audit_signing.pub)");
+                   },
+                   cmd_audit});
+    out.push_back(
+        {"version", "", "print the version", "", "  certmate version", 0, 0, false, add_json_option,
+         [](const cli_invocation& inv) {
+             if (inv.vm["json"].as<bool>())
+                 std::cout << boost::json::serialize(boost::json::object{{"version", CERTMATE_VERSION}}) << "\n";
+             else
+                 std::cout << "certmate " << CERTMATE_VERSION << "\n";
+             return 0;
+         }});
+    return out;
+}
+
 int run_cli(int argc, char** argv) {
     auto logger = spdlog::stderr_color_mt("certmate");
     spdlog::set_default_logger(logger);
+    std::vector<cli_command> all = server_commands();
+    for (auto* more : {&client_commands, &pki_commands})
+        for (auto& c : more()) all.push_back(std::move(c));
+    for (auto& c : meta_commands(all)) all.push_back(std::move(c));
     std::vector<std::string> args(argv + 1, argv + argc);
-    std::string cmd = "serve";
-    if (!args.empty() && args[0].rfind("-", 0) != 0) {
-        cmd = args[0];
-        args.erase(args.begin());
-    }
     try {
-        if (cmd == "version" || cmd == "--version") {
-            std::cout << "certmate " << CERTMATE_VERSION << "\n";
-            return 0;
-        }
-        if (cmd == "help" || cmd == "--help" || cmd == "-h") {
-            std::cout << usage_text;
-            return 0;
-        }
-        if (cmd == "init") return cmd_init(args);
-        if (cmd == "ca") return cmd_ca(args);
-        if (cmd == "token") return cmd_token(args);
-        if (cmd == "audit") return cmd_audit(args);
-        if (cmd == "serve") {
-            po::options_description own("serve");
-            own.add_options()("check-config", po::bool_switch());
-            auto a = parse(args, own);
-            auto cfg = load_config(a.config_file, a.overrides);
-            if (a.vm["check-config"].as<bool>()) {
-                std::cout << "config ok" << (a.config_file.empty() ? "" : ": " + a.config_file.string()) << "\n";
-                return 0;
-            }
-            return run_server(cfg, a.config_file, a.overrides);
-        }
-        std::cerr << "certmate: unknown command '" << cmd << "'\n" << usage_text;
-        return 2;
+        return run_commands(all, args);
     } catch (const error_exception& e) {
         std::cerr << "certmate: " << e.err.message << "\n";
-        return 2;
-    } catch (const po::error& e) {
-        std::cerr << "certmate: " << e.what() << "\n";
+        // The server's commands fail on their config or start-up checks (a wrong CA passphrase, a bad
+        // key): a configuration error, 2 as ever (docs/cli.md "Exit codes").
         return 2;
     }
 }

@@ -1,5 +1,6 @@
 #include "app/config.hpp"
 
+#include "app/suggest.hpp"
 #include "core/encoding.hpp"
 #include "core/keys.hpp"
 
@@ -63,6 +64,11 @@ const std::vector<std::pair<const char*, const char*>>& known_keys() {
         {"auth.token", "name:role:sha256hex of a bearer token (repeatable)"},
         {"log.level", "trace, debug, info, warn, error"},
         {"audit.checkpoint_interval", "a signed checkpoint after every N audit entries; 0 = only at shutdown"},
+        {"jobs.max_running", "batch jobs running at once (one per client)"},
+        {"jobs.max_queued", "batch jobs waiting beyond those; more are refused with 503"},
+        {"jobs.parallel_rows", "rows of one job in flight at once; 0 = half the pool threads, at least 2"},
+        {"jobs.max_rows", "rows (certificates) one batch may hold"},
+        {"jobs.keep_finished", "finished jobs kept for GET /api/jobs; older ones are forgotten"},
     };
     return keys;
 }
@@ -159,15 +165,28 @@ config load_config(const std::filesystem::path& file, const std::vector<std::str
         // Command-line overrides first: the first value stored wins in Program_options.
         if (!overrides.empty()) {
             std::vector<std::string> args = overrides;
-            auto parsed = po::command_line_parser(args).options(desc).run();
-            po::store(parsed, vm);
+            try {
+                po::store(po::command_line_parser(args).options(desc).run(), vm);
+            } catch (const po::unknown_option& e) {
+                std::vector<std::string> keys;
+                for (const auto& [key, help] : known_keys()) keys.push_back(key);
+                const auto near = closest_match(e.get_option_name().substr(2), keys);
+                throw error_exception(
+                    make_error(errc::invalid_argument, "unknown config key " + e.get_option_name() +
+                                                           (near.empty() ? "" : " (did you mean --" + near + "?)")));
+            }
         }
         if (!file.empty()) {
             std::ifstream in(file);
             if (!in) throw error_exception(make_error(errc::invalid_argument, file.string() + ": cannot be read"));
             auto parsed = po::parse_config_file(in, desc, true);
             for (const auto& o : parsed.options)
-                if (o.unregistered) reject(c, o.string_key, "unknown key");
+                if (o.unregistered) {
+                    std::vector<std::string> keys;
+                    for (const auto& [key, help] : known_keys()) keys.push_back(key);
+                    const auto near = closest_match(o.string_key, keys);
+                    reject(c, o.string_key, "unknown key" + (near.empty() ? "" : " (did you mean " + near + "?)"));
+                }
             po::store(parsed, vm);
         }
         po::notify(vm);
@@ -313,6 +332,16 @@ config load_config(const std::filesystem::path& file, const std::vector<std::str
     if (auto v = get("audit.checkpoint_interval"))
         c.audit_checkpoint_interval =
             static_cast<std::uint64_t>(to_int(c, "audit.checkpoint_interval", *v, 0, 1000000));
+    if (auto v = get("jobs.max_running"))
+        c.jobs.max_running = static_cast<unsigned>(to_int(c, "jobs.max_running", *v, 1, 64));
+    if (auto v = get("jobs.max_queued"))
+        c.jobs.max_queued = static_cast<unsigned>(to_int(c, "jobs.max_queued", *v, 0, 10000));
+    if (auto v = get("jobs.parallel_rows"))
+        c.jobs.parallel_rows = static_cast<unsigned>(to_int(c, "jobs.parallel_rows", *v, 0, 256));
+    if (auto v = get("jobs.max_rows"))
+        c.jobs.max_rows = static_cast<std::size_t>(to_int(c, "jobs.max_rows", *v, 1, 1000000));
+    if (auto v = get("jobs.keep_finished"))
+        c.jobs.keep_finished = static_cast<std::size_t>(to_int(c, "jobs.keep_finished", *v, 1, 100000));
     if (!c.https_listen.empty() && (c.tls_cert.empty() || c.tls_key.empty()))
         reject(c, "server.https_listen", "needs tls.cert and tls.key");
     return c;

@@ -4,6 +4,7 @@
 
 #include "core/cert_record.hpp"
 #include "core/service.hpp"
+#include "net/options.hpp"
 
 #include <chrono>
 #include <filesystem>
@@ -40,6 +41,7 @@ struct config {
     std::size_t body_limit = 64 * 1024;
     std::size_t batch_body_limit = 32 * 1024 * 1024;
     bool metrics_public = true;
+    net::job_options jobs; // [jobs]
 
     // [storage]
     std::filesystem::path data_dir = "./data";

@@ -41,6 +41,8 @@ net::server_options server_options_from(const config& cfg) {
     o.reserved_connections = cfg.reserved_connections;
     o.shutdown_grace = cfg.shutdown_grace;
     o.body_limit = cfg.body_limit;
+    o.batch_body_limit = cfg.batch_body_limit;
+    o.jobs = cfg.jobs;
     o.metrics_public = cfg.metrics_public;
     o.api_on_http = cfg.api_on_http;
     o.renewal_sweep = cfg.renewal_sweep_enabled;

@@ -1,15 +1,15 @@
-// Batch operations (issue 12's API): a CSV of certificates to create, or a revocation of many by
+// Batch operations (docs/api.md "Batch jobs"): a CSV of certificates to create, or a revocation of many by
 // identifiers or by filter, each run as a job whose progress is polled from GET /api/jobs/{id}.
 // Shown only when this server's OpenAPI document has POST /api/client-certs/batch.
-import { request, get, post, qs, api_error } from './api.js';
+import { request, get, post, qs, api_error, download } from './api.js';
 import { h, clear, field, select, flash, num, list_of, confirm_dialog, fill, add } from './ui.js';
 
 // The CSV columns (issue 12): the create fields that are scalars, `dns`/`ip`/`email_san` lists
 // separated by ';', and `csr` as PEM in a quoted cell.
 const template = 'identifier,common_name,email,organization,organizational_unit,country,cert_usage,key_type,' +
-  'validity_days,api_role,notes,renewal_enabled,renewal_threshold_days,dns,ip,email_san,csr\r\n' +
+  'validity_days,api_role,notes,renewal_enabled,renewal_threshold_days,dns,ip,email_san,uri,csr\r\n' +
   'laptop-0001,alice.example,alice@example.org,Example Org,IT,DE,vpn,ec-p256,365,,"first batch, row 1",true,30,' +
-  'alice.example;alt.example,,,\r\n';
+  'alice.example;alt.example,,,,\r\n';
 
 const finished = new Set(['succeeded', 'failed', 'cancelled', 'interrupted']);
 const reasons = [['unspecified', 'unspecified'], ['keyCompromise', 'keyCompromise'], ['affiliationChanged', 'affiliationChanged'],
@@ -36,28 +36,34 @@ function errors_table(errors) {
     h('tbody', {}, errors.map((e) => h('tr', {}, h('td', {}, String(e.row ?? '')), h('td', {}, e.field || ''), h('td', {}, e.message || ''))))));
 }
 
-// Polls a job until it finishes, drawing its progress into `box`.
+// Polls a job until it finishes, drawing its progress into `box` (docs/api.md "Batch jobs":
+// done = succeeded + failed, of total).
 async function follow(job, box) {
   const bar = h('progress', { id: 'job-progress', max: 100, value: 0, class: 'progress', 'aria-label': 'Job progress' });
   const pct = h('span', { id: 'job-percent' }, '0%');
   const line = h('p', { id: 'job-line', 'aria-live': 'polite' });
   const summary = h('div', { id: 'job-summary' });
-  fill(box, h('h2', {}, `Job ${job.id} (${job.kind || 'batch'})`), h('div', { class: 'actions' }, bar, pct), line, summary);
+  fill(box, h('h2', {}, `Job ${job.id} (${job.kind === 'revoke' ? 'revoke' : 'create'})`), h('div', { class: 'actions' }, bar, pct), line, summary);
   for (;;) {
     const total = job.total || 0;
-    const handled = (job.done || 0) + (job.failed || 0);
-    const p = total ? Math.round((100 * handled) / total) : (finished.has(job.state) ? 100 : 0);
+    const p = total ? Math.floor((100 * (job.done || 0)) / total) : (finished.has(job.state) ? 100 : 0);
     bar.value = p;
     pct.textContent = `${p}%`;
-    line.textContent = `${job.state}: ${num(job.done)} done, ${num(job.failed)} failed of ${num(total)}`;
+    line.textContent = `${job.state}: ${num(job.done)} of ${num(total)} rows done (${num(job.failed)} failed)`;
     if (finished.has(job.state)) break;
     await new Promise((r) => setTimeout(r, 500));
     job = await get(`/api/jobs/${encodeURIComponent(job.id)}`);
   }
-  fill(summary, 
+  const ok = job.succeeded ?? (job.done || 0) - (job.failed || 0);
+  const verb = job.kind === 'revoke' ? 'revoked' : 'created';
+  const archive = job.kind !== 'revoke' && ok > 0 && job.links && job.links.archive
+    ? h('button', { type: 'button', class: 'secondary', id: 'job-archive' }, 'Download the certificates (.tar.gz)') : null;
+  if (archive) archive.addEventListener('click', () => download(job.links.archive, `${job.id}.tar.gz`).catch((e) => flash(e.message, 'error')));
+  fill(summary,
     h('p', { class: job.state === 'succeeded' && !job.failed ? 'st-active' : 'error' },
-      `Finished (${job.state}): ${num(job.done)} done, ${num(job.failed)} failed.`),
-    errors_table(job.errors));
+      `Finished (${job.state}): ${num(ok)} ${verb}, ${num(job.failed)} failed.`),
+    job.errors_total > (job.errors || []).length ? h('p', { class: 'muted' }, `The first ${num(job.errors.length)} of ${num(job.errors_total)} row errors:`) : null,
+    errors_table(job.errors), archive);
 }
 
 export async function render(main, ctx) {
@@ -102,6 +108,8 @@ export async function render(main, ctx) {
     } catch (e) {
       if (!(e instanceof api_error)) throw e;
       add(csv_err, h('p', { class: 'error' }, `Nothing was created: ${e.message}`), errors_table(e.body && e.body.errors));
+      if (e.body && e.body.errors_total > (e.body.errors || []).length)
+        add(csv_err, h('p', { class: 'muted' }, `(the first ${num(e.body.errors.length)} of ${num(e.body.errors_total)} errors)`));
     } finally {
       upload.disabled = false;
     }

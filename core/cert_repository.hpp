@@ -6,6 +6,7 @@
 
 #include "core/ca.hpp"
 #include "core/cert_record.hpp"
+#include "core/job.hpp"
 #include "core/ocsp.hpp"
 #include "core/renewal_summary.hpp"
 
@@ -76,6 +77,17 @@ public:
     virtual std::optional<std::pair<std::string, std::string>> load_ocsp_responder() const = 0;
     // Keeps a new responder: the key first (0600), so a kept certificate always has its key.
     virtual result<void> save_ocsp_responder(std::string_view cert_pem, std::string_view key_pem) = 0;
+
+    // ---- batch jobs (core/job.hpp); safe from any thread, one writer per job ----
+    // The rows of a job, kept once before it runs (atomically: all rows or none).
+    virtual result<void> save_job_input(const std::string& job_id, const job_input& in) = 0;
+    virtual result<job_input> load_job_input(const std::string& job_id) const = 0;
+    // The job's document and progress, replaced atomically.
+    virtual result<void> save_job(const job_record& j) = 0;
+    // Every kept job, oldest first (an unreadable one is logged and skipped).
+    virtual std::vector<job_record> load_jobs() const = 0;
+    // Forgets a finished job (retention).
+    virtual result<void> remove_job(const std::string& job_id) = 0;
 };
 
 // The delegated OCSP responder (RFC 6960 4.2.2.2): the one `repo` keeps when it loads against `ca`

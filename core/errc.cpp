@@ -32,6 +32,7 @@ std::string_view errc_name(errc e) noexcept {
     case errc::bad_passphrase: return "BAD_PASSPHRASE";
     case errc::storage_failure: return "STORAGE_FAILURE";
     case errc::audit_unavailable: return "AUDIT_UNAVAILABLE";
+    case errc::busy: return "BUSY";
     case errc::crypto_failure: return "CRYPTO_FAILURE";
     case errc::unauthorized: return "UNAUTHORIZED";
     case errc::forbidden: return "FORBIDDEN";

@@ -31,6 +31,7 @@ enum class errc {
     unauthorized,
     forbidden,
     rate_limited,
+    busy, // a queue is full: try again later (503)
     internal,
 };
 

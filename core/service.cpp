@@ -39,6 +39,7 @@ audit_entry entry_for(std::string operation, const std::string& id, const princi
     e.ip_address = who.ip;
     e.actor = actor_json(who);
     e.details = std::move(details);
+    if (!who.job.empty()) e.details["job"] = who.job;
     return e;
 }
 
@@ -300,21 +301,25 @@ cert_view cert_service::view(const cert_record& r, std::string pem) const {
     return cert_view{r, status_at(r, clock_()), std::move(pem)};
 }
 
-result<staged<cert_view>> cert_service::stage_create(create_request req, const principal& who) {
+namespace {
+// Identifiers that would collide with routes under /api/client-certs/ (docs/api.md).
+bool reserved_identifier(std::string_view id) { return id == "batch" || id == "stats" || id == "ca"; }
+} // namespace
+
+result<std::shared_ptr<parsed_csr>> cert_service::check_create(create_request& req, issue_request& ireq,
+                                                               const principal& who) const {
     if (auto g = check_grant(req.role, who); !g) return g.error();
     if (req.usage == cert_usage::server)
         return make_error(errc::invalid_argument,
                           "server certificates are issued by `certmate init --server-cert`, not through the API",
                           "cert_usage");
-    std::string id = req.identifier;
-    if (id.empty()) {
-        id = generate_identifier();
-    } else {
-        if (!valid_identifier(id))
+    if (!req.identifier.empty()) {
+        if (!valid_identifier(req.identifier))
             return make_error(errc::invalid_identifier, "identifier must match [A-Za-z0-9][A-Za-z0-9._-]{0,63}",
                               "identifier");
-        if (index_.find(id) || busy_ids_.count(id))
-            return make_error(errc::already_exists, "a certificate with this identifier already exists", "identifier");
+        if (reserved_identifier(req.identifier))
+            return make_error(errc::invalid_identifier, "identifier is reserved (batch, stats and ca name routes)",
+                              "identifier");
     }
     if (!req.csr_pem.empty() && req.key)
         return make_error(errc::invalid_argument, "key_type cannot be combined with a CSR", "key_type");
@@ -341,7 +346,6 @@ result<staged<cert_view>> cert_service::stage_create(create_request req, const p
     if (req.subject.common_name.empty())
         return make_error(errc::invalid_argument, "common_name is required", "common_name");
 
-    issue_request ireq;
     ireq.subject = req.subject;
     ireq.sans = req.sans;
     ireq.usage = req.usage;
@@ -349,6 +353,33 @@ result<staged<cert_view>> cert_service::stage_create(create_request req, const p
     ireq.validity_days = req.validity_days ? req.validity_days : cfg_.issuance.default_validity_days;
     if (auto v = validate_issue_request(ireq, cfg_.issuance); !v) return v.error();
     if (auto v = check_server_auth(ireq, cfg_.server_names, who); !v) return v.error();
+    return csr;
+}
+
+result<void> cert_service::validate_create(create_request req, const principal& who) const {
+    issue_request ireq;
+    auto csr = check_create(req, ireq, who);
+    if (!csr) return csr.error();
+    return {};
+}
+
+std::vector<std::size_t> cert_service::identifiers_in_use(const std::vector<std::string>& ids) const {
+    std::vector<std::size_t> out;
+    for (std::size_t i = 0; i < ids.size(); ++i)
+        if (index_.find(ids[i]) || busy_ids_.count(ids[i])) out.push_back(i);
+    return out;
+}
+
+result<staged<cert_view>> cert_service::stage_create(create_request req, const principal& who) {
+    issue_request ireq;
+    auto checked = check_create(req, ireq, who);
+    if (!checked) return checked.error();
+    std::shared_ptr<parsed_csr> csr = std::move(*checked);
+    std::string id = req.identifier;
+    if (id.empty())
+        id = generate_identifier();
+    else if (index_.find(id) || busy_ids_.count(id))
+        return make_error(errc::already_exists, "a certificate with this identifier already exists", "identifier");
 
     ireq.serial_decimal = reserve_serial();
     busy_ids_.insert(id);
@@ -654,6 +685,56 @@ result<staged<downloaded_file>> cert_service::stage_download(const std::string& 
     return s;
 }
 
+result<staged<std::vector<std::pair<std::string, std::string>>>>
+cert_service::stage_bundle(const std::vector<std::string>& ids, bool keys, const principal& who) {
+    struct item {
+        std::string id;
+        cert_usage usage;
+        bool key;
+    };
+    std::vector<item> items;
+    items.reserve(ids.size());
+    std::size_t key_count = 0;
+    for (const auto& id : ids) {
+        const cert_record* rec = index_.find(id);
+        if (!rec) continue;
+        const bool key = keys && rec->has_private_key && check_ceiling(*rec, who, "the private key").has_value();
+        key_count += key ? 1 : 0;
+        items.push_back(item{id, rec->usage, key});
+    }
+    auto* store = store_.get();
+    auto audit = audit_;
+    auto ca = ca_;
+    using files = std::vector<std::pair<std::string, std::string>>;
+    staged<files> s;
+    s.work = [=]() -> result<files> {
+        files out;
+        out.emplace_back("ca.crt", ca->cert_pem());
+        for (const auto& it : items) {
+            auto cert = store->read_file(it.usage, it.id, file_kind::cert);
+            if (!cert) return cert.error();
+            std::string chain = *cert;
+            if (!chain.empty() && chain.back() != '\n') chain += '\n';
+            out.emplace_back(it.id + "/" + it.id + ".crt", *cert);
+            out.emplace_back(it.id + "/" + it.id + "-chain.pem", chain + ca->cert_pem());
+            if (it.key) {
+                auto key = store->read_file(it.usage, it.id, file_kind::key);
+                if (!key) return key.error();
+                out.emplace_back(it.id + "/" + it.id + ".key", std::move(*key));
+            }
+        }
+        if (key_count == 0) return out;
+        // The keys leave the process only after their download is on disk (one entry for all).
+        return write_ahead(
+            *audit,
+            entry_for("download", "bundle", who,
+                      {{"format", "archive"}, {"certificates", items.size()}, {"private_keys", key_count}}),
+            result<files>(std::move(out)), [](const files&) { return result<void>(); });
+    };
+    s.commit = [](result<files> r) { return r; };
+    return s;
+}
+
 result<staged<downloaded_file>> cert_service::stage_pkcs12(const std::string& id, std::string password,
                                                            const principal& who) {
     if (!valid_identifier(id))
@@ -781,6 +862,14 @@ void cert_service::finish_renewal_sweep(const renewal_summary& sum) const {
     if (auto w = store_->save_last_sweep(sum); !w)
         spdlog::error("cannot record the renewal sweep: {}", w.error().message);
     spdlog::info("renewal sweep: {} due, {} renewed, {} failed", sum.candidates, sum.renewed, sum.failed);
+}
+
+result<void> cert_service::audit_before(const audit_entry& e) const {
+    if (auto a = audit_->append(e); !a) {
+        spdlog::error("{} {} refused: {}", e.operation, e.resource_id, a.error().message);
+        return make_error(errc::audit_unavailable, "the audit log cannot be written; nothing was changed");
+    }
+    return {};
 }
 
 void cert_service::audit(const audit_entry& e) const {

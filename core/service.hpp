@@ -34,6 +34,8 @@
 
 namespace certmate {
 
+struct parsed_csr;
+
 // Who may obtain serverAuth certificates through the API (SECURITY.md "serverAuth"):
 // admins only, for names matching `patterns` ("host.example.com" exactly, "*.example.com" one
 // label under it; a wildcard name only where a pattern is that same wildcard), never a name in
@@ -63,6 +65,7 @@ struct principal {
     kind actor = kind::system;
     std::string cert_serial;         // kind::certificate: the serial that authenticated (decimal)
     api_role role = api_role::admin; // the caller's role (anonymous callers: viewer)
+    std::string job;                 // the batch job acting for the caller (audited as details.job)
 };
 // The server itself acting (the sweep, a CLI command, tests): kind system, role admin.
 inline principal system_principal(std::string name, std::string ip = {}) {
@@ -136,6 +139,14 @@ public:
 
     // ---- mutations (staged) ----
     result<staged<cert_view>> stage_create(create_request req, const principal& who);
+    // [any thread] Every check stage_create makes that needs no index (policy, CSR, roles,
+    // identifier syntax and the reserved names batch, stats and ca): batch rows are validated
+    // with it before anything is created.
+    result<void> validate_create(create_request req, const principal& who) const;
+    // [strand] The positions in `ids` of identifiers taken (or being created) now.
+    std::vector<std::size_t> identifiers_in_use(const std::vector<std::string>& ids) const;
+    // [strand] A fresh identifier (cert-<12 hex>), not taken now.
+    std::string new_identifier() { return generate_identifier(); }
     result<staged<cert_view>> stage_revoke(const std::string& id, revoke_request req, const principal& who);
     result<staged<cert_view>> stage_unhold(const std::string& id, const principal& who);
     // `validity_days` 0 = the certificate's current lifetime, capped by policy. `automatic`
@@ -147,6 +158,11 @@ public:
     // Key downloads are audited.
     enum class file_format { cert_pem, cert_der, key_pem, csr_pem, chain_pem };
     result<staged<downloaded_file>> stage_download(const std::string& id, file_format f, const principal& who);
+    // The certificate, chain and (with `keys`, where `who` may have it) private key of each of
+    // `ids` that exists, as archive members "<id>/<id>.crt", "<id>/<id>-chain.pem", "<id>/<id>.key",
+    // and "ca.crt". The keys are audited in one `download` entry before they are handed out.
+    result<staged<std::vector<std::pair<std::string, std::string>>>> stage_bundle(const std::vector<std::string>& ids,
+                                                                                  bool keys, const principal& who);
     result<staged<downloaded_file>> stage_pkcs12(const std::string& id, std::string password, const principal& who);
 
     // ---- CRL ----
@@ -190,6 +206,9 @@ public:
     // record is logged, not returned (the renewals are done either way).
     void finish_renewal_sweep(const renewal_summary& sum) const;
 
+    // [any thread, blocking] Appends `e` before what it records happens: errc::audit_unavailable
+    // when it cannot be written (SECURITY.md "Audit").
+    result<void> audit_before(const audit_entry& e) const;
     // Appends an audit line (denied requests, downloads); errors logged, not returned.
     // [any thread] Safe from the pool; blocks on the fsync.
     void audit(const audit_entry& e) const;
@@ -222,6 +241,15 @@ public:
         return certmate::ensure_ocsp_responder(*store_, *ca_, clock_(), renew_before, rng_);
     }
 
+    // [any thread, blocking: the pool] Batch jobs as the repository keeps them (core/job.hpp).
+    result<void> save_job_input(const std::string& id, const job_input& in) const {
+        return store_->save_job_input(id, in);
+    }
+    result<job_input> load_job_input(const std::string& id) const { return store_->load_job_input(id); }
+    result<void> save_job(const job_record& j) const { return store_->save_job(j); }
+    std::vector<job_record> load_jobs() const { return store_->load_jobs(); }
+    result<void> remove_job(const std::string& id) const { return store_->remove_job(id); }
+
     // [any thread] The statuses OCSP answers from, kept in step with the index by every commit.
     std::shared_ptr<ocsp_table> ocsp_statuses() const { return ocsp_; }
     // [any thread] Serial -> identifier and api_role, for mTLS; kept in step like ocsp_statuses().
@@ -236,6 +264,9 @@ private:
     // The record a mutation may change: refused when the identifier is invalid or unknown, or
     // another mutation of it is in flight.
     result<const cert_record*> find_for_mutation(const std::string& id) const;
+    // The checks of stage_create that need no index; fills `ireq`; the parsed CSR (null: none).
+    result<std::shared_ptr<parsed_csr>> check_create(create_request& req, issue_request& ireq,
+                                                     const principal& who) const;
     std::string reserve_serial();
     std::string generate_identifier();
     cert_view view(const cert_record& r, std::string pem = {}) const;

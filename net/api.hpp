@@ -7,6 +7,7 @@
 #include "net/auth.hpp"
 #include "net/client_auth.hpp"
 #include "net/http.hpp"
+#include "net/jobs.hpp"
 #include "net/metrics.hpp"
 #include "net/ocsp_endpoint.hpp"
 #include "net/options.hpp"
@@ -117,18 +118,24 @@ public:
     // [strand] A revocation state changed: the generation a CRL must reach to include it.
     std::uint64_t note_change() { return ++requested_; }
     // [any thread] Starts a build if one is needed and none runs (a running one re-runs).
-    void kick();
+    // `periodic` (the CRL timer): while a batch revoke holds builds, only a CRL near its
+    // nextUpdate is rebuilt, so that the job's revocations make one CRL.
+    void kick(bool periodic = false);
+    // [any thread] A batch revoke job runs (hold) or has finished (release).
+    void hold() { ++holds_; }
+    void release() { --holds_; }
     // Waits until a CRL of generation >= `gen` is published, at most `timeout`; false on timeout.
     asio::awaitable<bool> wait_published(std::uint64_t gen, std::chrono::milliseconds timeout);
     // [any thread] Entries in the current CRL (parsed once per CRL).
     std::size_t revoked_count(const std::shared_ptr<const built_crl>& crl);
 
 private:
-    asio::awaitable<void> build_loop();
+    asio::awaitable<void> build_loop(bool periodic);
 
     core_access& core_;
     metrics& metrics_;
     std::uint64_t requested_ = 0; // [strand]
+    std::atomic<int> holds_{0};
     std::atomic<std::uint64_t> published_{0};
     std::mutex count_mu_;
     std::uint64_t counted_number_ = 0;
@@ -188,7 +195,7 @@ struct api_state {
     api_state(asio::io_context& ioc, asio::thread_pool& pool, cert_service& svc, const server_options& opts)
         : opts(opts), core(ioc, pool, svc), crl(core, stats),
           ocsp(core, stats, opts.ocsp_validity, opts.ocsp_refresh_before), limiter(opts.rate_limits),
-          tokens(std::make_shared<const token_table>(opts.tokens)) {}
+          tokens(std::make_shared<const token_table>(opts.tokens)), jobs(*this) {}
 
     std::shared_ptr<const token_table> token_snapshot() const { return tokens.load(); }
     void set_tokens(std::vector<token_credential> t) {
@@ -205,10 +212,18 @@ struct api_state {
     router routes;
     std::function<std::size_t()> connection_count;
     std::atomic<std::shared_ptr<const token_table>> tokens; // swapped whole
+    job_runner jobs;
 };
 
-// Route registration (net/api_certs.cpp, net/api_misc.cpp).
+// A create body (docs/api.md) as the service takes it: the one reader for POST /api/client-certs
+// and each row of a batch (net/api_certs.cpp).
+result<create_request> create_request_from_json(const boost::json::value& body);
+// The query of GET /api/client-certs (usage, status, search, sort, limit, offset, ...) as the index takes it.
+result<list_query> parse_list_query(const path_params& query);
+
+// Route registration (net/api_certs.cpp, net/api_misc.cpp, net/api_jobs.cpp).
 void add_cert_routes(router& r);
+void add_job_routes(router& r);
 void add_misc_routes(router& r, const server_options& opts);
 void add_ocsp_routes(router& r); // net/ocsp_endpoint.cpp
 // The dashboard (/, /audit, /client-certificates/..., /assets/...) and GET /api/session (net/static_assets.cpp).

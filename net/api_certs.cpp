@@ -377,6 +377,14 @@ asio::awaitable<response> ca_pem(call& c) {
 
 } // namespace
 
+result<list_query> parse_list_query(const path_params& query) { return to_list_query(query); }
+
+result<create_request> create_request_from_json(const json::value& body) {
+    dto::create_cert b{};
+    if (auto e = dto::detail::read(body, std::string(), b)) return *e;
+    return to_create_request(std::move(b));
+}
+
 void add_cert_routes(router& r) {
     constexpr auto viewer = api_role::viewer;
     constexpr auto op = api_role::operator_;

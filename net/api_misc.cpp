@@ -27,8 +27,9 @@ asio::awaitable<response> health(call& c) {
         checks[h.name] = h.ok ? std::string("ok") : std::move(h.problem);
         ok = ok && h.ok;
     }
-    co_return json_response(ok ? http::status::ok : http::status::service_unavailable,
-                            json::object{{"status", ok ? "ok" : "degraded"}, {"checks", std::move(checks)}});
+    co_return json_response(
+        ok ? http::status::ok : http::status::service_unavailable,
+        json::object{{"status", ok ? "ok" : "degraded"}, {"version", CERTMATE_VERSION}, {"checks", std::move(checks)}});
 }
 
 asio::awaitable<response> metrics_text(call& c) {
@@ -40,6 +41,7 @@ asio::awaitable<response> metrics_text(call& c) {
     for (auto u : all_usages) snap.certificates_by_usage[std::string(to_string(u))] = 0;
     for (const auto& [u, n] : st.by_usage) snap.certificates_by_usage[u] = n;
     snap.expiring_soon = st.expiring_soon;
+    snap.jobs_by_state = c.api.jobs.counts_by_state();
     auto& svc = c.core().view();
     if (auto crl = svc.current_crl()) {
         const auto now = svc.now();
@@ -291,6 +293,7 @@ void add_misc_routes(router& r, const server_options& opts) {
 
 void add_api_routes(router& r, const server_options& opts) {
     add_cert_routes(r);
+    add_job_routes(r);
     add_misc_routes(r, opts);
     add_ocsp_routes(r);
     add_dashboard_routes(r);

@@ -10,8 +10,8 @@
 
 namespace certmate::net {
 
-void crl_publisher::kick() {
-    asio::co_spawn(core_.strand(), build_loop(), [](std::exception_ptr e) {
+void crl_publisher::kick(bool periodic) {
+    asio::co_spawn(core_.strand(), build_loop(periodic), [](std::exception_ptr e) {
         if (!e) return;
         try {
             std::rethrow_exception(e);
@@ -21,12 +21,14 @@ void crl_publisher::kick() {
     });
 }
 
-asio::awaitable<void> crl_publisher::build_loop() {
+asio::awaitable<void> crl_publisher::build_loop(bool periodic) {
     using crl_ptr = std::shared_ptr<const built_crl>;
     for (;;) {
         std::uint64_t gen = 0;
-        auto stage_fn = [&](cert_service& s) {
+        auto stage_fn = [&](cert_service& s) -> std::optional<staged<crl_ptr>> {
             gen = requested_;
+            const auto margin = std::chrono::duration_cast<std::chrono::seconds>(s.config().crl_validity) / 4;
+            if (periodic && holds_.load() > 0 && !s.crl_due(margin)) return std::nullopt;
             return s.stage_crl_build();
         };
         auto staged = co_await core_.in_core(stage_fn);

@@ -26,6 +26,7 @@ http::status status_of(errc e) noexcept {
     case errc::forbidden: return http::status::forbidden;
     case errc::rate_limited: return http::status::too_many_requests;
     case errc::audit_unavailable:
+    case errc::busy:
     case errc::ca_missing: return http::status::service_unavailable;
     case errc::bad_passphrase:
     case errc::storage_failure:

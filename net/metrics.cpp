@@ -71,6 +71,11 @@ void metrics::crl_built(bool ok) {
     ++(ok ? crl_builds_ok_ : crl_builds_failed_);
 }
 
+void metrics::job_row(std::string_view kind, bool ok) {
+    std::lock_guard lock(mu_);
+    ++job_rows_[{std::string(kind), ok}];
+}
+
 std::string metrics::render(const metrics_snapshot& s) const {
     std::string out;
     header(out, "certmate_certificates", "gauge", "Client certificates by state.");
@@ -148,6 +153,16 @@ std::string metrics::render(const metrics_snapshot& s) const {
            "OCSP requests without a nonce, answered from the cache (hit) or signed (miss).");
     out += fmt::format("certmate_ocsp_cache_total{{result=\"hit\"}} {}\n", ocsp_cache_hits_.load());
     out += fmt::format("certmate_ocsp_cache_total{{result=\"miss\"}} {}\n", ocsp_cache_misses_.load());
+    header(out, "certmate_jobs", "gauge", "Batch jobs kept, by state.");
+    for (const auto& [state, n] : s.jobs_by_state)
+        out += fmt::format("certmate_jobs{{state=\"{}\"}} {}\n", escape(state), n);
+    header(out, "certmate_job_rows_total", "counter", "Batch job rows done, by kind and result.");
+    for (const char* kind : {"create", "revoke"})
+        for (bool ok : {true, false}) {
+            auto it = job_rows_.find({kind, ok});
+            out += fmt::format("certmate_job_rows_total{{kind=\"{}\",result=\"{}\"}} {}\n", kind, ok ? "ok" : "failed",
+                               it == job_rows_.end() ? 0 : it->second);
+        }
     return out;
 }
 

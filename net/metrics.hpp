@@ -28,6 +28,7 @@ struct metrics_snapshot {
     std::size_t connections = 0;
     std::size_t rate_limit_buckets = 0;
     bool audit_healthy = true;
+    std::map<std::string, std::size_t> jobs_by_state; // every state, 0 included
 };
 
 // What an OCSP answer said: each CertID of a successful response by its status, or the error response.
@@ -45,6 +46,8 @@ public:
     // When the next renewal sweep is due (seconds since the epoch).
     void next_renewal(double unix_seconds);
     void crl_built(bool ok);
+    // One batch row done: kind "create"|"revoke", ok or failed.
+    void job_row(std::string_view kind, bool ok);
     void ocsp_answered(ocsp_outcome o) { ++ocsp_[static_cast<std::size_t>(o)]; }
     void ocsp_cache(bool hit) { ++(hit ? ocsp_cache_hits_ : ocsp_cache_misses_); }
     std::string render(const metrics_snapshot& s) const;
@@ -66,6 +69,7 @@ private:
     std::uint64_t renewals_ok_ = 0, renewals_failed_ = 0;
     double next_renewal_ = 0;
     std::uint64_t crl_builds_ok_ = 0, crl_builds_failed_ = 0;
+    std::map<std::pair<std::string, bool>, std::uint64_t> job_rows_;
     std::array<std::atomic<std::uint64_t>, ocsp_outcome_count> ocsp_{}; // lock-free: the OCSP hot path
     std::atomic<std::uint64_t> ocsp_cache_hits_{0}, ocsp_cache_misses_{0};
 };

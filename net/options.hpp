@@ -37,6 +37,15 @@ struct tls_options {
     std::chrono::milliseconds handshake_timeout{10000};
 };
 
+// Batch jobs (net/jobs.hpp; certmate.conf.example [jobs]).
+struct job_options {
+    unsigned max_running = 2;        // jobs running at once
+    unsigned max_queued = 16;        // jobs waiting beyond those; more: 503
+    unsigned parallel_rows = 0;      // rows in flight per job; 0 = half the pool, at least 2
+    std::size_t max_rows = 30000;    // rows per job
+    std::size_t keep_finished = 200; // finished jobs kept (the oldest are forgotten)
+};
+
 struct server_options {
     std::string http_listen = "127.0.0.1:8080"; // HOST:PORT, port 0 picks a free port
     tls_options tls;
@@ -48,6 +57,7 @@ struct server_options {
     std::chrono::seconds shutdown_grace{10};
     std::size_t header_limit = 8 * 1024;              // 431 beyond
     std::size_t body_limit = 64 * 1024;               // 413 beyond
+    std::size_t batch_body_limit = 32 * 1024 * 1024;  // 413 beyond, for /api/client-certs/batch*
     std::chrono::milliseconds request_timeout{10000}; // whole request (headers and body)
     std::chrono::milliseconds idle_timeout{60000};    // keep-alive between requests
     // Under pressure (more than 3/4 of max_connections open): keep-alive and TLS handshakes, and
@@ -63,6 +73,7 @@ struct server_options {
     std::string renewal_time = "03:00";             // local HH:MM of the sweep
     std::vector<token_credential> tokens;
     rate_limit_config rate_limits;
+    job_options jobs;
 };
 
 } // namespace certmate::net

@@ -335,10 +335,25 @@ asio::awaitable<void> server::impl::serve(connection& c, Stream& s) {
 
         http::request_parser<http::string_body> parser;
         parser.header_limit(static_cast<std::uint32_t>(opts.header_limit));
-        parser.body_limit(opts.body_limit);
+        // Beast checks Content-Length against the limit as the header completes: the larger limit
+        // first, the route's own once the target is known (docs/api.md "Batch jobs").
+        const std::size_t largest = std::max(opts.body_limit, opts.batch_body_limit);
+        parser.body_limit(largest);
         c.enter(connection::phase::reading);
         sock.expires_after(request_timeout()); // the whole request, headers and body
-        auto [ec, n] = co_await http::async_read(s, buffer, parser, tuple_awaitable);
+        auto [ec, n] = co_await http::async_read_header(s, buffer, parser, tuple_awaitable);
+        std::size_t body_limit = largest;
+        if (!ec) {
+            const std::string_view target = parser.get().target();
+            if (!target.substr(0, target.find('?')).starts_with("/api/client-certs/batch")) {
+                body_limit = opts.body_limit;
+                if (parser.content_length() && *parser.content_length() > body_limit)
+                    ec = http::error::body_limit;
+                else
+                    parser.body_limit(body_limit);
+            }
+            if (!ec) std::tie(ec, n) = co_await http::async_read(s, buffer, parser, tuple_awaitable);
+        }
         (void)n;
         c.enter(connection::phase::busy);
         if (ec == http::error::end_of_stream || ec == asio::error::eof) break;
@@ -350,7 +365,7 @@ asio::awaitable<void> server::impl::serve(connection& c, Stream& s) {
                                      "request headers exceed " + std::to_string(opts.header_limit) + " bytes");
             else if (ec == http::error::body_limit)
                 early = early_answer(http::status::payload_too_large, "BODY_TOO_LARGE",
-                                     "request body exceeds " + std::to_string(opts.body_limit) + " bytes");
+                                     "request body exceeds " + std::to_string(body_limit) + " bytes");
             else if (ec.category() == http::make_error_code(http::error::header_limit).category())
                 early = early_answer(http::status::bad_request, "BAD_REQUEST", "malformed HTTP request");
             if (early) {
@@ -424,7 +439,7 @@ asio::awaitable<void> server::impl::crl_timer_loop() {
         crl_timer.expires_after(opts.crl_check_interval);
         auto [ec] = co_await crl_timer.async_wait(tuple_awaitable);
         if (ec || draining) co_return;
-        api->crl.kick(); // builds only when nextUpdate is near or a change is pending
+        api->crl.kick(true); // builds only when nextUpdate is near or a change is pending
         api->ocsp.rotate_if_due();
     }
 }
@@ -469,9 +484,16 @@ result<void> server::start() {
             }
         };
     };
-    asio::co_spawn(m.accept_strand, m.accept_loop(m.acceptor, false), log_failure("listener"));
-    if (m.tls_acceptor)
-        asio::co_spawn(m.accept_strand, m.accept_loop(*m.tls_acceptor, true), log_failure("TLS listener"));
+    // Kept batch jobs are loaded (and those a stop interrupted marked so) before the first
+    // request is accepted; connections wait in the listen backlog meanwhile.
+    // (A captureless lambda: a coroutine's parameters live in its frame, a closure's captures would not.)
+    auto serve_after_recovery = [](auto& m, auto log_failure) -> asio::awaitable<void> {
+        co_await m.api->jobs.recover();
+        asio::co_spawn(m.accept_strand, m.accept_loop(m.acceptor, false), log_failure("listener"));
+        if (m.tls_acceptor)
+            asio::co_spawn(m.accept_strand, m.accept_loop(*m.tls_acceptor, true), log_failure("TLS listener"));
+    };
+    asio::co_spawn(m.accept_strand, serve_after_recovery(m, log_failure), log_failure("job recovery"));
     asio::co_spawn(m.api->core.strand(), m.crl_timer_loop(), log_failure("CRL timer"));
     asio::co_spawn(m.pressure_timer.get_executor(), m.pressure_loop(), log_failure("pressure sweep"));
     if (m.opts.renewal_sweep) asio::co_spawn(m.api->core.strand(), m.renewal_loop(), log_failure("renewal sweep"));

@@ -1,6 +1,7 @@
 #include "storage/ca_files.hpp"
 
 #include "core/keys.hpp"
+#include "core/tar.hpp"
 #include "storage/atomic_file.hpp"
 
 #include <boost/json.hpp>
@@ -120,68 +121,6 @@ std::vector<std::string> ca_backup_members() {
             "certs/crl/crl.der", "certs/crl/crl_state.json", "certs/ocsp/responder.crt",  "certs/ocsp/responder.key"};
 }
 
-namespace {
-
-bool is_key_member(const std::string& name) { return name.size() > 4 && name.substr(name.size() - 4) == ".key"; }
-
-void put_octal(char* field, std::size_t width, std::uint64_t value) {
-    // width includes the terminating NUL.
-    std::snprintf(field, width, "%0*llo", static_cast<int>(width - 1), static_cast<unsigned long long>(value));
-}
-
-} // namespace
-
-std::string tar_pack(const std::vector<std::pair<std::string, std::string>>& files) {
-    std::string out;
-    for (const auto& [name, data] : files) {
-        char h[512];
-        std::memset(h, 0, sizeof h);
-        std::memcpy(h, name.data(), std::min<std::size_t>(name.size(), 99));
-        put_octal(h + 100, 8, is_key_member(name) ? 0600 : 0644);
-        put_octal(h + 108, 8, 0);
-        put_octal(h + 116, 8, 0);
-        put_octal(h + 124, 12, data.size());
-        put_octal(h + 136, 12, 0);
-        h[156] = '0';
-        std::memcpy(h + 257, "ustar", 6);
-        std::memcpy(h + 263, "00", 2);
-        std::memset(h + 148, ' ', 8);
-        unsigned sum = 0;
-        for (unsigned char c : h) sum += c;
-        std::snprintf(h + 148, 8, "%06o", sum);
-        h[155] = ' ';
-        out.append(h, sizeof h);
-        out += data;
-        out.append((512 - data.size() % 512) % 512, '\0');
-    }
-    out.append(1024, '\0');
-    return out;
-}
-
-result<std::vector<std::pair<std::string, std::string>>> tar_unpack(std::string_view a) {
-    std::vector<std::pair<std::string, std::string>> files;
-    std::size_t pos = 0;
-    auto bad = [](const char* why) {
-        return make_error(errc::invalid_argument, std::string("not a CertMate CA backup: ") + why);
-    };
-    while (pos + 512 <= a.size()) {
-        std::string_view h = a.substr(pos, 512);
-        if (h.find_first_not_of('\0') == std::string_view::npos) return files;
-        unsigned sum = 0;
-        for (std::size_t i = 0; i < 512; ++i) sum += (i >= 148 && i < 156) ? ' ' : static_cast<unsigned char>(h[i]);
-        unsigned stored = static_cast<unsigned>(std::strtoul(std::string(h.substr(148, 8)).c_str(), nullptr, 8));
-        if (sum != stored) return bad("header checksum mismatch");
-        if (h[156] != '0' && h[156] != '\0') return bad("unexpected entry type");
-        std::string name(h.substr(0, 100).data(), strnlen(h.data(), 100));
-        std::uint64_t size = std::strtoull(std::string(h.substr(124, 12)).c_str(), nullptr, 8);
-        pos += 512;
-        if (size > a.size() - pos) return bad("truncated");
-        files.emplace_back(std::move(name), std::string(a.substr(pos, size)));
-        pos += (size + 511) / 512 * 512;
-    }
-    return bad("missing end-of-archive marker");
-}
-
 result<void> backup_ca(const layout& l, const fs::path& archive, std::optional<std::string_view> passphrase) {
     if (!ca_exists(l)) return make_error(errc::ca_missing, "no CA in " + l.ca_dir().string());
     std::vector<std::pair<std::string, std::string>> files;
@@ -207,7 +146,7 @@ result<restore_report> restore_ca(const layout& l, const fs::path& archive, bool
     auto bytes = read_file(archive);
     if (!bytes) return bytes.error();
     auto files = tar_unpack(*bytes);
-    if (!files) return files.error();
+    if (!files) return make_error(errc::invalid_argument, "not a CertMate CA backup: " + files.error().message);
     const auto allowed = ca_backup_members();
     std::string cert_pem;
     std::string key_pem;

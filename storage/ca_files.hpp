@@ -57,8 +57,4 @@ struct restore_report {
 result<restore_report> restore_ca(const layout& l, const fs::path& archive, bool force,
                                   std::optional<std::string_view> passphrase = std::nullopt);
 
-// Minimal ustar reading and writing (regular files only).
-std::string tar_pack(const std::vector<std::pair<std::string, std::string>>& files);
-result<std::vector<std::pair<std::string, std::string>>> tar_unpack(std::string_view archive);
-
 } // namespace certmate::storage

@@ -528,4 +528,79 @@ result<void> fs_store::save_ocsp_responder(std::string_view cert_pem, std::strin
     return storage::save_ocsp_responder_files(layout_, cert_pem, key_pem);
 }
 
+namespace {
+fs::path jobs_dir(const layout& l) { return l.state_dir() / "jobs"; }
+// Job identifiers are made by the server (job-<hex>); anything else never names a file.
+bool job_id_ok(const std::string& id) {
+    if (id.size() < 5 || id.size() > 64 || id.compare(0, 4, "job-") != 0) return false;
+    for (char c : id.substr(4))
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+    return true;
+}
+result<boost::json::value> read_json(const fs::path& p) {
+    auto text = read_file(p);
+    if (!text) return text.error();
+    boost::system::error_code ec;
+    auto v = boost::json::parse(*text, ec);
+    if (ec) return make_error(errc::storage_failure, p.string() + " is not valid JSON");
+    return v;
+}
+} // namespace
+
+result<void> fs_store::save_job_input(const std::string& job_id, const job_input& in) {
+    if (!job_id_ok(job_id)) return make_error(errc::invalid_argument, "invalid job identifier");
+    if (auto r = ensure_dir(layout_.state_dir(), fs::perms(0700)); !r) return r;
+    if (auto r = ensure_dir(jobs_dir(layout_), fs::perms(0700)); !r) return r;
+    return write_visible(jobs_dir(layout_) / (job_id + ".input.json"), boost::json::serialize(to_json(in)),
+                         fs::perms(0600));
+}
+
+result<job_input> fs_store::load_job_input(const std::string& job_id) const {
+    if (!job_id_ok(job_id)) return make_error(errc::not_found, "no such job");
+    auto v = read_json(jobs_dir(layout_) / (job_id + ".input.json"));
+    if (!v) return v.error();
+    return job_input_from_json(*v);
+}
+
+result<void> fs_store::save_job(const job_record& j) {
+    if (!job_id_ok(j.id)) return make_error(errc::invalid_argument, "invalid job identifier");
+    if (auto r = ensure_dir(layout_.state_dir(), fs::perms(0700)); !r) return r;
+    if (auto r = ensure_dir(jobs_dir(layout_), fs::perms(0700)); !r) return r;
+    return write_visible(jobs_dir(layout_) / (j.id + ".json"), boost::json::serialize(job_to_storage_json(j)),
+                         fs::perms(0600));
+}
+
+std::vector<job_record> fs_store::load_jobs() const {
+    std::vector<job_record> out;
+    std::error_code ec;
+    for (fs::directory_iterator it(jobs_dir(layout_), ec), end; !ec && it != end; it.increment(ec)) {
+        const std::string name = it->path().filename().string();
+        if (name.size() <= 5 || name.compare(name.size() - 5, 5, ".json") != 0 ||
+            name.find(".input.") != std::string::npos)
+            continue;
+        if (!job_id_ok(name.substr(0, name.size() - 5))) continue;
+        auto v = read_json(it->path());
+        auto j = v ? job_from_json(*v) : result<job_record>(v.error());
+        if (!j) {
+            spdlog::error("skipping job {}: {}", it->path().string(), j.error().message);
+            continue;
+        }
+        out.push_back(std::move(*j));
+    }
+    std::sort(out.begin(), out.end(), [](const job_record& a, const job_record& b) {
+        return a.created_at != b.created_at ? a.created_at < b.created_at : a.id < b.id;
+    });
+    return out;
+}
+
+result<void> fs_store::remove_job(const std::string& job_id) {
+    if (!job_id_ok(job_id)) return make_error(errc::not_found, "no such job");
+    std::error_code ec;
+    fs::remove(jobs_dir(layout_) / (job_id + ".json"), ec);
+    if (ec) return make_error(errc::storage_failure, "cannot remove job " + job_id + ": " + ec.message());
+    fs::remove(jobs_dir(layout_) / (job_id + ".input.json"), ec);
+    if (ec) return make_error(errc::storage_failure, "cannot remove job input " + job_id + ": " + ec.message());
+    return {};
+}
+
 } // namespace certmate::storage

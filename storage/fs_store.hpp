@@ -39,6 +39,12 @@ public:
     // certs/ocsp/responder.crt and responder.key (0600).
     std::optional<std::pair<std::string, std::string>> load_ocsp_responder() const override;
     result<void> save_ocsp_responder(std::string_view cert_pem, std::string_view key_pem) override;
+    // state/jobs/<id>.json (0600) and state/jobs/<id>.input.json (0600: rows may name people).
+    result<void> save_job_input(const std::string& job_id, const job_input& in) override;
+    result<job_input> load_job_input(const std::string& job_id) const override;
+    result<void> save_job(const job_record& j) override;
+    std::vector<job_record> load_jobs() const override;
+    result<void> remove_job(const std::string& job_id) override;
 
     // Test hook: called with a step name ("files-written", "dir-synced", "renamed", ...) during
     // create/replace; returning false simulates a crash at that point (the call returns

@@ -7,8 +7,9 @@
 namespace certmate::storage {
 
 std::vector<fs::path> temp_leftover_dirs(const layout& l) {
-    return {l.data_dir,    l.ca_dir(),  l.crl_dir(),       l.ocsp_dir(),
-            l.state_dir(), l.tls_dir(), l.audit_key_dir(), l.audit_log().parent_path()};
+    return {l.data_dir,   l.ca_dir(),        l.crl_dir(),
+            l.ocsp_dir(), l.state_dir(),     l.state_dir() / "jobs",
+            l.tls_dir(),  l.audit_key_dir(), l.audit_log().parent_path()};
 }
 
 std::vector<fs::path> remove_temp_leftovers(const layout& l, std::chrono::seconds min_age) {

@@ -12,7 +12,7 @@
 namespace certmate::storage {
 
 // The directories searched: the data dir itself (admin.token, certmate.conf), certs/ca,
-// certs/crl, certs/ocsp, certs/audit (the audit signing key), state, tls and the audit log's directory.
+// certs/crl, certs/ocsp, certs/audit (the audit signing key), state, state/jobs, tls and the audit log's directory.
 std::vector<fs::path> temp_leftover_dirs(const layout& l);
 
 // Removes (and logs) every temp file in temp_leftover_dirs() last modified at least `min_age`

@@ -183,8 +183,10 @@ BOOST_AUTO_TEST_CASE(every_route_is_documented_and_every_documented_operation_is
                 BOOST_TEST(documents("415"));
                 break;
             case net::body_kind::raw:
+                // The handler reads the content type itself: JSON may be one of several types.
                 BOOST_TEST(body);
-                BOOST_TEST(!at(*body, {"content", "application/json"}));
+                if (at(*body, {"content", "application/json"}))
+                    BOOST_TEST(at(*body, {"content"})->as_object().size() > 1u);
                 break;
             }
 

@@ -1,6 +1,7 @@
 // The certificate service end to end on a real data dir, with a controllable clock:
 // lifecycle, CRL number across restarts, audit chain through the CLI, CA backup/restore.
 #define BOOST_TEST_MODULE service
+#include "core/tar.hpp"
 #include <boost/test/unit_test.hpp>
 
 #include "storage/audit_log.hpp"
@@ -516,8 +517,8 @@ BOOST_AUTO_TEST_CASE(backup_restore_into_an_empty_dir_verifies_earlier_certifica
     BOOST_TEST(refuse.output.find("different CA") != std::string::npos, refuse.output);
     // An archive whose key belongs to another CA is refused, and nothing is written.
     const auto mixed = out / "mixed.tar";
-    test::write_text(mixed, storage::tar_pack({{"certs/ca/ca.crt", test::read_text(f.paths().ca_cert())},
-                                               {"certs/ca/ca.key", test::read_text(other.paths().ca_key())}}));
+    test::write_text(mixed, tar_pack({{"certs/ca/ca.crt", test::read_text(f.paths().ca_cert())},
+                                      {"certs/ca/ca.key", test::read_text(other.paths().ca_key())}}));
     temp_dir empty;
     auto bad = run(bin + " ca restore --in " + mixed.string() + " --data-dir " + empty.path().string());
     BOOST_TEST(bad.exit_code != 0);

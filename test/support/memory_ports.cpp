@@ -135,6 +135,41 @@ result<void> memory_repository::save_ocsp_responder(std::string_view cert_pem, s
     return {};
 }
 
+result<void> memory_repository::save_job_input(const std::string& job_id, const job_input& in) {
+    std::lock_guard lk(mu_);
+    if (auto w = writable(); !w) return w;
+    job_inputs_[job_id] = in;
+    return {};
+}
+
+result<job_input> memory_repository::load_job_input(const std::string& job_id) const {
+    std::lock_guard lk(mu_);
+    auto it = job_inputs_.find(job_id);
+    if (it == job_inputs_.end()) return make_error(errc::not_found, "no such job");
+    return it->second;
+}
+
+result<void> memory_repository::save_job(const job_record& j) {
+    std::lock_guard lk(mu_);
+    if (auto w = writable(); !w) return w;
+    jobs_[j.id] = j;
+    return {};
+}
+
+std::vector<job_record> memory_repository::load_jobs() const {
+    std::lock_guard lk(mu_);
+    std::vector<job_record> out;
+    for (const auto& [id, j] : jobs_) out.push_back(j);
+    return out;
+}
+
+result<void> memory_repository::remove_job(const std::string& job_id) {
+    std::lock_guard lk(mu_);
+    jobs_.erase(job_id);
+    job_inputs_.erase(job_id);
+    return {};
+}
+
 result<void> memory_audit::append(const audit_entry& e) {
     std::lock_guard lk(mu_);
     healthy_ = !fail_;

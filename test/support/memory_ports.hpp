@@ -33,6 +33,11 @@ public:
     std::optional<std::string> problem() const override;
     std::optional<std::pair<std::string, std::string>> load_ocsp_responder() const override;
     result<void> save_ocsp_responder(std::string_view cert_pem, std::string_view key_pem) override;
+    result<void> save_job_input(const std::string& job_id, const job_input& in) override;
+    result<job_input> load_job_input(const std::string& job_id) const override;
+    result<void> save_job(const job_record& j) override;
+    std::vector<job_record> load_jobs() const override;
+    result<void> remove_job(const std::string& job_id) override;
 
     // Makes every write fail (errc::storage_failure) while set, as a broken disk would.
     void fail_writes(bool on);
@@ -47,6 +52,8 @@ private:
     result<void> writable() const;
     mutable std::mutex mu_;
     std::map<std::string, entry> certs_;
+    std::map<std::string, job_record> jobs_;
+    std::map<std::string, job_input> job_inputs_;
     crl_state crl_state_;
     std::optional<std::pair<std::string, std::string>> crl_;
     std::optional<renewal_summary> sweep_;
