@@ -91,18 +91,18 @@ result<bool> ensure_audit_signing_key(const storage::layout& l) {
         if (!k) return k.error();
         auto pem = private_key_to_pem(k->get());
         if (!pem) return pem.error();
+        auto pub = public_key_to_pem(k->get());
+        if (!pub) return pub.error();
         // The public half first: a crash in between leaves no key, so the next start makes both again.
-        if (auto r = storage::write_file_atomic(l.audit_signing_pub(), public_key_to_pem(k->get()), fs::perms(0644));
-            !r)
-            return r.error();
+        if (auto r = storage::write_file_atomic(l.audit_signing_pub(), *pub, fs::perms(0644)); !r) return r.error();
         if (auto r = storage::write_file_atomic(l.audit_signing_key(), *pem, fs::perms(0600)); !r) return r.error();
         created = true;
     } else if (!fs::exists(l.audit_signing_pub(), ec)) {
         auto k = load_audit_signing_key(l);
         if (!k) return k.error();
-        if (auto r = storage::write_file_atomic(l.audit_signing_pub(), public_key_to_pem(k->get()), fs::perms(0644));
-            !r)
-            return r.error();
+        auto pub = public_key_to_pem(k->get());
+        if (!pub) return pub.error();
+        if (auto r = storage::write_file_atomic(l.audit_signing_pub(), *pub, fs::perms(0644)); !r) return r.error();
     }
     return created;
 }
@@ -134,7 +134,9 @@ result<init_report> init_data_dir(const config& cfg, const fs::path& config_file
     if (!audit_key) return audit_key.error();
     auto loaded_audit_key = load_audit_signing_key(l);
     if (!loaded_audit_key) return loaded_audit_key.error();
-    const std::string audit_key_id = public_key_id(loaded_audit_key->get());
+    auto key_id = public_key_id(loaded_audit_key->get());
+    if (!key_id) return key_id.error();
+    const std::string audit_key_id = std::move(*key_id);
 
     const auto passphrase = ca_passphrase(cfg);
     if (*audit_key && storage::ca_exists(l))
@@ -237,7 +239,7 @@ result<void> record_server_cert(const storage::layout& l, const issued_cert& cer
     rec.usage = cert_usage::server;
     rec.notes = "TLS listener certificate from certmate init --server-cert (key in tls/server.key)";
     rec.renewal.renewal_enabled = false;
-    rec.key_type = std::string(to_string(key_type::ec_p256));
+    rec.key_type = describe_key(X509_get0_pubkey(cert.cert.get())); // what issue_server_cert generated
     rec.sans = req.sans;
     rec.has_private_key = false;
     storage::fs_store store(l);
@@ -271,7 +273,9 @@ result<server_cert_report> issue_server_cert(const config& cfg, const std::vecto
         }
     }
     req.validity_days = validity_days;
-    req.serial_decimal = random_serial(openssl_rng());
+    auto serial = random_serial(openssl_rng());
+    if (!serial) return serial.error();
+    req.serial_decimal = std::move(*serial);
     auto key = generate_key(key_type::ec_p256);
     if (!key) return key.error();
     auto cert = issue_certificate(**ca, key->get(), req, cfg.service.issuance, std::chrono::system_clock::now());
@@ -286,7 +290,7 @@ result<server_cert_report> issue_server_cert(const config& cfg, const std::vecto
     if (auto r = storage::ensure_dir(l.tls_dir(), fs::perms(0700)); !r) return r.error();
     // The key first: a certificate never sits next to a key it does not match for long.
     if (auto r = storage::write_file_atomic(l.tls_key(), *key_pem, fs::perms(0600)); !r) return r.error();
-    if (auto r = storage::write_file_atomic(l.tls_cert(), cert->pem + cert_to_pem((*ca)->cert()), fs::perms(0644)); !r)
+    if (auto r = storage::write_file_atomic(l.tls_cert(), cert->pem + (*ca)->cert_pem(), fs::perms(0644)); !r)
         return r.error();
 
     std::error_code ec;
@@ -330,7 +334,7 @@ result<std::unique_ptr<cert_service>> open_service(const config& cfg) {
     if (!audit) return audit.error();
     auto audit_key = load_audit_signing_key(l);
     if (!audit_key) return audit_key.error();
-    (*audit)->set_signer(std::move(*audit_key), cfg.audit_checkpoint_interval);
+    if (auto r = (*audit)->set_signer(std::move(*audit_key), cfg.audit_checkpoint_interval); !r) return r.error();
     auto svc_cfg = cfg.service;
     // The CA's own listener names are never issued through the API (SECURITY.md "serverAuth").
     auto& reserved = svc_cfg.server_names.reserved;

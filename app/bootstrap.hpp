@@ -37,7 +37,7 @@ struct server_cert_report {
 // CA certificate) and server.key (0600; encrypted when tls.key_passphrase_file is set). Replaces
 // earlier ones (SIGHUP makes the server use them). Audited as server_cert_issue.
 result<server_cert_report> issue_server_cert(const config& cfg, const std::vector<std::string>& names,
-                                             int validity_days = 365);
+                                             int validity_days = issuance_policy{}.default_validity_days);
 
 // The audit signing key (Ed25519, PKCS#8 PEM, 0600) and its public half (0644) under
 // certs/audit/ (docs/audit.md): created when missing; the public half rewritten when missing.

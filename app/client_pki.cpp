@@ -19,6 +19,9 @@ namespace json = boost::json;
 
 namespace {
 
+// A value for a human summary: the text, or why it could not be read.
+std::string shown(result<std::string> r) { return r ? std::move(*r) : "(unreadable: " + r.error().message + ")"; }
+
 // One line of a summary: the text for people, and the value --json gives (the text unless said).
 struct entry {
     std::string key, text;
@@ -42,7 +45,7 @@ std::string hex_serial(const ASN1_INTEGER* s) {
     return hex ? std::string(hex.get()) : std::string();
 }
 
-std::string serial_text(const ASN1_INTEGER* s) { return serial_to_decimal(s) + " (hex " + hex_serial(s) + ")"; }
+std::string serial_text(const ASN1_INTEGER* s) { return shown(serial_to_decimal(s)) + " (hex " + hex_serial(s) + ")"; }
 
 std::string time_text(const ASN1_TIME* t) {
     if (!t) return "-";
@@ -57,7 +60,8 @@ entry time_entry(std::string key, const ASN1_TIME* t) {
 
 // A serial: decimal and hex for people; {"decimal","hex"} for --json.
 entry serial_entry(std::string key, const ASN1_INTEGER* s) {
-    return {std::move(key), serial_text(s), json::object{{"decimal", serial_to_decimal(s)}, {"hex", hex_serial(s)}}};
+    return {std::move(key), serial_text(s),
+            json::object{{"decimal", shown(serial_to_decimal(s))}, {"hex", hex_serial(s)}}};
 }
 
 std::string algorithm_text(const X509_ALGOR* alg) {
@@ -132,7 +136,7 @@ kv describe_cert(X509* c) {
     f.emplace_back("public key", describe_key(X509_get0_pubkey(c)));
     f.emplace_back("signature", algorithm_text(X509_get0_tbs_sigalg(c)));
     add_extensions(f, X509_get0_extensions(c));
-    f.emplace_back("SHA-256 fingerprint", fingerprint_sha256(c));
+    f.emplace_back("SHA-256 fingerprint", shown(fingerprint_sha256(c)));
     return f;
 }
 
@@ -181,9 +185,9 @@ kv describe_crl(X509_CRL* crl) {
         const ASN1_INTEGER* serial = X509_REVOKED_get0_serialNumber(r);
         const ASN1_TIME* when = X509_REVOKED_get0_revocationDate(r);
         f.emplace_back("  serial " + hex_serial(serial),
-                       serial_to_decimal(serial) + ", revoked " + time_text(when) +
+                       shown(serial_to_decimal(serial)) + ", revoked " + time_text(when) +
                            (reason >= 0 ? ", reason " + reason_name(reason) : ""),
-                       json::object{{"serial", serial_to_decimal(serial)},
+                       json::object{{"serial", shown(serial_to_decimal(serial))},
                                     {"serial_hex", hex_serial(serial)},
                                     {"revoked_at", format_time(from_asn1_time(when))},
                                     {"reason", reason_name(reason)}});
@@ -450,7 +454,7 @@ int ocsp_check(const cli_invocation& inv) {
     // RFC 5019 4: a response whose thisUpdate is in the future or nextUpdate past is not to be used.
     if (!OCSP_check_validity(thisupd, nextupd, 300, -1))
         throw cli_failure(url + ": the OCSP response is outside its validity period");
-    json::object o{{"serial", serial_to_decimal(X509_get0_serialNumber(cert.get()))},
+    json::object o{{"serial", shown(serial_to_decimal(X509_get0_serialNumber(cert.get())))},
                    {"status", cert_status_name(status)},
                    {"source", "ocsp"},
                    {"url", url},
@@ -492,7 +496,7 @@ int crl_check(const cli_invocation& inv) {
         throw cli_failure(url + ": the CRL is stale (nextUpdate " + iso(next) + " has passed)");
     X509_REVOKED* rev = nullptr;
     const bool revoked = X509_CRL_get0_by_serial(crl.get(), &rev, X509_get0_serialNumber(cert.get())) == 1 && rev;
-    json::object o{{"serial", serial_to_decimal(X509_get0_serialNumber(cert.get()))},
+    json::object o{{"serial", shown(serial_to_decimal(X509_get0_serialNumber(cert.get())))},
                    {"status", revoked ? "revoked" : "good"},
                    {"source", "crl"},
                    {"url", url},

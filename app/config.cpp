@@ -130,7 +130,11 @@ void check_listen(const config& c, const std::string& key, const std::string& v,
 
 } // namespace
 
-std::string sha256_hex_of(std::string_view text) { return sha256_hex(text); }
+std::string sha256_hex_of(std::string_view text) {
+    auto hex = sha256_hex(text);
+    if (!hex) throw error_exception(hex.error());
+    return std::move(*hex);
+}
 
 std::string token_config_value(const token_entry& t) {
     return t.name + ":" + std::string(to_string(t.role)) + ":" + t.sha256_hex;

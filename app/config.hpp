@@ -20,42 +20,52 @@ struct token_entry {
     std::string sha256_hex; // of the token text
 };
 
+// Each default lives once, where it is used (net/options.hpp, core/); the config starts from it.
+inline const net::server_options& server_defaults() {
+    static const net::server_options d;
+    return d;
+}
+
 struct rate_limits {
-    // requests per minute per principal and class; 0 = unlimited
-    int default_per_min = 100, create_per_min = 30, batch_per_min = 10, ocsp_per_min = 200, crl_per_min = 60;
+    // requests per minute per principal and class; 0 = unlimited (defaults: core/rate_limit.hpp)
+    int default_per_min = rate_limit_config{}[rate_class::default_];
+    int create_per_min = rate_limit_config{}[rate_class::create];
+    int batch_per_min = rate_limit_config{}[rate_class::batch];
+    int ocsp_per_min = rate_limit_config{}[rate_class::ocsp];
+    int crl_per_min = rate_limit_config{}[rate_class::crl];
 };
 
 struct config {
     std::filesystem::path source; // the file read, if any
 
     // [server]
-    std::string http_listen = "127.0.0.1:8080";
-    std::string https_listen;  // empty: no TLS listener
-    unsigned threads = 0;      // 0: one per core
-    unsigned pool_threads = 0; // 0: one per core
-    bool api_on_http = true;
-    unsigned max_connections = 1024;
-    unsigned max_connections_per_ip = 64; // 0: unlimited
-    unsigned reserved_connections = 32;
-    std::chrono::seconds shutdown_grace{10};
-    std::size_t body_limit = 64 * 1024;
-    std::size_t batch_body_limit = 32 * 1024 * 1024;
-    bool metrics_public = true;
+    std::string http_listen = server_defaults().http_listen;
+    std::string https_listen;                               // empty: no TLS listener
+    unsigned threads = server_defaults().threads;           // 0: one per core
+    unsigned pool_threads = server_defaults().pool_threads; // 0: one per core
+    bool api_on_http = server_defaults().api_on_http;
+    unsigned max_connections = server_defaults().max_connections;
+    unsigned max_connections_per_ip = server_defaults().max_connections_per_ip; // 0: unlimited
+    unsigned reserved_connections = server_defaults().reserved_connections;
+    std::chrono::seconds shutdown_grace = server_defaults().shutdown_grace;
+    std::size_t body_limit = server_defaults().body_limit;
+    std::size_t batch_body_limit = server_defaults().batch_body_limit;
+    bool metrics_public = server_defaults().metrics_public;
     net::job_options jobs; // [jobs]
 
     // [storage]
     std::filesystem::path data_dir = "./data";
 
     // [ca]
-    key_type ca_key_type = key_type::rsa4096;
-    std::string ca_common_name = "CertMate Private CA";
-    std::string ca_organization = "CertMate";
+    key_type ca_key_type = ca_options{}.type;
+    std::string ca_common_name = default_ca_subject().common_name;
+    std::string ca_organization = default_ca_subject().organization;
     std::filesystem::path ca_passphrase_file; // or CERTMATE_CA_PASSPHRASE
 
     // [issuance], [crl], [renewal]
     service_config service;
-    std::string renewal_time = "03:00";
-    bool renewal_sweep_enabled = true;
+    std::string renewal_time = server_defaults().renewal_time;
+    bool renewal_sweep_enabled = server_defaults().renewal_sweep;
 
     // [tls]
     std::filesystem::path tls_cert, tls_key;
@@ -63,8 +73,9 @@ struct config {
     std::string tls_client_auth = "none";
 
     // [ocsp]
-    std::chrono::hours ocsp_validity{24};
-    std::chrono::minutes ocsp_refresh_before{60};
+    std::chrono::hours ocsp_validity = std::chrono::duration_cast<std::chrono::hours>(server_defaults().ocsp_validity);
+    std::chrono::minutes ocsp_refresh_before =
+        std::chrono::duration_cast<std::chrono::minutes>(server_defaults().ocsp_refresh_before);
 
     // [rate_limit]
     rate_limits limits;

@@ -17,7 +17,9 @@ result<certificate_authority> certificate_authority::create(const ca_options& op
         return make_error(errc::invalid_argument, "the CA subject needs a common name", "common_name");
     auto key = generate_key(opts.type);
     if (!key) return key.error();
-    auto serial = decimal_to_asn1_integer(random_serial(rng));
+    auto serial_text = random_serial(rng);
+    if (!serial_text) return serial_text.error();
+    auto serial = decimal_to_asn1_integer(*serial_text);
     if (!serial) return serial.error();
 
     using namespace std::chrono_literals;
@@ -42,7 +44,7 @@ result<certificate_authority> certificate_authority::create(const ca_options& op
 
     if (X509_sign(cert.get(), key->get(), signing_digest(key->get())) <= 0)
         return ossl::fail(errc::crypto_failure, "cannot sign the CA certificate");
-    return certificate_authority(std::move(cert), std::move(*key));
+    return make(std::move(cert), std::move(*key));
 }
 
 result<certificate_authority> certificate_authority::load(std::string_view cert_pem, std::string_view key_pem,
@@ -56,13 +58,33 @@ result<certificate_authority> certificate_authority::load(std::string_view cert_
     // X509_check_ca returns 1 only for basicConstraints CA:TRUE (with keyCertSign if keyUsage is present).
     if (X509_check_ca(cert->get()) != 1)
         return ossl::fail(errc::crypto_failure, "the CA certificate is not a CA certificate");
-    return certificate_authority(std::move(*cert), std::move(*key));
+    return make(std::move(*cert), std::move(*key));
+}
+
+result<certificate_authority> certificate_authority::make(ossl::x509 cert, ossl::pkey key) {
+    certificate_authority ca;
+    auto pem = cert_to_pem(cert.get());
+    if (!pem) return pem.error();
+    auto der = cert_to_der(cert.get());
+    if (!der) return der.error();
+    auto fp = certmate::fingerprint_sha256(cert.get());
+    if (!fp) return fp.error();
+    auto serial = serial_to_decimal(X509_get0_serialNumber(cert.get()));
+    if (!serial) return serial.error();
+    ossl::bio out(BIO_new(BIO_s_mem()));
+    if (!out || X509_NAME_print_ex(out.get(), X509_get_subject_name(cert.get()), 0, XN_FLAG_RFC2253) < 0)
+        return ossl::fail(errc::crypto_failure, "cannot print the CA subject");
+    ca.subject_ = ossl::bio_to_string(out.get());
+    ca.cert_pem_ = std::move(*pem);
+    ca.cert_der_ = std::move(*der);
+    ca.fingerprint_ = std::move(*fp);
+    ca.serial_ = std::move(*serial);
+    ca.cert_ = std::move(cert);
+    ca.key_ = std::move(key);
+    return ca;
 }
 
 const EVP_MD* certificate_authority::digest() const noexcept { return signing_digest(key_.get()); }
-
-std::string certificate_authority::cert_pem() const { return cert_to_pem(cert_.get()); }
-std::string certificate_authority::cert_der() const { return cert_to_der(cert_.get()); }
 
 result<std::string> certificate_authority::key_pem(std::optional<std::string_view> passphrase) const {
     return private_key_to_pem(key_.get(), passphrase);
@@ -71,19 +93,6 @@ result<std::string> certificate_authority::key_pem(std::optional<std::string_vie
 time_point certificate_authority::not_before() const { return from_asn1_time(X509_get0_notBefore(cert_.get())); }
 time_point certificate_authority::not_after() const { return from_asn1_time(X509_get0_notAfter(cert_.get())); }
 
-std::string certificate_authority::subject_string() const {
-    ossl::bio out(BIO_new(BIO_s_mem()));
-    if (!out || X509_NAME_print_ex(out.get(), X509_get_subject_name(cert_.get()), 0, XN_FLAG_RFC2253) < 0) {
-        ossl::drain_errors();
-        return {};
-    }
-    return ossl::bio_to_string(out.get());
-}
-
-std::string certificate_authority::fingerprint_sha256() const { return certmate::fingerprint_sha256(cert_.get()); }
-std::string certificate_authority::serial_decimal() const {
-    return serial_to_decimal(X509_get0_serialNumber(cert_.get()));
-}
 std::string certificate_authority::key_type_name() const { return describe_key(key_.get()); }
 
 boost::json::object certificate_authority::metadata() const {

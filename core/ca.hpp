@@ -42,16 +42,17 @@ public:
     // The digest to sign with: SHA-256 (SHA-384 for a P-384 key, as create() says), or nullptr for Ed25519 keys.
     const EVP_MD* digest() const noexcept;
 
-    std::string cert_pem() const;
-    std::string cert_der() const;
+    // Encoded once when the CA is created or loaded (which fails if they do not encode).
+    const std::string& cert_pem() const noexcept { return cert_pem_; }
+    const std::string& cert_der() const noexcept { return cert_der_; }
     // PKCS#8, encrypted when `passphrase` is given.
     result<std::string> key_pem(std::optional<std::string_view> passphrase) const;
 
     time_point not_before() const;
     time_point not_after() const;
-    std::string subject_string() const; // one-line RFC 2253
-    std::string fingerprint_sha256() const;
-    std::string serial_decimal() const;
+    const std::string& subject_string() const noexcept { return subject_; } // one-line RFC 2253
+    const std::string& fingerprint_sha256() const noexcept { return fingerprint_; }
+    const std::string& serial_decimal() const noexcept { return serial_; }
     std::string key_type_name() const;
 
     // ca_metadata.json: subject, serial_number, fingerprint_sha256, key_type, not_before,
@@ -59,9 +60,12 @@ public:
     boost::json::object metadata() const;
 
 private:
-    certificate_authority(ossl::x509 cert, ossl::pkey key) : cert_(std::move(cert)), key_(std::move(key)) {}
+    certificate_authority() = default;
+    // The CA from its parts, with the encodings above; errc::crypto_failure if one does not encode.
+    static result<certificate_authority> make(ossl::x509 cert, ossl::pkey key);
     ossl::x509 cert_;
     ossl::pkey key_;
+    std::string cert_pem_, cert_der_, subject_, fingerprint_, serial_;
 };
 
 } // namespace certmate

@@ -307,7 +307,7 @@ result<cert_record> record_from_json(const json::value& v) {
         reader rr(rn->get_object(), "renewal.");
         CM_TRY(enabled, rr.opt_bool("renewal_enabled", true));
         r.renewal.renewal_enabled = enabled;
-        CM_TRY(days, rr.opt_int("renewal_threshold_days", 30));
+        CM_TRY(days, rr.opt_int("renewal_threshold_days", renewal_settings{}.renewal_threshold_days));
         r.renewal.renewal_threshold_days = days;
         CM_TRY(last, rr.opt_time("last_renewed_at"));
         r.renewal.last_renewed_at = last;

@@ -10,21 +10,20 @@ namespace {
 
 constexpr std::size_t max_csr_bytes = 64 * 1024;
 
-std::string req_to_pem(X509_REQ* req) {
+// The PEM of `req`; errc::crypto_failure when it does not encode.
+result<std::string> req_to_pem(X509_REQ* req) {
     ossl::bio out(BIO_new(BIO_s_mem()));
-    if (!out || PEM_write_bio_X509_REQ(out.get(), req) != 1) {
-        ossl::drain_errors();
-        return {};
-    }
+    if (!out || !req || PEM_write_bio_X509_REQ(out.get(), req) != 1)
+        return ossl::fail(errc::crypto_failure, "cannot encode the CSR");
     return ossl::bio_to_string(out.get());
 }
 
 // The SANs of the CSR's extensionRequest attribute, if it has one.
-subject_alt_names requested_sans(X509_REQ* req) {
+result<subject_alt_names> requested_sans(X509_REQ* req) {
     ossl::x509_ext_stack exts(X509_REQ_get_extensions(req));
     if (!exts) {
         ossl::drain_errors();
-        return {};
+        return subject_alt_names{};
     }
     ossl::general_names names(
         static_cast<GENERAL_NAMES*>(X509V3_get_d2i(exts.get(), NID_subject_alt_name, nullptr, nullptr)));
@@ -121,11 +120,15 @@ result<parsed_csr> parse_csr(std::string_view pem) {
     }
 
     parsed_csr out;
-    out.subject = read_subject(X509_REQ_get_subject_name(req.get()));
-    out.sans = requested_sans(req.get());
+    auto subject = read_subject(X509_REQ_get_subject_name(req.get()));
+    auto sans = subject ? requested_sans(req.get()) : result<subject_alt_names>(subject.error());
+    if (!sans) return make_error(errc::invalid_csr, "unreadable CSR: " + sans.error().message, "csr");
+    out.subject = std::move(*subject);
+    out.sans = std::move(*sans);
     out.key_type = describe_key(key.get());
-    out.pem = req_to_pem(req.get());
-    if (out.pem.empty()) return ossl::fail(errc::crypto_failure, "cannot encode the CSR");
+    auto req_pem = req_to_pem(req.get());
+    if (!req_pem) return req_pem.error();
+    out.pem = std::move(*req_pem);
     out.public_key = std::move(key);
     out.req = std::move(req);
     return out;
@@ -166,8 +169,9 @@ result<generated_csr> create_csr(const subject_fields& subject, const subject_al
     if (!key_pem) return key_pem.error();
 
     generated_csr out;
-    out.csr_pem = req_to_pem(req.get());
-    if (out.csr_pem.empty()) return ossl::fail(errc::crypto_failure, "cannot encode the CSR");
+    auto csr_pem = req_to_pem(req.get());
+    if (!csr_pem) return csr_pem.error();
+    out.csr_pem = std::move(*csr_pem);
     out.key_pem = std::move(*key_pem);
     out.key_type = describe_key(key->get());
     out.key = std::move(*key);

@@ -201,11 +201,18 @@ result<issued_cert> issue_certificate(const certificate_authority& ca, EVP_PKEY*
     if (X509_sign(cert.get(), ca.key(), ca.digest()) <= 0)
         return ossl::fail(errc::crypto_failure, "cannot sign the certificate");
 
-    out.pem = cert_to_pem(cert.get());
-    out.der = cert_to_der(cert.get());
-    if (out.pem.empty() || out.der.empty()) return ossl::fail(errc::crypto_failure, "cannot encode the certificate");
-    out.serial_decimal = serial_to_decimal(X509_get0_serialNumber(cert.get()));
-    out.fingerprint_sha256 = fingerprint_sha256(cert.get());
+    auto pem = cert_to_pem(cert.get());
+    if (!pem) return pem.error();
+    auto der = cert_to_der(cert.get());
+    if (!der) return der.error();
+    auto serial_text = serial_to_decimal(X509_get0_serialNumber(cert.get()));
+    if (!serial_text) return serial_text.error();
+    auto fingerprint = fingerprint_sha256(cert.get());
+    if (!fingerprint) return fingerprint.error();
+    out.pem = std::move(*pem);
+    out.der = std::move(*der);
+    out.serial_decimal = std::move(*serial_text);
+    out.fingerprint_sha256 = std::move(*fingerprint);
     out.not_before = nb;
     out.not_after = na;
     out.cert = std::move(cert);

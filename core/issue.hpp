@@ -11,10 +11,15 @@
 
 namespace certmate {
 
+// The plain HTTP listener's default (net/options.hpp and app/config.hpp take it from here), which
+// the default public URL points at.
+inline constexpr std::string_view default_http_listen = "127.0.0.1:8080";
+
 struct issuance_policy {
     int default_validity_days = 365;
     int max_validity_days = 825;
-    std::string public_url = "http://127.0.0.1:8080"; // CDP <url>/crl.der, OCSP <url>/ocsp, caIssuers <url>/ca.crt
+    // CDP <url>/crl.der, OCSP <url>/ocsp, caIssuers <url>/ca.crt
+    std::string public_url = "http://" + std::string(default_http_listen);
 };
 
 // The client profile (RFC 5280 4.2.1) for every certificate the API issues; the server profile only

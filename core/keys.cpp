@@ -35,15 +35,17 @@ bool looks_encrypted(std::string_view pem) {
            pem.find("Proc-Type: 4,ENCRYPTED") != std::string_view::npos;
 }
 
-std::string bn_to_decimal(const BIGNUM* bn) {
-    ossl::openssl_string s(BN_bn2dec(bn));
-    return s ? std::string(s.get()) : std::string();
+result<std::string> bn_to_decimal(const BIGNUM* bn) {
+    ossl::openssl_string s(bn ? BN_bn2dec(bn) : nullptr);
+    if (!s) return ossl::fail(errc::crypto_failure, "cannot write a number in decimal");
+    return std::string(s.get());
 }
 
-std::string asn1_string_utf8(const ASN1_STRING* s) {
+// errc::invalid_argument when the string does not convert (a BMPString of odd length, ...).
+result<std::string> asn1_string_utf8(const ASN1_STRING* s) {
     unsigned char* out = nullptr;
-    int n = ASN1_STRING_to_UTF8(&out, s);
-    if (n < 0) return {};
+    int n = s ? ASN1_STRING_to_UTF8(&out, s) : -1;
+    if (n < 0) return ossl::fail(errc::invalid_argument, "a name does not convert to UTF-8");
     ossl::openssl_string owned(reinterpret_cast<char*>(out));
     return std::string(owned.get(), static_cast<std::size_t>(n));
 }
@@ -175,12 +177,10 @@ bool private_key_pem_encrypted(std::string_view pem) {
     return !key;
 }
 
-std::string public_key_to_pem(EVP_PKEY* key) {
+result<std::string> public_key_to_pem(EVP_PKEY* key) {
     ossl::bio out(BIO_new(BIO_s_mem()));
-    if (!out || !key || PEM_write_bio_PUBKEY(out.get(), key) != 1) {
-        ossl::drain_errors();
-        return {};
-    }
+    if (!out || !key || PEM_write_bio_PUBKEY(out.get(), key) != 1)
+        return ossl::fail(errc::crypto_failure, "cannot encode the public key");
     return ossl::bio_to_string(out.get());
 }
 
@@ -242,22 +242,17 @@ result<void> check_allowed_key(EVP_PKEY* key) {
     }
 }
 
-std::string cert_to_pem(X509* cert) {
+result<std::string> cert_to_pem(X509* cert) {
     ossl::bio out(BIO_new(BIO_s_mem()));
-    if (!out || !cert || PEM_write_bio_X509(out.get(), cert) != 1) {
-        ossl::drain_errors();
-        return {};
-    }
+    if (!out || !cert || PEM_write_bio_X509(out.get(), cert) != 1)
+        return ossl::fail(errc::crypto_failure, "cannot encode the certificate as PEM");
     return ossl::bio_to_string(out.get());
 }
 
-std::string cert_to_der(X509* cert) {
+result<std::string> cert_to_der(X509* cert) {
     unsigned char* der = nullptr;
     int n = cert ? i2d_X509(cert, &der) : -1;
-    if (n <= 0) {
-        ossl::drain_errors();
-        return {};
-    }
+    if (n <= 0) return ossl::fail(errc::crypto_failure, "cannot encode the certificate as DER");
     ossl::openssl_string owned(reinterpret_cast<char*>(der));
     return std::string(owned.get(), static_cast<std::size_t>(n));
 }
@@ -274,12 +269,14 @@ result<std::vector<std::string>> certificate_host_names(std::string_view pem) {
     if (!cert) return cert.error();
     std::vector<std::string> out;
     auto subject = read_subject(X509_get_subject_name(cert->get()));
-    if (!subject.common_name.empty()) out.push_back(subject.common_name);
+    if (!subject) return subject.error();
+    if (!subject->common_name.empty()) out.push_back(subject->common_name);
     ossl::general_names names(
         static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert->get(), NID_subject_alt_name, nullptr, nullptr)));
     auto sans = read_sans(names.get());
-    out.insert(out.end(), sans.dns.begin(), sans.dns.end());
-    out.insert(out.end(), sans.ip.begin(), sans.ip.end());
+    if (!sans) return sans.error();
+    out.insert(out.end(), sans->dns.begin(), sans->dns.end());
+    out.insert(out.end(), sans->ip.begin(), sans->ip.end());
     return out;
 }
 
@@ -290,22 +287,17 @@ result<ossl::x509> load_cert_der(std::string_view der) {
     return cert;
 }
 
-std::string fingerprint_sha256(X509* cert) {
+result<std::string> fingerprint_sha256(X509* cert) {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
-    if (!cert || X509_digest(cert, EVP_sha256(), md, &n) != 1) {
-        ossl::drain_errors();
-        return {};
-    }
+    if (!cert || X509_digest(cert, EVP_sha256(), md, &n) != 1)
+        return ossl::fail(errc::crypto_failure, "cannot compute the certificate fingerprint");
     return hex_encode({md, n});
 }
 
-std::string serial_to_decimal(const ASN1_INTEGER* serial) {
+result<std::string> serial_to_decimal(const ASN1_INTEGER* serial) {
     ossl::bignum bn(serial ? ASN1_INTEGER_to_BN(serial, nullptr) : nullptr);
-    if (!bn) {
-        ossl::drain_errors();
-        return {};
-    }
+    if (!bn) return ossl::fail(errc::crypto_failure, "cannot read the serial number");
     return bn_to_decimal(bn.get());
 }
 
@@ -326,7 +318,9 @@ std::optional<std::string> normalize_serial(std::string_view text) {
     }
     ossl::bignum bn(raw);
     if (!bn || BN_num_bytes(bn.get()) > 20) return std::nullopt;
-    return bn_to_decimal(bn.get());
+    auto dec = bn_to_decimal(bn.get());
+    if (!dec) return std::nullopt;
+    return std::move(*dec);
 }
 
 result<ossl::asn1_integer> decimal_to_asn1_integer(std::string_view decimal) {
@@ -344,7 +338,7 @@ result<ossl::asn1_integer> decimal_to_asn1_integer(std::string_view decimal) {
     return out;
 }
 
-std::string random_serial(const rng_fn& rng) {
+result<std::string> random_serial(const rng_fn& rng) {
     std::array<unsigned char, 16> bytes{};
     // RFC 5280 4.1.2.2: "The serial number MUST be a positive integer"; clearing the top bit
     // keeps the DER INTEGER positive at 16 octets. Retry on the (2^-127) zero draw.
@@ -353,7 +347,8 @@ std::string random_serial(const rng_fn& rng) {
         bytes[0] &= 0x7f;
     } while (std::all_of(bytes.begin(), bytes.end(), [](unsigned char b) { return b == 0; }));
     ossl::bignum bn(BN_bin2bn(bytes.data(), static_cast<int>(bytes.size()), nullptr));
-    return bn ? bn_to_decimal(bn.get()) : std::string();
+    if (!bn) return ossl::fail(errc::crypto_failure, "cannot make a serial number");
+    return bn_to_decimal(bn.get());
 }
 
 time_point from_asn1_time(const ASN1_TIME* t) {
@@ -373,26 +368,29 @@ ossl::asn1_time to_asn1_time(time_point t) {
     return ossl::asn1_time(ASN1_TIME_set(nullptr, std::chrono::system_clock::to_time_t(secs)));
 }
 
-subject_fields read_subject(const X509_NAME* name) {
+result<subject_fields> read_subject(const X509_NAME* name) {
     subject_fields s;
     if (!name) return s;
-    auto get = [name](int nid) -> std::string {
+    for (auto [nid, field] : {std::pair{NID_commonName, &subject_fields::common_name},
+                              std::pair{NID_pkcs9_emailAddress, &subject_fields::email},
+                              std::pair{NID_organizationName, &subject_fields::organization},
+                              std::pair{NID_organizationalUnitName, &subject_fields::organizational_unit},
+                              std::pair{NID_countryName, &subject_fields::country},
+                              std::pair{NID_stateOrProvinceName, &subject_fields::state},
+                              std::pair{NID_localityName, &subject_fields::locality}}) {
         int i = X509_NAME_get_index_by_NID(name, nid, -1);
-        if (i < 0) return {};
+        if (i < 0) continue; // absent: the field stays empty
         const X509_NAME_ENTRY* e = X509_NAME_get_entry(name, i);
-        return e ? asn1_string_utf8(X509_NAME_ENTRY_get_data(e)) : std::string();
-    };
-    s.common_name = get(NID_commonName);
-    s.email = get(NID_pkcs9_emailAddress);
-    s.organization = get(NID_organizationName);
-    s.organizational_unit = get(NID_organizationalUnitName);
-    s.country = get(NID_countryName);
-    s.state = get(NID_stateOrProvinceName);
-    s.locality = get(NID_localityName);
+        auto text = asn1_string_utf8(e ? X509_NAME_ENTRY_get_data(e) : nullptr);
+        if (!text)
+            return make_error(errc::invalid_argument,
+                              std::string("the subject's ") + OBJ_nid2sn(nid) + " does not convert to UTF-8");
+        s.*field = std::move(*text);
+    }
     return s;
 }
 
-subject_alt_names read_sans(const GENERAL_NAMES* names) {
+result<subject_alt_names> read_sans(const GENERAL_NAMES* names) {
     subject_alt_names out;
     if (!names) return out;
     for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i) {
@@ -400,10 +398,20 @@ subject_alt_names read_sans(const GENERAL_NAMES* names) {
         int type = 0;
         void* value = GENERAL_NAME_get0_value(gn, &type);
         const auto* str = static_cast<const ASN1_STRING*>(value);
+        auto text = [&]() -> result<std::string> {
+            auto t = asn1_string_utf8(str);
+            if (!t) return make_error(errc::invalid_argument, "a subject alternative name does not convert to UTF-8");
+            return t;
+        };
         switch (type) {
-        case GEN_DNS: out.dns.push_back(asn1_string_utf8(str)); break;
-        case GEN_EMAIL: out.email.push_back(asn1_string_utf8(str)); break;
-        case GEN_URI: out.uri.push_back(asn1_string_utf8(str)); break;
+        case GEN_DNS:
+        case GEN_EMAIL:
+        case GEN_URI: {
+            auto t = text();
+            if (!t) return t.error();
+            (type == GEN_DNS ? out.dns : type == GEN_EMAIL ? out.email : out.uri).push_back(std::move(*t));
+            break;
+        }
         case GEN_IPADD: {
             char buf[INET6_ADDRSTRLEN] = {};
             const unsigned char* d = ASN1_STRING_get0_data(str);
@@ -420,13 +428,11 @@ subject_alt_names read_sans(const GENERAL_NAMES* names) {
     return out;
 }
 
-std::string sha256_hex(std::string_view data) {
+result<std::string> sha256_hex(std::string_view data) {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
-    if (EVP_Digest(data.data(), data.size(), md, &n, EVP_sha256(), nullptr) != 1) {
-        ossl::drain_errors();
-        return {};
-    }
+    if (EVP_Digest(data.data(), data.size(), md, &n, EVP_sha256(), nullptr) != 1)
+        return ossl::fail(errc::crypto_failure, "cannot compute SHA-256");
     return hex_encode({md, n});
 }
 
@@ -489,32 +495,26 @@ result<ossl::general_names> build_general_names(const subject_alt_names& sans) {
         gn.release();
         return {};
     };
-    for (const auto& d : sans.dns) {
-        if (!valid_dns_name(d))
-            return make_error(errc::invalid_argument, "not a valid DNS name: " + d, "subject_alt_names");
-        auto gn = ia5_general_name(GEN_DNS, d);
-        if (!gn) return gn.error();
-        if (auto r = push(std::move(*gn)); !r) return r.error();
-    }
-    for (const auto& e : sans.email) {
-        if (!valid_email(e))
-            return make_error(errc::invalid_argument, "not a valid email address: " + e, "subject_alt_names");
-        auto gn = ia5_general_name(GEN_EMAIL, e);
-        if (!gn) return gn.error();
-        if (auto r = push(std::move(*gn)); !r) return r.error();
-    }
+    // dNSName, rfc822Name and uniformResourceIdentifier are IA5 strings (RFC 5280 4.2.1.6), checked
+    // first; iPAddress is an octet string (ip_general_name).
+    auto add_ia5 = [&](const std::vector<std::string>& values, int type, bool (*valid)(std::string_view),
+                       const char* not_valid) -> result<void> {
+        for (const auto& v : values) {
+            if (!valid(v)) return make_error(errc::invalid_argument, not_valid + v, "subject_alt_names");
+            auto gn = ia5_general_name(type, v);
+            if (!gn) return gn.error();
+            if (auto r = push(std::move(*gn)); !r) return r.error();
+        }
+        return {};
+    };
+    if (auto r = add_ia5(sans.dns, GEN_DNS, valid_dns_name, "not a valid DNS name: "); !r) return r.error();
+    if (auto r = add_ia5(sans.email, GEN_EMAIL, valid_email, "not a valid email address: "); !r) return r.error();
     for (const auto& ip : sans.ip) {
         auto gn = ip_general_name(ip);
         if (!gn) return gn.error();
         if (auto r = push(std::move(*gn)); !r) return r.error();
     }
-    for (const auto& u : sans.uri) {
-        if (!valid_uri(u))
-            return make_error(errc::invalid_argument, "not a valid URI (scheme required): " + u, "subject_alt_names");
-        auto gn = ia5_general_name(GEN_URI, u);
-        if (!gn) return gn.error();
-        if (auto r = push(std::move(*gn)); !r) return r.error();
-    }
+    if (auto r = add_ia5(sans.uri, GEN_URI, valid_uri, "not a valid URI (scheme required): "); !r) return r.error();
     return names;
 }
 
@@ -592,13 +592,10 @@ bool verify_raw(EVP_PKEY* key, std::string_view data, std::string_view sig) {
     return ok;
 }
 
-std::string public_key_id(EVP_PKEY* key) {
+result<std::string> public_key_id(EVP_PKEY* key) {
     unsigned char* der = nullptr;
     int n = key ? i2d_PUBKEY(key, &der) : -1;
-    if (n <= 0) {
-        ossl::drain_errors();
-        return {};
-    }
+    if (n <= 0) return ossl::fail(errc::crypto_failure, "cannot encode the public key");
     ossl::openssl_string owned(reinterpret_cast<char*>(der));
     return sha256_hex(std::string_view(owned.get(), static_cast<std::size_t>(n)));
 }

@@ -22,7 +22,8 @@ result<ossl::pkey> load_private_key(std::string_view pem, std::optional<std::str
 // True when `pem` holds exactly one PEM block and it is a private key that no empty or missing
 // passphrase opens: encrypted in fact, not merely carrying an "ENCRYPTED" marker somewhere.
 bool private_key_pem_encrypted(std::string_view pem);
-std::string public_key_to_pem(EVP_PKEY* key);
+// SubjectPublicKeyInfo PEM; errc::crypto_failure for a null or unencodable key.
+result<std::string> public_key_to_pem(EVP_PKEY* key);
 
 // "rsa2048", "rsa3072", "rsa4096" (other RSA sizes: "rsa<bits>"), "ec-p256", "ec-p384", "ed25519".
 std::string describe_key(EVP_PKEY* key);
@@ -30,28 +31,32 @@ std::string describe_key(EVP_PKEY* key);
 // errc::unsupported_key otherwise (also for EC keys with explicit parameters).
 result<void> check_allowed_key(EVP_PKEY* key);
 
-std::string cert_to_pem(X509* cert);
-std::string cert_to_der(X509* cert);
+// errc::crypto_failure for a null or unencodable certificate (never an empty string).
+result<std::string> cert_to_pem(X509* cert);
+result<std::string> cert_to_der(X509* cert);
 result<ossl::x509> load_cert_pem(std::string_view pem);
 result<ossl::x509> load_cert_der(std::string_view der);
 
-// Hex, lower case, no separators.
-std::string fingerprint_sha256(X509* cert);
-std::string serial_to_decimal(const ASN1_INTEGER* serial);
+// SHA-256 of the DER, hex, lower case, no separators; errc::crypto_failure for a null certificate.
+result<std::string> fingerprint_sha256(X509* cert);
+// errc::crypto_failure for a null or unconvertible serial.
+result<std::string> serial_to_decimal(const ASN1_INTEGER* serial);
 // Parses decimal, or hex with a 0x prefix; nullopt for anything else.
 std::optional<std::string> normalize_serial(std::string_view text);
 result<ossl::asn1_integer> decimal_to_asn1_integer(std::string_view decimal);
 // A random positive 128-bit serial as a decimal string (top bit cleared, never zero).
-std::string random_serial(const rng_fn& rng);
+result<std::string> random_serial(const rng_fn& rng);
 
 time_point from_asn1_time(const ASN1_TIME* t);
 ossl::asn1_time to_asn1_time(time_point t);
 
-// Subject DN fields and SANs read back from a certificate or request.
-subject_fields read_subject(const X509_NAME* name);
-subject_alt_names read_sans(const GENERAL_NAMES* names);
+// Subject DN fields and SANs read back from a certificate or request (absent ones empty);
+// errc::invalid_argument when one present does not convert to UTF-8, never an empty field.
+result<subject_fields> read_subject(const X509_NAME* name);
+result<subject_alt_names> read_sans(const GENERAL_NAMES* names);
 
-std::string sha256_hex(std::string_view data);
+// errc::crypto_failure if the digest cannot be computed (no SHA-256 provider).
+result<std::string> sha256_hex(std::string_view data);
 
 // The names a TLS client may match a certificate to (RFC 6125 6.4: DNS-ID, IP SAN, and the CN as
 // the legacy fallback): the subject CN, the DNS and IP SANs of the first certificate in `pem`.
@@ -94,7 +99,8 @@ result<std::string> sign_raw(EVP_PKEY* key, std::string_view data);
 // Whether `sig` is `key`'s signature of `data` (as sign_raw makes it).
 bool verify_raw(EVP_PKEY* key, std::string_view data, std::string_view sig);
 // SHA-256 (hex) of the key's SubjectPublicKeyInfo DER: names a key in audit entries.
-std::string public_key_id(EVP_PKEY* key);
+// errc::crypto_failure for a null or unencodable key.
+result<std::string> public_key_id(EVP_PKEY* key);
 // Standard base64 (RFC 4648 4) with padding; decode refuses anything else.
 std::string base64_encode(std::string_view bytes);
 std::optional<std::string> base64_decode(std::string_view text);

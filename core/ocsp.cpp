@@ -18,11 +18,11 @@ ossl::ocsp_request decode_request(std::string_view der) {
     return req;
 }
 
-// The DER of `resp`; empty when it does not encode.
-std::string response_der(OCSP_RESPONSE* resp) {
+// The DER of `resp`; errc::crypto_failure when it does not encode.
+result<std::string> response_der(OCSP_RESPONSE* resp) {
     unsigned char* out = nullptr;
-    const int len = i2d_OCSP_RESPONSE(resp, &out);
-    if (len <= 0) return {};
+    const int len = resp ? i2d_OCSP_RESPONSE(resp, &out) : -1;
+    if (len <= 0) return ossl::fail(errc::crypto_failure, "cannot encode OCSP response");
     ossl::openssl_string owned(reinterpret_cast<char*>(out));
     return std::string(owned.get(), static_cast<std::size_t>(len));
 }
@@ -34,7 +34,9 @@ result<ocsp_responder> issue_ocsp_responder(const certificate_authority& ca, tim
     if (validity_days < 1) return make_error(errc::invalid_argument, "OCSP responder validity must be at least a day");
     auto key = generate_key(key_type::ec_p256);
     if (!key) return key.error();
-    auto serial = decimal_to_asn1_integer(random_serial(rng));
+    auto serial_text = random_serial(rng);
+    if (!serial_text) return serial_text.error();
+    auto serial = decimal_to_asn1_integer(*serial_text);
     if (!serial) return serial.error();
     time_point not_after = std::min(now + std::chrono::hours(24) * validity_days, ca.not_after());
     ossl::x509_name name(X509_NAME_new());
@@ -60,8 +62,10 @@ result<ocsp_responder> issue_ocsp_responder(const certificate_authority& ca, tim
         return ossl::fail(errc::crypto_failure, "cannot sign responder certificate");
     auto key_pem = private_key_to_pem(key->get());
     if (!key_pem) return key_pem.error();
+    auto cert_pem = cert_to_pem(cert.get());
+    if (!cert_pem) return cert_pem.error();
     ocsp_responder r;
-    r.cert_pem = cert_to_pem(cert.get());
+    r.cert_pem = std::move(*cert_pem);
     r.key_pem = std::move(*key_pem);
     r.not_after = not_after;
     r.cert = std::move(cert);
@@ -115,7 +119,9 @@ result<ocsp_request_info> parse_ocsp_request(std::string_view der, const certifi
             return malformed("OCSP request has an unreadable CertID");
         ocsp_query q;
         q.hash_nid = OBJ_obj2nid(md_obj);
-        q.serial_decimal = serial_to_decimal(serial);
+        auto serial_text = serial_to_decimal(serial);
+        if (!serial_text) return malformed("OCSP request has an unreadable serial number");
+        q.serial_decimal = std::move(*serial_text);
         if (const EVP_MD* md = EVP_get_digestbynid(q.hash_nid)) {
             ossl::ocsp_certid ours(
                 OCSP_cert_id_new(md, X509_get_subject_name(ca.cert()), X509_get0_pubkey_bitstr(ca.cert()), serial));
@@ -174,22 +180,18 @@ result<std::string> build_ocsp_response(const ocsp_responder& responder, std::st
         return ossl::fail(errc::crypto_failure, "cannot sign OCSP response");
     ossl::ocsp_response resp(OCSP_response_create(OCSP_RESPONSE_STATUS_SUCCESSFUL, bs.get()));
     if (!resp) return ossl::fail(errc::crypto_failure, "cannot create OCSP response");
-    std::string der = response_der(resp.get());
-    if (der.empty()) return ossl::fail(errc::crypto_failure, "cannot encode OCSP response");
-    return der;
+    return response_der(resp.get());
 }
 
 std::string ocsp_error_response(ocsp_response_status s) {
-    ossl::ocsp_response resp(OCSP_response_create(static_cast<int>(s), nullptr));
-    std::string der = resp ? response_der(resp.get()) : std::string();
-    if (der.empty()) ossl::drain_errors();
-    return der;
+    // RFC 6960 4.2.1: OCSPResponse ::= SEQUENCE { responseStatus ENUMERATED, responseBytes [0]
+    // EXPLICIT OPTIONAL }; an error carries no responseBytes, so its DER is fixed: SEQUENCE (3 bytes)
+    // { ENUMERATED (1 byte) status }. Written directly, it cannot fail.
+    return std::string{'\x30', '\x03', '\x0a', '\x01', static_cast<char>(s)};
 }
 
-std::optional<std::string> decode_ocsp_get_path(std::string_view encoded) {
-    // An encoded NUL is refused here; the base64 step below refused it anyway.
-    std::string b64;
-    if (!percent_decode(encoded, b64)) return std::nullopt;
+std::optional<std::string> decode_ocsp_get_path(std::string_view unescaped) {
+    std::string b64(unescaped);
     for (auto& c : b64) {
         if (c == '-') c = '+';
         if (c == '_') c = '/';

@@ -69,11 +69,11 @@ result<std::string> build_ocsp_response(const ocsp_responder& responder, std::st
                                         const std::vector<ocsp_single_answer>& answers, time_point this_update,
                                         time_point next_update);
 
-// An unsigned error response (malformedRequest, unauthorized, internalError, tryLater).
+// An unsigned error response (malformedRequest, unauthorized, internalError, tryLater); never fails.
 std::string ocsp_error_response(ocsp_response_status s);
 
-// Decodes the base64 of GET /ocsp/<...> (RFC 6960 A.1): percent-encoding undone, standard or
-// URL-safe alphabet, padding optional. nullopt for invalid input.
-std::optional<std::string> decode_ocsp_get_path(std::string_view encoded);
+// Decodes the base64 of GET /ocsp/<...> (RFC 6960 A.1) once its percent-encoding is undone (net/
+// reads the request target): standard or URL-safe alphabet, padding optional. nullopt for invalid input.
+std::optional<std::string> decode_ocsp_get_path(std::string_view unescaped);
 
 } // namespace certmate

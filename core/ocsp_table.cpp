@@ -36,16 +36,17 @@ std::optional<ocsp_table::cached_response> ocsp_table::cached(const std::string&
     return r->second;
 }
 
-void ocsp_table::store(const std::string& serial, int hash_nid, std::uint64_t generation, cached_response r) {
+void ocsp_table::cache_response(const std::string& serial, int hash_nid, std::uint64_t generation,
+                                cached_response r) const {
     std::unique_lock lock(mu_);
     auto it = entries_.find(serial);
     if (it == entries_.end() || it->second.generation != generation) return;
     it->second.responses[hash_nid] = std::move(r);
 }
 
-void ocsp_table::clear_cache() {
+void ocsp_table::clear_cache() const {
     std::unique_lock lock(mu_);
-    for (auto& [serial, e] : entries_) e.responses.clear();
+    for (const auto& [serial, e] : entries_) e.responses.clear();
 }
 
 } // namespace certmate

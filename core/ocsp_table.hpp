@@ -1,7 +1,9 @@
 // What OCSP answers, readable from any thread without the core strand: the status of every
 // serial we issued, and pre-signed responses for requests without a nonce, cached per serial and
 // CertID hash, dropped the moment the serial's status changes.
-// Thread-safety: every member is safe from any thread (shared_mutex inside).
+// Thread-safety: every member is safe from any thread (shared_mutex inside). Only the owner of the
+// statuses (the service) calls set(); readers hold a `const ocsp_table`, whose response cache they
+// may still fill and drop: the cache is not the table's state, only a memo of signatures over it.
 #pragma once
 
 #include "core/ocsp.hpp"
@@ -35,16 +37,16 @@ public:
     // A cached response still fresh at `now` (until `refresh_before` of nextUpdate), if any.
     std::optional<cached_response> cached(const std::string& serial, int hash_nid, time_point now,
                                           std::chrono::seconds refresh_before) const;
-    // Stores a response signed for the status seen at `generation`; ignored if the status changed since.
-    void store(const std::string& serial, int hash_nid, std::uint64_t generation, cached_response r);
+    // Caches a response signed for the status seen at `generation`; ignored if the status changed since.
+    void cache_response(const std::string& serial, int hash_nid, std::uint64_t generation, cached_response r) const;
     // Drops every cached response (responder rotated).
-    void clear_cache();
+    void clear_cache() const;
 
 private:
     struct entry {
         ocsp_single_answer answer;
         std::uint64_t generation = 0;
-        std::unordered_map<int, cached_response> responses; // by CertID hash NID
+        mutable std::unordered_map<int, cached_response> responses; // by CertID hash NID; a cache, see above
     };
     mutable std::shared_mutex mu_;
     std::unordered_map<std::string, entry> entries_;

@@ -250,11 +250,12 @@ result<const cert_record*> cert_service::find_for_mutation(const std::string& id
     return rec;
 }
 
-std::string cert_service::reserve_serial() {
+result<std::string> cert_service::reserve_serial() {
     for (;;) {
-        std::string s = random_serial(rng_);
-        if (!index_.serial_exists(s) && !reserved_serials_.count(s)) {
-            reserved_serials_.insert(s);
+        auto s = random_serial(rng_);
+        if (!s) return s.error();
+        if (!index_.serial_exists(*s) && !reserved_serials_.count(*s)) {
+            reserved_serials_.insert(*s);
             return s;
         }
     }
@@ -381,7 +382,9 @@ result<staged<cert_view>> cert_service::stage_create(create_request req, const p
     else if (index_.find(id) || busy_ids_.count(id))
         return make_error(errc::already_exists, "a certificate with this identifier already exists", "identifier");
 
-    ireq.serial_decimal = reserve_serial();
+    auto serial = reserve_serial();
+    if (!serial) return serial.error();
+    ireq.serial_decimal = std::move(*serial);
     busy_ids_.insert(id);
 
     cert_record base;
@@ -530,7 +533,9 @@ result<staged<cert_view>> cert_service::stage_renew(const std::string& id, int v
     ireq.extra_eku = extra_ekus(cur);
     ireq.validity_days = validity_days ? validity_days : std::min(lifetime_days(cur), cfg_.issuance.max_validity_days);
     if (auto v = check_server_auth(ireq, cfg_.server_names, who); !v) return v.error();
-    ireq.serial_decimal = reserve_serial();
+    auto serial = reserve_serial();
+    if (!serial) return serial.error();
+    ireq.serial_decimal = std::move(*serial);
     busy_ids_.insert(id);
 
     auto ca = ca_;
@@ -665,7 +670,9 @@ result<staged<downloaded_file>> cert_service::stage_download(const std::string& 
             if (f == file_format::cert_der) {
                 auto cert = load_cert_pem(*data);
                 if (!cert) return cert.error();
-                return downloaded_file{cert_to_der(cert->get()), id};
+                auto der = cert_to_der(cert->get());
+                if (!der) return der.error();
+                return downloaded_file{std::move(*der), id};
             }
             if (f == file_format::chain_pem) {
                 std::string chain = *data;

@@ -50,7 +50,7 @@ struct service_config {
     server_name_policy server_names;
     key_type default_key_type = key_type::rsa2048;
     int expiring_days = 30; // "expiring soon" in stats and status=expiring
-    int default_renewal_threshold_days = 30;
+    int default_renewal_threshold_days = renewal_settings{}.renewal_threshold_days;
     bool revoke_superseded = false; // renewal revokes the old certificate as `superseded`
     std::chrono::hours crl_validity{24};
     unsigned load_threads = 4;
@@ -251,7 +251,7 @@ public:
     result<void> remove_job(const std::string& id) const { return store_->remove_job(id); }
 
     // [any thread] The statuses OCSP answers from, kept in step with the index by every commit.
-    std::shared_ptr<ocsp_table> ocsp_statuses() const { return ocsp_; }
+    std::shared_ptr<const ocsp_table> ocsp_statuses() const { return ocsp_; }
     // [any thread] Serial -> identifier and api_role, for mTLS; kept in step like ocsp_statuses().
     std::shared_ptr<const serial_owner_table> serial_owners() const { return owners_; }
 
@@ -267,7 +267,8 @@ private:
     // The checks of stage_create that need no index; fills `ireq`; the parsed CSR (null: none).
     result<std::shared_ptr<parsed_csr>> check_create(create_request& req, issue_request& ireq,
                                                      const principal& who) const;
-    std::string reserve_serial();
+    // A fresh random serial no certificate has or is being issued with.
+    result<std::string> reserve_serial();
     std::string generate_identifier();
     cert_view view(const cert_record& r, std::string pem = {}) const;
     // Now, at the second precision metadata.json keeps.

@@ -3,6 +3,7 @@
 // and /api/jobs. A batch is validated whole before anything is created; the rows then run as a
 // job (net/jobs.hpp).
 #include "core/csv.hpp"
+#include "core/encoding.hpp"
 #include "core/keys.hpp"
 #include "core/tar.hpp"
 #include "net/api.hpp"
@@ -381,7 +382,9 @@ asio::awaitable<response> batch_create(call& c) {
     j.actor = actor_json(who);
     j.owner = owner_of(who);
     j.role = who.role;
-    j.request_sha256 = sha256_hex(c.req.body());
+    auto digest = sha256_hex(c.req.body());
+    if (!digest) co_return error_response(digest.error());
+    j.request_sha256 = std::move(*digest);
     j.total = total;
     j.outcomes.assign(total, static_cast<char>(row_outcome::pending));
     for (auto& e : errors) j.outcomes[e.row - 1] = static_cast<char>(row_outcome::failed);
@@ -468,7 +471,9 @@ asio::awaitable<response> batch_revoke(call& c) {
     j.actor = actor_json(c.who);
     j.owner = owner_of(c.who);
     j.role = c.who.role;
-    j.request_sha256 = sha256_hex(c.req.body());
+    auto digest = sha256_hex(c.req.body());
+    if (!digest) co_return error_response(digest.error());
+    j.request_sha256 = std::move(*digest);
     j.reason = std::string(to_string(reason));
     j.total = ids.size();
     j.outcomes.assign(ids.size(), static_cast<char>(row_outcome::pending));

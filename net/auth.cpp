@@ -3,6 +3,7 @@
 #include "core/keys.hpp"
 
 #include <openssl/crypto.h>
+#include <spdlog/spdlog.h>
 
 #include <cctype>
 
@@ -12,7 +13,13 @@ token_table::token_table(std::vector<token_credential> tokens) : tokens_(std::mo
 
 std::optional<identity> token_table::find(std::string_view token) const {
     if (token.empty()) return std::nullopt;
-    const std::string digest = sha256_hex(token);
+    auto hashed = sha256_hex(token);
+    if (!hashed) {
+        // Fail closed: a token that cannot be hashed matches no one.
+        spdlog::error("cannot check a bearer token: {}", hashed.error().message);
+        return std::nullopt;
+    }
+    const std::string& digest = *hashed;
     std::optional<identity> found;
     for (const auto& t : tokens_) {
         if (t.sha256_hex.size() != digest.size()) continue;

@@ -67,7 +67,11 @@ response to_http(const ocsp_answer& a, bool get, time_point now) {
     // as the nextUpdate timestamp in the OCSP response itself".
     res.set(http::field::last_modified, http_date(a.this_update));
     res.set(http::field::expires, http_date(a.next_update));
-    res.set(http::field::etag, "\"" + sha256_hex(*a.der) + "\"");
+    // The ETag is optional (RFC 5019 6.2 "MAY"): left out, with the cause logged, if it cannot be made.
+    if (auto tag = sha256_hex(*a.der))
+        res.set(http::field::etag, "\"" + *tag + "\"");
+    else
+        spdlog::error("OCSP response sent without an ETag: {}", tag.error().message);
     return res;
 }
 
@@ -82,7 +86,8 @@ asio::awaitable<response> ocsp_post(call& c) {
 
 asio::awaitable<response> ocsp_get(call& c) {
     // RFC 6960 A.1: "GET {url}/{url-encoding of base-64 encoding of the DER encoding of the OCSPRequest}".
-    const auto der = decode_ocsp_get_path(c.param("req"));
+    const auto unescaped = percent_decode(c.param("req"));
+    const auto der = unescaped ? decode_ocsp_get_path(*unescaped) : std::nullopt;
     ocsp_answer a;
     if (der)
         a = co_await c.api.ocsp.answer(*der);
@@ -183,7 +188,7 @@ asio::awaitable<ocsp_answer> ocsp_endpoint::answer(std::string_view der) {
     if (cacheable) {
         const auto& q = req->queries.front();
         // Ignored when the status changed while this was signed: a stale answer is never stored.
-        table->store(q.serial_decimal, q.hash_nid, generation, {out, now, next});
+        table->cache_response(q.serial_decimal, q.hash_nid, generation, {out, now, next});
     }
     count();
     co_return ocsp_answer{std::move(out), !req->has_nonce, now, next};

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "core/cert_record.hpp"
+#include "core/issue.hpp"
 #include "core/rate_limit.hpp"
 
 #include <chrono>
@@ -47,7 +48,7 @@ struct job_options {
 };
 
 struct server_options {
-    std::string http_listen = "127.0.0.1:8080"; // HOST:PORT, port 0 picks a free port
+    std::string http_listen{default_http_listen}; // HOST:PORT, port 0 picks a free port
     tls_options tls;
     unsigned threads = 0;                 // io threads; 0 = one per core
     unsigned pool_threads = 0;            // crypto/disk workers; 0 = one per core

@@ -2,6 +2,7 @@
 #include "core/encoding.hpp"
 #include "net/api.hpp"
 #include "net/client_auth.hpp"
+#include "net/target.hpp"
 
 #include <boost/asio/post.hpp>
 #include <boost/json/object.hpp>
@@ -21,25 +22,6 @@ bool sane_request_id(std::string_view id) {
     if (id.empty() || id.size() > 128) return false;
     for (char c : id)
         if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.' && c != ':') return false;
-    return true;
-}
-
-// Query string pairs, percent-decoded ('+' is a space); false when an escape is malformed.
-bool parse_query(std::string_view q, path_params& out) {
-    while (!q.empty()) {
-        auto amp = q.find('&');
-        auto part = q.substr(0, amp);
-        q = amp == std::string_view::npos ? std::string_view() : q.substr(amp + 1);
-        if (part.empty()) continue;
-        auto eq = part.find('=');
-        std::string k(part.substr(0, eq)), v(eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1));
-        for (auto* s : {&k, &v})
-            for (auto& c : *s)
-                if (c == '+') c = ' ';
-        std::string dk, dv;
-        if (!percent_decode(k, dk) || !percent_decode(v, dv)) return false;
-        out.emplace_back(std::move(dk), std::move(dv));
-    }
     return true;
 }
 
@@ -147,9 +129,8 @@ asio::awaitable<response> dispatch(api_state& api, request& req, const peer_info
     const auto given_id = req["X-Request-Id"];
     const std::string request_id = sane_request_id(given_id) ? std::string(given_id) : new_request_id();
 
-    const std::string_view target = req.target();
-    const auto qpos = target.find('?');
-    const std::string_view path = target.substr(0, qpos);
+    const request_target target = parse_target(req.target());
+    const std::string_view path = target.path;
     auto m = api.routes.find(req.method(), path);
     // Without server.api_on_http, plain HTTP serves the protocol endpoints only (docs/api.md "Listeners").
     if (m.found && !peer.tls && !api.opts.api_on_http && !m.found->protocol) m = {};
@@ -173,6 +154,8 @@ asio::awaitable<response> dispatch(api_state& api, request& req, const peer_info
         if (!limit.allowed) {
             api.stats.rate_limited(cls);
             res = rate_limited_response(limit);
+        } else if (!rt && !target.valid) {
+            res = error_response(errc::invalid_argument, "malformed request target", "target");
         } else if (!rt) {
             res =
                 m.allowed.empty() ? error_response(errc::not_found, "no such resource") : method_not_allowed(m.allowed);
@@ -201,10 +184,12 @@ asio::awaitable<response> dispatch(api_state& api, request& req, const peer_info
             res = error_json(http::status::unsupported_media_type, "UNSUPPORTED_MEDIA_TYPE",
                              "Content-Type must be application/json");
         } else {
-            call c{api,       req, std::move(m.params), {}, who, ident ? std::optional(ident->role) : std::nullopt,
+            call c{api,          req, std::move(m.params),
+                   target.query, who, ident ? std::optional(ident->role) : std::nullopt,
                    request_id};
-            if (qpos != std::string_view::npos && !parse_query(target.substr(qpos + 1), c.query))
-                res = error_response(errc::invalid_argument, "malformed query string", "query");
+            // A catch-all tail is the handler's to judge as sent (GET /ocsp/..., RFC 6960 A.1).
+            if (!target.valid && !rt->takes_tail())
+                res = error_response(errc::invalid_argument, "malformed request target", "target");
             else
                 res = co_await rt->handler(c);
             if (res.result() == http::status::forbidden) audit_policy_denial(api, who, req, path, res);

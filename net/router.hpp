@@ -7,8 +7,8 @@
 #pragma once
 
 #include "core/cert_record.hpp"
-#include "core/encoding.hpp"
 #include "core/rate_limit.hpp"
+#include "net/target.hpp"
 
 #include <boost/beast/http/verb.hpp>
 
@@ -21,8 +21,6 @@
 #include <vector>
 
 namespace certmate::net {
-
-using path_params = std::vector<std::pair<std::string, std::string>>;
 
 enum class body_kind {
     none,          // no body expected (a body is ignored)
@@ -43,6 +41,9 @@ struct basic_route {
     body_kind body = body_kind::none;
     bool protocol = false; // served on plain HTTP even when server.api_on_http = false
     Handler handler;
+
+    // Whether the last segment is a catch-all "{*name}" (the rest of the path, as sent).
+    bool takes_tail() const { return pattern.ends_with("}") && pattern.find("/{*") != std::string::npos; }
 };
 
 template <class Handler>
@@ -132,9 +133,7 @@ private:
     static std::vector<segment> split_decoded(std::string_view path) {
         std::vector<segment> out;
         for_each_segment(path, [&](std::size_t b, std::size_t e) {
-            segment s{e, std::string()};
-            if (!percent_decode(path.substr(b, e - b), *s.decoded)) s.decoded.reset();
-            out.push_back(std::move(s));
+            out.push_back(segment{e, percent_decode(path.substr(b, e - b))});
         });
         return out;
     }

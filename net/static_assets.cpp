@@ -60,6 +60,9 @@ std::string gzip(std::string_view data) {
     return out;
 }
 
+// SHA-256 as hex; a failure (OpenSSL out of memory) throws, and dispatch answers 500.
+std::string hash_hex(std::string_view data) { return sha256_hex(data).value(); }
+
 struct asset_table {
     std::string version; // 16 hex digits over every file's name and bytes
     std::map<std::string, served_file, std::less<>> files;
@@ -68,7 +71,7 @@ struct asset_table {
 served_file make_file(std::string_view name, std::string body) {
     served_file f;
     f.content_type = content_type_of(name);
-    f.etag = "\"" + sha256_hex(body).substr(0, 32) + "\"";
+    f.etag = "\"" + hash_hex(body).substr(0, 32) + "\"";
     if (is_text(f.content_type) && body.size() > 256) {
         auto gz = gzip(body);
         if (gz.size() < body.size()) f.gzipped = std::move(gz);
@@ -85,9 +88,9 @@ const asset_table& table() {
         for (const auto& a : assets::all()) {
             all += a.name;
             all += '\0';
-            all += sha256_hex(a.data);
+            all += hash_hex(a.data);
         }
-        out.version = sha256_hex(all).substr(0, 16);
+        out.version = hash_hex(all).substr(0, 16);
         for (const auto& a : assets::all()) {
             std::string body(a.data);
             if (a.name == "index.html") {

@@ -5,6 +5,7 @@
 #include <boost/asio/ssl/context.hpp>
 
 #include <openssl/err.h>
+#include <spdlog/spdlog.h>
 
 #include <fstream>
 #include <sstream>
@@ -99,7 +100,13 @@ result<std::shared_ptr<ssl::context>> make_tls_context(const tls_options& o, X50
 std::optional<client_certificate> verified_peer_certificate(const SSL* ssl) {
     X509* c = SSL_get0_peer_certificate(ssl); // borrowed, valid while the SSL lives
     if (!c || SSL_get_verify_result(ssl) != X509_V_OK) return std::nullopt;
-    return client_certificate{serial_to_decimal(X509_get0_serialNumber(c)), from_asn1_time(X509_get0_notBefore(c)),
+    auto serial = serial_to_decimal(X509_get0_serialNumber(c));
+    if (!serial) {
+        // Fail closed: a certificate whose serial cannot be read authenticates no one.
+        spdlog::error("cannot read a client certificate's serial number: {}", serial.error().message);
+        return std::nullopt;
+    }
+    return client_certificate{std::move(*serial), from_asn1_time(X509_get0_notBefore(c)),
                               from_asn1_time(X509_get0_notAfter(c))};
 }
 

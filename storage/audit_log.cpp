@@ -82,7 +82,8 @@ std::optional<parsed_line> parse_line(std::string_view line, std::string& reason
 bool hash_ok(std::string_view line, const parsed_line& p) {
     if (p.obj.empty() || (p.obj.end() - 1)->key() != "hash") return false;
     if (json::serialize(p.obj) != line) return false;
-    return sha256_hex(json::serialize(without_hash(p.obj))) == p.hash;
+    auto hash = sha256_hex(json::serialize(without_hash(p.obj)));
+    return hash && *hash == p.hash;
 }
 
 std::vector<std::string_view> split_lines(std::string_view text) {
@@ -305,16 +306,22 @@ result<void> audit_log::reopen() {
     return {};
 }
 
-void audit_log::set_signer(ossl::pkey key, std::uint64_t interval) {
+result<void> audit_log::set_signer(ossl::pkey key, std::uint64_t interval) {
+    auto id = public_key_id(key.get());
+    if (!id) return id.error();
+    auto pem = public_key_to_pem(key.get());
+    if (!pem) return pem.error();
     std::lock_guard lk(mu_);
-    signer_id_ = public_key_id(key.get());
+    signer_id_ = std::move(*id);
+    signer_pem_ = std::move(*pem);
     signer_ = std::move(key);
     checkpoint_interval_ = interval;
+    return {};
 }
 
 std::string audit_log::public_key_pem() const {
     std::lock_guard lk(mu_);
-    return signer_ ? public_key_to_pem(signer_.get()) : std::string();
+    return signer_pem_;
 }
 
 result<void> audit_log::fail_locked(std::string why) {
@@ -370,13 +377,14 @@ result<void> audit_log::write_locked(const audit_entry& e) {
     o["details"] = e.details;
     o["error"] = e.error ? json::value(json::string(*e.error)) : json::value(nullptr);
     o["prev_hash"] = last_hash_;
-    std::string hash = sha256_hex(json::serialize(o));
+    auto hashed = sha256_hex(json::serialize(o));
+    if (!hashed) return fail_locked("hashing failed: " + hashed.error().message);
+    std::string hash = std::move(*hashed);
     o["hash"] = hash;
     std::string line = json::serialize(o);
     line += '\n';
 
     if (simulate_failure_) return fail_locked("write failed (simulated)");
-    if (hash.empty()) return fail_locked("hashing failed");
     if (!write_all(fd_, line) || ::fsync(fd_) != 0) {
         std::string why = std::string("write failed: ") + std::strerror(errno);
         // Best effort: drop a partial line so the chain on disk stays verifiable.

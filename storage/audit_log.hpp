@@ -58,8 +58,9 @@ public:
     result<void> reopen() override;
 
     // Signs checkpoints with `key` (Ed25519) after every `interval`-th entry (seq % interval == 0;
-    // 0: only on checkpoint()). Call before the log is shared.
-    void set_signer(ossl::pkey key, std::uint64_t interval);
+    // 0: only on checkpoint()). Call before the log is shared. errc::crypto_failure (signer
+    // unchanged) when the key's public half does not encode.
+    result<void> set_signer(ossl::pkey key, std::uint64_t interval);
     // Appends a checkpoint over the current head (clean shutdown). Nothing (false) without a
     // signer, on an empty log, or when the last entry is a checkpoint already.
     result<bool> checkpoint(std::string reason = "shutdown") override;
@@ -110,6 +111,7 @@ private:
     static constexpr std::chrono::seconds retry_every_{1};
     ossl::pkey signer_;
     std::string signer_id_;
+    std::string signer_pem_; // public_key_pem(), encoded once by set_signer
     std::uint64_t checkpoint_interval_ = 0;
 
 public:

@@ -168,8 +168,10 @@ result<restore_report> restore_ca(const layout& l, const fs::path& archive, bool
     if (cert_pem.empty() || !has_key) return make_error(errc::invalid_argument, "CA backup lacks ca.crt or ca.key");
     auto cert = load_cert_pem(cert_pem);
     if (!cert) return make_error(errc::invalid_argument, "CA backup holds an unreadable ca.crt");
+    auto fingerprint = fingerprint_sha256(cert->get());
+    if (!fingerprint) return fingerprint.error();
     restore_report rep;
-    rep.fingerprint_sha256 = fingerprint_sha256(cert->get());
+    rep.fingerprint_sha256 = std::move(*fingerprint);
     // A key that does not belong to the certificate would leave a CA that never loads.
     if (auto ca = certificate_authority::load(cert_pem, key_pem, passphrase); !ca) {
         if (ca.error().code != errc::bad_passphrase || passphrase)
@@ -190,7 +192,12 @@ result<restore_report> restore_ca(const layout& l, const fs::path& archive, bool
         auto existing = read_file(l.ca_cert());
         if (!existing) return existing.error();
         auto ec = load_cert_pem(*existing);
-        const bool same = ec && fingerprint_sha256(ec->get()) == rep.fingerprint_sha256;
+        bool same = false;
+        if (ec) {
+            auto existing_fp = fingerprint_sha256(ec->get());
+            if (!existing_fp) return existing_fp.error();
+            same = *existing_fp == rep.fingerprint_sha256;
+        }
         if (!same && !force)
             return make_error(errc::ca_mismatch, "the data dir holds a different CA; use --force to replace it");
         rep.replaced = !same;

@@ -50,7 +50,7 @@ void rewrite_with_recomputed_chain(const fs::path& file, std::size_t index,
             for (const auto& kv : o)
                 if (kv.key() != "hash") body.emplace(kv.key(), kv.value());
             body["prev_hash"] = prev;
-            prev = sha256_hex(json::serialize(body));
+            prev = sha256_hex(json::serialize(body)).value();
             body["hash"] = prev;
             lines[i] = json::serialize(body);
         }

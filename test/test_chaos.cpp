@@ -81,9 +81,12 @@ void client_stream(unsigned short port, const std::string& token, model& m, unsi
             } else {
                 id = idle[rng() % idle.size()];
                 const auto& e = m.certs[id];
-                if (e.state == rev::revoked) op = "patch";
-                else if (e.state == rev::held) op = roll % 2 ? "unhold" : "revoke";
-                else op = roll < 55 ? "renew" : roll < 70 ? "revoke" : roll < 80 ? "hold" : "patch";
+                if (e.state == rev::revoked)
+                    op = "patch";
+                else if (e.state == rev::held)
+                    op = roll % 2 ? "unhold" : "revoke";
+                else
+                    op = roll < 55 ? "renew" : roll < 70 ? "revoke" : roll < 80 ? "hold" : "patch";
             }
             if (op == "create") id = "chaos-" + std::to_string(next_id++);
             if (op != "batch") ++m.certs[id].pending;
@@ -126,8 +129,10 @@ void client_stream(unsigned short port, const std::string& token, model& m, unsi
         auto& e = m.certs[id];
         --e.pending;
         if (op == "create") {
-            if (r.status == 201) e.serial = str(obj(r), "serial_number");
-            else m.certs.erase(id); // refused: nothing was made
+            if (r.status == 201)
+                e.serial = str(obj(r), "serial_number");
+            else
+                m.certs.erase(id); // refused: nothing was made
         } else if (r.status != 200) {
             // Refused (e.g. 409): nothing changed.
         } else if (op == "renew") {
@@ -272,12 +277,12 @@ BOOST_AUTO_TEST_CASE(sigkill_at_random_moments_loses_nothing) {
             const auto& got = it->second;
             const auto reason = reason_of(got);
             const bool same = str(got, "serial_number") == e.serial && str(got, "notes") == e.notes &&
-                              (e.state == rev::active    ? reason.empty()
-                               : e.state == rev::held    ? reason == "certificateHold"
-                                                         : !reason.empty() && reason != "certificateHold");
+                              (e.state == rev::active ? reason.empty()
+                               : e.state == rev::held ? reason == "certificateHold"
+                                                      : !reason.empty() && reason != "certificateHold");
             if (!same) {
-                BOOST_TEST_MESSAGE("round " << round << ": " << id << " differs from what was acknowledged: "
-                                            << json::serialize(got));
+                BOOST_TEST_MESSAGE("round " << round << ": " << id
+                                            << " differs from what was acknowledged: " << json::serialize(got));
                 ++t.lost;
             }
             for (const auto& s : e.revoked_serials) {

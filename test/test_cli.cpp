@@ -2,7 +2,10 @@
 #define BOOST_TEST_MODULE cli
 #include <boost/test/unit_test.hpp>
 
+#include "app/config.hpp"
 #include "core/keys.hpp"
+#include "storage/audit_log.hpp"
+#include "storage/layout.hpp"
 #include "support/tools.hpp"
 
 #include <sys/stat.h>
@@ -31,7 +34,8 @@ BOOST_AUTO_TEST_CASE(token_create_prints_a_token_and_its_hash_line) {
     std::smatch m;
     BOOST_REQUIRE(std::regex_search(r.output, m, std::regex("token: (cm_[A-Za-z0-9_-]+)")));
     const std::string token = m[1];
-    BOOST_TEST(r.output.find("token = ci:operator:" + certmate::sha256_hex(token)) != std::string::npos, r.output);
+    BOOST_TEST(r.output.find("token = ci:operator:" + certmate::sha256_hex(token).value()) != std::string::npos,
+               r.output);
     BOOST_TEST(run(bin + " token create --name ci --role root").exit_code != 0);
 }
 
@@ -47,8 +51,9 @@ BOOST_AUTO_TEST_CASE(init_creates_ca_token_and_starter_config) {
     BOOST_TEST(r.output.find(token) == std::string::npos, r.output);
     BOOST_TEST(r.output.find("cm_") == std::string::npos, r.output);
     BOOST_TEST(r.output.find("admin token written to " + (d / "admin.token").string()) != std::string::npos, r.output);
-    BOOST_TEST(certmate::test::read_text(d / "certmate.conf").find("admin:admin:" + certmate::sha256_hex(token)) !=
-               std::string::npos);
+    BOOST_TEST(
+        certmate::test::read_text(d / "certmate.conf").find("admin:admin:" + certmate::sha256_hex(token).value()) !=
+        std::string::npos);
     for (const char* f : {"admin.token", "certs/ca/ca.key", "certs/ocsp/responder.key"}) {
         struct stat st {};
         BOOST_REQUIRE(::stat((d / f).c_str(), &st) == 0);
@@ -112,4 +117,56 @@ BOOST_AUTO_TEST_CASE(init_on_a_terminal_prints_the_admin_token) {
     BOOST_TEST(r.output.find("admin token (shown once, also in " + (d / "admin.token").string() + "): " + token) !=
                    std::string::npos,
                r.output);
+}
+
+// `certmate audit verify` on a chain with one edited byte names the line (docs/audit.md).
+BOOST_AUTO_TEST_CASE(audit_verify_names_the_edited_line) {
+    temp_dir d;
+    auto init = run(bin + " init --data-dir " + d.path().string() + " --ca.key_type ec-p384");
+    BOOST_REQUIRE_MESSAGE(init.exit_code == 0, init.output);
+    const certmate::storage::layout l{d.path()};
+    {
+        auto log = certmate::storage::audit_log::open(l.audit_log(), [] { return std::chrono::system_clock::now(); });
+        BOOST_REQUIRE(log);
+        for (const char* id : {"a1", "a2", "a3"}) {
+            certmate::audit_entry e;
+            e.operation = "create";
+            e.resource_type = "certificate";
+            e.resource_id = id;
+            e.status = "success";
+            e.user = "tester";
+            BOOST_REQUIRE((*log)->append(e).has_value());
+        }
+    }
+    const std::string verify = bin + " audit verify --data-dir " + d.path().string();
+    auto ok = run(verify);
+    BOOST_TEST(ok.exit_code == 0, ok.output);
+    // Edit one byte of line 3 (the entry for a2): verify names line 3.
+    std::string text = certmate::test::read_text(l.audit_log());
+    auto at = text.find("\"resource_id\":\"a2\"");
+    BOOST_REQUIRE(at != std::string::npos);
+    text[at + 16] = 'b';
+    certmate::test::write_text(l.audit_log(), text);
+    auto broken = run(verify);
+    BOOST_TEST(broken.exit_code != 0);
+    BOOST_TEST(broken.output.find("line 3") != std::string::npos, broken.output);
+}
+
+BOOST_AUTO_TEST_CASE(config_rejects_unknown_keys_and_bad_values_naming_them) {
+    temp_dir t;
+    // Loading `text` as `name` throws an error naming `where` (file:line) and `key`.
+    auto rejected = [&](const std::string& name, const std::string& text, const std::string& what,
+                        const std::string& where, const std::string& key) {
+        certmate::test::write_text(t / name, text);
+        try {
+            (void)certmate::app::load_config(t / name, {});
+            BOOST_FAIL("accepted " + what);
+        } catch (const certmate::error_exception& e) {
+            BOOST_TEST(e.err.message.find(where) != std::string::npos, e.err.message);
+            BOOST_TEST(e.err.message.find(key) != std::string::npos, e.err.message);
+        }
+    };
+    rejected("c.conf", "[server]\nhttp_listen = 127.0.0.1:0\n[rate_limit]\ncreate = -5\n", "a negative rate limit",
+             "c.conf:4", "rate_limit.create");
+    rejected("d.conf", "[server]\nhttp_lisen = 127.0.0.1:0\n", "a typo", "d.conf:2", "http_lisen");
 }

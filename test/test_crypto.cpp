@@ -148,7 +148,7 @@ void check_client_profile(X509* cert, const certificate_authority& ca, bool rsa,
     } else {
         BOOST_REQUIRE(sans);
         BOOST_TEST(crit == 0);
-        auto s = read_sans(sans.get());
+        auto s = read_sans(sans.get()).value();
         BOOST_TEST(s.dns == want_sans.dns, boost::test_tools::per_element());
         BOOST_TEST(s.email == want_sans.email, boost::test_tools::per_element());
         BOOST_TEST(s.ip == want_sans.ip, boost::test_tools::per_element());
@@ -193,7 +193,7 @@ issue_request make_request(const std::string& cn) {
     r.subject.common_name = cn;
     r.subject.organization = "Example Org";
     r.subject.country = "DE";
-    r.serial_decimal = random_serial(openssl_rng());
+    r.serial_decimal = random_serial(openssl_rng()).value();
     return r;
 }
 
@@ -278,7 +278,7 @@ BOOST_AUTO_TEST_CASE(generate_describe_and_pem_round_trip) {
             BOOST_REQUIRE(!missing.has_value());
             BOOST_TEST(missing.error().code == errc::bad_passphrase);
 
-            BOOST_TEST(public_key_to_pem(key.get()).starts_with("-----BEGIN PUBLIC KEY-----"));
+            BOOST_TEST(public_key_to_pem(key.get()).value().starts_with("-----BEGIN PUBLIC KEY-----"));
             if (t == key_type::ec_p256) {
                 // PBES2 with PBKDF2 and AES-256-CBC, as openssl itself reads it.
                 write_text(d / "enc.key", *enc);
@@ -341,24 +341,26 @@ BOOST_AUTO_TEST_CASE(disallowed_keys) {
 BOOST_AUTO_TEST_CASE(serials) {
     // All-ones randomness: top bit cleared gives 2^127 - 1.
     rng_fn ones = [](std::span<unsigned char> b) { std::fill(b.begin(), b.end(), 0xff); };
-    BOOST_TEST(random_serial(ones) == "170141183460469231731687303715884105727");
+    BOOST_TEST(random_serial(ones).value() == "170141183460469231731687303715884105727");
     // An all-zero draw is retried, never returned.
     int calls = 0;
     rng_fn zero_then_one = [&calls](std::span<unsigned char> b) {
         std::fill(b.begin(), b.end(), 0);
         if (calls++ > 0) b[b.size() - 1] = 1;
     };
-    BOOST_TEST(random_serial(zero_then_one) == "1");
+    BOOST_TEST(random_serial(zero_then_one).value() == "1");
     BOOST_TEST(calls == 2);
 
     std::set<std::string> seen;
     for (int i = 0; i < 200; ++i) {
-        auto s = random_serial(openssl_rng());
+        auto serial = random_serial(openssl_rng());
+        BOOST_REQUIRE(serial.has_value());
+        const std::string s = *serial;
         BOOST_REQUIRE(!s.empty());
         BOOST_TEST(std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; }));
         auto i128 = decimal_to_asn1_integer(s);
         BOOST_REQUIRE(i128.has_value());
-        BOOST_TEST((serial_to_decimal(i128->get()) == s));
+        BOOST_TEST((serial_to_decimal(i128->get()).value() == s));
         ossl::bignum bn(ASN1_INTEGER_to_BN(i128->get(), nullptr));
         BOOST_TEST(BN_num_bits(bn.get()) <= 127);
         BOOST_TEST(!BN_is_negative(bn.get()));
@@ -403,8 +405,28 @@ BOOST_AUTO_TEST_CASE(times_and_digests) {
     BOOST_TEST(!parse_time("2030-05-06T-1:08:09Z"));
     BOOST_TEST(!parse_time("2030-05-06T07:-8:09Z"));
 
-    BOOST_TEST(sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-    BOOST_TEST(sha256_hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    BOOST_TEST(sha256_hex("abc").value() == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    BOOST_TEST(sha256_hex("").value() == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+// Each encoder reports a failure as an error, never as an empty string (issue 11: result<T> below app/).
+BOOST_AUTO_TEST_CASE(encoders_report_failure_instead_of_an_empty_string) {
+    auto is_crypto_failure = [](const auto& r) { return !r.has_value() && r.error().code == errc::crypto_failure; };
+    BOOST_TEST(is_crypto_failure(public_key_to_pem(nullptr)));
+    BOOST_TEST(is_crypto_failure(public_key_id(nullptr)));
+    BOOST_TEST(is_crypto_failure(cert_to_pem(nullptr)));
+    BOOST_TEST(is_crypto_failure(cert_to_der(nullptr)));
+    BOOST_TEST(is_crypto_failure(fingerprint_sha256(nullptr)));
+    BOOST_TEST(is_crypto_failure(serial_to_decimal(nullptr)));
+    // The error carries a message a log line can name.
+    BOOST_TEST(!cert_to_der(nullptr).error().message.empty());
+    // And the successes are unchanged.
+    auto key = generate_key(key_type::ed25519);
+    BOOST_REQUIRE(key.has_value());
+    BOOST_TEST(public_key_id(key->get()).value().size() == 64u);
+    BOOST_TEST(fingerprint_sha256(rsa_ca().cert()).value() == rsa_ca().fingerprint_sha256());
+    BOOST_TEST(serial_to_decimal(X509_get0_serialNumber(rsa_ca().cert())).value() == rsa_ca().serial_decimal());
+    BOOST_TEST(cert_to_pem(rsa_ca().cert()).value() == rsa_ca().cert_pem());
 }
 
 BOOST_AUTO_TEST_CASE(subject_and_san_encoding) {
@@ -418,7 +440,7 @@ BOOST_AUTO_TEST_CASE(subject_and_san_encoding) {
     s.locality = "Berlin";
     auto n = build_name(s);
     BOOST_REQUIRE(n.has_value());
-    BOOST_TEST((read_subject(n->get()) == s));
+    BOOST_TEST((read_subject(n->get()).value() == s));
 
     auto bad = [](subject_fields f, const char* field) {
         auto r = build_name(f);
@@ -450,7 +472,27 @@ BOOST_AUTO_TEST_CASE(subject_and_san_encoding) {
     sans.uri = {"spiffe://example.org/ns/a"};
     auto g = build_general_names(sans);
     BOOST_REQUIRE(g.has_value());
-    BOOST_TEST((read_sans(g->get()) == sans));
+    BOOST_TEST((read_sans(g->get()).value() == sans));
+
+    // A name that does not convert to UTF-8 is an error, not an empty field: a UniversalString
+    // holding no Unicode code point (0x7fffffff), an odd-length BMPString.
+    ossl::x509_name odd(X509_NAME_new());
+    BOOST_REQUIRE(odd);
+    BOOST_REQUIRE(X509_NAME_add_entry_by_NID(odd.get(), NID_organizationName, V_ASN1_UNIVERSALSTRING,
+                                             reinterpret_cast<const unsigned char*>("\x7f\xff\xff\xff"), 4, -1,
+                                             0) == 1);
+    auto unreadable = read_subject(odd.get());
+    BOOST_REQUIRE(!unreadable.has_value());
+    BOOST_TEST((unreadable.error().code == errc::invalid_argument));
+    BOOST_TEST(unreadable.error().message.find("O ") != std::string::npos, unreadable.error().message);
+    ossl::general_names odd_sans(GENERAL_NAMES_new());
+    ossl::general_name gn(GENERAL_NAME_new());
+    ASN1_STRING* bmp = ASN1_STRING_type_new(V_ASN1_BMPSTRING);
+    BOOST_REQUIRE(bmp);
+    BOOST_REQUIRE(ASN1_STRING_set(bmp, "abc", 3) == 1);
+    GENERAL_NAME_set0_value(gn.get(), GEN_DNS, bmp);
+    BOOST_REQUIRE(sk_GENERAL_NAME_push(odd_sans.get(), gn.release()) > 0);
+    BOOST_TEST(!read_sans(odd_sans.get()).has_value());
 
     for (auto mutate : std::vector<std::function<void(subject_alt_names&)>>{
              [](subject_alt_names& x) { x.ip = {"300.1.1.1"}; },
@@ -517,7 +559,7 @@ void check_ca_profile(const certificate_authority& ca) {
         if (std::isxdigit(static_cast<unsigned char>(c)))
             hex += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     BOOST_TEST(hex == ca.fingerprint_sha256());
-    BOOST_TEST(ca.cert_der() == cert_to_der(load_cert_pem(ca.cert_pem())->get()));
+    BOOST_TEST(ca.cert_der() == cert_to_der(load_cert_pem(ca.cert_pem())->get()).value());
 }
 
 BOOST_AUTO_TEST_CASE(rsa4096_ca_profile) {
@@ -602,10 +644,10 @@ BOOST_AUTO_TEST_CASE(every_key_type_verifies_with_exact_profile) {
                 BOOST_TEST(c.extended_key_usage == std::vector<std::string>{"clientAuth"},
                            boost::test_tools::per_element());
                 BOOST_TEST(c.serial_decimal == req.serial_decimal);
-                BOOST_TEST(c.fingerprint_sha256 == fingerprint_sha256(c.cert.get()));
-                BOOST_TEST((read_subject(X509_get_subject_name(c.cert.get())) == req.subject));
-                BOOST_TEST(cert_to_der(load_cert_der(c.der)->get()) == c.der);
-                BOOST_TEST(cert_to_pem(load_cert_pem(c.pem)->get()) == c.pem);
+                BOOST_TEST(c.fingerprint_sha256 == fingerprint_sha256(c.cert.get()).value());
+                BOOST_TEST((read_subject(X509_get_subject_name(c.cert.get())).value() == req.subject));
+                BOOST_TEST(cert_to_der(load_cert_der(c.der)->get()).value() == c.der);
+                BOOST_TEST(cert_to_pem(load_cert_pem(c.pem)->get()).value() == c.pem);
                 ossl::pkey pub(X509_get_pubkey(c.cert.get()));
                 BOOST_TEST(EVP_PKEY_eq(pub.get(), key.get()) == 1);
                 // The openssl CLI agrees on serial and fingerprint.
@@ -642,7 +684,7 @@ BOOST_AUTO_TEST_CASE(extra_ekus_by_usage) {
 
     req.usage = cert_usage::other;
     req.extra_eku = {"serverAuth"};
-    req.serial_decimal = random_serial(openssl_rng());
+    req.serial_decimal = random_serial(openssl_rng()).value();
     auto o = issue_ok(rsa_ca(), key.get(), req);
     check_client_profile(o.cert.get(), rsa_ca(), false, {NID_client_auth, NID_server_auth}, {});
 
@@ -675,7 +717,7 @@ BOOST_AUTO_TEST_CASE(validity_window_and_caps) {
 
     // Default validity.
     req.validity_days = 0;
-    req.serial_decimal = random_serial(openssl_rng());
+    req.serial_decimal = random_serial(openssl_rng()).value();
     auto d = issue_ok(ec_ca(), key.get(), req, now);
     BOOST_TEST((from_asn1_time(X509_get0_notAfter(d.cert.get())) == now + std::chrono::days(365)));
 
@@ -950,7 +992,7 @@ void crl_round_trip(const certificate_authority& ca) {
     BOOST_REQUIRE_EQUAL(sk_X509_REVOKED_num(revs), 3);
     for (int i = 0; i < 3; ++i) {
         X509_REVOKED* rv = sk_X509_REVOKED_value(revs, i);
-        auto serial = serial_to_decimal(X509_REVOKED_get0_serialNumber(rv));
+        auto serial = serial_to_decimal(X509_REVOKED_get0_serialNumber(rv)).value();
         ossl::asn1_enumerated reason(
             static_cast<ASN1_ENUMERATED*>(X509_REVOKED_get_ext_d2i(rv, NID_crl_reason, nullptr, nullptr)));
         ossl::asn1_time inv(

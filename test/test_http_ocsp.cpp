@@ -19,6 +19,7 @@
 #include "support/child_process.hpp"
 #include "support/http_server_fixture.hpp"
 #include "support/json_checks.hpp"
+#include "support/wait.hpp"
 
 #include <boost/json.hpp>
 
@@ -103,7 +104,7 @@ parsed_response inspect(const std::string& der) {
         if (nu) out.next_update = from_asn1_time(nu);
     }
     const STACK_OF(X509)* certs = OCSP_resp_get0_certs(bs.get());
-    if (certs && sk_X509_num(certs) > 0) out.signer_pem = cert_to_pem(sk_X509_value(certs, 0));
+    if (certs && sk_X509_num(certs) > 0) out.signer_pem = cert_to_pem(sk_X509_value(certs, 0)).value();
     return out;
 }
 
@@ -586,16 +587,6 @@ struct time_travel_server {
     void advance(std::chrono::seconds s) { *offset += s.count(); }
     std::filesystem::path responder_crt() const { return cfg.data_dir / "certs" / "ocsp" / "responder.crt"; }
 };
-
-template <class F>
-bool eventually(F f, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (!f()) {
-        if (std::chrono::steady_clock::now() >= deadline) return false;
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return true;
-}
 
 } // namespace
 

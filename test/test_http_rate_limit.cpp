@@ -8,6 +8,7 @@
 #include "core/rate_limit.hpp"
 #include "support/child_process.hpp"
 #include "support/http_server_fixture.hpp"
+#include "support/wait.hpp"
 
 #include <boost/json.hpp>
 
@@ -159,11 +160,10 @@ BOOST_AUTO_TEST_CASE(sighup_reloads_limits_and_tokens_without_a_restart) {
     write_conf(50, true, "late:viewer:" + app::sha256_hex_of(extra));
     proc.signal(SIGHUP);
     http_reply r;
-    for (int i = 0; i < 200; ++i) {
+    eventually([&] {
         r = http.get("/api/client-certs", tokens.viewer);
-        if (r.header("ratelimit-limit") == "50") break;
-        std::this_thread::sleep_for(10ms);
-    }
+        return r.header("ratelimit-limit") == "50";
+    });
     BOOST_TEST(r.status == 200u);
     BOOST_TEST(r.header("ratelimit-limit") == "50");
     BOOST_TEST(http.get("/api/client-certs", extra).status == 200u);
@@ -171,11 +171,10 @@ BOOST_AUTO_TEST_CASE(sighup_reloads_limits_and_tokens_without_a_restart) {
     // lower it again
     write_conf(1, false, {});
     proc.signal(SIGHUP);
-    for (int i = 0; i < 200; ++i) {
+    eventually([&] {
         r = http.get("/api/client-certs", tokens.viewer);
-        if (r.header("ratelimit-limit") == "1") break;
-        std::this_thread::sleep_for(10ms);
-    }
+        return r.header("ratelimit-limit") == "1";
+    });
     BOOST_TEST(r.header("ratelimit-limit") == "1");
     expect_429(http.get("/api/client-certs", tokens.viewer));
     BOOST_TEST(http.get("/api/client-certs", extra).status == 401u); // the removed token is gone

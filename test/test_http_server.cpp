@@ -7,6 +7,7 @@
 
 #include "support/child_process.hpp"
 #include "support/http_server_fixture.hpp"
+#include "support/wait.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -138,6 +139,7 @@ BOOST_AUTO_TEST_CASE(readers_keep_low_latency_while_rsa4096_keys_are_generated) 
                 }
                 const double ms = std::chrono::duration<double, std::milli>(steady::now() - t0).count();
                 if (during && creating) lat[k].push_back(ms);
+                // Deliberate: a client's think time paces the load.
                 std::this_thread::sleep_for(think_time);
             }
         });
@@ -220,21 +222,23 @@ BOOST_AUTO_TEST_CASE(sigterm_drains_in_flight_requests_refuses_new_ones_and_exit
                 BOOST_TEST_MESSAGE("create " << i << ": " << e.what());
             }
         });
+    // The two creators' requests reach key generation (no endpoint shows work in flight): a margin.
     std::this_thread::sleep_for(300ms);
 
     const auto term_at = steady::now();
     proc.signal(SIGTERM);
 
     // new connections are refused while the drain runs
-    bool refused = false;
-    for (int i = 0; i < 100 && !refused; ++i) {
-        try {
-            http_client(port, "127.0.0.1", 2s).get("/health");
-            std::this_thread::sleep_for(10ms);
-        } catch (const std::exception&) {
-            refused = true;
-        }
-    }
+    const bool refused = eventually(
+        [&] {
+            try {
+                http_client(port, "127.0.0.1", 2s).get("/health");
+                return false;
+            } catch (const std::exception&) {
+                return true;
+            }
+        },
+        5s, 10ms);
     BOOST_TEST(refused);
     // the idle keep-alive connection was closed, not waited for
     idle.read_until({}, closed);
@@ -269,14 +273,20 @@ BOOST_AUTO_TEST_CASE(connections_beyond_the_limit_get_503_and_slow_requests_time
     BOOST_TEST(!over.header("x-request-id").empty());
     a.close();
     http_reply ok;
-    for (int i = 0; i < 100; ++i) {
+    eventually([&] {
         ok = http_client(srv.port()).get("/health");
-        if (ok.status == 200u) break;
-        std::this_thread::sleep_for(10ms);
-    }
+        return ok.status == 200u;
+    });
     BOOST_TEST(ok.status == 200u);
     b.close();
-    std::this_thread::sleep_for(50ms);
+    // The next connection must find a free slot: wait until one answers (b's close is seen).
+    eventually([&] {
+        try {
+            return http_client(srv.port()).get("/health").status == 200u;
+        } catch (const std::exception&) {
+            return false;
+        }
+    });
 
     // headers that never finish: the connection is closed after the request timeout
     raw_conn slow(srv.port(), 5s);

@@ -21,6 +21,7 @@
 #include "storage/ca_files.hpp"
 #include "support/child_process.hpp"
 #include "support/http_server_fixture.hpp"
+#include "support/wait.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -136,11 +137,11 @@ std::vector<json::object> audit_lines(test_server& srv, const std::string& opera
 // Denials are audited off the request path: waits (bounded) until one is in the file.
 std::vector<json::object> wait_audit_lines(test_server& srv, const std::string& operation,
                                            const std::string& resource_id) {
-    auto lines = audit_lines(srv, operation, resource_id);
-    for (int i = 0; i < 100 && lines.empty(); ++i) {
-        std::this_thread::sleep_for(50ms);
+    std::vector<json::object> lines;
+    eventually([&] {
         lines = audit_lines(srv, operation, resource_id);
-    }
+        return !lines.empty();
+    });
     return lines;
 }
 
@@ -162,7 +163,7 @@ client_files sign_client(test_server& srv, const temp_dir& dir, const std::strin
     req.subject.common_name = name;
     if (profile == cert_profile::tls_server) req.sans.ip = {"127.0.0.1"};
     req.validity_days = days;
-    req.serial_decimal = random_serial(openssl_rng());
+    req.serial_decimal = random_serial(openssl_rng()).value();
     auto cert = issue_certificate(*ca, key->get(), req, issuance_policy{}, now);
     BOOST_REQUIRE_MESSAGE(bool(cert), "issue_certificate");
     auto pem = private_key_to_pem(key->get());
@@ -603,10 +604,10 @@ BOOST_AUTO_TEST_CASE(init_server_cert_then_serve_and_reload_on_sighup) {
     BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
     serve.signal(SIGHUP);
     std::string after;
-    for (int i = 0; i < 100 && (after.empty() || after == before); ++i) {
-        std::this_thread::sleep_for(50ms);
+    eventually([&] {
         after = served_fingerprint(port, ca);
-    }
+        return !after.empty() && after != before;
+    });
     BOOST_TEST(after != before);
     BOOST_TEST(run("openssl s_client -connect 127.0.0.1:" + std::to_string(port) + " -CAfile " + ca +
                    " </dev/null 2>/dev/null | openssl x509 -noout -serial")
@@ -646,7 +647,7 @@ BOOST_AUTO_TEST_CASE(certificate_check_follows_the_live_tables) {
     const time_point t0 = std::chrono::sys_days(std::chrono::year(2030) / 1 / 1);
     net::client_certificate c{"1234", t0, t0 + std::chrono::days(30)};
     const time_point now = t0 + std::chrono::days(1);
-    net::token_table tokens({{"ops", api_role::operator_, sha256_hex("tok")}});
+    net::token_table tokens({{"ops", api_role::operator_, sha256_hex("tok").value()}});
     auto verdict = [&](time_point at) { return net::check_client_certificate(c, statuses, owners, at).verdict; };
 
     BOOST_TEST((verdict(now) == net::cert_verdict::unknown)); // never issued here

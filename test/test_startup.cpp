@@ -11,6 +11,7 @@
 #include "support/http_client.hpp"
 #include "support/json_checks.hpp"
 #include "support/tools.hpp"
+#include "support/wait.hpp"
 
 #include <boost/json.hpp>
 
@@ -114,11 +115,13 @@ BOOST_AUTO_TEST_CASE(the_init_server_certificate_is_known_to_ocsp_the_crl_and_re
     // The CRL (rebuilt in the background) carries the serial.
     const auto hex = serial_hex(crt);
     std::string text;
-    for (int i = 0; i < 100 && !has(text, "Serial Number: " + hex); ++i) {
-        if (i) std::this_thread::sleep_for(100ms);
-        write_text(dir / "crl.der", http.get("/crl.der").body);
-        text = run("openssl crl -inform DER -noout -text -in " + (dir / "crl.der").string()).output;
-    }
+    eventually(
+        [&] {
+            write_text(dir / "crl.der", http.get("/crl.der").body);
+            text = run("openssl crl -inform DER -noout -text -in " + (dir / "crl.der").string()).output;
+            return has(text, "Serial Number: " + hex);
+        },
+        10s, 100ms);
     BOOST_TEST(has(text, "Serial Number: " + hex), text);
     BOOST_TEST(has(text, "Key Compromise"), text);
 }
@@ -133,10 +136,12 @@ BOOST_AUTO_TEST_CASE(first_serve_writes_the_admin_token_to_admin_token_only) {
                             " --listen 127.0.0.1:0 --ca.key_type ec-p256 >" + out.string()},
                        dir / "serve.err");
     std::string text;
-    for (int i = 0; i < 300 && !has(text, "listening on"); ++i) {
-        std::this_thread::sleep_for(100ms);
-        if (fs::exists(out)) text = read_text(out);
-    }
+    eventually(
+        [&] {
+            if (fs::exists(out)) text = read_text(out);
+            return has(text, "listening on");
+        },
+        30s, 100ms);
     BOOST_REQUIRE_MESSAGE(has(text, "listening on"), read_text(dir / "serve.err"));
     const auto token = token_of(data);
     BOOST_TEST(token.rfind("cm_", 0) == 0u);

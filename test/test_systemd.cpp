@@ -8,6 +8,7 @@
 #include "support/child_process.hpp"
 #include "support/http_client.hpp"
 #include "support/tools.hpp"
+#include "support/wait.hpp"
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -172,20 +173,21 @@ BOOST_AUTO_TEST_CASE(missed_sweep_runs_at_start) {
     std::string token = read_text(data / "admin.token");
     token.erase(token.find_last_not_of("\n") + 1);
     std::string serial_now;
-    for (int i = 0; i < 100 && (serial_now.empty() || serial_now == serial_before); ++i) {
-        auto r = http.get("/api/client-certs/due", token);
-        BOOST_REQUIRE_EQUAL(r.status, 200u);
-        serial_now = r.json().as_object().at("serial_number").as_string().c_str();
-        if (serial_now == serial_before) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
+    eventually(
+        [&] {
+            auto r = http.get("/api/client-certs/due", token);
+            BOOST_REQUIRE_EQUAL(r.status, 200u);
+            serial_now = r.json().as_object().at("serial_number").as_string().c_str();
+            return serial_now != serial_before;
+        },
+        std::chrono::seconds(10), std::chrono::milliseconds(100));
     BOOST_TEST(serial_now != serial_before, "the missed sweep did not renew the due certificate");
     // The sweep records its run after the renewal is visible: wait (bounded) for the record.
     std::string state;
-    for (int i = 0; i < 100; ++i) {
+    eventually([&] {
         state = read_text(data / "state/renewal_sweep.json");
-        if (state.find("\"renewed\":1") != std::string::npos) break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
+        return state.find("\"renewed\":1") != std::string::npos;
+    });
     BOOST_TEST(state.find("\"renewed\":1") != std::string::npos, state);
     auto metrics = http.get("/metrics");
     BOOST_TEST(metrics.body.find("certmate_renewals_total{result=\"ok\"} 1") != std::string::npos, metrics.body);

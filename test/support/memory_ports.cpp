@@ -33,6 +33,15 @@ std::optional<cert_record> memory_repository::stored(const std::string& id) cons
     return it->second.rec;
 }
 
+void memory_repository::drop_file(const std::string& id, file_kind kind) {
+    std::lock_guard lk(mu_);
+    auto it = certs_.find(id);
+    if (it == certs_.end()) return;
+    auto& f = it->second.files;
+    if (kind == file_kind::key) f.key_pem.reset();
+    if (kind == file_kind::csr) f.csr_pem.reset();
+}
+
 result<void> memory_repository::create(const cert_record& rec, const cert_files& files) {
     std::lock_guard lk(mu_);
     if (auto w = writable(); !w) return w;

@@ -43,6 +43,8 @@ public:
     void fail_writes(bool on);
     // The stored record of `id` (what a restart would load), nullopt when absent.
     std::optional<cert_record> stored(const std::string& id) const;
+    // Loses the key or CSR of `id`, as a file deleted by hand would be.
+    void drop_file(const std::string& id, file_kind kind);
 
 private:
     struct entry {
