@@ -200,6 +200,10 @@ cert_stats cert_index::stats(time_point now, int expiring_days) const {
         else
             ++s.active;
         if (expiring(r, r.revoked, now, expiring_days)) ++s.expiring_soon;
+        if (!r.revoked && r.expires_at > now) {
+            const auto week = static_cast<std::size_t>((r.expires_at - now) / (7 * day));
+            if (week < cert_stats::expiry_weeks) ++s.expiring_per_week[week];
+        }
     }
     for (auto u : all_usages) s.by_usage[std::string(to_string(u))] = per_usage[static_cast<std::size_t>(u)];
     return s;

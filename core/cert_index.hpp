@@ -39,6 +39,9 @@ struct list_page {
 struct cert_stats {
     std::size_t total = 0, active = 0, revoked = 0, expired = 0, on_hold = 0, expiring_soon = 0;
     std::map<std::string, std::size_t> by_usage; // "api-mtls" -> n
+    // Not revoked, expiring in week i from now ([now + 7i days, now + 7(i+1) days)), i < expiry_weeks.
+    static constexpr std::size_t expiry_weeks = 26;
+    std::vector<std::size_t> expiring_per_week = std::vector<std::size_t>(expiry_weeks, 0);
 };
 
 struct revoked_serial {

@@ -226,7 +226,9 @@ void add_cert_routes(router& r);
 void add_job_routes(router& r);
 void add_misc_routes(router& r, const server_options& opts);
 void add_ocsp_routes(router& r); // net/ocsp_endpoint.cpp
-// Every route the server serves: the three above (net/api_misc.cpp). docs/openapi.yaml documents each.
+// The dashboard (/, /audit, /client-certificates/..., /assets/...) and GET /api/session (net/static_assets.cpp).
+void add_dashboard_routes(router& r);
+// Every route the server serves: the four above (net/api_misc.cpp). docs/openapi.yaml documents each.
 void add_api_routes(router& r, const server_options& opts);
 // docs/openapi.json, embedded at build time (scripts/embed_file.cmake).
 std::string_view openapi_json();

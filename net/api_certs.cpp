@@ -203,6 +203,7 @@ asio::awaitable<response> cert_stats(call& c) {
     for (const auto& [u, n] : st.by_usage) by_usage[u] = n;
     json::object by_state{
         {"active", st.active}, {"revoked", st.revoked}, {"expired", st.expired}, {"on_hold", st.on_hold}};
+    json::array per_week(st.expiring_per_week.begin(), st.expiring_per_week.end());
     co_return json_response(http::status::ok, json::object{{"total", st.total},
                                                            {"active", st.active},
                                                            {"revoked", st.revoked},
@@ -210,7 +211,8 @@ asio::awaitable<response> cert_stats(call& c) {
                                                            {"on_hold", st.on_hold},
                                                            {"expiring_soon", st.expiring_soon},
                                                            {"by_usage", std::move(by_usage)},
-                                                           {"by_state", std::move(by_state)}});
+                                                           {"by_state", std::move(by_state)},
+                                                           {"expiring_per_week", std::move(per_week)}});
 }
 
 asio::awaitable<response> get_cert(call& c) {

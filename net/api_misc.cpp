@@ -245,6 +245,20 @@ asio::awaitable<response> run_renewals(call& c) {
     co_return json_response(http::status::ok, to_json(sum));
 }
 
+// GET /api/renewals/last: when the last sweep ran and its counts (its outcomes are in the
+// answer of POST /api/renewals/run and in state/renewal_sweep.json); 204 before the first.
+asio::awaitable<response> last_renewal(call& c) {
+    auto load = [&] { return c.core().view().last_sweep(); };
+    const auto last = co_await c.core().in_pool(load);
+    if (!last) {
+        response res{http::status::no_content, 11};
+        co_return res;
+    }
+    auto o = to_json(*last);
+    o.erase("outcomes");
+    co_return json_response(http::status::ok, o);
+}
+
 } // namespace
 
 void add_misc_routes(router& r, const server_options& opts) {
@@ -273,6 +287,7 @@ void add_misc_routes(router& r, const server_options& opts) {
     r.add({verb::get, "/api/audit/export", admin, rc::default_, bk::none, false, audit_export});
     r.add({verb::get, "/api/audit/public-key", viewer, rc::default_, bk::none, false, audit_public_key});
     r.add({verb::post, "/api/renewals/run", admin, rc::default_, bk::json_optional, false, run_renewals});
+    r.add({verb::get, "/api/renewals/last", viewer, rc::default_, bk::none, false, last_renewal});
     r.add({verb::get, "/api/openapi.json", pub, rc::default_, bk::none, false, openapi_document});
 }
 
@@ -281,6 +296,7 @@ void add_api_routes(router& r, const server_options& opts) {
     add_job_routes(r);
     add_misc_routes(r, opts);
     add_ocsp_routes(r);
+    add_dashboard_routes(r);
 }
 
 } // namespace certmate::net

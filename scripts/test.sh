@@ -12,7 +12,9 @@ stage() {
 }
 CERTMATE_TEST_DEPS=1 stage deps bash scripts/install-deps.sh
 # The OpenAPI 3.1 validator (npm ci, pinned); without npm the ctest test openapi_document is skipped.
+# The dashboard test's playwright-core (npm ci, pinned; it drives Debian's chromium, installed above).
 if command -v npm >/dev/null; then stage npm bash scripts/openapi.sh install; else echo "npm not found: openapi_document will be skipped"; fi
+if command -v npm >/dev/null; then stage npm-dashboard bash scripts/dashboard-test.sh install; fi
 stage format bash scripts/format.sh --check
 jobs=$(nproc)
 BUILD_TYPE=Release stage build-release bash scripts/build.sh build-test
