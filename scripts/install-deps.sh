@@ -3,7 +3,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config ccache git curl openssl libssl-dev zlib1g-dev
       libboost1.81-dev libboost-json1.81-dev libboost-program-options1.81-dev libboost-test1.81-dev
-      libspdlog-dev libsystemd-dev systemd jq clang-format lintian)
+      libspdlog-dev libsystemd-dev systemd jq clang-format lintian clang llvm)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds and runs the whole test suite through CTest: once in
-# Release, once with AddressSanitizer + UBSan. Prints how long each stage took.
+# Release, once with AddressSanitizer + UBSan; then fuzzes each target for 20 s. Prints how
+# long each stage took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stage() {
@@ -21,5 +22,9 @@ if [ "${CERTMATE_SKIP_SANITIZERS:-0}" != 1 ]; then
   BUILD_TYPE=Debug stage build-asan bash scripts/build.sh build-asan -DCERTMATE_SANITIZE=ON
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     stage test-asan ctest --test-dir build-asan --output-on-failure -j"$jobs"
+fi
+# libFuzzer (clang, build-fuzz): every target for 20 s over its seed corpus; a crash fails (docs/fuzzing.md).
+if [ "${CERTMATE_SKIP_FUZZ:-0}" != 1 ]; then
+  stage fuzz bash scripts/fuzz.sh 20
 fi
 echo "== all stages took $SECONDS s"
