@@ -11,7 +11,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     try {
         const auto cfg = app::load_config(file, {});
         (void)app::server_options_from(cfg);
-    } catch (const error_exception&) {
-    }
+    } catch (const error_exception&) {}
     return 0;
 }

@@ -33,8 +33,9 @@ const net::server_options& options() {
         net::server_options o;
         o.pool_threads = 1;
         o.renewal_sweep = false;
-        for (auto [name, role] : {std::pair{"fuzz-admin", api_role::admin}, std::pair{"fuzz-operator", api_role::operator_},
-                                  std::pair{"fuzz-viewer", api_role::viewer}})
+        for (auto [name, role] :
+             {std::pair{"fuzz-admin", api_role::admin}, std::pair{"fuzz-operator", api_role::operator_},
+              std::pair{"fuzz-viewer", api_role::viewer}})
             o.tokens.push_back(net::token_credential{name, role, sha256_hex(name)});
         return o;
     }();
@@ -103,8 +104,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     service_config cfg;
     cfg.default_key_type = key_type::ec_p256;
     cfg.load_threads = 1;
-    auto svc = std::make_unique<cert_service>(fuzz::shared_ca(), std::make_unique<test::memory_repository>(),
-                                              std::make_shared<test::memory_audit>(), cfg, [] { return t0; }, rng);
+    auto svc = std::make_unique<cert_service>(
+        fuzz::shared_ca(), std::make_unique<test::memory_repository>(), std::make_shared<test::memory_audit>(), cfg,
+        [] { return t0; }, rng);
     if (!svc->load()) std::abort();
     create_request alice;
     alice.identifier = "alice";
@@ -119,13 +121,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         api.connection_count = [] { return std::size_t{1}; };
         net::peer_info peer{"127.0.0.1", false, std::nullopt};
         bool answered = false;
-        boost::asio::co_spawn(ioc, net::dispatch(api, *req, peer),
-                              [&](std::exception_ptr e, net::response res) {
-                                  if (e) std::rethrow_exception(e); // dispatch never throws
-                                  // An unexpected exception in a handler is a 500: report it.
-                                  if (res.result_int() == 500) std::abort();
-                                  answered = true;
-                              });
+        boost::asio::co_spawn(ioc, net::dispatch(api, *req, peer), [&](std::exception_ptr e, net::response res) {
+            if (e) std::rethrow_exception(e); // dispatch never throws
+            // An unexpected exception in a handler is a 500: report it.
+            if (res.result_int() == 500) std::abort();
+            answered = true;
+        });
         ioc.run(); // the request, then whatever it started (jobs, CRL builds), to the end
         pool.join();
         if (!answered) std::abort();

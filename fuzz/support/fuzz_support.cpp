@@ -26,7 +26,7 @@ std::shared_ptr<const certificate_authority> shared_ca() {
 const std::filesystem::path& scratch_dir() {
     static const std::filesystem::path dir = [] {
         std::filesystem::path base = std::filesystem::is_directory("/dev/shm") ? std::filesystem::path("/dev/shm")
-                                                                                 : std::filesystem::temp_directory_path();
+                                                                               : std::filesystem::temp_directory_path();
         auto d = base / ("certmate-fuzz-" + std::to_string(::getpid()));
         std::filesystem::create_directories(d);
         // Removed at exit (libFuzzer exits through exit() after -max_total_time).
