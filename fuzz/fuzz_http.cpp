@@ -19,6 +19,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cctype>
+#include <cstdio>
 #include <cstdlib>
 
 namespace {
@@ -126,6 +127,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             // An unexpected exception in a handler is a 500: report it.
             if (res.result_int() == 500) std::abort();
             answered = true;
+            // CERTMATE_FUZZ_PRINT=1: each answer's status and body start (checking the seeds).
+            if (std::getenv("CERTMATE_FUZZ_PRINT"))
+                std::fprintf(stderr, "%s %s -> %d %.120s\n", std::string(req->method_string()).c_str(),
+                             std::string(req->target()).c_str(), res.result_int(), res.body().c_str());
         });
         ioc.run(); // the request, then whatever it started (jobs, CRL builds), to the end
         pool.join();
