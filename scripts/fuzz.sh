@@ -29,7 +29,11 @@ for t in "${targets[@]}"; do
   echo "== fuzz $t for ${seconds} s"
   rc=0
   "$dir/fuzz_$t" "$corpus" "fuzz/corpus/$t" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
-    -artifact_prefix="$crashes/" -print_final_stats=1 >"$log" 2>&1 || rc=$?
+    -artifact_prefix="$crashes/" -print_final_stats=1 >"$log" 2>&1 &
+  pid=$!
+  wait "$pid" || rc=$?
+  # The target's scratch files (fuzz/support/fuzz_support.hpp), left behind when it did not exit normally.
+  rm -rf "/dev/shm/certmate-fuzz-$pid"
   execs=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
