@@ -58,7 +58,13 @@ std::optional<time_point> parse_time(std::string_view s) {
     tm.tm_hour = h;
     tm.tm_min = mi;
     tm.tm_sec = sec;
-    return std::chrono::system_clock::from_time_t(timegm(&tm));
+    // time_point counts nanoseconds in 64 bits (years 1678 to 2262): a time outside that range is
+    // refused, not overflowed (fuzz/regressions/audit/).
+    const std::time_t t = timegm(&tm);
+    if (t < duration_cast<seconds>(time_point::min().time_since_epoch()).count() + 1 ||
+        t > duration_cast<seconds>(time_point::max().time_since_epoch()).count() - 1)
+        return std::nullopt;
+    return std::chrono::system_clock::from_time_t(t);
 }
 
 } // namespace certmate

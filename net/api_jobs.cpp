@@ -7,6 +7,7 @@
 #include "core/keys.hpp"
 #include "core/tar.hpp"
 #include "net/api.hpp"
+#include "net/batch_parse.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -634,6 +635,18 @@ asio::awaitable<response> job_archive(call& c) {
 }
 
 } // namespace
+
+result<batch_rows> parse_batch_csv(std::string_view body, std::size_t max_rows) {
+    auto p = rows_from_csv(body, max_rows);
+    if (!p) return p.error();
+    return batch_rows{std::move(p->rows), std::move(p->errors)};
+}
+
+result<batch_rows> parse_batch_json(std::string_view body) {
+    auto p = rows_from_json(body);
+    if (!p) return p.error();
+    return batch_rows{std::move(p->rows), std::move(p->errors)};
+}
 
 void add_job_routes(router& r) {
     constexpr auto op = api_role::operator_;

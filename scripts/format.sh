@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mapfile -t files < <(git ls-files 'app/*.cpp' 'app/*.hpp' 'core/*.cpp' 'core/*.hpp' 'net/*.cpp' 'net/*.hpp' \
-                                  'storage/*.cpp' 'storage/*.hpp' 'test/*.cpp' 'test/*.hpp' 'bench/*.cpp' 'bench/*.hpp')
+                                  'storage/*.cpp' 'storage/*.hpp' 'test/*.cpp' 'test/*.hpp' 'bench/*.cpp' 'bench/*.hpp' \
+                                  'fuzz/*.cpp' 'fuzz/*.hpp')
 if [ "${1:-}" = --check ]; then
   bad=()
   for f in "${files[@]}"; do

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds and runs the whole test suite through CTest: once in
-# Release, once with AddressSanitizer + UBSan. Prints how long each stage took.
+# Release, once with AddressSanitizer + UBSan; then fuzzes each target for 20 s. Prints how
+# long each stage took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stage() {
@@ -29,5 +30,9 @@ if [ "${CERTMATE_SKIP_SANITIZERS:-0}" != 1 ]; then
     stage build-tsan bash scripts/build.sh build-tsan -DCERTMATE_SANITIZE=thread
   TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
     stage test-tsan ctest --test-dir build-tsan --output-on-failure -j"$jobs" -R "^(${tsan_tests// /|})\$"
+fi
+# libFuzzer (clang, build-fuzz): every target for 20 s over its seed corpus; a crash fails (docs/fuzzing.md).
+if [ "${CERTMATE_SKIP_FUZZ:-0}" != 1 ]; then
+  stage fuzz bash scripts/fuzz.sh 20
 fi
 echo "== all stages took $SECONDS s"
