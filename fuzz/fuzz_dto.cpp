@@ -45,7 +45,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     boost::system::error_code ec;
     const auto v = boost::json::parse(body, ec);
     if (!ec) (void)net::create_request_from_json(v);
-    create_rows(net::parse_batch_json(body));
+    create_rows(net::parse_batch_json(body, 1000));
     create_rows(net::parse_batch_csv(body, 1000));
     return 0;
 }

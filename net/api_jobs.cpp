@@ -642,8 +642,8 @@ result<batch_rows> parse_batch_csv(std::string_view body, std::size_t max_rows) 
     return batch_rows{std::move(p->rows), std::move(p->errors)};
 }
 
-result<batch_rows> parse_batch_json(std::string_view body) {
-    auto p = rows_from_json(body);
+result<batch_rows> parse_batch_json(std::string_view body, std::size_t max_rows) {
+    auto p = rows_from_json(body, max_rows);
     if (!p) return p.error();
     return batch_rows{std::move(p->rows), std::move(p->errors)};
 }

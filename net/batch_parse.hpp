@@ -21,6 +21,6 @@ struct batch_rows {
 
 // errc::invalid_argument for a body that is not a batch at all (the row errors are in `errors`).
 result<batch_rows> parse_batch_csv(std::string_view body, std::size_t max_rows);
-result<batch_rows> parse_batch_json(std::string_view body);
+result<batch_rows> parse_batch_json(std::string_view body, std::size_t max_rows);
 
 } // namespace certmate::net
