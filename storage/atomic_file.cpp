@@ -21,7 +21,9 @@ std::function<int(const fs::path& path)> write_fault_hook;
 
 error storage_io_error(const char* what, const fs::path& p, int err) {
     spdlog::error("storage: {} {}: {}", what, p.string(), std::strerror(err));
-    if (err == ENOSPC || err == EDQUOT || err == EROFS || err == EIO)
+    // A directory fsync fails after the rename that made a change visible: not "nothing changed".
+    const bool after_change = std::string_view(what) == "fsync dir";
+    if (!after_change && (err == ENOSPC || err == EDQUOT || err == EROFS || err == EIO))
         return make_error(errc::storage_unavailable, std::string("the data directory cannot be written (") +
                                                          std::strerror(err) + "); nothing was changed");
     return make_error(errc::storage_failure, std::string("storage: ") + what + " failed");
