@@ -17,8 +17,6 @@ namespace certmate {
 
 namespace {
 
-constexpr std::chrono::hours day{24};
-
 // A certificate issued in memory, not yet written: what write_ahead audits before the store.
 struct made_cert {
     cert_view view;
