@@ -106,7 +106,8 @@ int cert_create(const cli_invocation& inv) {
     }
     api_session api(vm);
     auto rec = api.post_json("/api/client-certs", body);
-    const std::string id = str_of(rec, "identifier");
+    // File names come from NAME, never from the answer: a server's "../x" or "/etc/x" is no path.
+    const std::string& id = name;
     const fs::path dir = vm["out-dir"].as<std::string>();
     std::vector<std::string> files;
     const fs::path crt = dir / (id + ".crt");
