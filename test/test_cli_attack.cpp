@@ -22,7 +22,8 @@ namespace {
 
 const std::string bin = certmate_binary();
 
-// One request per connection (Connection: close); "METHOD path" -> JSON body with status 200.
+// One request per connection (Connection: close); "METHOD path" -> JSON body with status 200
+// (400 when the body starts with "!400 ").
 class hostile_server {
 public:
     explicit hostile_server(std::map<std::string, std::string> routes) : routes_(std::move(routes)) {
@@ -70,8 +71,12 @@ private:
             std::string method, target;
             first >> method >> target;
             auto it = routes_.find(method + " " + target);
-            const int status = it == routes_.end() ? 404 : 200;
-            const std::string body = it == routes_.end() ? R"({"code":"NOT_FOUND"})" : it->second;
+            int status = it == routes_.end() ? 404 : 200;
+            std::string body = it == routes_.end() ? R"({"code":"NOT_FOUND"})" : it->second;
+            if (body.rfind("!400 ", 0) == 0) { // an error answer
+                status = 400;
+                body = body.substr(5);
+            }
             const std::string out = "HTTP/1.1 " + std::to_string(status) +
                                     " X\r\nContent-Type: application/json\r\nContent-Length: " +
                                     std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
@@ -127,4 +132,22 @@ BOOST_AUTO_TEST_CASE(malformed_answers_exit_one_instead_of_aborting) {
     BOOST_TEST(renewed.exit_code == 1, renewed.output);
     auto listed = run(bin + " cert list --url " + srv.url());
     BOOST_TEST((listed.exit_code == 0 || listed.exit_code == 1), listed.output);
+}
+
+// Text from the server reaches the terminal without control characters: an identifier or an error
+// message holding OSC 52 (write the clipboard) or a title sequence is shown with '?' for ESC/BEL.
+BOOST_AUTO_TEST_CASE(server_text_reaches_the_terminal_without_escape_sequences) {
+    const std::string osc = R"(\u001b]52;c;ZXZpbA==\u0007)";
+    hostile_server srv({{"GET /api/client-certs?limit=1000&offset=0&sort=identifier",
+                         R"({"certificates":[{"identifier":"a)" + osc + R"(","common_name":"x\u001b[2J"}],"total":1})"},
+                        {"GET /api/client-certs/a",
+                         R"({"identifier":"a)" + osc + R"(","notes":"\u001b]0;owned\u0007"})"},
+                        {"POST /api/client-certs/a/revoke",
+                         R"(!400 {"code":"INVALID_ARGUMENT","message":"no)" + osc + R"("})"}});
+    for (const std::string cmd : {" cert list", " cert show a", " cert revoke a"}) {
+        auto r = run(bin + cmd + " --url " + srv.url());
+        BOOST_TEST(r.output.find('\x1b') == std::string::npos, cmd << ": " << r.output);
+        BOOST_TEST(r.output.find('\x07') == std::string::npos, cmd << ": " << r.output);
+        BOOST_TEST(r.output.find("52;c;ZXZpbA==") != std::string::npos, cmd << ": " << r.output);
+    }
 }
