@@ -7,6 +7,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <iostream>
 #include <sstream>
 #include <thread>
@@ -383,7 +384,10 @@ json::value wait_for_job(api_session& api, const std::string& location, int inte
         std::ostringstream line;
         if (tty) {
             const int width = 30;
-            const int filled = total > 0 ? static_cast<int>(width * done / total) : 0;
+            // the server's counts clamped: done > total or < 0 would make a negative width
+            const auto shown = std::clamp<std::int64_t>(done, 0, std::max<std::int64_t>(total, 0));
+            const int filled =
+                total > 0 ? static_cast<int>(width * static_cast<double>(shown) / static_cast<double>(total)) : 0;
             line << "\r[" << std::string(filled, '#') << std::string(width - filled, ' ') << "] " << done << "/"
                  << total << (failed ? " (" + std::to_string(failed) + " failed)" : "") << " " << state;
             std::cerr << line.str() << std::flush;

@@ -151,3 +151,20 @@ BOOST_AUTO_TEST_CASE(server_text_reaches_the_terminal_without_escape_sequences) 
         BOOST_TEST(r.output.find("52;c;ZXZpbA==") != std::string::npos, cmd << ": " << r.output);
     }
 }
+
+// The progress bar (on a terminal) takes whatever counts the job reports: done > total, or counts
+// near INT64_MAX, draw a full bar instead of failing on a negative width or overflowing.
+BOOST_AUTO_TEST_CASE(progress_bar_survives_counts_out_of_range) {
+    temp_dir d;
+    write_text(d / "rows.csv", "common_name\nAlice\n");
+    for (const std::string counts : {R"("total":3,"done":5)", R"("total":9223372036854775807,"done":9223372036854775807)",
+                                     R"("total":3,"done":-4)"}) {
+        hostile_server srv({{"POST /api/client-certs/batch", R"({"id":"j1","state":"queued"})"},
+                            {"GET /api/jobs/j1", R"({"id":"j1","state":"succeeded","failed":0,)" + counts + "}"}});
+        // script(1) gives the command a terminal, so the bar is drawn.
+        auto r = run("script -qec '" + bin + " batch create " + (d / "rows.csv").string() + " --wait --url " +
+                     srv.url() + "' /dev/null");
+        BOOST_TEST(r.exit_code == 0, counts << ": " << r.output);
+        BOOST_TEST(r.output.find("job j1 succeeded") != std::string::npos, counts << ": " << r.output);
+    }
+}
