@@ -123,7 +123,8 @@ void print_kv(const std::string& title, const kv& fields, bool as_json) {
     std::size_t w = 0;
     for (const auto& e : fields) w = std::max(w, e.key.size());
     for (const auto& e : fields)
-        std::cout << "  " << e.key << ":" << std::string(w - e.key.size() + 1, ' ') << e.text << "\n";
+        // the file's text without control characters (a hostile CSR's SAN holding an escape sequence)
+        std::cout << "  " << e.key << ":" << std::string(w - e.key.size() + 1, ' ') << terminal_safe(e.text) << "\n";
 }
 
 kv describe_cert(X509* c) {

@@ -168,3 +168,18 @@ BOOST_AUTO_TEST_CASE(progress_bar_survives_counts_out_of_range) {
         BOOST_TEST(r.output.find("job j1 succeeded") != std::string::npos, counts << ": " << r.output);
     }
 }
+
+// `inspect` of a hostile file (a CSR someone sent): its extensions' text loses control characters.
+BOOST_AUTO_TEST_CASE(inspect_shows_a_hostile_extension_without_escape_sequences) {
+    temp_dir d;
+    write_text(d / "ext.cnf", "[req]\ndistinguished_name=dn\nreq_extensions=x\n[dn]\n[x]\n"
+                              "subjectAltName=DNS:a\x1b]0;pwn\x07" "b\n");
+    auto made = run("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " +
+                    (d / "k.pem").string() + " -subj /CN=e -config " + (d / "ext.cnf").string() + " -out " +
+                    (d / "r.csr").string());
+    BOOST_REQUIRE_MESSAGE(made.exit_code == 0, made.output);
+    auto r = run(bin + " inspect " + (d / "r.csr").string());
+    BOOST_TEST(r.exit_code == 0, r.output);
+    BOOST_TEST(r.output.find("DNS:a?]0;pwn?b") != std::string::npos, r.output);
+    BOOST_TEST(r.output.find('\x1b') == std::string::npos, r.output);
+}
