@@ -403,7 +403,7 @@ int verdict(const json::object& o, bool as_json) {
         std::cout << str_of(o, "serial") << ": " << str_of(o, "status");
         if (str_of(o, "status") == "revoked")
             std::cout << " at " << str_of(o, "revoked_at") << " (reason " << str_of(o, "reason") << ")";
-        std::cout << "\n  source: " << str_of(o, "source") << " " << str_of(o, "url")
+        std::cout << "\n  source: " << str_of(o, "source") << " " << terminal_safe(str_of(o, "url"))
                   << "\n  this update: " << str_of(o, "this_update") << "\n  next update: " << str_of(o, "next_update")
                   << "\n";
     }

@@ -143,8 +143,13 @@ BOOST_AUTO_TEST_CASE(server_text_reaches_the_terminal_without_escape_sequences) 
                         {"GET /api/client-certs/a",
                          R"({"identifier":"a)" + osc + R"(","notes":"\u001b]0;owned\u0007"})"},
                         {"POST /api/client-certs/a/revoke",
-                         R"(!400 {"code":"INVALID_ARGUMENT","message":"no)" + osc + R"("})"}});
-    for (const std::string cmd : {" cert list", " cert show a", " cert revoke a"}) {
+                         R"(!400 {"code":"INVALID_ARGUMENT","message":"no)" + osc + R"("})"},
+                        {"POST /api/client-certs/b/unhold", R"({"status":"active)" + osc + R"("})"},
+                        {"POST /api/client-certs/batch/revoke", R"({"id":"j1","state":"queued)" + osc + R"("})"},
+                        {"GET /api/jobs/j1", R"({"id":"j1","state":"succeeded","total":1,"done":1,"failed":1,)"
+                                             R"("errors":[{"row":1,"message":"x)" + osc + R"("}]})"}});
+    for (const std::string cmd : {" cert list", " cert show a", " cert revoke a", " cert unhold b",
+                                  " batch revoke --filter usage=vpn", " batch revoke --filter usage=vpn --wait"}) {
         auto r = run(bin + cmd + " --url " + srv.url());
         BOOST_TEST(r.output.find('\x1b') == std::string::npos, cmd << ": " << r.output);
         BOOST_TEST(r.output.find('\x07') == std::string::npos, cmd << ": " << r.output);
