@@ -77,9 +77,10 @@ private:
                 status = 400;
                 body = body.substr(5);
             }
-            const std::string out = "HTTP/1.1 " + std::to_string(status) +
-                                    " X\r\nContent-Type: application/json\r\nContent-Length: " +
-                                    std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+            const std::string out =
+                "HTTP/1.1 " + std::to_string(status) +
+                " X\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+                "\r\nConnection: close\r\n\r\n" + body;
             (void)!::write(c, out.data(), out.size());
             ::close(c);
         }
@@ -99,12 +100,12 @@ BOOST_AUTO_TEST_CASE(cert_create_writes_only_into_out_dir_whatever_identifier_th
     const fs::path out = d / "out";
     fs::create_directories(out);
     for (const std::string& evil : std::vector<std::string>{"../escaped", (d / "absolute").string()}) {
-        hostile_server srv({{"POST /api/client-certs",
-                             R"({"identifier":")" + evil +
-                                 R"(","certificate":"PEM","has_private_key":true,"serial_number":"1",)"
-                                 R"("expires_at":"2030-01-01T00:00:00Z"})"},
-                            {"GET /api/client-certs/" + std::string("alice") + "/private-key", "KEY"},
-                            {"GET /api/client-certs/ca", "CA"}});
+        hostile_server srv(
+            {{"POST /api/client-certs", R"({"identifier":")" + evil +
+                                            R"(","certificate":"PEM","has_private_key":true,"serial_number":"1",)"
+                                            R"("expires_at":"2030-01-01T00:00:00Z"})"},
+             {"GET /api/client-certs/" + std::string("alice") + "/private-key", "KEY"},
+             {"GET /api/client-certs/ca", "CA"}});
         auto r = run(bin + " cert create alice --url " + srv.url() + " --out-dir " + out.string());
         BOOST_TEST(!fs::exists(d / "escaped.crt"), r.output);
         BOOST_TEST(!fs::exists(d / "escaped.key"), r.output);
@@ -125,8 +126,7 @@ BOOST_AUTO_TEST_CASE(malformed_answers_exit_one_instead_of_aborting) {
                          R"({"certificates":[{"identifier":"a"}],"total":1.5})"}});
     auto created = run(bin + " cert create alice --url " + srv.url() + " --out-dir " + d.path().string());
     BOOST_TEST(created.exit_code == 1, created.output);
-    auto created_json =
-        run(bin + " cert create alice --json --url " + srv.url() + " --out-dir " + d.path().string());
+    auto created_json = run(bin + " cert create alice --json --url " + srv.url() + " --out-dir " + d.path().string());
     BOOST_TEST((created_json.exit_code == 0 || created_json.exit_code == 1), created_json.output);
     auto renewed = run(bin + " cert renew alice --url " + srv.url());
     BOOST_TEST(renewed.exit_code == 1, renewed.output);
@@ -138,16 +138,16 @@ BOOST_AUTO_TEST_CASE(malformed_answers_exit_one_instead_of_aborting) {
 // message holding OSC 52 (write the clipboard) or a title sequence is shown with '?' for ESC/BEL.
 BOOST_AUTO_TEST_CASE(server_text_reaches_the_terminal_without_escape_sequences) {
     const std::string osc = R"(\u001b]52;c;ZXZpbA==\u0007)";
-    hostile_server srv({{"GET /api/client-certs?limit=1000&offset=0&sort=identifier",
-                         R"({"certificates":[{"identifier":"a)" + osc + R"(","common_name":"x\u001b[2J"}],"total":1})"},
-                        {"GET /api/client-certs/a",
-                         R"({"identifier":"a)" + osc + R"(","notes":"\u001b]0;owned\u0007"})"},
-                        {"POST /api/client-certs/a/revoke",
-                         R"(!400 {"code":"INVALID_ARGUMENT","message":"no)" + osc + R"("})"},
-                        {"POST /api/client-certs/b/unhold", R"({"status":"active)" + osc + R"("})"},
-                        {"POST /api/client-certs/batch/revoke", R"({"id":"j1","state":"queued)" + osc + R"("})"},
-                        {"GET /api/jobs/j1", R"({"id":"j1","state":"succeeded","total":1,"done":1,"failed":1,)"
-                                             R"("errors":[{"row":1,"message":"x)" + osc + R"("}]})"}});
+    hostile_server srv(
+        {{"GET /api/client-certs?limit=1000&offset=0&sort=identifier",
+          R"({"certificates":[{"identifier":"a)" + osc + R"(","common_name":"x\u001b[2J"}],"total":1})"},
+         {"GET /api/client-certs/a", R"({"identifier":"a)" + osc + R"(","notes":"\u001b]0;owned\u0007"})"},
+         {"POST /api/client-certs/a/revoke", R"(!400 {"code":"INVALID_ARGUMENT","message":"no)" + osc + R"("})"},
+         {"POST /api/client-certs/b/unhold", R"({"status":"active)" + osc + R"("})"},
+         {"POST /api/client-certs/batch/revoke", R"({"id":"j1","state":"queued)" + osc + R"("})"},
+         {"GET /api/jobs/j1", R"({"id":"j1","state":"succeeded","total":1,"done":1,"failed":1,)"
+                              R"("errors":[{"row":1,"message":"x)" +
+                                  osc + R"("}]})"}});
     for (const std::string cmd : {" cert list", " cert show a", " cert revoke a", " cert unhold b",
                                   " batch revoke --filter usage=vpn", " batch revoke --filter usage=vpn --wait"}) {
         auto r = run(bin + cmd + " --url " + srv.url());
@@ -162,8 +162,9 @@ BOOST_AUTO_TEST_CASE(server_text_reaches_the_terminal_without_escape_sequences) 
 BOOST_AUTO_TEST_CASE(progress_bar_survives_counts_out_of_range) {
     temp_dir d;
     write_text(d / "rows.csv", "common_name\nAlice\n");
-    for (const std::string counts : {R"("total":3,"done":5)", R"("total":9223372036854775807,"done":9223372036854775807)",
-                                     R"("total":3,"done":-4)"}) {
+    for (const std::string counts :
+         {R"("total":3,"done":5)", R"("total":9223372036854775807,"done":9223372036854775807)",
+          R"("total":3,"done":-4)"}) {
         hostile_server srv({{"POST /api/client-certs/batch", R"({"id":"j1","state":"queued"})"},
                             {"GET /api/jobs/j1", R"({"id":"j1","state":"succeeded","failed":0,)" + counts + "}"}});
         // script(1) gives the command a terminal, so the bar is drawn.
@@ -178,10 +179,11 @@ BOOST_AUTO_TEST_CASE(progress_bar_survives_counts_out_of_range) {
 BOOST_AUTO_TEST_CASE(inspect_shows_a_hostile_extension_without_escape_sequences) {
     temp_dir d;
     write_text(d / "ext.cnf", "[req]\ndistinguished_name=dn\nreq_extensions=x\n[dn]\n[x]\n"
-                              "subjectAltName=DNS:a\x1b]0;pwn\x07" "b\n");
-    auto made = run("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " +
-                    (d / "k.pem").string() + " -subj /CN=e -config " + (d / "ext.cnf").string() + " -out " +
-                    (d / "r.csr").string());
+                              "subjectAltName=DNS:a\x1b]0;pwn\x07"
+                              "b\n");
+    auto made =
+        run("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " + (d / "k.pem").string() +
+            " -subj /CN=e -config " + (d / "ext.cnf").string() + " -out " + (d / "r.csr").string());
     BOOST_REQUIRE_MESSAGE(made.exit_code == 0, made.output);
     auto r = run(bin + " inspect " + (d / "r.csr").string());
     BOOST_TEST(r.exit_code == 0, r.output);
