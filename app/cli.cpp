@@ -273,6 +273,11 @@ int run_cli(int argc, char** argv) {
         // The server's commands fail on their config or start-up checks (a wrong CA passphrase, a bad
         // key): a configuration error, 2 as ever (docs/cli.md "Exit codes").
         return 2;
+    } catch (const std::exception& e) {
+        // A malformed answer from a server (a missing member, a non-object, a non-integer count) is a
+        // failure to report, not an abort (docs/cli.md "Exit codes").
+        std::cerr << "certmate: unexpected data: " << e.what() << "\n";
+        return 1;
     }
 }
 

@@ -1,5 +1,6 @@
 // Help, dispatch and usage errors for the command table (app/cli_commands.hpp, docs/cli.md).
 #include "app/cli_commands.hpp"
+#include "app/client_common.hpp"
 
 #include <boost/program_options/parsers.hpp>
 #include <boost/program_options/value_semantic.hpp>
@@ -379,7 +380,7 @@ int run_commands(const std::vector<cli_command>& all, std::vector<std::string> a
         std::cerr << (cmd ? "see `certmate " + cmd->name + " --help`\n" : std::string());
         return 2;
     } catch (const cli_failure& e) {
-        std::cerr << "certmate: " << e.what() << "\n";
+        std::cerr << "certmate: " << terminal_safe(e.what()) << "\n";
         return 1;
     }
 }

@@ -7,6 +7,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <iostream>
 #include <sstream>
 #include <thread>
@@ -106,7 +107,8 @@ int cert_create(const cli_invocation& inv) {
     }
     api_session api(vm);
     auto rec = api.post_json("/api/client-certs", body);
-    const std::string id = str_of(rec, "identifier");
+    // File names come from NAME, never from the answer: a server's "../x" or "/etc/x" is no path.
+    const std::string& id = name;
     const fs::path dir = vm["out-dir"].as<std::string>();
     std::vector<std::string> files;
     const fs::path crt = dir / (id + ".crt");
@@ -130,8 +132,9 @@ int cert_create(const cli_invocation& inv) {
         return 0;
     }
     const auto now = std::chrono::system_clock::now();
-    std::cout << "created " << id << " (serial " << str_of(rec, "serial_number") << ", expires "
-              << time_with_relative(rec.at("expires_at"), now) << ")\n";
+    std::cout << terminal_safe("created " + id + " (serial " + str_of(rec, "serial_number") + ", expires " +
+                               time_with_relative(rec.at("expires_at"), now) + ")")
+              << "\n";
     for (const auto& f : files) std::cout << "wrote " << f << (f.ends_with(".key") ? " (0600)" : "") << "\n";
     return 0;
 }
@@ -274,8 +277,9 @@ int cert_revoke(const cli_invocation& inv) {
     if (inv.vm["json"].as<bool>())
         print_json(rec);
     else
-        std::cout << "revoked " << inv.positional.at(0) << " (serial " << str_of(rec, "serial_number") << ", reason "
-                  << reason << ")\n";
+        std::cout << terminal_safe("revoked " + inv.positional.at(0) + " (serial " + str_of(rec, "serial_number") +
+                                   ", reason " + reason + ")")
+                  << "\n";
     return 0;
 }
 
@@ -285,7 +289,9 @@ int cert_unhold(const cli_invocation& inv) {
     if (inv.vm["json"].as<bool>())
         print_json(rec);
     else
-        std::cout << "lifted the hold on " << inv.positional.at(0) << " (status " << str_of(rec, "status") << ")\n";
+        std::cout << terminal_safe("lifted the hold on " + inv.positional.at(0) + " (status " + str_of(rec, "status") +
+                                   ")")
+                  << "\n";
     return 0;
 }
 
@@ -312,8 +318,9 @@ int cert_renew(const cli_invocation& inv) {
         print_json(rec);
         return 0;
     }
-    std::cout << "renewed " << id << " (new serial " << str_of(rec, "serial_number") << ", expires "
-              << time_with_relative(rec.at("expires_at"), std::chrono::system_clock::now()) << ")\n";
+    std::cout << terminal_safe("renewed " + id + " (new serial " + str_of(rec, "serial_number") + ", expires " +
+                               time_with_relative(rec.at("expires_at"), std::chrono::system_clock::now()) + ")")
+              << "\n";
     for (const auto& f : files) std::cout << "wrote " << f << (f.ends_with(".key") ? " (0600)" : "") << "\n";
     return 0;
 }
@@ -373,7 +380,7 @@ json::value wait_for_job(api_session& api, const std::string& location, int inte
     auto last_line = std::chrono::steady_clock::time_point{};
     for (;;) {
         auto job = api.get_json(location);
-        const auto state = str_of(job, "state");
+        const auto state = terminal_safe(str_of(job, "state"));
         auto num = [&](const char* k) {
             const auto* v = member(job, k);
             return v && v->is_number() ? v->to_number<std::int64_t>() : std::int64_t(0);
@@ -382,7 +389,10 @@ json::value wait_for_job(api_session& api, const std::string& location, int inte
         std::ostringstream line;
         if (tty) {
             const int width = 30;
-            const int filled = total > 0 ? static_cast<int>(width * done / total) : 0;
+            // the server's counts clamped: done > total or < 0 would make a negative width
+            const auto shown = std::clamp<std::int64_t>(done, 0, std::max<std::int64_t>(total, 0));
+            const int filled =
+                total > 0 ? static_cast<int>(width * static_cast<double>(shown) / static_cast<double>(total)) : 0;
             line << "\r[" << std::string(filled, '#') << std::string(width - filled, ' ') << "] " << done << "/"
                  << total << (failed ? " (" + std::to_string(failed) + " failed)" : "") << " " << state;
             std::cerr << line.str() << std::flush;
@@ -417,8 +427,9 @@ int finish_job(api_session& api, const json::value& accepted, const std::string&
         if (vm["json"].as<bool>())
             print_json(accepted);
         else
-            std::cout << "job " << str_of(accepted, "id") << " " << str_of(accepted, "state") << " (" << location
-                      << "); follow with --wait\n";
+            std::cout << terminal_safe("job " + str_of(accepted, "id") + " " + str_of(accepted, "state") + " (" +
+                                       location + "); follow with --wait")
+                      << "\n";
         return 0;
     }
     auto job = wait_for_job(api, location, vm["interval-ms"].as<int>());
@@ -428,12 +439,13 @@ int finish_job(api_session& api, const json::value& accepted, const std::string&
     if (vm["json"].as<bool>()) {
         print_json(job);
     } else {
-        std::cout << "job " << str_of(job, "id") << " " << str_of(job, "state") << "\n";
+        std::cout << terminal_safe("job " + str_of(job, "id") + " " + str_of(job, "state")) << "\n";
         if (const auto* errs = member(job, "errors"); errs && errs->is_array())
             for (const auto& e : errs->get_array()) {
                 const auto* row = member(e, "row");
-                std::cout << "  row " << (row ? json::serialize(*row) : "?") << ": "
-                          << (str_of(e, "field").empty() ? "" : str_of(e, "field") + ": ") << str_of(e, "message")
+                std::cout << terminal_safe("  row " + (row ? json::serialize(*row) : std::string("?")) + ": " +
+                                           (str_of(e, "field").empty() ? "" : str_of(e, "field") + ": ") +
+                                           str_of(e, "message"))
                           << "\n";
             }
     }

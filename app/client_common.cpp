@@ -166,7 +166,28 @@ std::string colour_status(const std::string& status) {
     return std::string("\033[") + c + "m" + status + "\033[0m";
 }
 
-void print_table(const std::vector<std::vector<std::string>>& rows) {
+std::string terminal_safe(std::string_view s, bool keep_colour) {
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        const unsigned char c = static_cast<unsigned char>(s[i]);
+        if (c == 0x1b && keep_colour && i + 1 < s.size() && s[i + 1] == '[') {
+            auto end = s.find_first_not_of("0123456789;", i + 2);
+            if (end != std::string_view::npos && s[end] == 'm') {
+                out.append(s.substr(i, end + 1 - i));
+                i = end;
+                continue;
+            }
+        }
+        out += (c < 0x20 && c != '\n' && c != '\t') || c == 0x7f ? '?' : static_cast<char>(c);
+    }
+    return out;
+}
+
+void print_table(const std::vector<std::vector<std::string>>& rows_in) {
+    std::vector<std::vector<std::string>> rows = rows_in;
+    for (auto& r : rows)
+        for (auto& cell : r) cell = terminal_safe(cell, true);
     // Widths count what is shown: the escape sequences of colour take no columns.
     auto visible = [](const std::string& s) {
         std::size_t n = 0;

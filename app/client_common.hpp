@@ -49,6 +49,10 @@ bool use_colour();
 std::string colour_status(const std::string& status);
 // Prints rows as columns separated by two spaces, the first row a header.
 void print_table(const std::vector<std::vector<std::string>>& rows);
+// `s` safe to show on a terminal: control characters other than \n and \t (and DEL) become '?', so a
+// server's text cannot send escape sequences (OSC 52, title, cursor moves); `keep_colour` keeps SGR
+// colour sequences (ESC [ digits ; m), which only colour.
+std::string terminal_safe(std::string_view s, bool keep_colour = false);
 // A string member of a JSON object, "" when absent or not a string.
 std::string str_of(const boost::json::value& o, const char* key);
 // Prints `v` as JSON on stdout with a newline.

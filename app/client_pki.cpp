@@ -123,7 +123,8 @@ void print_kv(const std::string& title, const kv& fields, bool as_json) {
     std::size_t w = 0;
     for (const auto& e : fields) w = std::max(w, e.key.size());
     for (const auto& e : fields)
-        std::cout << "  " << e.key << ":" << std::string(w - e.key.size() + 1, ' ') << e.text << "\n";
+        // the file's text without control characters (a hostile CSR's SAN holding an escape sequence)
+        std::cout << "  " << e.key << ":" << std::string(w - e.key.size() + 1, ' ') << terminal_safe(e.text) << "\n";
 }
 
 kv describe_cert(X509* c) {
@@ -402,7 +403,7 @@ int verdict(const json::object& o, bool as_json) {
         std::cout << str_of(o, "serial") << ": " << str_of(o, "status");
         if (str_of(o, "status") == "revoked")
             std::cout << " at " << str_of(o, "revoked_at") << " (reason " << str_of(o, "reason") << ")";
-        std::cout << "\n  source: " << str_of(o, "source") << " " << str_of(o, "url")
+        std::cout << "\n  source: " << str_of(o, "source") << " " << terminal_safe(str_of(o, "url"))
                   << "\n  this update: " << str_of(o, "this_update") << "\n  next update: " << str_of(o, "next_update")
                   << "\n";
     }
