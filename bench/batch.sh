@@ -12,7 +12,8 @@
 # Then one revoke job over everything, timed, with its CRL builds counted.
 #
 # Knobs: BENCH_BATCH_N=30000, BENCH_CA=ec-p384 (the CA's key type), BENCH_JOB_WAIT=1800 (seconds a
-# job may take), CERTMATE_BIN=path skips the build. Logs stay in build-bench/bench-logs/batch-*.
+# job may take), BENCH_CSR_DIR=dir keeps the CSRs between runs, CERTMATE_BIN=path skips the build.
+# Logs stay in build-bench/bench-logs/batch-*.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -104,12 +105,13 @@ log "writing the CSVs ($N rows each; $N CSRs with openssl req, 2 in parallel)"
     echo "common_name,cert_usage"
     for i in $(seq 1 "$N"); do echo "gen-$i,vpn"; done
 } >"$WORK/generated.csv"
-mkdir -p "$WORK/csr"
-seq 1 "$N" | xargs -P 2 -I{} openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-    -keyout /dev/null -subj "/CN=csr-{}" -out "$WORK/csr/{}.csr" 2>/dev/null
+CSR_DIR=${BENCH_CSR_DIR:-$WORK/csr}   # BENCH_CSR_DIR keeps the CSRs between runs
+mkdir -p "$CSR_DIR"
+seq 1 "$N" | xargs -P 2 -I{} sh -c '[ -s "$1/$2.csr" ] || openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+    -nodes -keyout /dev/null -subj "/CN=csr-$2" -out "$1/$2.csr" 2>/dev/null' _ "$CSR_DIR" {}
 {
     echo "csr,cert_usage"
-    for i in $(seq 1 "$N"); do printf '"%s",api-mtls\n' "$(cat "$WORK/csr/$i.csr")"; done
+    for i in $(seq 1 "$N"); do printf '"%s",api-mtls\n' "$(cat "$CSR_DIR/$i.csr")"; done
 } >"$WORK/csr.csv"
 log "CSV sizes: $(du -h "$WORK/generated.csv" | cut -f1), $(du -h "$WORK/csr.csv" | cut -f1)"
 
