@@ -68,10 +68,10 @@ result<std::vector<std::pair<std::string, std::string>>> tar_unpack(std::string_
     return bad("missing end-of-archive marker");
 }
 
-result<std::string> gzip(std::string_view data) {
+result<std::string> gzip(std::string_view data, int level) {
     z_stream z{};
     // windowBits 15 + 16: a gzip wrapper (RFC 1952) around the deflate stream.
-    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+    if (deflateInit2(&z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
         return make_error(errc::internal, "gzip: deflateInit2 failed");
     std::string out;
     out.resize(deflateBound(&z, static_cast<uLong>(data.size())) + 32);

@@ -17,6 +17,7 @@ bool is_key_member(const std::string& name);
 std::string tar_pack(const std::vector<std::pair<std::string, std::string>>& files);
 // The members of `archive`; errors (errc::invalid_argument) say what is wrong with it.
 result<std::vector<std::pair<std::string, std::string>>> tar_unpack(std::string_view archive);
-result<std::string> gzip(std::string_view data);
+// RFC 1952 gzip at zlib `level` (-1: zlib's default, 9: the smallest).
+result<std::string> gzip(std::string_view data, int level = -1);
 
 } // namespace certmate

@@ -37,7 +37,7 @@ const net::server_options& options() {
         for (auto [name, role] :
              {std::pair{"fuzz-admin", api_role::admin}, std::pair{"fuzz-operator", api_role::operator_},
               std::pair{"fuzz-viewer", api_role::viewer}})
-            o.tokens.push_back(net::token_credential{name, role, sha256_hex(name)});
+            o.tokens.push_back(net::token_credential{name, role, sha256_hex(name).value()});
         return o;
     }();
     return o;

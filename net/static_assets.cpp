@@ -6,10 +6,9 @@
 // Accept-Encoding allows it, with Vary: Accept-Encoding. Every answer carries a strict
 // Content-Security-Policy (no inline script or style), Referrer-Policy and frame-ancestors.
 #include "core/keys.hpp"
+#include "core/tar.hpp"
 #include "net/api.hpp"
 #include "net/static_assets.hpp"
-
-#include <zlib.h>
 
 #include <map>
 #include <stdexcept>
@@ -43,23 +42,6 @@ bool is_text(std::string_view content_type) {
     return content_type.starts_with("text/") || content_type == "image/svg+xml" || content_type == "application/json";
 }
 
-// RFC 1952 gzip of `data` at the best level (once per file, at first use).
-std::string gzip(std::string_view data) {
-    z_stream z{};
-    if (deflateInit2(&z, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY) != Z_OK)
-        throw std::runtime_error("deflateInit2 failed");
-    std::string out(deflateBound(&z, static_cast<uLong>(data.size())) + 32, '\0');
-    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-    z.avail_in = static_cast<uInt>(data.size());
-    z.next_out = reinterpret_cast<Bytef*>(out.data());
-    z.avail_out = static_cast<uInt>(out.size());
-    const int rc = deflate(&z, Z_FINISH);
-    out.resize(z.total_out);
-    deflateEnd(&z);
-    if (rc != Z_STREAM_END) throw std::runtime_error("deflate failed");
-    return out;
-}
-
 // SHA-256 as hex; a failure (OpenSSL out of memory) throws, and dispatch answers 500.
 std::string hash_hex(std::string_view data) { return sha256_hex(data).value(); }
 
@@ -73,8 +55,9 @@ served_file make_file(std::string_view name, std::string body) {
     f.content_type = content_type_of(name);
     f.etag = "\"" + hash_hex(body).substr(0, 32) + "\"";
     if (is_text(f.content_type) && body.size() > 256) {
-        auto gz = gzip(body);
-        if (gz.size() < body.size()) f.gzipped = std::move(gz);
+        // At the best level, once per file (at first use); a failure serves it uncompressed.
+        auto gz = gzip(body, 9);
+        if (gz && gz->size() < body.size()) f.gzipped = std::move(*gz);
     }
     f.body = std::move(body);
     return f;
