@@ -34,6 +34,8 @@ const std::vector<std::pair<const char*, const char*>>& known_keys() {
         {"server.batch_body_limit", "maximum batch request body in bytes"},
         {"server.metrics_public", "serve /metrics without a token"},
         {"storage.data_dir", "where certificates, the CA and logs live"},
+        {"storage.snapshot_delay",
+         "seconds of no certificate writes before the start-up snapshot is written; 0 = never"},
         {"ca.key_type", "rsa4096, rsa3072, ec-p384 or ec-p256 (at init)"},
         {"ca.common_name", "CA subject CN (at init)"},
         {"ca.organization", "CA subject O (at init)"},
@@ -239,6 +241,8 @@ config load_config(const std::filesystem::path& file, const std::vector<std::str
     if (auto v = get("server.batch_body_limit"))
         c.batch_body_limit = static_cast<std::size_t>(to_int(c, "server.batch_body_limit", *v, 1024, 1LL << 32));
     if (auto v = get("server.metrics_public")) c.metrics_public = to_bool(c, "server.metrics_public", *v);
+    if (auto v = get("storage.snapshot_delay"))
+        c.snapshot_delay = std::chrono::seconds(to_int(c, "storage.snapshot_delay", *v, 0, 86400));
     if (auto v = get("storage.data_dir")) {
         if (v->empty()) reject(c, "storage.data_dir", "must not be empty");
         c.data_dir = *v;

@@ -55,6 +55,7 @@ struct config {
 
     // [storage]
     std::filesystem::path data_dir = "./data";
+    std::chrono::seconds snapshot_delay = server_defaults().snapshot_delay;
 
     // [ca]
     key_type ca_key_type = ca_options{}.type;

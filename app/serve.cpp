@@ -119,6 +119,9 @@ int run_server(const config& given, const std::filesystem::path& config_file,
     systemd::notify_stopping();
     spdlog::info("stopping: draining connections (grace {} s)", cfg.shutdown_grace.count());
     srv.shutdown();
+    // Nothing runs on the service any more: the snapshot for the next start, written here.
+    if (cfg.snapshot_delay.count() > 0)
+        if (auto s = service.stage_snapshot(std::chrono::seconds(0), true)) (void)s->commit(s->work());
     if (auto r = service.audit_checkpoint("shutdown"); !r)
         spdlog::error("audit log: no shutdown checkpoint: {}", r.error().message);
     return 0;

@@ -40,6 +40,7 @@ net::server_options server_options_from(const config& cfg) {
     o.max_connections_per_ip = cfg.max_connections_per_ip;
     o.reserved_connections = cfg.reserved_connections;
     o.shutdown_grace = cfg.shutdown_grace;
+    o.snapshot_delay = cfg.snapshot_delay;
     o.body_limit = cfg.body_limit;
     o.batch_body_limit = cfg.batch_body_limit;
     o.jobs = cfg.jobs;

@@ -90,6 +90,10 @@ function sign_in_form(problem) {
   input.focus();
 }
 
+// Each render draws into a view of its own: a page still loading when the user navigates on
+// finishes into a view that is no longer shown, instead of replacing the newer page.
+let current_view = null;
+
 async function render() {
   flash('');
   if (!session) { sign_in_form(); return; }
@@ -98,16 +102,20 @@ async function render() {
     const m = re.exec(path);
     if (!m) continue;
     mark_nav(name);
-    fill(main, h('p', { class: 'muted' }, 'Loading…'));
+    const view = h('div', { class: 'view' }, h('p', { class: 'muted' }, 'Loading…'));
+    current_view = view;
+    fill(main, view);
     try {
       const page = await load();
-      await page.render(main, { session, can, navigate, params: m.slice(1).map(decodeURIComponent) });
+      await page.render(view, { session, can, navigate, params: m.slice(1).map(decodeURIComponent) });
     } catch (e) {
       if (e instanceof api_error && e.status === 401) return;
-      fill(main, h('h1', {}, 'Something went wrong'), h('p', { class: 'error', role: 'alert' }, e.message));
+      if (view === current_view)
+        fill(view, h('h1', {}, 'Something went wrong'), h('p', { class: 'error', role: 'alert' }, e.message));
     }
     return;
   }
+  current_view = null;
   mark_nav('');
   fill(main, h('h1', {}, 'Not found'), h('p', {}, h('a', { href: '/' }, 'Back to the overview')));
 }

@@ -68,6 +68,7 @@ export async function render(main, ctx) {
   let seq = 0;
   async function load() {
     const my = ++seq;
+    if (!main.isConnected) return; // the user has left this page: leave the address alone
     const q = { limit: state.size, offset: (state.page - 1) * state.size, sort: state.sort, search: state.search,
       status: state.status, usage: state.usage };
     const url_q = { search: state.search, status: state.status, usage: state.usage,
@@ -76,7 +77,7 @@ export async function render(main, ctx) {
     history.replaceState(null, '', `/client-certificates${qs(url_q)}`);
     main.setAttribute('aria-busy', 'true');
     const res = await get(`/api/client-certs${qs(q)}`);
-    if (my !== seq) return; // a newer request won
+    if (my !== seq || !main.isConnected) return; // a newer request won, or the page was left
     total = res.total;
     const pages = Math.max(1, Math.ceil(total / state.size));
     if (state.page > pages && total > 0) { state.page = pages; return load(); }

@@ -20,16 +20,12 @@ ROOT=$PWD
 N=${BENCH_BATCH_N:-30000}
 CA=${BENCH_CA:-ec-p384}
 JOB_WAIT=${BENCH_JOB_WAIT:-1800}
-log() { printf '[batch %s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "FAILED: $*"; exit 1; }
+BENCH_TAG="batch"
+# shellcheck source=bench/common.sh
+. bench/common.sh
 
-if [ -z "${CERTMATE_BIN:-}" ]; then
-    bash scripts/install-deps.sh
-    cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DCERTMATE_TESTS=OFF >/dev/null
-    cmake --build build-bench -j2 --target certmate
-    CERTMATE_BIN=$ROOT/build-bench/certmate
-fi
-command -v jq >/dev/null || die "jq is needed (scripts/install-deps.sh installs it)"
+bench_install curl jq openssl procps
+bench_build
 LOGS=$ROOT/build-bench/bench-logs
 mkdir -p "$LOGS"
 WORK=$(mktemp -d /tmp/certmate-batch.XXXXXX)

@@ -32,43 +32,15 @@ PAR=${BENCH_PAR:-8}
 MEM_N=${BENCH_MEM_CERTS:-5000}
 WAIT_MAX=${BENCH_WAIT_MAX:-1200}
 
-log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "FAILED: $*"; exit 1; }
+BENCH_TAG="bench"
+# shellcheck source=bench/common.sh
+. bench/common.sh
 
 # ---------------------------------------------------------------- outside: install, build, wait
 if [ "${CERTMATE_BENCH_INNER:-}" != 1 ]; then
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO=sudo
-    missing=()
-    for p in wrk curl openssl iproute2 util-linux procps; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-    done
-    if [ ${#missing[@]} -gt 0 ]; then
-        log "installing: ${missing[*]}"
-        export DEBIAN_FRONTEND=noninteractive
-        $SUDO apt-get update -q
-        $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
-    fi
-    if [ -z "${CERTMATE_BIN:-}" ]; then
-        bash scripts/install-deps.sh
-        cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DCERTMATE_TESTS=OFF >/dev/null
-        cmake --build build-bench -j2
-        CERTMATE_BIN=$ROOT/build-bench/certmate
-    fi
-    [ -x "$CERTMATE_BIN" ] || die "no certmate binary at $CERTMATE_BIN"
-    export CERTMATE_BIN
-
-    waited=0
-    while pgrep -f build-asan >/dev/null || pgrep -x cc1plus >/dev/null; do
-        if [ "$waited" -ge "$WAIT_MAX" ]; then
-            log "WARNING: a build is still running after ${waited}s; measuring anyway (figures distorted)"
-            break
-        fi
-        log "a build is running (cc1plus / build-asan); waiting 60 s ($(uptime | sed 's/.*load/load/'))"
-        sleep 60
-        waited=$((waited + 60))
-    done
-    export BENCH_WAITED=$waited
+    bench_install wrk curl openssl iproute2 util-linux procps
+    bench_build
+    bench_wait_quiet "$WAIT_MAX"
 
     export CERTMATE_BENCH_INNER=1
     if [ "$(id -u)" -eq 0 ] && unshare -n true 2>/dev/null; then

@@ -75,6 +75,15 @@ result<certificate_authority> certificate_authority::make(ossl::x509 cert, ossl:
     if (!out || X509_NAME_print_ex(out.get(), X509_get_subject_name(cert.get()), 0, XN_FLAG_RFC2253) < 0)
         return ossl::fail(errc::crypto_failure, "cannot print the CA subject");
     ca.subject_ = ossl::bio_to_string(out.get());
+    for (const EVP_MD* md : {EVP_sha1(), EVP_sha256()}) {
+        unsigned char name[EVP_MAX_MD_SIZE], key[EVP_MAX_MD_SIZE];
+        unsigned int name_len = 0, key_len = 0;
+        if (X509_NAME_digest(X509_get_subject_name(cert.get()), md, name, &name_len) != 1 ||
+            X509_pubkey_digest(cert.get(), md, key, &key_len) != 1)
+            return ossl::fail(errc::crypto_failure, "cannot hash the CA name and key");
+        ca.certid_hashes_.push_back({EVP_MD_get_type(md), std::string(reinterpret_cast<char*>(name), name_len),
+                                     std::string(reinterpret_cast<char*>(key), key_len)});
+    }
     ca.cert_pem_ = std::move(*pem);
     ca.cert_der_ = std::move(*der);
     ca.fingerprint_ = std::move(*fp);
@@ -82,6 +91,12 @@ result<certificate_authority> certificate_authority::make(ossl::x509 cert, ossl:
     ca.cert_ = std::move(cert);
     ca.key_ = std::move(key);
     return ca;
+}
+
+const certificate_authority::certid_hashes* certificate_authority::certid_hashes_for(int nid) const noexcept {
+    for (const auto& h : certid_hashes_)
+        if (h.nid == nid) return &h;
+    return nullptr;
 }
 
 const EVP_MD* certificate_authority::digest() const noexcept { return signing_digest(key_.get()); }

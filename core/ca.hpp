@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace certmate {
 
@@ -55,6 +56,14 @@ public:
     const std::string& serial_decimal() const noexcept { return serial_; }
     std::string key_type_name() const;
 
+    // The CertID issuerNameHash and issuerKeyHash of this CA (RFC 6960 4.1.1) under SHA-1 and
+    // SHA-256, computed once; nullptr for another digest.
+    struct certid_hashes {
+        int nid = 0;
+        std::string name_hash, key_hash;
+    };
+    const certid_hashes* certid_hashes_for(int nid) const noexcept;
+
     // ca_metadata.json: subject, serial_number, fingerprint_sha256, key_type, not_before,
     // not_after (RFC 3339), created_at, signature_algorithm.
     boost::json::object metadata() const;
@@ -66,6 +75,7 @@ private:
     ossl::x509 cert_;
     ossl::pkey key_;
     std::string cert_pem_, cert_der_, subject_, fingerprint_, serial_;
+    std::vector<certid_hashes> certid_hashes_;
 };
 
 } // namespace certmate

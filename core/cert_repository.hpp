@@ -38,6 +38,11 @@ struct load_report {
     std::vector<cert_record> records;
     std::vector<std::string> removed_leftovers; // temp dirs and files of interrupted writes, removed
     std::vector<std::string> skipped;           // unreadable entries, with the reason (logged, not loaded)
+    // The start-up snapshot (save_snapshot): used, with how many directories were read anew
+    // because they changed since; or why it was not ("missing", "corrupt: ...", "stale: ...").
+    bool from_snapshot = false;
+    std::size_t replayed = 0;
+    std::string snapshot_problem;
 };
 
 class cert_repository {
@@ -53,7 +58,19 @@ public:
     // errc::not_found when absent (a CSR-issued certificate has no key).
     virtual result<std::string> read_file(cert_usage usage, const std::string& id, file_kind kind) const = 0;
     // Scans everything (using `threads` workers), removing leftovers of interrupted writes first.
+    // With a start-up snapshot whose directories still match, only what changed is read.
     virtual result<load_report> load_all(unsigned threads) = 0;
+
+    // ---- the start-up snapshot (docs/architecture.md "Start-up snapshot") ----
+    // [any thread] How many certificate writes (create, replace, write_metadata) have started.
+    virtual std::uint64_t write_count() const { return 0; }
+    // [any thread, blocking: the pool] Keeps `records` (`count` records, each a varint length and
+    // encode_record()) for the next load_all(). `at` is write_count() when they were encoded with no
+    // write in flight; false (nothing kept) when a write started since.
+    virtual result<bool> save_snapshot(const std::string& records, std::size_t count, std::uint64_t at) {
+        (void)records, (void)count, (void)at;
+        return false;
+    }
 
     // ---- CA-wide state (safe from any thread; one writer at a time, the service's) ----
     // A zero state when none was saved yet.

@@ -4,9 +4,27 @@
 
 #include <openssl/pem.h>
 
+#include <ctime>
+
 namespace certmate {
 
 namespace {
+
+// A signed CertificateList's DER with its PEM, number and dates: what each CRL build returns.
+result<built_crl> finish_crl(std::string der, const crl_params& p) {
+    built_crl out;
+    out.der = std::move(der);
+    ossl::bio pem(BIO_new(BIO_s_mem()));
+    if (!pem ||
+        PEM_write_bio(pem.get(), PEM_STRING_X509_CRL, "", reinterpret_cast<const unsigned char*>(out.der.data()),
+                      static_cast<long>(out.der.size())) <= 0)
+        return ossl::fail(errc::crypto_failure, "cannot encode the CRL");
+    out.pem = ossl::bio_to_string(pem.get());
+    out.crl_number = p.crl_number;
+    out.this_update = std::chrono::floor<std::chrono::seconds>(p.this_update);
+    out.next_update = std::chrono::floor<std::chrono::seconds>(p.next_update);
+    return out;
+}
 
 // RFC 5280 5.3.2: "Invalidity dates ... MUST be expressed as GeneralizedTime" (unlike the
 // revocationDate, which follows the UTCTime/GeneralizedTime rule of 5.1.2.4).
@@ -84,20 +102,260 @@ result<built_crl> build_crl(const certificate_authority& ca, std::span<const crl
     if (X509_CRL_sign(crl.get(), ca.key(), ca.digest()) <= 0)
         return ossl::fail(errc::crypto_failure, "cannot sign the CRL");
 
-    built_crl out;
     unsigned char* der = nullptr;
     int n = i2d_X509_CRL(crl.get(), &der);
     if (n <= 0) return ossl::fail(errc::crypto_failure, "cannot encode the CRL");
     ossl::openssl_string owned(reinterpret_cast<char*>(der));
-    out.der.assign(owned.get(), static_cast<std::size_t>(n));
-    ossl::bio pem(BIO_new(BIO_s_mem()));
-    if (!pem || PEM_write_bio_X509_CRL(pem.get(), crl.get()) != 1)
-        return ossl::fail(errc::crypto_failure, "cannot encode the CRL");
-    out.pem = ossl::bio_to_string(pem.get());
-    out.crl_number = p.crl_number;
-    out.this_update = std::chrono::floor<std::chrono::seconds>(p.this_update);
-    out.next_update = std::chrono::floor<std::chrono::seconds>(p.next_update);
+    return finish_crl(std::string(owned.get(), static_cast<std::size_t>(n)), p);
+}
+
+// ---- pre-encoded entries and the signer (RFC 5280 5.1, X.690 DER) ----
+
+namespace {
+
+void der_length(std::string& out, std::size_t n) {
+    if (n < 0x80) {
+        out += static_cast<char>(n);
+        return;
+    }
+    unsigned char buf[sizeof(std::size_t)];
+    int k = 0;
+    for (; n != 0; n >>= 8) buf[k++] = static_cast<unsigned char>(n & 0xff);
+    out += static_cast<char>(0x80 | k);
+    while (k > 0) out += static_cast<char>(buf[--k]);
+}
+
+void der_tlv(std::string& out, unsigned char tag, std::string_view content) {
+    out += static_cast<char>(tag);
+    der_length(out, content.size());
+    out += content;
+}
+
+std::string der_wrap(unsigned char tag, std::string_view content) {
+    std::string out;
+    out.reserve(content.size() + 6);
+    der_tlv(out, tag, content);
     return out;
+}
+
+// A non-negative INTEGER from big-endian magnitude bytes (leading zeros stripped): minimal two's
+// complement, a 0x00 in front when the top bit is set (X.690 8.3).
+void der_unsigned(std::string& out, std::string_view magnitude) {
+    while (magnitude.size() > 1 && magnitude.front() == '\0') magnitude.remove_prefix(1);
+    if (magnitude.empty()) magnitude = std::string_view("\0", 1);
+    const bool pad = (static_cast<unsigned char>(magnitude.front()) & 0x80) != 0;
+    out += '\x02';
+    der_length(out, magnitude.size() + (pad ? 1 : 0));
+    if (pad) out += '\0';
+    out += magnitude;
+}
+
+// Decimal digits (no sign, no leading zero) to big-endian bytes; nullopt when not such a number.
+std::optional<std::string> decimal_magnitude(std::string_view dec) {
+    if (dec.empty() || dec.size() > 200 || (dec.size() > 1 && dec.front() == '0')) return std::nullopt;
+    std::string le; // little-endian bytes
+    for (char c : dec) {
+        if (c < '0' || c > '9') return std::nullopt;
+        unsigned carry = static_cast<unsigned>(c - '0');
+        for (auto& b : le) {
+            unsigned v = static_cast<unsigned char>(b) * 10u + carry;
+            b = static_cast<char>(v & 0xff);
+            carry = v >> 8;
+        }
+        if (carry != 0) le += static_cast<char>(carry);
+    }
+    return std::string(le.rbegin(), le.rend());
+}
+
+// RFC 5280 5.1.2.4 (UTCTime for 1950..2049, else GeneralizedTime), as ASN1_TIME_set picks;
+// `generalized` forces GeneralizedTime (invalidityDate, 5.3.2).
+void der_time(std::string& out, time_point t, bool generalized = false) {
+    const std::time_t tt = std::chrono::system_clock::to_time_t(std::chrono::floor<std::chrono::seconds>(t));
+    std::tm tm{};
+    gmtime_r(&tt, &tm);
+    const int year = tm.tm_year + 1900;
+    char buf[32];
+    int n = 0;
+    if (!generalized && year >= 1950 && year < 2050) {
+        n = std::snprintf(buf, sizeof buf, "%02d%02d%02d%02d%02d%02dZ", year % 100, tm.tm_mon + 1, tm.tm_mday,
+                          tm.tm_hour, tm.tm_min, tm.tm_sec);
+        out += '\x17';
+    } else {
+        n = std::snprintf(buf, sizeof buf, "%04d%02d%02d%02d%02d%02dZ", year, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                          tm.tm_min, tm.tm_sec);
+        out += '\x18';
+    }
+    der_length(out, static_cast<std::size_t>(n));
+    out.append(buf, static_cast<std::size_t>(n));
+}
+
+// Extension ::= SEQUENCE { extnID, critical DEFAULT FALSE (absent), extnValue OCTET STRING }.
+std::string der_extension(std::string_view oid_der, std::string_view value_der) {
+    std::string body(oid_der);
+    der_tlv(body, 0x04, value_der);
+    return der_wrap(0x30, body);
+}
+
+constexpr std::string_view oid_crl_reason{"\x06\x03\x55\x1d\x15", 5};      // 2.5.29.21
+constexpr std::string_view oid_invalidity_date{"\x06\x03\x55\x1d\x18", 5}; // 2.5.29.24
+constexpr std::string_view oid_crl_number{"\x06\x03\x55\x1d\x14", 5};      // 2.5.29.20
+
+template <class T, class F>
+result<std::string> i2d_string(const T* v, F i2d, const char* what) {
+    unsigned char* der = nullptr;
+    int n = i2d(v, &der);
+    if (n <= 0) return ossl::fail(errc::crypto_failure, what);
+    ossl::openssl_string owned(reinterpret_cast<char*>(der));
+    return std::string(owned.get(), static_cast<std::size_t>(n));
+}
+
+} // namespace
+
+std::vector<crl_entry> crl_entries_of(const cert_record& r) {
+    std::vector<crl_entry> out;
+    if (r.revocation.revoked)
+        out.push_back({r.serial_number, r.revocation.revoked_at.value_or(time_point{}),
+                       r.revocation.reason.value_or(revocation_reason::unspecified), std::nullopt});
+    for (const auto& h : r.history)
+        if (h.revoked)
+            out.push_back({h.serial_number, h.revoked_at.value_or(h.superseded_at),
+                           h.reason.value_or(revocation_reason::superseded), std::nullopt});
+    return out;
+}
+
+result<std::string> encode_crl_entry(const crl_entry& e) {
+    // As decimal_to_asn1_integer: positive, at most 20 octets (RFC 5280 4.1.2.2); canonical
+    // decimal only, since the set orders serials by their decimal text.
+    auto mag = decimal_magnitude(e.serial_decimal);
+    if (!mag || mag->empty() || mag->size() > 20)
+        return make_error(errc::invalid_argument, "serial number must be a positive decimal of at most 20 octets",
+                          "serial_number");
+    std::string body;
+    der_unsigned(body, *mag);
+    der_time(body, e.revoked_at);
+    std::string exts;
+    if (e.reason != revocation_reason::unspecified) { // RFC 5280 5.3.1, as build_crl
+        std::string code("\x0a\x01", 2);
+        code += static_cast<char>(static_cast<int>(e.reason));
+        exts += der_extension(oid_crl_reason, code);
+    }
+    if (e.invalidity_date) {
+        std::string when;
+        der_time(when, *e.invalidity_date, true);
+        exts += der_extension(oid_invalidity_date, when);
+    }
+    if (!exts.empty()) der_tlv(body, 0x30, exts);
+    return der_wrap(0x30, body);
+}
+
+result<void> crl_entry_set::put(const crl_entry& e) {
+    auto der = encode_crl_entry(e);
+    if (!der) return der.error();
+    auto [it, fresh] = entries_.try_emplace(e.serial_decimal);
+    bytes_ -= it->second.size();
+    bytes_ += der->size();
+    it->second = std::move(*der);
+    return {};
+}
+
+void crl_entry_set::erase(const std::string& serial_decimal) {
+    auto it = entries_.find(serial_decimal);
+    if (it == entries_.end()) return;
+    bytes_ -= it->second.size();
+    entries_.erase(it);
+}
+
+std::string crl_entry_set::concatenated() const {
+    std::string out;
+    out.reserve(bytes_);
+    for (const auto& [serial, der] : entries_) out += der;
+    return out;
+}
+
+result<std::shared_ptr<const crl_signer>> crl_signer::make(std::shared_ptr<const certificate_authority> ca) {
+    auto out = std::make_shared<crl_signer>();
+    const time_point now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+    // The AlgorithmIdentifier X509_CRL_sign writes for this key and digest (parameters included).
+    auto probe = build_crl(*ca, {}, crl_params{1, now, now + std::chrono::hours(1)});
+    if (!probe) return probe.error();
+    const auto* p = reinterpret_cast<const unsigned char*>(probe->der.data());
+    ossl::x509_crl parsed(d2i_X509_CRL(nullptr, &p, static_cast<long>(probe->der.size())));
+    if (!parsed) return ossl::fail(errc::crypto_failure, "cannot parse the probe CRL");
+    const ASN1_BIT_STRING* sig = nullptr;
+    const X509_ALGOR* alg = nullptr;
+    X509_CRL_get0_signature(parsed.get(), &sig, &alg);
+    auto alg_der = i2d_string(alg, i2d_X509_ALGOR, "cannot encode the signature algorithm");
+    if (!alg_der) return alg_der.error();
+    auto issuer = i2d_string(X509_get_subject_name(ca->cert()), i2d_X509_NAME, "cannot encode the issuer name");
+    if (!issuer) return issuer.error();
+    // RFC 5280 5.2.1, as build_crl: the key identifier method, the CA's subject key identifier.
+    int idx = X509_CRL_get_ext_by_NID(parsed.get(), NID_authority_key_identifier, -1);
+    if (idx < 0) return make_error(errc::crypto_failure, "the probe CRL has no authority key identifier");
+    auto aki = i2d_string(X509_CRL_get_ext(parsed.get(), idx), i2d_X509_EXTENSION,
+                          "cannot encode the authority key identifier");
+    if (!aki) return aki.error();
+    out->ca_ = std::move(ca);
+    out->alg_der_ = std::move(*alg_der);
+    out->issuer_der_ = std::move(*issuer);
+    out->aki_ext_der_ = std::move(*aki);
+    return std::shared_ptr<const crl_signer>(std::move(out));
+}
+
+result<built_crl> crl_signer::build(std::string_view entries_der, const crl_params& p) const {
+    if (p.next_update <= p.this_update)
+        return make_error(errc::invalid_argument, "nextUpdate must be after thisUpdate", "next_update");
+    // TBSCertList (RFC 5280 5.1.2): version v2 (5.1.2.1), signature, issuer, thisUpdate,
+    // nextUpdate, revokedCertificates (absent when empty), [0] crlExtensions: AKI (5.2.1), CRL
+    // number (5.2.3), in build_crl's order.
+    std::string head("\x02\x01\x01", 3);
+    head += alg_der_;
+    head += issuer_der_;
+    der_time(head, p.this_update);
+    der_time(head, p.next_update);
+    std::string number;
+    {
+        std::string mag;
+        for (int shift = 56; shift >= 0; shift -= 8) mag += static_cast<char>((p.crl_number >> shift) & 0xff);
+        der_unsigned(number, mag);
+    }
+    std::string exts = aki_ext_der_ + der_extension(oid_crl_number, number);
+    std::string tail = der_wrap(0xa0, der_wrap(0x30, exts));
+    std::string list_header;
+    if (!entries_der.empty()) {
+        list_header += '\x30';
+        der_length(list_header, entries_der.size());
+    }
+    const std::size_t body = head.size() + list_header.size() + entries_der.size() + tail.size();
+    std::string tbs;
+    tbs.reserve(body + 8);
+    tbs += '\x30';
+    der_length(tbs, body);
+    tbs += head;
+    tbs += list_header;
+    tbs += entries_der;
+    tbs += tail;
+
+    ossl::md_ctx ctx(EVP_MD_CTX_new());
+    std::size_t sig_len = 0;
+    const auto* data = reinterpret_cast<const unsigned char*>(tbs.data());
+    if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, ca_->digest(), nullptr, ca_->key()) != 1 ||
+        EVP_DigestSign(ctx.get(), nullptr, &sig_len, data, tbs.size()) != 1)
+        return ossl::fail(errc::crypto_failure, "cannot sign the CRL");
+    std::string sig(sig_len + 1, '\0'); // BIT STRING: no unused bits, then the signature
+    if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data() + 1), &sig_len, data, tbs.size()) != 1)
+        return ossl::fail(errc::crypto_failure, "cannot sign the CRL");
+    sig.resize(sig_len + 1);
+
+    std::string bits;
+    der_tlv(bits, 0x03, sig);
+    std::string der;
+    der.reserve(tbs.size() + alg_der_.size() + bits.size() + 8);
+    der += '\x30';
+    der_length(der, tbs.size() + alg_der_.size() + bits.size());
+    der += tbs;
+    der += alg_der_;
+    der += bits;
+    return finish_crl(std::move(der), p);
 }
 
 } // namespace certmate

@@ -22,4 +22,13 @@ bool is_lower_hex(std::string_view s) noexcept {
     return s.find_first_not_of(lower_hex_digits) == std::string_view::npos;
 }
 
+std::optional<std::string> hex_decode(std::string_view s) {
+    if (s.size() % 2 || !is_lower_hex(s)) return std::nullopt;
+    auto digit = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+    std::string out;
+    out.reserve(s.size() / 2);
+    for (std::size_t i = 0; i < s.size(); i += 2) out += static_cast<char>(digit(s[i]) * 16 + digit(s[i + 1]));
+    return out;
+}
+
 } // namespace certmate

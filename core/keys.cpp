@@ -296,6 +296,38 @@ result<std::string> fingerprint_sha256(X509* cert) {
 }
 
 result<std::string> serial_to_decimal(const ASN1_INTEGER* serial) {
+    // A non-negative serial of at most 32 octets (RFC 5280 4.1.2.2 allows 20) is written here:
+    // base-10^9 long division on 32-bit limbs, without BN_bn2dec's allocations (it runs for
+    // every OCSP request).
+    if (serial && ASN1_STRING_type(serial) == V_ASN1_INTEGER && ASN1_STRING_length(serial) <= 32) {
+        const unsigned char* b = ASN1_STRING_get0_data(serial);
+        const int len = ASN1_STRING_length(serial);
+        std::uint32_t limbs[8] = {};
+        int n = (len + 3) / 4;
+        for (int i = 0; i < len; ++i) { // big-endian bytes into big-endian limbs
+            const int from_end = len - 1 - i;
+            limbs[n - 1 - from_end / 4] |= static_cast<std::uint32_t>(b[i]) << (8 * (from_end % 4));
+        }
+        int first = 0;
+        while (first < n && limbs[first] == 0) ++first;
+        if (first == n) return std::string("0");
+        char digits[80];
+        int pos = sizeof digits;
+        while (first < n) {
+            std::uint64_t rem = 0;
+            for (int i = first; i < n; ++i) {
+                const std::uint64_t cur = (rem << 32) | limbs[i];
+                limbs[i] = static_cast<std::uint32_t>(cur / 1000000000u);
+                rem = cur % 1000000000u;
+            }
+            while (first < n && limbs[first] == 0) ++first;
+            for (int k = 0; k < 9 && (first < n || rem != 0); ++k) { // no leading zeros in the last group
+                digits[--pos] = static_cast<char>('0' + rem % 10);
+                rem /= 10;
+            }
+        }
+        return std::string(digits + pos, sizeof digits - static_cast<std::size_t>(pos));
+    }
     ossl::bignum bn(serial ? ASN1_INTEGER_to_BN(serial, nullptr) : nullptr);
     if (!bn) return ossl::fail(errc::crypto_failure, "cannot read the serial number");
     return bn_to_decimal(bn.get());

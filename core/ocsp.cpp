@@ -5,6 +5,8 @@
 
 #include <openssl/objects.h>
 
+#include <cstring>
+
 namespace certmate {
 
 namespace {
@@ -122,7 +124,15 @@ result<ocsp_request_info> parse_ocsp_request(std::string_view der, const certifi
         auto serial_text = serial_to_decimal(serial);
         if (!serial_text) return malformed("OCSP request has an unreadable serial number");
         q.serial_decimal = std::move(*serial_text);
-        if (const EVP_MD* md = EVP_get_digestbynid(q.hash_nid)) {
+        // RFC 6960 4.1.1: the CertID names the issuer by the hashes of its name and key; ours are
+        // computed once for SHA-1 and SHA-256 (ca.hpp), other digests per request.
+        auto same = [](const ASN1_OCTET_STRING* a, const std::string& b) {
+            return a && static_cast<std::size_t>(ASN1_STRING_length(a)) == b.size() &&
+                   std::memcmp(ASN1_STRING_get0_data(a), b.data(), b.size()) == 0;
+        };
+        if (const auto* h = ca.certid_hashes_for(q.hash_nid)) {
+            q.our_issuer = same(name_hash, h->name_hash) && same(key_hash, h->key_hash);
+        } else if (const EVP_MD* md = EVP_get_digestbynid(q.hash_nid)) {
             ossl::ocsp_certid ours(
                 OCSP_cert_id_new(md, X509_get_subject_name(ca.cert()), X509_get0_pubkey_bitstr(ca.cert()), serial));
             q.our_issuer = ours && OCSP_id_issuer_cmp(ours.get(), id) == 0;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "core/cert_record.hpp"
+#include "core/serial_key.hpp"
 
 #include <optional>
 #include <shared_mutex>
@@ -29,7 +30,7 @@ public:
 
 private:
     mutable std::shared_mutex mu_;
-    std::unordered_map<std::string, serial_owner> owners_;
+    std::unordered_map<serial_key, serial_owner, serial_key_hash> owners_; // compact keys: 30,000+ entries
 };
 
 } // namespace certmate

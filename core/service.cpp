@@ -5,6 +5,7 @@
 #include "core/csr.hpp"
 #include "core/keys.hpp"
 #include "core/pkcs12.hpp"
+#include "core/record_codec.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -208,7 +209,11 @@ result<load_report> cert_service::load() {
     for (const auto& left : report->removed_leftovers)
         spdlog::warn("storage: cleaned leftover of an interrupted write: {}", left);
     for (const auto& skip : report->skipped) spdlog::warn("storage: skipped {}", skip);
-    for (const auto& rec : report->records) index_record(rec);
+    for (auto& rec : report->records) index_record(std::move(rec));
+    report->records.clear();
+    report->records.shrink_to_fit();
+    // Nothing to write until a certificate changes when the snapshot was whole and current.
+    if (report->from_snapshot && report->replayed == 0) snapshot_at_ = store_->write_count();
 
     auto state = store_->load_crl_state();
     if (!state) return state.error();
@@ -227,6 +232,42 @@ result<load_report> cert_service::load() {
     }
     spdlog::info("loaded {} certificates; CRL number {}", index_.size(), crl_number_);
     return report;
+}
+
+std::optional<staged<bool>> cert_service::stage_snapshot(std::chrono::seconds settle, bool force) {
+    if (snapshot_running_ || !busy_ids_.empty()) return std::nullopt;
+    const std::uint64_t at = store_->write_count();
+    if (at == snapshot_at_) return std::nullopt;
+    if (!force) {
+        const time_point now = clock_();
+        if (at != snapshot_seen_) {
+            snapshot_seen_ = at;
+            snapshot_seen_at_ = now;
+        }
+        if (now - snapshot_seen_at_ < settle) return std::nullopt;
+    }
+    // No write is in flight (busy_ids_ is empty): the index holds everything written up to `at`.
+    auto records = std::make_shared<std::string>();
+    std::size_t count = 0;
+    index_.for_each([&](const cert_record& r) {
+        append_framed_record(r, *records);
+        ++count;
+    });
+    snapshot_running_ = true;
+    auto* store = store_.get();
+    staged<bool> s;
+    s.work = [store, records, count, at]() -> result<bool> { return store->save_snapshot(*records, count, at); };
+    s.commit = [this, at, count](result<bool> r) -> result<bool> {
+        snapshot_running_ = false;
+        if (!r)
+            spdlog::error("start-up snapshot not written: {}", r.error().message);
+        else if (*r) {
+            snapshot_at_ = at;
+            spdlog::info("start-up snapshot written: {} certificates", count);
+        }
+        return r;
+    };
+    return s;
 }
 
 namespace {
@@ -270,8 +311,16 @@ std::string cert_service::generate_identifier() {
 
 time_point cert_service::stored_now() const { return std::chrono::floor<std::chrono::seconds>(clock_()); }
 
-void cert_service::index_record(const cert_record& rec) {
-    index_.upsert(rec);
+void cert_service::index_record(cert_record rec) {
+    // The encoded revoked set follows the record: its earlier entries out, its current ones in.
+    if (const cert_record* before = index_.find(rec.identifier))
+        for (const auto& e : crl_entries_of(*before)) crl_entries_.erase(e.serial_decimal);
+    for (const auto& e : crl_entries_of(rec))
+        if (auto r = crl_entries_.put(e); !r) {
+            ++crl_bad_entries_;
+            spdlog::error("CRL entry of {} ({}) cannot be encoded: {}", rec.identifier, e.serial_decimal,
+                          r.error().message);
+        }
     ocsp_single_answer cur;
     if (rec.revocation.revoked) {
         cur.status = ocsp_single_answer::state::revoked;
@@ -294,6 +343,7 @@ void cert_service::index_record(const cert_record& rec) {
         ocsp_->set(h.serial_number, old);
         owners_->set(h.serial_number, serial_owner{rec.identifier, rec.role, false});
     }
+    index_.upsert(std::move(rec));
 }
 
 cert_view cert_service::view(const cert_record& r, std::string pem) const {
@@ -301,8 +351,9 @@ cert_view cert_service::view(const cert_record& r, std::string pem) const {
 }
 
 namespace {
-// Identifiers that would collide with routes under /api/client-certs/ (docs/api.md).
-bool reserved_identifier(std::string_view id) { return id == "batch" || id == "stats" || id == "ca"; }
+// Identifiers that would collide with routes under /api/client-certs/ (batch, stats, ca) or with
+// the dashboard's /client-certificates/new and /client-certificates/batch (docs/api.md).
+bool reserved_identifier(std::string_view id) { return id == "batch" || id == "stats" || id == "ca" || id == "new"; }
 } // namespace
 
 result<std::shared_ptr<parsed_csr>> cert_service::check_create(create_request& req, issue_request& ireq,
@@ -317,7 +368,7 @@ result<std::shared_ptr<parsed_csr>> cert_service::check_create(create_request& r
             return make_error(errc::invalid_identifier, "identifier must match [A-Za-z0-9][A-Za-z0-9._-]{0,63}",
                               "identifier");
         if (reserved_identifier(req.identifier))
-            return make_error(errc::invalid_identifier, "identifier is reserved (batch, stats and ca name routes)",
+            return make_error(errc::invalid_identifier, "identifier is reserved (batch, stats, ca and new name routes)",
                               "identifier");
     }
     if (!req.csr_pem.empty() && req.key)
@@ -776,6 +827,17 @@ result<staged<downloaded_file>> cert_service::stage_pkcs12(const std::string& id
     return s;
 }
 
+// [any thread] The signer of `ca`'s CRLs, made on first use (one signature: on the pool).
+result<std::shared_ptr<const crl_signer>> cert_service::crl_signer_for() const {
+    std::lock_guard lock(crl_signer_mu_);
+    if (!crl_signer_) {
+        auto made = crl_signer::make(ca_);
+        if (!made) return made.error();
+        crl_signer_ = std::move(*made);
+    }
+    return crl_signer_;
+}
+
 bool cert_service::crl_due(std::chrono::seconds margin) const {
     auto crl = current_crl();
     return !crl || clock_() + margin >= crl->next_update;
@@ -790,8 +852,10 @@ std::optional<staged<std::shared_ptr<const built_crl>>> cert_service::stage_crl_
     const auto margin = std::chrono::duration_cast<std::chrono::seconds>(cfg_.crl_validity) / 4;
     if (!force && !crl_dirty_ && !crl_due(margin)) return std::nullopt;
 
-    std::vector<crl_entry> entries;
-    for (const auto& r : index_.revoked()) entries.push_back(crl_entry{r.serial_decimal, r.revoked_at, r.reason, {}});
+    // Any entry that could not be encoded fails the build (a CRL missing a revocation is worse
+    // than an old one that runs out): the same outcome build_crl had.
+    auto entries = std::make_shared<const std::string>(crl_entries_.concatenated());
+    const std::size_t bad = crl_bad_entries_;
     crl_params params;
     params.crl_number = crl_number_ + 1;
     params.this_update = clock_();
@@ -799,14 +863,16 @@ std::optional<staged<std::shared_ptr<const built_crl>>> cert_service::stage_crl_
     crl_building_ = true;
     crl_dirty_ = false;
 
-    auto ca = ca_;
     auto* store = store_.get();
     staged<std::shared_ptr<const built_crl>> s;
-    s.work = [=]() -> result<std::shared_ptr<const built_crl>> {
+    s.work = [=, this]() -> result<std::shared_ptr<const built_crl>> {
+        if (bad > 0) return make_error(errc::crypto_failure, std::to_string(bad) + " CRL entries cannot be encoded");
+        auto signer = crl_signer_for();
+        if (!signer) return signer.error();
         // The number is persisted before the CRL carrying it is published, so it only grows.
         crl_state st{params.crl_number, params.this_update, params.next_update};
         if (auto w = store->save_crl_state(st); !w) return w.error();
-        auto crl = build_crl(*ca, entries, params);
+        auto crl = (*signer)->build(*entries, params);
         if (!crl) return crl.error();
         if (auto w = store->publish_crl(crl->der, crl->pem); !w) return w.error();
         return std::shared_ptr<const built_crl>(std::make_shared<built_crl>(std::move(*crl)));

@@ -27,6 +27,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -134,13 +135,13 @@ public:
                  std::shared_ptr<audit_sink> audit, service_config cfg, clock_fn clock, rng_fn rng);
 
     // [strand] Loads every certificate into the index (on `cfg.load_threads` workers) and the
-    // persisted CRL state; logs leftovers removed.
+    // persisted CRL state; logs leftovers removed. The report's records are moved into the index.
     result<load_report> load();
 
     // ---- mutations (staged) ----
     result<staged<cert_view>> stage_create(create_request req, const principal& who);
     // [any thread] Every check stage_create makes that needs no index (policy, CSR, roles,
-    // identifier syntax and the reserved names batch, stats and ca): batch rows are validated
+    // identifier syntax and the reserved names batch, stats, ca and new): batch rows are validated
     // with it before anything is created.
     result<void> validate_create(create_request req, const principal& who) const;
     // [strand] The positions in `ids` of identifiers taken (or being created) now.
@@ -175,6 +176,14 @@ public:
     bool crl_rebuild_needed() const { return crl_dirty_; }
     // [strand] True when nextUpdate is within `margin` (or no CRL exists).
     bool crl_due(std::chrono::seconds margin) const;
+
+    // ---- the start-up snapshot (docs/architecture.md "Start-up snapshot") ----
+    // [strand] Stages a snapshot of every record when one is due: certificate writes happened
+    // since the last one kept (or the start did not come from an up-to-date snapshot), none since
+    // `settle` (a first call only notes the time, unless `force`), none in flight, no snapshot
+    // being written. `work` [pool] encodes nothing: the records are encoded here (a few ms at
+    // 30,000) and written by the store; true when kept.
+    std::optional<staged<bool>> stage_snapshot(std::chrono::seconds settle, bool force = false);
 
     // ---- reads [strand] ----
     result<cert_view> get(const std::string& id) const;
@@ -279,7 +288,8 @@ private:
                                             const principal& who, bool crl_affected);
     // Puts `rec` into the index, its serials' statuses into the OCSP table and their owner into
     // the serial owner table.
-    void index_record(const cert_record& rec);
+    void index_record(cert_record rec);
+    result<std::shared_ptr<const crl_signer>> crl_signer_for() const;
 
     std::shared_ptr<const certificate_authority> ca_;
     std::unique_ptr<cert_repository> store_;
@@ -293,6 +303,16 @@ private:
     std::shared_ptr<serial_owner_table> owners_ = std::make_shared<serial_owner_table>();
     std::set<std::string> busy_ids_; // identifiers with a staged mutation in flight
     std::set<std::string> reserved_serials_;
+
+    crl_entry_set crl_entries_;       // the revoked serials of the index, encoded [strand]
+    std::size_t crl_bad_entries_ = 0; // entries that could not be encoded (fail every build)
+    mutable std::mutex crl_signer_mu_;
+    mutable std::shared_ptr<const crl_signer> crl_signer_;
+    static constexpr std::uint64_t no_snapshot = ~std::uint64_t{0};
+    std::uint64_t snapshot_at_ = no_snapshot;   // store_->write_count() of the last snapshot kept
+    std::uint64_t snapshot_seen_ = no_snapshot; // write_count() at the last stage_snapshot() call
+    time_point snapshot_seen_at_{};             // when it was first seen
+    bool snapshot_running_ = false;
 
     std::atomic<std::shared_ptr<const built_crl>> crl_; // swapped whole
     std::uint64_t crl_number_ = 0;                      // last number persisted

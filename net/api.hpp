@@ -15,6 +15,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -22,6 +23,7 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <type_traits>
@@ -124,19 +126,25 @@ public:
     // [any thread] A batch revoke job runs (hold) or has finished (release).
     void hold() { ++holds_; }
     void release() { --holds_; }
-    // Waits until a CRL of generation >= `gen` is published, at most `timeout`; false on timeout.
+    // Waits until a CRL of generation >= `gen` is published, at most `timeout`; false on timeout
+    // (counted in certmate_crl_wait_timeouts_total). Woken by the publish itself, not by polling.
+    // The caller runs on a strand (a connection's, a job's): the wake-up is posted to it.
     asio::awaitable<bool> wait_published(std::uint64_t gen, std::chrono::milliseconds timeout);
     // [any thread] Entries in the current CRL (parsed once per CRL).
     std::size_t revoked_count(const std::shared_ptr<const built_crl>& crl);
 
 private:
     asio::awaitable<void> build_loop(bool periodic);
+    // [strand] A CRL of generation `gen` is out: wakes the waiters it satisfies.
+    void published(std::uint64_t gen);
 
     core_access& core_;
     metrics& metrics_;
     std::uint64_t requested_ = 0; // [strand]
     std::atomic<int> holds_{0};
     std::atomic<std::uint64_t> published_{0};
+    std::mutex wait_mu_;
+    std::multimap<std::uint64_t, std::shared_ptr<asio::steady_timer>> waiters_; // by generation awaited
     std::mutex count_mu_;
     std::uint64_t counted_number_ = 0;
     std::size_t counted_ = 0;

@@ -117,8 +117,11 @@ result<list_query> to_list_query(const path_params& query) {
                               name);
         return n;
     };
+    std::optional<std::string> after;
     for (const auto& [k, v] : query) {
-        if (k == "usage" || k == "cert_usage") {
+        if (k == "after") {
+            after = v;
+        } else if (k == "usage" || k == "cert_usage") {
             auto u = parse_cert_usage(v);
             if (!u) return make_error(errc::invalid_argument, k + " must be api-mtls, vpn, other or server", k);
             q.usage = *u;
@@ -173,6 +176,13 @@ result<list_query> to_list_query(const path_params& query) {
             return make_error(errc::invalid_argument, "unknown query parameter", k);
         }
     }
+    // A cursor is a position in one order: the request must ask for that order (docs/api.md).
+    if (after) {
+        q.after = decode_cursor(*after);
+        if (!q.after) return make_error(errc::invalid_argument, "after must be a next_cursor from this list", "after");
+        if (q.after->sort != q.sort || q.after->descending != q.descending)
+            return make_error(errc::invalid_argument, "after belongs to another sort order", "after");
+    }
     return q;
 }
 
@@ -189,10 +199,10 @@ asio::awaitable<response> list_certs(call& c) {
         o["status"] = std::string(to_string(status_at(rec, now)));
         items.push_back(std::move(o));
     }
-    co_return json_response(http::status::ok, json::object{{"certificates", std::move(items)},
-                                                           {"total", page.total},
-                                                           {"limit", q->limit},
-                                                           {"offset", q->offset}});
+    json::object out{
+        {"certificates", std::move(items)}, {"total", page.total}, {"limit", q->limit}, {"offset", q->offset}};
+    if (!page.next_cursor.empty()) out["next_cursor"] = std::move(page.next_cursor);
+    co_return json_response(http::status::ok, std::move(out));
 }
 
 asio::awaitable<response> cert_stats(call& c) {

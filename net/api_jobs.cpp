@@ -339,14 +339,15 @@ asio::awaitable<response> batch_create(call& c) {
     if (!partial) co_return error_response(partial.error());
     const auto ct = c.req[http::field::content_type];
     const auto max_rows = c.api.opts.jobs.max_rows;
-    result<parsed_rows> parsed = make_error(errc::internal, "unparsed");
-    if (media_type_is(ct, "text/csv"))
-        parsed = rows_from_csv(c.req.body(), max_rows);
-    else if (media_type_is(ct, "application/json"))
-        parsed = rows_from_json(c.req.body(), max_rows);
-    else
+    const bool csv = media_type_is(ct, "text/csv");
+    if (!csv && !media_type_is(ct, "application/json"))
         co_return error_json(http::status::unsupported_media_type, "UNSUPPORTED_MEDIA_TYPE",
                              "Content-Type must be text/csv or application/json");
+    // Parsing a body of up to the batch limit (32 MiB by default) takes CPU time: on the pool, so
+    // the io thread keeps serving other connections. The body stays in this frame meanwhile.
+    const std::string_view body = c.req.body();
+    result<parsed_rows> parsed = co_await c.core().in_pool(
+        [body, csv, max_rows] { return csv ? rows_from_csv(body, max_rows) : rows_from_json(body, max_rows); });
     if (!parsed) co_return error_response(parsed.error());
     auto& rows = parsed->rows;
     const std::size_t total = rows.size();
@@ -420,7 +421,7 @@ asio::awaitable<response> batch_create(call& c) {
     j.actor = actor_json(who);
     j.owner = owner_of(who);
     j.role = who.role;
-    auto digest = sha256_hex(c.req.body());
+    auto digest = co_await c.core().in_pool([body] { return sha256_hex(body); });
     if (!digest) co_return error_response(digest.error());
     j.request_sha256 = std::move(*digest);
     j.total = total;
@@ -440,12 +441,26 @@ asio::awaitable<response> batch_create(call& c) {
 // ---- POST /api/client-certs/batch/revoke ----
 
 asio::awaitable<response> batch_revoke(call& c) {
-    if (!json_values_within(c.req.body(), c.api.opts.jobs.max_rows + 64))
+    // A body of up to the batch limit: counted and parsed on the pool (see batch_create).
+    const std::string_view body = c.req.body();
+    const std::size_t max_values = c.api.opts.jobs.max_rows + 64;
+    struct parsed_body {
+        bool within = false;
+        boost::system::error_code ec;
+        json::value v;
+    };
+    auto parsed = co_await c.core().in_pool([body, max_values] {
+        parsed_body p;
+        p.within = json_values_within(body, max_values);
+        if (p.within) p.v = json::parse(body, p.ec);
+        return p;
+    });
+    if (!parsed.within)
         co_return error_response(errc::invalid_argument,
                                  "a batch holds at most " + std::to_string(c.api.opts.jobs.max_rows) + " certificates",
                                  "identifiers");
-    boost::system::error_code ec;
-    json::value v = json::parse(c.req.body(), ec);
+    const auto ec = parsed.ec;
+    json::value v = std::move(parsed.v);
     if (ec || !v.is_object())
         co_return error_response(errc::invalid_argument, "the body must be a JSON object", "body");
     const auto& o = v.get_object();

@@ -3,6 +3,8 @@
 
 #include "core/ossl.hpp"
 
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 
@@ -36,8 +38,7 @@ asio::awaitable<void> crl_publisher::build_loop(bool periodic) {
         bool again = false;
         auto after = [&](cert_service& s, result<crl_ptr>& out) {
             if (!out) return; // the minute timer retries; no tight loop on a full disk
-            std::uint64_t seen = published_.load();
-            while (seen < gen && !published_.compare_exchange_weak(seen, gen)) {}
+            published(gen);
             again = s.crl_rebuild_needed();
         };
         // The commit hands the work's result on unchanged: ok is whether the build succeeded.
@@ -47,15 +48,45 @@ asio::awaitable<void> crl_publisher::build_loop(bool periodic) {
     }
 }
 
-asio::awaitable<bool> crl_publisher::wait_published(std::uint64_t gen, std::chrono::milliseconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    asio::steady_timer t(co_await asio::this_coro::executor);
-    while (published_.load() < gen) {
-        if (std::chrono::steady_clock::now() >= deadline) co_return false;
-        t.expires_after(std::chrono::milliseconds(3));
-        co_await t.async_wait(asio::use_awaitable);
+void crl_publisher::published(std::uint64_t gen) {
+    std::uint64_t seen = published_.load();
+    while (seen < gen && !published_.compare_exchange_weak(seen, gen)) {}
+    std::vector<std::shared_ptr<asio::steady_timer>> ready;
+    {
+        // published_ is set before the lock: a waiter registering after this finds it set.
+        std::lock_guard lock(wait_mu_);
+        auto end = waiters_.upper_bound(published_.load());
+        for (auto it = waiters_.begin(); it != end; it = waiters_.erase(it)) ready.push_back(std::move(it->second));
     }
-    co_return true;
+    // Each timer is touched only on its own (strand) executor.
+    for (auto& t : ready) asio::post(t->get_executor(), [t] { t->cancel(); });
+}
+
+// Group commit (docs/architecture.md): a revocation committed while a build runs is taken by the
+// next build, which starts when the running one ends; its waiters wake when that CRL is out.
+asio::awaitable<bool> crl_publisher::wait_published(std::uint64_t gen, std::chrono::milliseconds timeout) {
+    if (published_.load() >= gen) co_return true;
+    auto t = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor);
+    t->expires_after(timeout);
+    {
+        std::lock_guard lock(wait_mu_);
+        if (published_.load() >= gen) co_return true;
+        waiters_.emplace(gen, t);
+    }
+    boost::system::error_code ec;
+    co_await t->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (published_.load() >= gen) co_return true;
+    {
+        std::lock_guard lock(wait_mu_);
+        auto [lo, hi] = waiters_.equal_range(gen);
+        for (auto it = lo; it != hi; ++it)
+            if (it->second == t) {
+                waiters_.erase(it);
+                break;
+            }
+    }
+    metrics_.crl_wait_timed_out();
+    co_return false;
 }
 
 std::size_t crl_publisher::revoked_count(const std::shared_ptr<const built_crl>& crl) {

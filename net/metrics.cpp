@@ -71,6 +71,11 @@ void metrics::crl_built(bool ok) {
     ++(ok ? crl_builds_ok_ : crl_builds_failed_);
 }
 
+void metrics::crl_wait_timed_out() {
+    std::lock_guard lock(mu_);
+    ++crl_wait_timeouts_;
+}
+
 void metrics::job_row(std::string_view kind, bool ok) {
     std::lock_guard lock(mu_);
     ++job_rows_[{std::string(kind), ok}];
@@ -143,6 +148,9 @@ std::string metrics::render(const metrics_snapshot& s) const {
     header(out, "certmate_crl_builds_total", "counter", "CRL builds, by result.");
     out += fmt::format("certmate_crl_builds_total{{result=\"ok\"}} {}\n", crl_builds_ok_);
     out += fmt::format("certmate_crl_builds_total{{result=\"failed\"}} {}\n", crl_builds_failed_);
+    header(out, "certmate_crl_wait_timeouts_total", "counter",
+           "Revocations answered before a CRL listing them was published (the wait's bound passed).");
+    out += fmt::format("certmate_crl_wait_timeouts_total {}\n", crl_wait_timeouts_);
     header(out, "certmate_ocsp_responses_total", "counter",
            "OCSP answers: each CertID of a successful response by status, error responses by kind.");
     static constexpr const char* ocsp_labels[ocsp_outcome_count] = {"good",      "revoked",      "unknown",

@@ -46,6 +46,8 @@ public:
     // When the next renewal sweep is due (seconds since the epoch).
     void next_renewal(double unix_seconds);
     void crl_built(bool ok);
+    // A revoke answered before a CRL listing it was out (the wait's bound passed).
+    void crl_wait_timed_out();
     // One batch row done: kind "create"|"revoke", ok or failed.
     void job_row(std::string_view kind, bool ok);
     void ocsp_answered(ocsp_outcome o) { ++ocsp_[static_cast<std::size_t>(o)]; }
@@ -68,7 +70,7 @@ private:
     std::map<std::string, std::uint64_t> connections_refused_;
     std::uint64_t renewals_ok_ = 0, renewals_failed_ = 0;
     double next_renewal_ = 0;
-    std::uint64_t crl_builds_ok_ = 0, crl_builds_failed_ = 0;
+    std::uint64_t crl_builds_ok_ = 0, crl_builds_failed_ = 0, crl_wait_timeouts_ = 0;
     std::map<std::pair<std::string, bool>, std::uint64_t> job_rows_;
     std::array<std::atomic<std::uint64_t>, ocsp_outcome_count> ocsp_{}; // lock-free: the OCSP hot path
     std::atomic<std::uint64_t> ocsp_cache_hits_{0}, ocsp_cache_misses_{0};

@@ -149,7 +149,22 @@ asio::awaitable<ocsp_answer> ocsp_endpoint::answer(std::string_view der) {
         if (!q.our_issuer) co_return error_answer(ocsp_response_status::unauthorized);
     }
 
+    // Without a nonce, one CertID: the same signed bytes serve every client until the status changes
+    // or nextUpdate comes near. A nonce asks for a fresh response echoing it (RFC 8954).
+    // The cache is looked up first: a hit needs nothing else from the table.
     const auto table = svc.ocsp_statuses();
+    const bool cacheable = !req->has_nonce && req->queries.size() == 1;
+    const auto now = std::chrono::floor<std::chrono::seconds>(svc.now());
+    if (cacheable) {
+        const auto& q = req->queries.front();
+        if (auto hit = table->cached(q.serial_decimal, q.hash_nid, now, refresh_before_)) {
+            stats_.ocsp_cache(true);
+            stats_.ocsp_answered(outcome_of(hit->status));
+            co_return ocsp_answer{std::move(hit->der), true, hit->this_update, hit->next_update};
+        }
+        stats_.ocsp_cache(false);
+    }
+
     std::vector<ocsp_single_answer> answers;
     std::uint64_t generation = 0; // of the last CertID's status: the cache's, when there is one CertID
     for (const auto& q : req->queries) {
@@ -160,20 +175,6 @@ asio::awaitable<ocsp_answer> ocsp_endpoint::answer(std::string_view der) {
     auto count = [&] {
         for (const auto& a : answers) stats_.ocsp_answered(outcome_of(a.status));
     };
-
-    // Without a nonce, one CertID: the same signed bytes serve every client until the status changes
-    // or nextUpdate comes near. A nonce asks for a fresh response echoing it (RFC 8954).
-    const bool cacheable = !req->has_nonce && req->queries.size() == 1;
-    const auto now = std::chrono::floor<std::chrono::seconds>(svc.now());
-    if (cacheable) {
-        const auto& q = req->queries.front();
-        if (auto hit = table->cached(q.serial_decimal, q.hash_nid, now, refresh_before_)) {
-            stats_.ocsp_cache(true);
-            count();
-            co_return ocsp_answer{std::move(hit->der), true, hit->this_update, hit->next_update};
-        }
-        stats_.ocsp_cache(false);
-    }
 
     const auto signer = responder();
     if (!signer) co_return error_answer(ocsp_response_status::internal_error);

@@ -56,6 +56,9 @@ struct server_options {
     unsigned max_connections_per_ip = 64; // per client address (IPv6: /64); 0 = unlimited
     unsigned reserved_connections = 32;   // last slots of max_connections: not for addresses holding 2+
     std::chrono::seconds shutdown_grace{10};
+    // The start-up snapshot is written once certificate writes paused this long (checked at this
+    // interval) and at a clean stop; 0 = never written (docs/architecture.md "Start-up snapshot").
+    std::chrono::seconds snapshot_delay{10};
     std::size_t header_limit = 8 * 1024;              // 431 beyond
     std::size_t body_limit = 64 * 1024;               // 413 beyond
     std::size_t batch_body_limit = 32 * 1024 * 1024;  // 413 beyond, for /api/client-certs/batch*

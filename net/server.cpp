@@ -18,6 +18,7 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
+#include <boost/beast/http/rfc7230.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
@@ -90,14 +91,72 @@ void refuse_now(tcp::socket& s, bool tls, std::string message) {
     s.close(ec);
 }
 
+// Where the header block in `have` ends (just past its blank line), searching from `from`; npos
+// while incomplete.
+std::size_t header_end(std::string_view have, std::size_t from) {
+    const auto at = have.find("\r\n\r\n", from);
+    return at == std::string_view::npos ? at : at + 4;
+}
+
+// RFC 9112 5.2: a field line continued on the next (obs-fold: CRLF then SP or HTAB) we refuse
+// rather than unfold, as a proxy in front of us may have read it differently; 2.2: so is
+// whitespace between the start line and the first field.
+bool has_line_folding(std::string_view head) {
+    for (auto at = head.find("\r\n"); at != std::string_view::npos && at + 2 < head.size();
+         at = head.find("\r\n", at + 2))
+        if (head[at + 2] == ' ' || head[at + 2] == '\t') return true;
+    return false;
+}
+
+// RFC 9112 6.1: chunked is the one transfer coding we implement. Not the final coding: the body's
+// length cannot be known, 400 (a front proxy may see the next request where we see a body); other
+// codings before it: 501; Transfer-Encoding in an HTTP/1.0 request: faulty framing, 400. (Beast
+// itself refuses it alongside Content-Length, and differing Content-Lengths, RFC 9112 6.3.)
+std::optional<response> framing_refusal(const request& req) {
+    bool present = false;
+    std::vector<std::string_view> codings;
+    for (const auto& f : req)
+        if (f.name() == http::field::transfer_encoding) {
+            present = true;
+            for (auto t : http::token_list(f.value())) codings.emplace_back(t.data(), t.size());
+        }
+    if (!present) return std::nullopt;
+    if (req.version() < 11)
+        return early_answer(http::status::bad_request, "BAD_REQUEST", "Transfer-Encoding in an HTTP/1.0 request");
+    if (codings.empty() || !beast::iequals(codings.back(), "chunked"))
+        return early_answer(http::status::bad_request, "BAD_REQUEST", "Transfer-Encoding must end with chunked");
+    if (codings.size() > 1)
+        return early_answer(http::status::not_implemented, "NOT_IMPLEMENTED",
+                            "no transfer coding but chunked is supported");
+    return std::nullopt;
+}
+
+// Reads until `buffer` holds a whole header block (its end is returned) or more than `limit`
+// bytes (npos: Beast's parser then answers 431), under the timer already set on the stream.
+template <class Stream>
+asio::awaitable<std::pair<boost::system::error_code, std::size_t>>
+read_header_block(Stream& s, beast::flat_buffer& buffer, std::size_t limit) {
+    std::size_t searched = 0;
+    for (;;) {
+        const std::string_view have(static_cast<const char*>(buffer.data().data()), buffer.size());
+        if (auto end = header_end(have, searched); end != std::string_view::npos)
+            co_return std::pair{boost::system::error_code{}, end};
+        if (have.size() > limit) co_return std::pair{boost::system::error_code{}, std::string_view::npos};
+        searched = have.size() < 3 ? 0 : have.size() - 3;
+        auto [ec, n] = co_await s.async_read_some(buffer.prepare(4096), tuple_awaitable);
+        if (ec) co_return std::pair{ec, std::string_view::npos};
+        buffer.commit(n);
+    }
+}
+
 } // namespace
 
 struct server::impl {
     impl(server_options o, std::unique_ptr<cert_service> s)
         : opts(std::move(o)), svc(std::move(s)), pool(or_cores(opts.pool_threads)),
           api(std::make_unique<api_state>(ioc, pool, *svc, opts)), accept_strand(asio::make_strand(ioc)),
-          acceptor(accept_strand), crl_timer(api->core.strand()), renewal_timer(api->core.strand()),
-          pressure_timer(asio::make_strand(ioc)),
+          acceptor(accept_strand), crl_timer(api->core.strand()), snapshot_timer(api->core.strand()),
+          renewal_timer(api->core.strand()), pressure_timer(asio::make_strand(ioc)),
           table({opts.max_connections, opts.max_connections_per_ip, opts.reserved_connections}) {
         add_api_routes(api->routes, opts);
         api->connection_count = [this] {
@@ -116,6 +175,7 @@ struct server::impl {
     std::optional<tcp::acceptor> tls_acceptor;
     std::atomic<std::shared_ptr<asio::ssl::context>> tls_ctx; // swapped whole on reload
     asio::steady_timer crl_timer;
+    asio::steady_timer snapshot_timer;
     asio::system_timer renewal_timer;
     asio::steady_timer pressure_timer;
     std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
@@ -145,6 +205,7 @@ struct server::impl {
     asio::awaitable<bool> handshake(connection& c, tls_stream& s, std::chrono::milliseconds timeout);
     template <class Stream>
     asio::awaitable<void> serve(connection& c, Stream& s);
+    std::optional<response> failure_answer(const boost::system::error_code& ec, std::size_t body_limit) const;
     asio::awaitable<void> reject(std::shared_ptr<connection> c);
     template <class Stream>
     asio::awaitable<void> answer_overloaded(connection& c, Stream& s);
@@ -153,6 +214,7 @@ struct server::impl {
     template <class Stream>
     asio::awaitable<void> close(connection& c, Stream& s);
     asio::awaitable<void> crl_timer_loop();
+    asio::awaitable<void> snapshot_loop();
     asio::awaitable<void> renewal_loop();
     asio::awaitable<void> pressure_loop();
     void forget(const std::shared_ptr<connection>& c) {
@@ -341,9 +403,17 @@ asio::awaitable<void> server::impl::serve(connection& c, Stream& s) {
         parser.body_limit(largest);
         c.enter(connection::phase::reading);
         sock.expires_after(request_timeout()); // the whole request, headers and body
-        auto [ec, n] = co_await http::async_read_header(s, buffer, parser, tuple_awaitable);
+        std::optional<response> early;         // refused before the body is read
+        auto [ec, head] = co_await read_header_block(s, buffer, opts.header_limit);
+        if (!ec && head != std::string_view::npos &&
+            has_line_folding({static_cast<const char*>(buffer.data().data()), head}))
+            early = early_answer(http::status::bad_request, "BAD_REQUEST",
+                                 "obsolete line folding in the request header (RFC 9112 5.2)");
+        std::size_t n = 0;
+        if (!ec && !early) std::tie(ec, n) = co_await http::async_read_header(s, buffer, parser, tuple_awaitable);
+        if (!ec && !early) early = framing_refusal(parser.get());
         std::size_t body_limit = largest;
-        if (!ec) {
+        if (!ec && !early) {
             // Authenticated from the header alone, before a byte of the body is read.
             body_limit = body_limit_for(*api, parser.get(), c.peer);
             if (body_limit < largest) {
@@ -357,17 +427,9 @@ asio::awaitable<void> server::impl::serve(connection& c, Stream& s) {
         (void)n;
         c.enter(connection::phase::busy);
         if (ec == http::error::end_of_stream || ec == asio::error::eof) break;
-        if (ec) {
+        if (ec || early) {
             // A timeout has closed the socket already; other failures get an answer if one fits.
-            std::optional<response> early;
-            if (ec == http::error::header_limit)
-                early = early_answer(http::status::request_header_fields_too_large, "HEADERS_TOO_LARGE",
-                                     "request headers exceed " + std::to_string(opts.header_limit) + " bytes");
-            else if (ec == http::error::body_limit)
-                early = early_answer(http::status::payload_too_large, "BODY_TOO_LARGE",
-                                     "request body exceeds " + std::to_string(body_limit) + " bytes");
-            else if (ec.category() == http::make_error_code(http::error::header_limit).category())
-                early = early_answer(http::status::bad_request, "BAD_REQUEST", "malformed HTTP request");
+            if (!early) early = failure_answer(ec, body_limit);
             if (early) {
                 sock.expires_after(std::chrono::seconds(5));
                 co_await http::async_write(s, *early, tuple_awaitable);
@@ -380,12 +442,29 @@ asio::awaitable<void> server::impl::serve(connection& c, Stream& s) {
         response res = co_await dispatch(*api, req, c.peer);
         res.keep_alive(req.keep_alive() && !draining);
         res.prepare_payload();
+        // RFC 9110 9.3.2: a HEAD answer has GET's headers (Content-Length kept) and no content.
+        if (req.method() == http::verb::head) res.body().clear();
         sock.expires_after(opts.request_timeout);
         auto [wec, wn] = co_await http::async_write(s, res, tuple_awaitable);
         (void)wn;
         if (wec || !res.keep_alive()) break;
     }
     co_await close(c, s);
+}
+
+// The answer to a request that failed to arrive whole: 431, 413, 400 for what Beast refused; none
+// for a timeout or a reset (nobody is listening).
+std::optional<response> server::impl::failure_answer(const boost::system::error_code& ec,
+                                                     std::size_t body_limit) const {
+    if (ec == http::error::header_limit)
+        return early_answer(http::status::request_header_fields_too_large, "HEADERS_TOO_LARGE",
+                            "request headers exceed " + std::to_string(opts.header_limit) + " bytes");
+    if (ec == http::error::body_limit)
+        return early_answer(http::status::payload_too_large, "BODY_TOO_LARGE",
+                            "request body exceeds " + std::to_string(body_limit) + " bytes");
+    if (ec.category() == http::make_error_code(http::error::header_limit).category())
+        return early_answer(http::status::bad_request, "BAD_REQUEST", "malformed HTTP request");
+    return std::nullopt;
 }
 
 // Over server.max_connections: read the request (so the client sees the answer), answer 503.
@@ -441,6 +520,20 @@ asio::awaitable<void> server::impl::crl_timer_loop() {
         if (ec || draining) co_return;
         api->crl.kick(true); // builds only when nextUpdate is near or a change is pending
         api->ocsp.rotate_if_due();
+    }
+}
+
+// The start-up snapshot, written on the pool once certificate writes paused for snapshot_delay
+// (the service encodes the records on the strand and says when one is due).
+asio::awaitable<void> server::impl::snapshot_loop() {
+    for (;;) {
+        snapshot_timer.expires_after(opts.snapshot_delay);
+        auto [ec] = co_await snapshot_timer.async_wait(tuple_awaitable);
+        if (ec || draining) co_return;
+        auto staged = svc->stage_snapshot(opts.snapshot_delay);
+        if (!staged) continue;
+        auto after = [](result<bool>&) {};
+        co_await api->core.finish_staged<bool>(*staged, after);
     }
 }
 
@@ -501,6 +594,8 @@ result<void> server::start() {
     asio::co_spawn(m.accept_strand, serve_after_recovery(m, log_failure), log_failure("job recovery"));
     asio::co_spawn(m.api->core.strand(), m.crl_timer_loop(), log_failure("CRL timer"));
     asio::co_spawn(m.pressure_timer.get_executor(), m.pressure_loop(), log_failure("pressure sweep"));
+    if (m.opts.snapshot_delay.count() > 0)
+        asio::co_spawn(m.api->core.strand(), m.snapshot_loop(), log_failure("snapshot timer"));
     if (m.opts.renewal_sweep) asio::co_spawn(m.api->core.strand(), m.renewal_loop(), log_failure("renewal sweep"));
     m.api->crl.kick(); // the first CRL (or a fresh one) before anyone asks
     const unsigned n = or_cores(m.opts.threads);
@@ -553,6 +648,7 @@ bool server::shutdown() {
     });
     asio::post(m.api->core.strand(), [&m] {
         m.crl_timer.cancel();
+        m.snapshot_timer.cancel();
         m.renewal_timer.cancel();
     });
     asio::post(m.pressure_timer.get_executor(), [&m] { m.pressure_timer.cancel(); });

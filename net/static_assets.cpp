@@ -209,9 +209,12 @@ asio::awaitable<response> session_info(call& c) {
 void add_dashboard_routes(router& r) {
     using http::verb;
     constexpr auto pub = std::nullopt;
-    for (const char* p : {"/", "/audit", "/client-certificates", "/client-certificates/{*path}"})
-        r.add({verb::get, p, pub, rate_class::default_, body_kind::none, false, dashboard_page});
-    r.add({verb::get, "/assets/{*path}", pub, rate_class::default_, body_kind::none, false, dashboard_asset});
+    // GET and HEAD (RFC 9110 9.3.2: the same headers; the server drops the content of a HEAD answer).
+    for (auto v : {verb::get, verb::head}) {
+        for (const char* p : {"/", "/audit", "/client-certificates", "/client-certificates/{*path}"})
+            r.add({v, p, pub, rate_class::default_, body_kind::none, false, dashboard_page});
+        r.add({v, "/assets/{*path}", pub, rate_class::default_, body_kind::none, false, dashboard_asset});
+    }
     r.add({verb::get, "/api/session", pub, rate_class::default_, body_kind::none, false, session_info});
 }
 

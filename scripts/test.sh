@@ -26,7 +26,7 @@ if [ "${CERTMATE_SKIP_SANITIZERS:-0}" != 1 ]; then
     stage test-asan ctest --test-dir build-asan --output-on-failure -j"$jobs"
   # ThreadSanitizer on the tests that race on purpose (issue 14 "Races"), built with clang: GCC 12's
   # TSan instrumentation of coroutine frames crashes the server (a SEGV in a handler's locals).
-  tsan_tests="test_concurrency test_http_rate_limit"
+  tsan_tests="test_concurrency test_http_rate_limit test_reload_races"
   CC=clang CXX=clang++ BUILD_TYPE=RelWithDebInfo BUILD_TARGETS="certmate $tsan_tests" \
     stage build-tsan bash scripts/build.sh build-tsan -DCERTMATE_SANITIZE=thread
   TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/scripts/tsan.supp" \

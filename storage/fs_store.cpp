@@ -3,6 +3,7 @@
 #include "core/cert_json.hpp"
 #include "storage/atomic_file.hpp"
 #include "storage/ca_files.hpp"
+#include "storage/snapshot.hpp"
 #include "storage/sweep_state.hpp"
 
 #include <boost/json/parse.hpp>
@@ -20,7 +21,9 @@
 #include <cerrno>
 #include <cstring>
 #include <functional>
+#include <numeric>
 #include <thread>
+#include <unordered_map>
 
 namespace certmate::storage {
 
@@ -258,7 +261,44 @@ void recover_usage_dir(const fs::path& udir, std::string_view uname, load_report
 
 fs_store::fs_store(layout l) : layout_(std::move(l)) {}
 
+void fs_store::before_write() {
+    std::lock_guard lk(snap_mu_);
+    ++writes_;
+    if (!snapshot_kept_) return;
+    const fs::path p = layout_.index_snapshot();
+    if (::unlink(p.c_str()) == 0) {
+        if (auto r = fsync_dir(layout_.state_dir()); !r)
+            spdlog::error("fs_store: cannot sync {} after removing the snapshot", layout_.state_dir().string());
+    } else if (errno != ENOENT) {
+        // The directory stamps still catch the change at the next start (storage/snapshot.hpp).
+        spdlog::error("fs_store: cannot remove {}: {}", p.string(), std::strerror(errno));
+        return;
+    }
+    snapshot_kept_ = false;
+}
+
+std::uint64_t fs_store::write_count() const {
+    std::lock_guard lk(snap_mu_);
+    return writes_;
+}
+
+result<bool> fs_store::save_snapshot(const std::string& records, std::size_t count, std::uint64_t at) {
+    if (write_count() != at) return false;
+    // Taken after the records were encoded: a write between the two makes `at` stale, checked below.
+    const dir_stamps stamps = scan_stamps(layout_);
+    const std::string data = encode_snapshot(records, count, at, stamps);
+    if (auto r = ensure_dir(layout_.state_dir(), fs::perms(0700)); !r) return r.error();
+    std::lock_guard lk(snap_mu_);
+    if (writes_ != at) return false;
+    std::optional<error> late;
+    if (auto r = write_file_atomic(layout_.index_snapshot(), data, fs::perms(0600), late); !r) return r.error();
+    snapshot_kept_ = true;
+    if (late) spdlog::warn("fs_store: snapshot written, its directory not synced: {}", late->message);
+    return true;
+}
+
 result<void> fs_store::create(const cert_record& rec, const cert_files& files) {
+    before_write();
     return noted(create_unnoted(rec, files));
 }
 
@@ -305,6 +345,7 @@ result<void> fs_store::create_unnoted(const cert_record& rec, const cert_files& 
 }
 
 result<void> fs_store::replace(const cert_record& rec, const cert_files& files) {
+    before_write();
     return noted(replace_unnoted(rec, files));
 }
 
@@ -365,7 +406,10 @@ result<void> fs_store::replace_unnoted(const cert_record& rec, const cert_files&
     return {};
 }
 
-result<void> fs_store::write_metadata(const cert_record& rec) { return noted(write_metadata_unnoted(rec)); }
+result<void> fs_store::write_metadata(const cert_record& rec) {
+    before_write();
+    return noted(write_metadata_unnoted(rec));
+}
 
 result<void> fs_store::write_metadata_unnoted(const cert_record& rec) {
     if (!valid_identifier(rec.identifier))
@@ -416,6 +460,41 @@ result<load_report> fs_store::load_all(unsigned threads) {
         }
     }
 
+    // The snapshot's record of a directory is used while the directory keeps the stamp it had
+    // when the snapshot was written; the others (new, replaced, rewritten) are read below.
+    std::vector<std::pair<cert_usage, cert_record>> all;
+    {
+        auto text = storage::read_file(layout_.index_snapshot());
+        auto snap = text ? decode_snapshot(*text) : result<snapshot>(text.error());
+        if (!snap) {
+            rep.snapshot_problem =
+                text ? "corrupt: " + snap.error().message
+                     : (text.error().code == errc::not_found ? "missing" : "unreadable: " + text.error().message);
+        } else {
+            std::unordered_map<std::string, std::size_t> rec_of;
+            rec_of.reserve(snap->records.size());
+            for (std::size_t i = 0; i < snap->records.size(); ++i) {
+                const auto& r = snap->records[i];
+                rec_of.emplace(std::string(to_string(r.usage)) + "/" + r.identifier, i);
+            }
+            std::vector<job> changed;
+            all.reserve(jobs.size());
+            for (auto& j : jobs) {
+                const std::string key = std::string(to_string(j.usage)) + "/" + j.name;
+                auto st = snap->stamps.find(key);
+                auto rec = rec_of.find(key);
+                auto now = stamp_of(layout_.cert_dir(j.usage, j.name));
+                if (st == snap->stamps.end() || rec == rec_of.end() || !now || !(*now == st->second))
+                    changed.push_back(std::move(j));
+                else
+                    all.emplace_back(j.usage, std::move(snap->records[rec->second]));
+            }
+            rep.from_snapshot = true;
+            rep.replayed = changed.size();
+            jobs = std::move(changed);
+        }
+    }
+
     // Parse metadata in parallel; each worker collects into its own slot.
     struct slot {
         std::vector<std::pair<cert_usage, cert_record>> records;
@@ -445,19 +524,24 @@ result<load_report> fs_store::load_all(unsigned threads) {
         work(slots[0]);
     }
 
-    std::vector<std::pair<cert_usage, cert_record>> all;
-    all.reserve(jobs.size());
+    all.reserve(all.size() + jobs.size());
     for (auto& s : slots) {
         std::move(s.records.begin(), s.records.end(), std::back_inserter(all));
         std::move(s.skipped.begin(), s.skipped.end(), std::back_inserter(rep.skipped));
         std::move(s.removed.begin(), s.removed.end(), std::back_inserter(rep.removed_leftovers));
     }
-    std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) {
+    // Sorted by position (records are large: each is moved once).
+    std::vector<std::size_t> order(all.size());
+    std::iota(order.begin(), order.end(), std::size_t{0});
+    std::sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) {
+        const auto& a = all[x];
+        const auto& b = all[y];
         if (a.second.identifier != b.second.identifier) return a.second.identifier < b.second.identifier;
         return a.first < b.first;
     });
     rep.records.reserve(all.size());
-    for (auto& [u, rec] : all) {
+    for (std::size_t i : order) {
+        auto& [u, rec] = all[i];
         // The same identifier in two usages: keep the first, report the other.
         if (!rep.records.empty() && rep.records.back().identifier == rec.identifier) {
             rep.skipped.push_back(std::string(to_string(u)) + "/" + rec.identifier + ": duplicate identifier");
@@ -467,8 +551,14 @@ result<load_report> fs_store::load_all(unsigned threads) {
     }
     std::sort(rep.skipped.begin(), rep.skipped.end());
     for (const auto& s : rep.skipped) spdlog::warn("fs_store: skipped {}", s);
-    spdlog::info("fs_store: loaded {} certificates ({} leftovers handled, {} skipped)", rep.records.size(),
-                 rep.removed_leftovers.size(), rep.skipped.size());
+    if (rep.from_snapshot)
+        spdlog::info("fs_store: start-up from the snapshot: {} certificates, {} directories read anew "
+                     "({} leftovers handled, {} skipped)",
+                     rep.records.size(), rep.replayed, rep.removed_leftovers.size(), rep.skipped.size());
+    else
+        spdlog::info("fs_store: start-up from the full scan (snapshot {}): {} certificates ({} leftovers handled, "
+                     "{} skipped)",
+                     rep.snapshot_problem, rep.records.size(), rep.removed_leftovers.size(), rep.skipped.size());
     return rep;
 }
 

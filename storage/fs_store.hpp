@@ -25,6 +25,10 @@ public:
     result<void> write_metadata(const cert_record& rec) override;
     result<std::string> read_file(cert_usage usage, const std::string& id, file_kind kind) const override;
     result<load_report> load_all(unsigned threads) override;
+    std::uint64_t write_count() const override;
+    // state/index.snapshot (storage/snapshot.hpp), written atomically (0600) while no certificate
+    // write has started since `at`; the stamps are taken here.
+    result<bool> save_snapshot(const std::string& records, std::size_t count, std::uint64_t at) override;
 
     // CRL state in certs/crl/crl_state.json, the CRL in certs/crl/crl.der and certs/ca/crl.pem,
     // the sweep record in state/renewal_sweep.json; every write atomic.
@@ -52,6 +56,10 @@ public:
     std::function<bool(std::string_view step)> crash_hook;
 
 private:
+    // Counts a certificate write about to start and, the first time after a snapshot was kept,
+    // removes the snapshot (and syncs state/) before anything changes: a crash after the write
+    // leaves no snapshot that misses it (docs/architecture.md "Start-up snapshot").
+    void before_write();
     result<void> create_unnoted(const cert_record& rec, const cert_files& files);
     result<void> replace_unnoted(const cert_record& rec, const cert_files& files);
     result<void> write_metadata_unnoted(const cert_record& rec);
@@ -66,6 +74,9 @@ private:
     mutable std::mutex io_mu_;
     std::optional<std::string> io_error_;      // guarded by io_mu_
     std::optional<std::string> write_problem_; // guarded by io_mu_: the last certificate write failed
+    mutable std::mutex snap_mu_;
+    std::uint64_t writes_ = 0;  // guarded by snap_mu_: certificate writes started
+    bool snapshot_kept_ = true; // guarded by snap_mu_: state/index.snapshot may exist
 };
 
 } // namespace certmate::storage

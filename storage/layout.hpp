@@ -30,6 +30,8 @@ struct layout {
     fs::path audit_signing_key() const { return audit_key_dir() / "audit_signing.key"; }
     fs::path audit_signing_pub() const { return audit_key_dir() / "audit_signing.pub"; }
     fs::path state_dir() const { return data_dir / "state"; }
+    // Every certificate record, for a fast start (docs/architecture.md "Start-up snapshot").
+    fs::path index_snapshot() const { return state_dir() / "index.snapshot"; }
     fs::path admin_token() const { return data_dir / "admin.token"; }
     // The TLS listener's certificate from `certmate init --server-cert` (not a client certificate).
     fs::path tls_dir() const { return data_dir / "tls"; }

@@ -12,10 +12,12 @@
 #include "support/tools.hpp"
 
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -1038,6 +1040,166 @@ BOOST_AUTO_TEST_CASE(empty_crl_and_bad_params) {
     BOOST_TEST(j.error().code == errc::invalid_argument);
 }
 
+// A random decimal serial of 1..20 bytes (some with the top bit set: INTEGER padding).
+std::string random_serial(std::mt19937_64& g) {
+    std::uniform_int_distribution<int> len(1, 20), byte(0, 255);
+    ossl::bignum bn(BN_new());
+    std::vector<unsigned char> b(static_cast<std::size_t>(len(g)));
+    for (auto& c : b) c = static_cast<unsigned char>(byte(g));
+    BN_bin2bn(b.data(), static_cast<int>(b.size()), bn.get());
+    ossl::openssl_string dec(BN_bn2dec(bn.get()));
+    return dec.get();
+}
+
+// Random entries (distinct serials), every reason, dates from 1940 to 2060 (UTCTime and
+// GeneralizedTime), with and without invalidity dates.
+std::vector<crl_entry> random_entries(std::mt19937_64& g, std::size_t n) {
+    static const revocation_reason reasons[] = {
+        revocation_reason::unspecified,         revocation_reason::key_compromise,
+        revocation_reason::ca_compromise,       revocation_reason::affiliation_changed,
+        revocation_reason::superseded,          revocation_reason::cessation_of_operation,
+        revocation_reason::certificate_hold,    revocation_reason::remove_from_crl,
+        revocation_reason::privilege_withdrawn, revocation_reason::aa_compromise};
+    std::uniform_int_distribution<long long> when(-946771200LL, 2871763200LL); // 1940 .. 2061
+    std::uniform_int_distribution<std::size_t> pick(0, std::size(reasons) - 1);
+    std::set<std::string> seen;
+    std::vector<crl_entry> out;
+    while (out.size() < n) {
+        auto serial = random_serial(g);
+        if (serial == "0" || !seen.insert(serial).second) continue;
+        crl_entry e{serial, time_point{} + std::chrono::seconds(when(g)), reasons[pick(g)], std::nullopt};
+        if (g() % 3 == 0) e.invalidity_date = time_point{} + std::chrono::seconds(when(g));
+        out.push_back(std::move(e));
+    }
+    return out;
+}
+
+std::shared_ptr<const certificate_authority> unowned(const certificate_authority& ca) {
+    return std::shared_ptr<const certificate_authority>(&ca, [](const certificate_authority*) {});
+}
+
+std::string revoked_der(const X509_REVOKED* r) {
+    unsigned char* der = nullptr;
+    int n = i2d_X509_REVOKED(const_cast<X509_REVOKED*>(r), &der);
+    BOOST_REQUIRE(n > 0);
+    ossl::openssl_string owned(reinterpret_cast<char*>(der));
+    return std::string(owned.get(), static_cast<std::size_t>(n));
+}
+
+ossl::x509_crl parse_der_crl(const std::string& der) {
+    const auto* p = reinterpret_cast<const unsigned char*>(der.data());
+    ossl::x509_crl crl(d2i_X509_CRL(nullptr, &p, static_cast<long>(der.size())));
+    BOOST_REQUIRE(crl);
+    BOOST_TEST((p == reinterpret_cast<const unsigned char*>(der.data()) + der.size()));
+    return crl;
+}
+
+// The pre-encoded path against build_crl: randomized entries put into a crl_entry_set in random
+// order (some replaced, some erased) give the same CRL: byte for byte under RSA (PKCS#1 v1.5 is
+// deterministic), the same TBSCertList and entries under ECDSA; openssl verifies both.
+void signer_matches_build_crl(const certificate_authority& ca, bool byte_equal) {
+    std::mt19937_64 g(0xc0ffee + (byte_equal ? 1 : 2));
+    auto signer = crl_signer::make(unowned(ca));
+    BOOST_REQUIRE(signer.has_value());
+    temp_dir d;
+    write_text(d / "ca.crt", ca.cert_pem());
+    for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{7}, std::size_t{300}}) {
+        auto entries = random_entries(g, n + n / 3);
+        crl_entry_set set;
+        std::vector<crl_entry> shuffled = entries;
+        std::shuffle(shuffled.begin(), shuffled.end(), g);
+        // A first version of each entry, then the final one over it; the extra third erased.
+        for (auto e : shuffled) {
+            e.reason = revocation_reason::certificate_hold;
+            BOOST_REQUIRE(set.put(e).has_value());
+        }
+        for (const auto& e : shuffled) BOOST_REQUIRE(set.put(e).has_value());
+        std::vector<crl_entry> kept;
+        for (std::size_t i = 0; i < entries.size(); ++i) {
+            if (i < n)
+                kept.push_back(entries[i]);
+            else
+                set.erase(entries[i].serial_decimal);
+        }
+        BOOST_TEST(set.size() == kept.size());
+
+        const time_point now = now_s();
+        crl_params params{1000 + n, now, now + 24h};
+        auto ref = build_crl(ca, kept, params);
+        BOOST_REQUIRE(ref.has_value());
+        auto fast = (*signer)->build(set.concatenated(), params);
+        BOOST_REQUIRE(fast.has_value());
+        BOOST_TEST(fast->crl_number == ref->crl_number);
+        BOOST_TEST((fast->this_update == ref->this_update && fast->next_update == ref->next_update));
+        if (byte_equal) {
+            BOOST_TEST(fast->der == ref->der, "n=" << n);
+            BOOST_TEST(fast->pem == ref->pem);
+        }
+        auto a = parse_der_crl(ref->der);
+        auto b = parse_der_crl(fast->der);
+        BOOST_TEST(X509_CRL_verify(b.get(), X509_get0_pubkey(ca.cert())) == 1);
+        auto tbs = [](X509_CRL* c) {
+            unsigned char* der = nullptr;
+            int len = i2d_re_X509_CRL_tbs(c, &der);
+            BOOST_REQUIRE(len > 0);
+            ossl::openssl_string owned(reinterpret_cast<char*>(der));
+            return std::string(owned.get(), static_cast<std::size_t>(len));
+        };
+        BOOST_TEST(tbs(a.get()) == tbs(b.get()), "n=" << n);
+        auto* ra = X509_CRL_get_REVOKED(a.get());
+        auto* rb = X509_CRL_get_REVOKED(b.get());
+        BOOST_REQUIRE_EQUAL(ra ? sk_X509_REVOKED_num(ra) : 0, rb ? sk_X509_REVOKED_num(rb) : 0);
+        for (int i = 0; rb && i < sk_X509_REVOKED_num(rb); ++i)
+            BOOST_TEST(revoked_der(sk_X509_REVOKED_value(ra, i)) == revoked_der(sk_X509_REVOKED_value(rb, i)));
+        write_text(d / "crl.der", fast->der);
+        auto v = run("openssl crl -inform DER -noout -in " + quote(d / "crl.der") + " -CAfile " + quote(d / "ca.crt"));
+        BOOST_TEST(v.output.find("verify OK") != std::string::npos, v.output);
+        write_text(d / "crl.pem", fast->pem);
+        auto vp = run("openssl crl -noout -in " + quote(d / "crl.pem") + " -CAfile " + quote(d / "ca.crt"));
+        BOOST_TEST(vp.output.find("verify OK") != std::string::npos, vp.output);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(rsa_signer_is_byte_for_byte_build_crl) { signer_matches_build_crl(rsa_ca(), true); }
+BOOST_AUTO_TEST_CASE(ec_signer_matches_build_crl) { signer_matches_build_crl(ec_ca(), false); }
+
+BOOST_AUTO_TEST_CASE(entry_set_refuses_bad_serials) {
+    crl_entry_set set;
+    for (const char* bad :
+         {"", "0", "not-a-serial", "012", "-5", "12a", "1461501637330902918203684832716283019655932542976"}) {
+        auto r = set.put(crl_entry{bad, now_s(), revocation_reason::superseded, std::nullopt});
+        BOOST_REQUIRE(!r.has_value());
+        BOOST_TEST(r.error().code == errc::invalid_argument);
+    }
+    BOOST_TEST(set.size() == 0u);
+}
+
+// The rebuild at 3,000 and 30,000 entries through both paths, on the RSA-4096 CA (printed with
+// --log_level=message; bench/revoke.sh measures it end to end).
+BOOST_AUTO_TEST_CASE(rebuild_times) {
+    std::mt19937_64 g(7);
+    auto signer = crl_signer::make(unowned(rsa_ca()));
+    BOOST_REQUIRE(signer.has_value());
+    for (std::size_t n : {std::size_t{3000}, std::size_t{30000}}) {
+        auto entries = random_entries(g, n);
+        crl_entry_set set;
+        for (const auto& e : entries) BOOST_REQUIRE(set.put(e).has_value());
+        const time_point now = now_s();
+        crl_params params{7, now, now + 24h};
+        auto t0 = std::chrono::steady_clock::now();
+        auto ref = build_crl(rsa_ca(), entries, params);
+        auto t1 = std::chrono::steady_clock::now();
+        auto fast = (*signer)->build(set.concatenated(), params);
+        auto t2 = std::chrono::steady_clock::now();
+        BOOST_REQUIRE_MESSAGE(ref.has_value(), ref.error().message);
+        BOOST_REQUIRE(fast.has_value());
+        BOOST_TEST(fast->der == ref->der);
+        auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+        BOOST_TEST_MESSAGE("CRL of " << n << " entries (" << fast->der.size() << " bytes): build_crl " << ms(t0, t1)
+                                     << " ms, crl_signer " << ms(t1, t2) << " ms");
+    }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(pkcs12)
@@ -1093,3 +1255,32 @@ BOOST_AUTO_TEST_CASE(bad_inputs) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// serial_to_decimal writes serials of up to 32 octets itself (the OCSP hot path): it must agree
+// with BN_bn2dec on the edges of its base-10^9 limbs, on random lengths, and past 32 octets.
+BOOST_AUTO_TEST_CASE(serial_to_decimal_agrees_with_bn_bn2dec) {
+    auto check = [](const std::vector<unsigned char>& bytes) {
+        ossl::bignum bn(BN_bin2bn(bytes.data(), static_cast<int>(bytes.size()), nullptr));
+        BOOST_REQUIRE(bn);
+        ossl::asn1_integer i(BN_to_ASN1_INTEGER(bn.get(), nullptr));
+        BOOST_REQUIRE(i);
+        ossl::openssl_string want(BN_bn2dec(bn.get()));
+        BOOST_TEST(serial_to_decimal(i.get()).value() == std::string(want.get()));
+    };
+    check({});
+    check({0x01});
+    check({0x3b, 0x9a, 0xc9, 0xff}); // 10^9 - 1
+    check({0x3b, 0x9a, 0xca, 0x00}); // 10^9
+    check({0x3b, 0x9a, 0xca, 0x01});
+    check({0x01, 0x00, 0x00, 0x00, 0x00});                   // 2^32
+    check({0x0d, 0xe0, 0xb6, 0xb3, 0xa7, 0x64, 0x00, 0x00}); // 10^18
+    check(std::vector<unsigned char>(20, 0xff));
+    check(std::vector<unsigned char>(32, 0xff));
+    check(std::vector<unsigned char>(33, 0xff)); // past the fast path: BN_bn2dec
+    for (int i = 0; i < 500; ++i) {
+        std::vector<unsigned char> b(static_cast<std::size_t>(1 + i % 34));
+        RAND_bytes(b.data(), static_cast<int>(b.size()));
+        if (i % 7 == 0) b[0] = 0;
+        check(b);
+    }
+}

@@ -7,6 +7,7 @@
 #include "app/bootstrap.hpp"
 #include "net/conn_limits.hpp"
 #include "support/http_server_fixture.hpp"
+#include "support/raw_socket.hpp"
 #include "support/wait.hpp"
 
 #include <arpa/inet.h>
@@ -26,41 +27,6 @@ using steady = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 
 namespace {
-
-// The test holds both ends of ~1,000 connections: lift the soft fd limit to the hard one.
-void raise_fd_limit() {
-    rlimit rl{};
-    if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        ::setrlimit(RLIMIT_NOFILE, &rl);
-    }
-}
-
-void set_timeouts(int fd, std::chrono::milliseconds t) {
-    timeval tv{static_cast<time_t>(t.count() / 1000), static_cast<suseconds_t>((t.count() % 1000) * 1000)};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv); // bounds connect() too on Linux
-}
-
-// A TCP connection from `source` (a loopback address) to the server; -1 on failure.
-int connect_from(const std::string& source, unsigned short port) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    set_timeouts(fd, 5s);
-    sockaddr_in src{};
-    src.sin_family = AF_INET;
-    ::inet_pton(AF_INET, source.c_str(), &src.sin_addr);
-    sockaddr_in dst{};
-    dst.sin_family = AF_INET;
-    dst.sin_port = htons(port);
-    ::inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0 ||
-        ::connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst) != 0) {
-        ::close(fd);
-        return -1;
-    }
-    return fd;
-}
 
 // Sockets closed at the end of the scope.
 struct socket_set {

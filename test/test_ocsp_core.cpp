@@ -6,6 +6,7 @@
 #include "core/keys.hpp"
 #include "core/ocsp.hpp"
 #include "core/ocsp_table.hpp"
+#include "core/serial_owners.hpp"
 #include "support/tools.hpp"
 
 using namespace certmate;
@@ -207,6 +208,36 @@ BOOST_AUTO_TEST_CASE(get_path_decoding) {
     // Escapes are undone by net/ before (test_http_ocsp sends escaped and malformed ones).
     BOOST_TEST(!decode_ocsp_get_path("a%3D"));
     BOOST_TEST(!decode_ocsp_get_path("a!b"));
+}
+
+// The tables key serials compactly (core/serial_key.hpp): every decimal serial of up to 50 digits
+// is its own key, anything else is never stored (and answered as never issued).
+BOOST_AUTO_TEST_CASE(table_keys_are_exact_decimal_serials) {
+    ocsp_table t;
+    serial_owner_table owners;
+    const std::string longest(49, '9'); // 20 octets (RFC 5280 4.1.2.2) in decimal
+    std::vector<std::string> serials{
+        "7", "70", "07", "1", "10", "100", longest, longest.substr(1) + "8", std::string(50, '1')};
+    for (std::size_t i = 0; i < serials.size(); ++i) {
+        ocsp_single_answer a{ocsp_single_answer::state::revoked, time_point(std::chrono::seconds(i)), {}};
+        t.set(serials[i], a);
+        owners.set(serials[i], serial_owner{"id-" + std::to_string(i), std::nullopt, true});
+    }
+    BOOST_TEST(t.size() == serials.size());
+    for (std::size_t i = 0; i < serials.size(); ++i) {
+        auto l = t.get(serials[i]);
+        BOOST_REQUIRE(l.answer);
+        BOOST_TEST((l.answer->revoked_at == time_point(std::chrono::seconds(i))), serials[i]);
+        BOOST_TEST(owners.get(serials[i])->identifier == "id-" + std::to_string(i));
+    }
+    for (const std::string& bad : std::vector<std::string>{"", "-7", "7a", " 7", std::string(51, '1')}) {
+        t.set(bad, {ocsp_single_answer::state::good, {}, {}});
+        owners.set(bad, serial_owner{"x", std::nullopt, true});
+        BOOST_TEST(!t.get(bad).answer.has_value(), bad);
+        BOOST_TEST(!owners.get(bad).has_value(), bad);
+    }
+    BOOST_TEST(t.size() == serials.size());
+    BOOST_TEST(owners.size() == serials.size());
 }
 
 BOOST_AUTO_TEST_CASE(table_invalidates_cache_on_status_change) {

@@ -1,7 +1,8 @@
 // The built binary around start-up (issue 10, points 10-13): the listener certificate from
 // `init --server-cert` is known to OCSP, the CRL and revocation; the admin token stays out of
 // piped stdout; the CA key passphrase holds on restore, backup and serve; temp leftovers of
-// interrupted writes are removed at start.
+// interrupted writes are removed at start; the start-up snapshot (issue 15) is used only while it
+// matches the certificate directories.
 #define BOOST_TEST_MODULE startup
 #include <boost/test/unit_test.hpp>
 
@@ -49,6 +50,7 @@ struct server {
         port = port_of_listen_line(*line);
     }
     ~server() {
+        if (!proc) return; // killed
         proc->signal(SIGTERM);
         BOOST_TEST(proc->wait_exit(20s).value_or(-1) == 0);
     }
@@ -366,4 +368,167 @@ BOOST_AUTO_TEST_CASE(a_second_serve_on_a_live_data_dir_is_refused_before_touchin
     BOOST_TEST(has(second.output, "another certmate serve is running"), second.output);
     BOOST_TEST(fs::exists(in_flight), "the second server removed the live one's write in flight");
     BOOST_TEST(http_client(live.port).get("/health").status == 200u);
+}
+
+// ---- the start-up snapshot (docs/architecture.md "Start-up snapshot") ----
+namespace {
+
+// A server that may also be killed (SIGKILL, no clean stop).
+struct killable_server {
+    std::unique_ptr<server> s;
+    killable_server(const fs::path& dir, const fs::path& data, std::vector<std::string> extra = {})
+        : s(std::make_unique<server>(dir, data, std::move(extra))) {}
+    void kill() {
+        s->proc->signal(SIGKILL);
+        BOOST_TEST(s->proc->wait_exit(20s).value_or(-1) == 128 + SIGKILL);
+        s->proc.reset();
+    }
+};
+
+// Every certificate as the API lists it (fields that do not depend on the clock), by identifier.
+std::string state_of(unsigned short port, const std::string& token) {
+    http_client http(port);
+    auto r = http.get("/api/client-certs?limit=1000&sort=identifier", token);
+    BOOST_REQUIRE_MESSAGE(r.status == 200u, r.body);
+    std::string out;
+    const auto body = obj(r);
+    for (const auto& v : body.at("certificates").as_array()) {
+        const auto& o = v.as_object();
+        for (const char* k : {"identifier", "serial_number", "status", "notes", "common_name", "cert_usage"})
+            out += (o.contains(k) ? boost::json::serialize(o.at(k)) : std::string("-")) + " ";
+        out += "\n";
+    }
+    return out;
+}
+
+void create_cert(http_client& http, const std::string& token, const std::string& id) {
+    auto r =
+        http.post_json("/api/client-certs",
+                       R"({"identifier":")" + id + R"(","common_name":")" + id + R"(","key_type":"ec-p256"})", token);
+    BOOST_REQUIRE_MESSAGE(r.status == 201u, r.body);
+}
+
+// serve.err lines of the last start-up: how the records were found.
+std::string start_line(const fs::path& dir) {
+    std::string last;
+    for (const auto& l : lines_of(dir / "serve.err"))
+        if (has(l, "start-up from")) last = l;
+    return last;
+}
+
+// No temp file of an interrupted write left in state/.
+void no_leftovers(const fs::path& data) {
+    for (const auto& e : fs::directory_iterator(data / "state"))
+        BOOST_TEST(!has(e.path().filename().string(), ".tmp-"), e.path());
+}
+
+// An initialised data dir with certificates a, b and c (c has notes), stopped cleanly.
+std::string populate(const fs::path& dir, const fs::path& data) {
+    auto init = run(bin + " init --data-dir " + data.string() + " --ca.key_type ec-p256");
+    BOOST_REQUIRE_MESSAGE(init.exit_code == 0, init.output);
+    const auto token = token_of(data);
+    server s(dir, data);
+    http_client http(s.port);
+    for (const char* id : {"a", "b", "c"}) create_cert(http, token, id);
+    auto p = http.patch_json("/api/client-certs/c", R"({"notes":"original-notes"})", token);
+    BOOST_REQUIRE_MESSAGE(p.status == 200u, p.body);
+    return state_of(s.port, token);
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(a_clean_restart_starts_from_the_snapshot_with_the_same_state) {
+    temp_dir dir;
+    const auto data = dir / "data";
+    const auto before = populate(dir.path(), data);
+    BOOST_REQUIRE(fs::exists(data / "state/index.snapshot"));
+    BOOST_TEST(((fs::status(data / "state/index.snapshot").permissions() & fs::perms(0077)) == fs::perms::none));
+    const auto token = token_of(data);
+    server s(dir.path(), data);
+    BOOST_TEST(has(start_line(dir.path()), "start-up from the snapshot: 3 certificates, 0 directories read anew"),
+               start_line(dir.path()));
+    BOOST_TEST(state_of(s.port, token) == before);
+    no_leftovers(data);
+}
+
+BOOST_AUTO_TEST_CASE(after_sigkill_following_create_revoke_and_patch_the_restart_sees_every_change) {
+    temp_dir dir;
+    const auto data = dir / "data";
+    populate(dir.path(), data);
+    const auto token = token_of(data);
+    std::string after;
+    {
+        // Started from the snapshot; the changes are not in it, and the server dies before writing another.
+        killable_server k(dir.path(), data, {"--storage.snapshot_delay", "3600"});
+        http_client http(k.s->port);
+        create_cert(http, token, "d");
+        auto r = http.post_json("/api/client-certs/a/revoke", R"({"reason":"keyCompromise"})", token);
+        BOOST_REQUIRE_MESSAGE(r.status == 200u, r.body);
+        auto p = http.patch_json("/api/client-certs/b", R"({"notes":"patched-before-the-kill"})", token);
+        BOOST_REQUIRE_MESSAGE(p.status == 200u, p.body);
+        after = state_of(k.s->port, token);
+        k.kill();
+    }
+    BOOST_TEST(has(after, "\"revoked\""));
+    server s(dir.path(), data);
+    BOOST_TEST(has(start_line(dir.path()), "start-up from the full scan (snapshot missing)"), start_line(dir.path()));
+    BOOST_TEST(state_of(s.port, token) == after);
+    no_leftovers(data);
+}
+
+BOOST_AUTO_TEST_CASE(an_older_snapshot_is_used_only_for_the_directories_that_did_not_change) {
+    temp_dir dir;
+    const auto data = dir / "data";
+    populate(dir.path(), data);
+    const auto token = token_of(data);
+    // The snapshot of a, b, c; then a revoked, b patched, d created, and a clean stop (a new snapshot).
+    fs::copy_file(data / "state/index.snapshot", dir / "old.snapshot");
+    std::string after;
+    {
+        server s(dir.path(), data);
+        http_client http(s.port);
+        create_cert(http, token, "d");
+        auto r = http.post_json("/api/client-certs/a/revoke", R"({"reason":"keyCompromise"})", token);
+        BOOST_REQUIRE_MESSAGE(r.status == 200u, r.body);
+        auto p = http.patch_json("/api/client-certs/b", R"({"notes":"patched-after-the-snapshot"})", token);
+        BOOST_REQUIRE_MESSAGE(p.status == 200u, p.body);
+        after = state_of(s.port, token);
+    }
+    // The old snapshot back (a restored backup, a clock step): its stamps no longer match a, b, d.
+    fs::copy_file(dir / "old.snapshot", data / "state/index.snapshot", fs::copy_options::overwrite_existing);
+    server s(dir.path(), data);
+    BOOST_TEST(has(start_line(dir.path()), "start-up from the snapshot: 4 certificates, 3 directories read anew"),
+               start_line(dir.path()));
+    BOOST_TEST(state_of(s.port, token) == after);
+    no_leftovers(data);
+}
+
+BOOST_AUTO_TEST_CASE(a_damaged_or_truncated_snapshot_falls_back_to_the_full_scan_with_the_same_state) {
+    temp_dir dir;
+    const auto data = dir / "data";
+    const auto before = populate(dir.path(), data);
+    const auto token = token_of(data);
+    const auto snap = data / "state/index.snapshot";
+    const std::string good = read_text(snap);
+    // One byte of c's notes changed: a loader that trusted the file would show "original-notez".
+    std::string damaged = good;
+    const auto at = damaged.find("original-notes");
+    BOOST_REQUIRE(at != std::string::npos);
+    damaged[at + 13] = 'z';
+    const std::pair<std::string, std::string> cases[] = {{damaged, "checksum mismatch"},
+                                                         {good.substr(0, good.size() / 2), "checksum mismatch"},
+                                                         {good.substr(0, 5), "bad magic or truncated"}};
+    for (const auto& [text, why] : cases) {
+        write_text(snap, text);
+        server s(dir.path(), data);
+        BOOST_TEST(has(start_line(dir.path()), "start-up from the full scan (snapshot corrupt: "),
+                   start_line(dir.path()));
+        BOOST_TEST(has(start_line(dir.path()), why), start_line(dir.path()));
+        BOOST_TEST(state_of(s.port, token) == before);
+    }
+    // The clean stops above wrote a good snapshot again.
+    server s(dir.path(), data);
+    BOOST_TEST(has(start_line(dir.path()), "start-up from the snapshot: 3 certificates, 0 directories"),
+               start_line(dir.path()));
+    no_leftovers(data);
 }

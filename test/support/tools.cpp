@@ -9,8 +9,10 @@
 
 namespace certmate::test {
 
-temp_dir::temp_dir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "certmate-test-XXXXXX").string();
+temp_dir::temp_dir() : temp_dir(std::filesystem::temp_directory_path()) {}
+
+temp_dir::temp_dir(const std::filesystem::path& base) {
+    std::string tmpl = (base / "certmate-test-XXXXXX").string();
     if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
     path_ = tmpl;
 }

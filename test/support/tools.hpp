@@ -11,6 +11,7 @@ namespace certmate::test {
 class temp_dir {
 public:
     temp_dir();
+    explicit temp_dir(const std::filesystem::path& base); // under `base` instead of the system's temp dir
     ~temp_dir();
     temp_dir(const temp_dir&) = delete;
     temp_dir& operator=(const temp_dir&) = delete;
