@@ -6,11 +6,14 @@
 
 #include "core/ca.hpp"
 #include "core/cert_record.hpp"
+#include "core/crl.hpp"
 #include "core/job.hpp"
 #include "core/ocsp.hpp"
 #include "core/renewal_summary.hpp"
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <utility>
 
 #include <optional>
@@ -43,6 +46,19 @@ struct load_report {
     bool from_snapshot = false;
     std::size_t replayed = 0;
     std::string snapshot_problem;
+};
+
+// One change another instance committed to a shared store (docs/high-availability.md).
+struct store_change {
+    std::uint64_t seq = 0;             // the store's change sequence, increasing
+    std::optional<cert_record> record; // a certificate as committed (create, replace, metadata)
+    bool crl_published = false;        // a newer CRL was published: read published_crl()
+};
+
+// Held while this instance leads a periodic task; released when destroyed (or when the instance dies).
+class task_lease {
+public:
+    virtual ~task_lease() = default;
 };
 
 class cert_repository {
@@ -106,6 +122,37 @@ public:
     virtual std::vector<job_record> load_jobs() const = 0;
     // Forgets a finished job (retention).
     virtual result<void> remove_job(const std::string& job_id) = 0;
+
+    // ---- several instances on one store (docs/high-availability.md) ----
+    // The defaults are a store only this process writes (fs_store: the data dir's lock).
+    //
+    // [any thread, blocking: the pool] Publishes the next CRL as one step against the store:
+    // picks its number (at least `at_least` and above every number the store has kept), calls
+    // `sign` with it, and keeps the number, the validity and the CRL together, so the number only
+    // grows and every instance serves the newest. `applied_seq` is the newest change of another
+    // instance applied to the entries `sign` encodes: errc::conflict (nothing published) when a
+    // newer one exists, since that CRL could miss its revocation; catch up and build again.
+    virtual result<built_crl> publish_next_crl(std::uint64_t at_least, std::uint64_t applied_seq,
+                                               const std::function<result<built_crl>(std::uint64_t number)>& sign) {
+        (void)applied_seq;
+        auto crl = sign(at_least);
+        if (!crl) return crl.error();
+        // The number is persisted before the CRL carrying it is published, so it only grows.
+        if (auto w = save_crl_state(crl_state{crl->crl_number, crl->this_update, crl->next_update}); !w)
+            return w.error();
+        if (auto w = publish_crl(crl->der, crl->pem); !w) return w.error();
+        return crl;
+    }
+    // Starts delivering the changes other instances commit, in sequence order, each batch once,
+    // on a thread of the repository's; `apply` must not block (it posts to the service's strand).
+    // After a lost connection the store catches up from the last sequence it delivered.
+    virtual void watch_changes(std::function<void(std::vector<store_change>)> apply) { (void)apply; }
+    // [blocking] The lease on a periodic task ("sweep", "crl-refresh") when no other instance holds
+    // it, nullptr when one does. A store only this process writes always grants it.
+    virtual result<std::unique_ptr<task_lease>> try_lead(std::string_view task) {
+        (void)task;
+        return std::make_unique<task_lease>();
+    }
 };
 
 // The delegated OCSP responder (RFC 6960 4.2.2.2): the one `repo` keeps when it loads against `ca`

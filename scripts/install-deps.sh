@@ -3,10 +3,11 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config ccache git curl openssl libssl-dev zlib1g-dev
       libboost1.81-dev libboost-json1.81-dev libboost-program-options1.81-dev libboost-test1.81-dev
-      libspdlog-dev libsystemd-dev systemd jq clang-format lintian clang llvm)
+      libspdlog-dev libsystemd-dev libpq-dev systemd jq clang-format lintian clang llvm)
 # CERTMATE_TEST_DEPS=1 (scripts/test.sh): also Debian's Chromium, driven by the dashboard test
 # (test/dashboard, playwright-core; never a browser download).
-if [ "${CERTMATE_TEST_DEPS:-0}" = 1 ]; then pkgs+=(chromium); fi
+# and the PostgreSQL server, for the throwaway clusters of the PostgreSQL store's tests.
+if [ "${CERTMATE_TEST_DEPS:-0}" = 1 ]; then pkgs+=(chromium postgresql); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
