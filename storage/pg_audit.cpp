@@ -35,6 +35,17 @@ std::string pg_timestamp(time_point t, bool round_up) {
     return buf;
 }
 
+// In an append's transaction: takes the chain's lock. The commit is durable when it returns,
+// whatever the server's default; a client that vanishes mid-append (no FIN reaches the server)
+// holds the lock, and with it every instance's appends, for seconds rather than until TCP gives up.
+result<void> lock_chain(pg::connection& c) {
+    auto r = c.exec("SELECT set_config('synchronous_commit', 'on', true), "
+                    "set_config('idle_in_transaction_session_timeout', '10s', true), pg_advisory_xact_lock($1)",
+                    {pg_audit_lock_key});
+    if (!r) return r.error();
+    return {};
+}
+
 error unavailable(const error& e) { return make_error(errc::audit_unavailable, "audit log unavailable: " + e.message); }
 
 } // namespace
@@ -170,9 +181,7 @@ result<void> pg_audit::append(const audit_entry& e) {
     // sees the entry the previous holder committed.
     auto tx = pg::transaction::begin(c, "BEGIN ISOLATION LEVEL READ COMMITTED");
     if (!tx) return fail(tx.error());
-    // Durable when append() returns, whatever the server's default.
-    if (auto r = c.exec("SET LOCAL synchronous_commit = on"); !r) return fail(r.error());
-    if (auto r = c.exec("SELECT pg_advisory_xact_lock($1)", {pg_audit_lock_key}); !r) return fail(r.error());
+    if (auto r = lock_chain(c); !r) return fail(r.error());
     auto h = read_head(c);
     if (!h) return fail(h.error());
     if (auto r = insert(c, e, *h); !r) return fail(r.error());
@@ -204,8 +213,7 @@ result<bool> pg_audit::checkpoint(std::string reason) {
     auto& c = **lease;
     auto tx = pg::transaction::begin(c, "BEGIN ISOLATION LEVEL READ COMMITTED");
     if (!tx) return fail(tx.error());
-    if (auto r = c.exec("SET LOCAL synchronous_commit = on"); !r) return fail(r.error());
-    if (auto r = c.exec("SELECT pg_advisory_xact_lock($1)", {pg_audit_lock_key}); !r) return fail(r.error());
+    if (auto r = lock_chain(c); !r) return fail(r.error());
     auto h = read_head(c);
     if (!h) return fail(h.error());
     if (h->head.seq == 0 || h->is_checkpoint) return false;
