@@ -334,6 +334,11 @@ BOOST_AUTO_TEST_CASE(two_instances_appending_at_once_keep_one_chain) {
     auto v = verify_audit_text(table_text(*c), pub.get());
     BOOST_TEST(v.ok, v.reason << " at line " << v.bad_line);
     BOOST_TEST(v.checkpoints == checkpoints);
+    // An export from either instance covers both instances' entries, signed.
+    auto ex = sinks[1]->export_range(1, std::nullopt);
+    BOOST_REQUIRE(ex);
+    BOOST_TEST(ex->bytes == table_text(*c));
+    BOOST_TEST(verify_raw(pub.get(), ex->bytes, ex->signature));
     // Each instance's head is the last entry it wrote; the higher is the chain's head.
     BOOST_TEST(std::max(sinks[0]->head_written().seq, sinks[1]->head_written().seq) == rows.size());
 
