@@ -46,6 +46,9 @@ struct load_report {
     bool from_snapshot = false;
     std::size_t replayed = 0;
     std::string snapshot_problem;
+    // A shared store (docs/high-availability.md): the change sequence the records reflect, so
+    // that watch_changes' deliveries at or below it are known to be applied already. 0 otherwise.
+    std::uint64_t change_seq = 0;
 };
 
 // One change another instance committed to a shared store (docs/high-availability.md).

@@ -183,6 +183,13 @@ struct server::impl {
     tcp::endpoint bound, tls_bound;
     std::atomic<bool> draining{false};
     bool running = false;
+    // Where the store's watch thread hands other instances' changes: cleared at shutdown, so a
+    // delivery racing the stop never reaches a destroyed api_state.
+    struct change_gate {
+        std::mutex mu;
+        api_state* api = nullptr;
+    };
+    std::shared_ptr<change_gate> gate = std::make_shared<change_gate>();
 
     std::mutex conn_mu;
     std::condition_variable conn_cv;
@@ -216,6 +223,7 @@ struct server::impl {
     asio::awaitable<void> crl_timer_loop();
     asio::awaitable<void> snapshot_loop();
     asio::awaitable<void> renewal_loop();
+    asio::awaitable<void> led_sweep(const principal& who);
     asio::awaitable<void> pressure_loop();
     void forget(const std::shared_ptr<connection>& c) {
         std::lock_guard lock(conn_mu);
@@ -544,15 +552,34 @@ asio::awaitable<void> server::impl::renewal_loop() {
     auto load = [this] { return svc->last_sweep(); };
     const auto last = co_await api->core.in_pool(load);
     if (run_was_missed(last ? std::optional(last->started_at) : std::nullopt, svc->now(), at))
-        co_await run_renewal_sweep(*api, sweeper);
+        co_await led_sweep(sweeper);
     for (;;) {
         const auto next = next_daily_run(svc->now(), at);
         api->stats.next_renewal(std::chrono::duration<double>(next.time_since_epoch()).count());
         renewal_timer.expires_at(next);
         auto [ec] = co_await renewal_timer.async_wait(tuple_awaitable);
         if (ec || draining) co_return;
-        co_await run_renewal_sweep(*api, sweeper);
+        co_await led_sweep(sweeper);
     }
+}
+
+// One instance sweeps at a time (docs/high-availability.md): the sweep runs holding the store's
+// "sweep" lease (taken and released on the pool: a shared store's lock is a database call); an
+// instance that does not get it skips this run. A store only this process writes always grants it.
+asio::awaitable<void> server::impl::led_sweep(const principal& who) {
+    auto lead = [this] { return svc->try_lead("sweep"); };
+    auto lease = co_await api->core.in_pool(lead);
+    if (!lease) {
+        spdlog::error("renewal sweep skipped: cannot ask the store who leads it: {}", lease.error().message);
+        co_return;
+    }
+    if (!*lease) {
+        spdlog::info("renewal sweep skipped: another instance leads the sweep");
+        co_return;
+    }
+    co_await run_renewal_sweep(*api, who);
+    auto release = [&lease] { lease->reset(); };
+    co_await api->core.in_pool(release);
 }
 
 server::server(server_options opts, std::unique_ptr<cert_service> svc)
@@ -566,6 +593,13 @@ result<void> server::start() {
     if (auto r = m.api->ocsp.load(); !r) return r;
     if (auto r = m.listen(); !r) return r;
     m.running = true;
+    // Other instances' changes on a shared store: handed to the strand, never applied on the
+    // store's thread (a store only this process writes delivers none).
+    m.gate->api = m.api.get();
+    m.svc->watch_changes([gate = m.gate](std::vector<store_change> changes) {
+        std::lock_guard lock(gate->mu);
+        if (gate->api) gate->api->crl.apply_changes(std::move(changes));
+    });
     m.work.emplace(m.ioc.get_executor());
     auto log_failure = [](const char* what) {
         return [what](std::exception_ptr e) {
@@ -640,6 +674,10 @@ bool server::shutdown() {
     if (!m.running) return true;
     m.running = false;
     m.draining = true;
+    {
+        std::lock_guard lock(m.gate->mu);
+        m.gate->api = nullptr;
+    }
     const auto deadline = std::chrono::steady_clock::now() + m.opts.shutdown_grace;
     asio::post(m.accept_strand, [&m] {
         boost::system::error_code ec;
