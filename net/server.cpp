@@ -224,6 +224,7 @@ struct server::impl {
     asio::awaitable<void> snapshot_loop();
     asio::awaitable<void> renewal_loop();
     asio::awaitable<void> led_sweep(const principal& who);
+    asio::awaitable<void> led_crl_refresh();
     asio::awaitable<void> pressure_loop();
     void forget(const std::shared_ptr<connection>& c) {
         std::lock_guard lock(conn_mu);
@@ -526,7 +527,13 @@ asio::awaitable<void> server::impl::crl_timer_loop() {
         crl_timer.expires_after(opts.crl_check_interval);
         auto [ec] = co_await crl_timer.async_wait(tuple_awaitable);
         if (ec || draining) co_return;
-        api->crl.kick(true); // builds only when nextUpdate is near or a change is pending
+        // A refresh with no change pending is led by one instance at a time; a change pending
+        // is built here (its waiters are here), whoever leads.
+        const auto margin = std::chrono::duration_cast<std::chrono::seconds>(svc->config().crl_validity) / 4;
+        if (!svc->crl_rebuild_needed() && svc->crl_due(margin))
+            co_await led_crl_refresh();
+        else
+            api->crl.kick(true); // builds only when nextUpdate is near or a change is pending
         api->ocsp.rotate_if_due();
     }
 }
@@ -561,6 +568,30 @@ asio::awaitable<void> server::impl::renewal_loop() {
         if (ec || draining) co_return;
         co_await led_sweep(sweeper);
     }
+}
+
+// The CRL refresh before nextUpdate, holding the store's "crl-refresh" lease until the new CRL
+// is out (docs/high-availability.md): the others serve it once it reaches them.
+asio::awaitable<void> server::impl::led_crl_refresh() {
+    auto lead = [this] { return svc->try_lead("crl-refresh"); };
+    auto lease = co_await api->core.in_pool(lead);
+    if (!lease) {
+        spdlog::error("CRL refresh skipped: cannot ask the store who leads it: {}", lease.error().message);
+        co_return;
+    }
+    if (!*lease) {
+        spdlog::info("CRL refresh skipped: another instance leads the CRL refresh");
+        co_return;
+    }
+    // Another instance's refresh may have been applied here while the lease was asked for.
+    const auto margin = std::chrono::duration_cast<std::chrono::seconds>(svc->config().crl_validity) / 4;
+    if (svc->crl_due(margin) || svc->crl_rebuild_needed()) {
+        const auto gen = api->crl.note_change();
+        api->crl.kick();
+        co_await api->crl.wait_published(gen, std::chrono::seconds(30));
+    }
+    auto release = [&lease] { lease->reset(); };
+    co_await api->core.in_pool(release);
 }
 
 // One instance sweeps at a time (docs/high-availability.md): the sweep runs holding the store's
