@@ -33,13 +33,14 @@ struct memory_store_state {
     std::optional<std::pair<std::string, std::string>> published;
     std::optional<renewal_summary> sweep;
     std::optional<std::pair<std::string, std::string>> responder;
-    std::vector<change> log; // every change, in sequence order
+    bool shared = false;     // several views (shared_memory_store): changes are logged
+    std::vector<change> log; // every change, in sequence order (shared only)
     std::uint64_t seq = 0;
     unsigned views = 0;
     std::map<std::string, unsigned, std::less<>> leases; // task -> view holding it
 };
 
-shared_memory_store::shared_memory_store() : state_(std::make_shared<memory_store_state>()) {}
+shared_memory_store::shared_memory_store() : state_(std::make_shared<memory_store_state>()) { state_->shared = true; }
 
 std::uint64_t shared_memory_store::seq() const {
     std::lock_guard lk(state_->mu);
@@ -58,8 +59,10 @@ memory_repository::memory_repository() : st_(std::make_shared<memory_store_state
 memory_repository::memory_repository(const shared_memory_store& shared) : st_(shared.state()), view_(next_view(*st_)) {}
 
 void memory_repository::changed(const cert_record& rec) {
+    ++st_->seq;
+    if (!st_->shared) return; // a store of its own (the fuzz harness too): no log to grow
     store_change c;
-    c.seq = ++st_->seq;
+    c.seq = st_->seq;
     c.record = rec;
     st_->log.push_back({std::move(c), view_});
 }
@@ -78,10 +81,13 @@ result<built_crl> memory_repository::publish_next_crl(std::uint64_t at_least, st
     if (!crl) return crl.error();
     st_->crl = crl_state{crl->crl_number, crl->this_update, crl->next_update};
     st_->published = std::make_pair(crl->der, crl->pem);
-    store_change c;
-    c.seq = ++st_->seq;
-    c.crl_published = true;
-    st_->log.push_back({std::move(c), view_});
+    ++st_->seq;
+    if (st_->shared) {
+        store_change c;
+        c.seq = st_->seq;
+        c.crl_published = true;
+        st_->log.push_back({std::move(c), view_});
+    }
     return crl;
 }
 
