@@ -138,7 +138,19 @@ BOOST_AUTO_TEST_CASE(the_sweep_runs_only_on_the_instance_holding_the_lease) {
         std::this_thread::sleep_for(1s);
         BOOST_TEST(!other.load_last_sweep().has_value());
     }
+    // Asked for by hand meanwhile: refused, as one sweep at a time runs across instances.
+    node c(store, ca);
+    http_client hc(c.srv->port());
+    auto refused = hc.request("POST", "/api/renewals/run", {}, {{"Authorization", "Bearer " + admin_token}});
+    BOOST_TEST(refused.status == 409u);
+    BOOST_TEST(str(obj(refused), "code") == "CONFLICT");
+    BOOST_TEST(!other.load_last_sweep().has_value());
+
     held->reset(); // the leader is done (or gone)
     node b(store, ca, true);
     BOOST_TEST(eventually([&] { return other.load_last_sweep().has_value(); }));
+    // Once B let go of the lease (just after recording its sweep), a sweep by hand runs.
+    BOOST_TEST(eventually([&] {
+        return hc.request("POST", "/api/renewals/run", {}, {{"Authorization", "Bearer " + admin_token}}).status == 200u;
+    }));
 }
