@@ -46,6 +46,9 @@ struct load_report {
     bool from_snapshot = false;
     std::size_t replayed = 0;
     std::string snapshot_problem;
+    // A shared store (docs/high-availability.md): the change sequence the records reflect, so
+    // that watch_changes' deliveries at or below it are known to be applied already. 0 otherwise.
+    std::uint64_t change_seq = 0;
 };
 
 // One change another instance committed to a shared store (docs/high-availability.md).
@@ -130,8 +133,10 @@ public:
     // picks its number (at least `at_least` and above every number the store has kept), calls
     // `sign` with it, and keeps the number, the validity and the CRL together, so the number only
     // grows and every instance serves the newest. `applied_seq` is the newest change of another
-    // instance applied to the entries `sign` encodes: errc::conflict (nothing published) when a
-    // newer one exists, since that CRL could miss its revocation; catch up and build again.
+    // instance applied to the entries `sign` encodes: errc::conflict (nothing published, and
+    // better before `sign`: no signature spent) when another instance committed a newer
+    // certificate change, since that CRL could miss its revocation; catch up and build again.
+    // (Another instance's CRL publication is no such change.)
     virtual result<built_crl> publish_next_crl(std::uint64_t at_least, std::uint64_t applied_seq,
                                                const std::function<result<built_crl>(std::uint64_t number)>& sign) {
         (void)applied_seq;
@@ -145,7 +150,9 @@ public:
     }
     // Starts delivering the changes other instances commit, in sequence order, each batch once,
     // on a thread of the repository's; `apply` must not block (it posts to the service's strand).
-    // After a lost connection the store catches up from the last sequence it delivered.
+    // Called once, after load_all(): deliveries start after its load_report::change_seq (the
+    // service skips any at or below what it applied). After a lost connection the store catches
+    // up from the last sequence it delivered.
     virtual void watch_changes(std::function<void(std::vector<store_change>)> apply) { (void)apply; }
     // [blocking] The lease on a periodic task ("sweep", "crl-refresh") when no other instance holds
     // it, nullptr when one does. A store only this process writes always grants it.

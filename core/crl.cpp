@@ -109,6 +109,30 @@ result<built_crl> build_crl(const certificate_authority& ca, std::span<const crl
     return finish_crl(std::string(owned.get(), static_cast<std::size_t>(n)), p);
 }
 
+result<built_crl> read_published_crl(const certificate_authority& ca, std::string der, std::string pem) {
+    const auto* p = reinterpret_cast<const unsigned char*>(der.data());
+    ossl::x509_crl crl(d2i_X509_CRL(nullptr, &p, static_cast<long>(der.size())));
+    if (!crl || p != reinterpret_cast<const unsigned char*>(der.data()) + der.size())
+        return ossl::fail(errc::crypto_failure, "the published CRL does not parse");
+    if (X509_CRL_verify(crl.get(), X509_get0_pubkey(ca.cert())) != 1)
+        return ossl::fail(errc::crypto_failure, "the published CRL is not signed by this CA");
+    int crit = 0;
+    ossl::asn1_integer number(
+        static_cast<ASN1_INTEGER*>(X509_CRL_get_ext_d2i(crl.get(), NID_crl_number, &crit, nullptr)));
+    std::uint64_t n = 0;
+    if (!number || ASN1_INTEGER_get_uint64(&n, number.get()) != 1)
+        return ossl::fail(errc::crypto_failure, "the published CRL has no usable CRL number");
+    const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl.get());
+    if (!next) return make_error(errc::crypto_failure, "the published CRL has no nextUpdate");
+    built_crl out;
+    out.der = std::move(der);
+    out.pem = std::move(pem);
+    out.crl_number = n;
+    out.this_update = from_asn1_time(X509_CRL_get0_lastUpdate(crl.get()));
+    out.next_update = from_asn1_time(next);
+    return out;
+}
+
 // ---- pre-encoded entries and the signer (RFC 5280 5.1, X.690 DER) ----
 
 namespace {

@@ -43,6 +43,12 @@ struct built_crl {
 // server builds with crl_signer, which does not re-encode the entries each time).
 result<built_crl> build_crl(const certificate_authority& ca, std::span<const crl_entry> entries, const crl_params& p);
 
+// A CRL another instance published (cert_repository::published_crl): checked to be `ca`'s
+// (its signature verifies with the CA key, RFC 5280 6.3.3 (f)) and read back for its CRL number
+// (5.2.3), thisUpdate and nextUpdate (5.1.2.4, 5.1.2.5). errc::crypto_failure when it does not
+// parse, lacks a number or nextUpdate, or is not signed by `ca`.
+result<built_crl> read_published_crl(const certificate_authority& ca, std::string der, std::string pem);
+
 // The revoked serials of one record, as the CRL lists them: the current certificate when revoked
 // (or on hold) and each revoked history entry (reason superseded unless recorded).
 std::vector<crl_entry> crl_entries_of(const cert_record& r);

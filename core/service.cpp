@@ -214,6 +214,7 @@ result<load_report> cert_service::load() {
     report->records.shrink_to_fit();
     // Nothing to write until a certificate changes when the snapshot was whole and current.
     if (report->from_snapshot && report->replayed == 0) snapshot_at_ = store_->write_count();
+    applied_seq_ = report->change_seq;
 
     auto state = store_->load_crl_state();
     if (!state) return state.error();
@@ -311,11 +312,19 @@ std::string cert_service::generate_identifier() {
 
 time_point cert_service::stored_now() const { return std::chrono::floor<std::chrono::seconds>(clock_()); }
 
-void cert_service::index_record(cert_record rec) {
+bool cert_service::index_record(cert_record rec) {
     // The encoded revoked set follows the record: its earlier entries out, its current ones in.
-    if (const cert_record* before = index_.find(rec.identifier))
-        for (const auto& e : crl_entries_of(*before)) crl_entries_.erase(e.serial_decimal);
-    for (const auto& e : crl_entries_of(rec))
+    std::vector<crl_entry> old_entries;
+    if (const cert_record* before = index_.find(rec.identifier)) old_entries = crl_entries_of(*before);
+    for (const auto& e : old_entries) crl_entries_.erase(e.serial_decimal);
+    const std::vector<crl_entry> new_entries = crl_entries_of(rec);
+    auto same = [](const crl_entry& a, const crl_entry& b) {
+        return a.serial_decimal == b.serial_decimal && a.revoked_at == b.revoked_at && a.reason == b.reason &&
+               a.invalidity_date == b.invalidity_date;
+    };
+    const bool crl_changed =
+        !std::equal(old_entries.begin(), old_entries.end(), new_entries.begin(), new_entries.end(), same);
+    for (const auto& e : new_entries)
         if (auto r = crl_entries_.put(e); !r) {
             ++crl_bad_entries_;
             spdlog::error("CRL entry of {} ({}) cannot be encoded: {}", rec.identifier, e.serial_decimal,
@@ -344,6 +353,7 @@ void cert_service::index_record(cert_record rec) {
         owners_->set(h.serial_number, serial_owner{rec.identifier, rec.role, false});
     }
     index_.upsert(std::move(rec));
+    return crl_changed;
 }
 
 cert_view cert_service::view(const cert_record& r, std::string pem) const {
@@ -856,8 +866,11 @@ std::optional<staged<std::shared_ptr<const built_crl>>> cert_service::stage_crl_
     // than an old one that runs out): the same outcome build_crl had.
     auto entries = std::make_shared<const std::string>(crl_entries_.concatenated());
     const std::size_t bad = crl_bad_entries_;
+    const std::uint64_t at_least = crl_number_ + 1;
+    // The entries reflect every change of another instance up to here: the store refuses the
+    // build when a newer one exists (its revocation could be missing).
+    const std::uint64_t seq = applied_seq_;
     crl_params params;
-    params.crl_number = crl_number_ + 1;
     params.this_update = clock_();
     params.next_update = params.this_update + cfg_.crl_validity;
     crl_building_ = true;
@@ -869,24 +882,73 @@ std::optional<staged<std::shared_ptr<const built_crl>>> cert_service::stage_crl_
         if (bad > 0) return make_error(errc::crypto_failure, std::to_string(bad) + " CRL entries cannot be encoded");
         auto signer = crl_signer_for();
         if (!signer) return signer.error();
-        // The number is persisted before the CRL carrying it is published, so it only grows.
-        crl_state st{params.crl_number, params.this_update, params.next_update};
-        if (auto w = store->save_crl_state(st); !w) return w.error();
-        auto crl = (*signer)->build(*entries, params);
+        auto sign = [&](std::uint64_t number) -> result<built_crl> {
+            crl_params p = params;
+            p.crl_number = number;
+            return (*signer)->build(*entries, p);
+        };
+        auto crl = store->publish_next_crl(at_least, seq, sign);
         if (!crl) return crl.error();
-        if (auto w = store->publish_crl(crl->der, crl->pem); !w) return w.error();
         return std::shared_ptr<const built_crl>(std::make_shared<built_crl>(std::move(*crl)));
     };
-    s.commit = [this, number = params.crl_number](
-                   result<std::shared_ptr<const built_crl>> r) -> result<std::shared_ptr<const built_crl>> {
+    s.commit = [this, at_least,
+                seq](result<std::shared_ptr<const built_crl>> r) -> result<std::shared_ptr<const built_crl>> {
         crl_building_ = false;
-        crl_number_ = std::max(crl_number_, number);
         if (r) {
-            crl_.store(*r);
-            spdlog::info("CRL {} published", number);
+            crl_conflict_at_.reset();
+            crl_number_ = std::max(crl_number_, (*r)->crl_number);
+            // A newer CRL of another instance may have been applied while this one was signed.
+            auto cur = crl_.load();
+            if (!cur || cur->crl_number < (*r)->crl_number) crl_.store(*r);
+            spdlog::info("CRL {} published", (*r)->crl_number);
+        } else if (r.error().code == errc::conflict) {
+            // Not a failure: the build runs again once the missing change is applied here.
+            crl_dirty_ = true;
+            crl_conflict_at_ = seq;
+            spdlog::debug("CRL build deferred: {}", r.error().message);
         } else {
+            // The number may have been kept before the failure: never reuse it.
+            crl_number_ = std::max(crl_number_, at_least);
             crl_dirty_ = true;
             spdlog::error("CRL build failed: {}", r.error().message);
+        }
+        return r;
+    };
+    return s;
+}
+
+std::optional<staged<std::shared_ptr<const built_crl>>> cert_service::apply_changes(std::vector<store_change> changes) {
+    bool crl_published = false;
+    std::size_t applied = 0;
+    for (auto& c : changes) {
+        if (c.seq <= applied_seq_) continue; // reflected already (the load, or an earlier delivery)
+        applied_seq_ = c.seq;
+        ++applied;
+        if (c.record && index_record(std::move(*c.record))) crl_dirty_ = true;
+        crl_published = crl_published || c.crl_published;
+    }
+    if (applied > 0) spdlog::debug("applied {} changes of other instances (sequence {})", applied, applied_seq_);
+    if (!crl_published) return std::nullopt;
+    auto* store = store_.get();
+    auto ca = ca_;
+    staged<std::shared_ptr<const built_crl>> s;
+    s.work = [store, ca]() -> result<std::shared_ptr<const built_crl>> {
+        auto kept = store->published_crl();
+        if (!kept) return make_error(errc::not_found, "the store keeps no published CRL");
+        auto crl = read_published_crl(*ca, std::move(kept->first), std::move(kept->second));
+        if (!crl) return crl.error();
+        return std::shared_ptr<const built_crl>(std::make_shared<built_crl>(std::move(*crl)));
+    };
+    s.commit = [this](result<std::shared_ptr<const built_crl>> r) -> result<std::shared_ptr<const built_crl>> {
+        if (!r) {
+            spdlog::warn("the CRL another instance published cannot be served: {}", r.error().message);
+            return r;
+        }
+        auto cur = crl_.load();
+        if (!cur || cur->crl_number < (*r)->crl_number) {
+            crl_number_ = std::max(crl_number_, (*r)->crl_number);
+            crl_.store(*r);
+            spdlog::info("CRL {} (published by another instance) served", (*r)->crl_number);
         }
         return r;
     };

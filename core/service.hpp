@@ -169,13 +169,37 @@ public:
     // ---- CRL ----
     // [strand] Stages a CRL build when one is needed (after revocations, or before nextUpdate
     // runs out), or nothing when one is already running (it will be re-run: bursts coalesce).
-    // The CRL number is persisted (cert_repository::save_crl_state) before the CRL is published.
+    // The store numbers, keeps and publishes it in one step (cert_repository::publish_next_crl);
+    // errc::conflict when another instance's change is not applied here yet: nothing is
+    // published, and the CRL stays marked for the build after that change arrives.
     std::optional<staged<std::shared_ptr<const built_crl>>> stage_crl_build(bool force = false);
     // [any thread] The current CRL (null before the first build).
     std::shared_ptr<const built_crl> current_crl() const { return crl_.load(); }
-    bool crl_rebuild_needed() const { return crl_dirty_; }
+    // [strand] A build is wanted: revocation state changed since the last CRL, and, when the last
+    // build was refused because another instance's change was missing (errc::conflict), a newer
+    // change has been applied since (building before that would be refused again).
+    bool crl_rebuild_needed() const { return crl_dirty_ && (!crl_conflict_at_ || applied_seq_ > *crl_conflict_at_); }
     // [strand] True when nextUpdate is within `margin` (or no CRL exists).
     bool crl_due(std::chrono::seconds margin) const;
+
+    // ---- several instances on one store (docs/high-availability.md) ----
+    // [strand] Applies changes another instance committed (cert_repository::watch_changes) as a
+    // local commit applies its own: index, OCSP table, serial owners, CRL entries; a change in
+    // revocation state marks the CRL for a rebuild. Not audited here: the instance that made the
+    // change audited it. Changes at or below the sequence applied already are skipped. When one
+    // says a CRL was published, the staged step reads it from the store and checks it [pool] and
+    // serves it when its number is above the current CRL's [strand].
+    std::optional<staged<std::shared_ptr<const built_crl>>> apply_changes(std::vector<store_change> changes);
+    // [strand] The newest change of another instance applied (the CRL build's `applied_seq`).
+    std::uint64_t applied_seq() const { return applied_seq_; }
+    // [any thread, once, after load()] Starts the store's delivery of other instances' changes;
+    // `apply` runs on a thread of the store's and must only hand them to the strand.
+    void watch_changes(std::function<void(std::vector<store_change>)> apply) {
+        store_->watch_changes(std::move(apply));
+    }
+    // [any thread, blocking: the pool] The lease on a periodic task (cert_repository::try_lead):
+    // nullptr while another instance leads it. Release it (destroy it) on the pool too.
+    result<std::unique_ptr<task_lease>> try_lead(std::string_view task) const { return store_->try_lead(task); }
 
     // ---- the start-up snapshot (docs/architecture.md "Start-up snapshot") ----
     // [strand] Stages a snapshot of every record when one is due: certificate writes happened
@@ -287,8 +311,8 @@ private:
     staged<cert_view> stage_metadata_change(cert_record updated, std::string operation, boost::json::object details,
                                             const principal& who, bool crl_affected);
     // Puts `rec` into the index, its serials' statuses into the OCSP table and their owner into
-    // the serial owner table.
-    void index_record(cert_record rec);
+    // the serial owner table. True when the CRL entries the record contributes changed.
+    bool index_record(cert_record rec);
     result<std::shared_ptr<const crl_signer>> crl_signer_for() const;
 
     std::shared_ptr<const certificate_authority> ca_;
@@ -318,6 +342,8 @@ private:
     std::uint64_t crl_number_ = 0;                      // last number persisted
     bool crl_dirty_ = true;
     bool crl_building_ = false;
+    std::uint64_t applied_seq_ = 0;                // newest change of another instance applied
+    std::optional<std::uint64_t> crl_conflict_at_; // applied_seq_ of the last build refused as conflict
 };
 
 } // namespace certmate

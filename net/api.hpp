@@ -15,6 +15,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -99,6 +100,12 @@ public:
         return run_staged<T>(std::move(stage), [](result<T>&) {});
     }
 
+    // [any thread] Runs f(service) on the strand later, in the order posted; nothing waits for it.
+    template <class F>
+    void post(F f) {
+        asio::post(strand_, [this, f = std::move(f)]() mutable { f(svc_); });
+    }
+
     // [any thread] The service read-only: the members documented [any thread] (CA, CRL, OCSP
     // table, serial owners, config, now(), health, the audit reads). Mutations go through the strand.
     const cert_service& view() const { return svc_; }
@@ -132,9 +139,16 @@ public:
     asio::awaitable<bool> wait_published(std::uint64_t gen, std::chrono::milliseconds timeout);
     // [any thread] Entries in the current CRL (parsed once per CRL).
     std::size_t revoked_count(const std::shared_ptr<const built_crl>& crl);
+    // [any thread, non-blocking] Changes another instance committed to the shared store
+    // (cert_repository::watch_changes): applied on the strand in the order handed in, a CRL it
+    // published read on the pool and served, and a build started when a revocation arrived or a
+    // build refused for a missing change can now run. Waiters are released only by a CRL built
+    // here after their change (the other instance's CRL may predate it).
+    void apply_changes(std::vector<store_change> changes);
 
 private:
     asio::awaitable<void> build_loop(bool periodic);
+    asio::awaitable<void> serve_published(staged<std::shared_ptr<const built_crl>> step);
     // [strand] A CRL of generation `gen` is out: wakes the waiters it satisfies.
     void published(std::uint64_t gen);
 

@@ -240,8 +240,16 @@ asio::awaitable<response> openapi_document(call&) {
 
 // ---- renewal sweep ----
 
+// One sweep at a time across instances (docs/high-availability.md): this one runs holding the
+// store's "sweep" lease, as the daily one does; 409 while another instance holds it.
 asio::awaitable<response> run_renewals(call& c) {
+    auto lead = [&] { return c.core().view().try_lead("sweep"); };
+    auto lease = co_await c.core().in_pool(lead);
+    if (!lease) co_return error_response(lease.error());
+    if (!*lease) co_return error_response(errc::conflict, "another instance is running the renewal sweep");
     const auto sum = co_await run_renewal_sweep(c.api, c.who);
+    auto release = [&] { lease->reset(); };
+    co_await c.core().in_pool(release);
     co_return json_response(http::status::ok, to_json(sum));
 }
 

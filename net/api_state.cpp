@@ -37,15 +37,43 @@ asio::awaitable<void> crl_publisher::build_loop(bool periodic) {
         if (!staged) co_return; // nothing due, or a running build will pick the change up
         bool again = false;
         auto after = [&](cert_service& s, result<crl_ptr>& out) {
-            if (!out) return; // the minute timer retries; no tight loop on a full disk
+            if (!out) {
+                // Refused for a change of another instance not applied yet: again only if one
+                // was applied meanwhile (otherwise apply_changes kicks). Other failures: the
+                // minute timer retries; no tight loop on a full disk.
+                if (out.error().code == errc::conflict) again = s.crl_rebuild_needed();
+                return;
+            }
             published(gen);
             again = s.crl_rebuild_needed();
         };
         // The commit hands the work's result on unchanged: ok is whether the build succeeded.
-        const bool ok = (co_await core_.finish_staged<crl_ptr>(*staged, after)).has_value();
-        metrics_.crl_built(ok);
+        auto out = co_await core_.finish_staged<crl_ptr>(*staged, after);
+        // A build deferred for another instance's change is not a failed one.
+        if (out || out.error().code != errc::conflict) metrics_.crl_built(out.has_value());
         if (!again) co_return;
     }
+}
+
+void crl_publisher::apply_changes(std::vector<store_change> changes) {
+    core_.post([this, changes = std::move(changes)](cert_service& s) mutable {
+        auto step = s.apply_changes(std::move(changes));
+        if (step)
+            asio::co_spawn(core_.strand(), serve_published(std::move(*step)), [](std::exception_ptr e) {
+                if (!e) return;
+                try {
+                    std::rethrow_exception(e);
+                } catch (const std::exception& ex) {
+                    spdlog::error("serving another instance's CRL failed: {}", ex.what());
+                }
+            });
+        if (s.crl_rebuild_needed()) kick();
+    });
+}
+
+asio::awaitable<void> crl_publisher::serve_published(staged<std::shared_ptr<const built_crl>> step) {
+    auto after = [](result<std::shared_ptr<const built_crl>>&) {};
+    co_await core_.finish_staged<std::shared_ptr<const built_crl>>(step, after);
 }
 
 void crl_publisher::published(std::uint64_t gen) {

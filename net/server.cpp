@@ -183,6 +183,13 @@ struct server::impl {
     tcp::endpoint bound, tls_bound;
     std::atomic<bool> draining{false};
     bool running = false;
+    // Where the store's watch thread hands other instances' changes: cleared at shutdown, so a
+    // delivery racing the stop never reaches a destroyed api_state.
+    struct change_gate {
+        std::mutex mu;
+        api_state* api = nullptr;
+    };
+    std::shared_ptr<change_gate> gate = std::make_shared<change_gate>();
 
     std::mutex conn_mu;
     std::condition_variable conn_cv;
@@ -216,6 +223,8 @@ struct server::impl {
     asio::awaitable<void> crl_timer_loop();
     asio::awaitable<void> snapshot_loop();
     asio::awaitable<void> renewal_loop();
+    asio::awaitable<void> led_sweep(const principal& who);
+    asio::awaitable<void> led_crl_refresh();
     asio::awaitable<void> pressure_loop();
     void forget(const std::shared_ptr<connection>& c) {
         std::lock_guard lock(conn_mu);
@@ -518,7 +527,13 @@ asio::awaitable<void> server::impl::crl_timer_loop() {
         crl_timer.expires_after(opts.crl_check_interval);
         auto [ec] = co_await crl_timer.async_wait(tuple_awaitable);
         if (ec || draining) co_return;
-        api->crl.kick(true); // builds only when nextUpdate is near or a change is pending
+        // A refresh with no change pending is led by one instance at a time; a change pending
+        // is built here (its waiters are here), whoever leads.
+        const auto margin = std::chrono::duration_cast<std::chrono::seconds>(svc->config().crl_validity) / 4;
+        if (!svc->crl_rebuild_needed() && svc->crl_due(margin))
+            co_await led_crl_refresh();
+        else
+            api->crl.kick(true); // builds only when nextUpdate is near or a change is pending
         api->ocsp.rotate_if_due();
     }
 }
@@ -544,15 +559,58 @@ asio::awaitable<void> server::impl::renewal_loop() {
     auto load = [this] { return svc->last_sweep(); };
     const auto last = co_await api->core.in_pool(load);
     if (run_was_missed(last ? std::optional(last->started_at) : std::nullopt, svc->now(), at))
-        co_await run_renewal_sweep(*api, sweeper);
+        co_await led_sweep(sweeper);
     for (;;) {
         const auto next = next_daily_run(svc->now(), at);
         api->stats.next_renewal(std::chrono::duration<double>(next.time_since_epoch()).count());
         renewal_timer.expires_at(next);
         auto [ec] = co_await renewal_timer.async_wait(tuple_awaitable);
         if (ec || draining) co_return;
-        co_await run_renewal_sweep(*api, sweeper);
+        co_await led_sweep(sweeper);
     }
+}
+
+// The CRL refresh before nextUpdate, holding the store's "crl-refresh" lease until the new CRL
+// is out (docs/high-availability.md): the others serve it once it reaches them.
+asio::awaitable<void> server::impl::led_crl_refresh() {
+    auto lead = [this] { return svc->try_lead("crl-refresh"); };
+    auto lease = co_await api->core.in_pool(lead);
+    if (!lease) {
+        spdlog::error("CRL refresh skipped: cannot ask the store who leads it: {}", lease.error().message);
+        co_return;
+    }
+    if (!*lease) {
+        spdlog::info("CRL refresh skipped: another instance leads the CRL refresh");
+        co_return;
+    }
+    // Another instance's refresh may have been applied here while the lease was asked for.
+    const auto margin = std::chrono::duration_cast<std::chrono::seconds>(svc->config().crl_validity) / 4;
+    if (svc->crl_due(margin) || svc->crl_rebuild_needed()) {
+        const auto gen = api->crl.note_change();
+        api->crl.kick();
+        co_await api->crl.wait_published(gen, std::chrono::seconds(30));
+    }
+    auto release = [&lease] { lease->reset(); };
+    co_await api->core.in_pool(release);
+}
+
+// One instance sweeps at a time (docs/high-availability.md): the sweep runs holding the store's
+// "sweep" lease (taken and released on the pool: a shared store's lock is a database call); an
+// instance that does not get it skips this run. A store only this process writes always grants it.
+asio::awaitable<void> server::impl::led_sweep(const principal& who) {
+    auto lead = [this] { return svc->try_lead("sweep"); };
+    auto lease = co_await api->core.in_pool(lead);
+    if (!lease) {
+        spdlog::error("renewal sweep skipped: cannot ask the store who leads it: {}", lease.error().message);
+        co_return;
+    }
+    if (!*lease) {
+        spdlog::info("renewal sweep skipped: another instance leads the sweep");
+        co_return;
+    }
+    co_await run_renewal_sweep(*api, who);
+    auto release = [&lease] { lease->reset(); };
+    co_await api->core.in_pool(release);
 }
 
 server::server(server_options opts, std::unique_ptr<cert_service> svc)
@@ -566,6 +624,13 @@ result<void> server::start() {
     if (auto r = m.api->ocsp.load(); !r) return r;
     if (auto r = m.listen(); !r) return r;
     m.running = true;
+    // Other instances' changes on a shared store: handed to the strand, never applied on the
+    // store's thread (a store only this process writes delivers none).
+    m.gate->api = m.api.get();
+    m.svc->watch_changes([gate = m.gate](std::vector<store_change> changes) {
+        std::lock_guard lock(gate->mu);
+        if (gate->api) gate->api->crl.apply_changes(std::move(changes));
+    });
     m.work.emplace(m.ioc.get_executor());
     auto log_failure = [](const char* what) {
         return [what](std::exception_ptr e) {
@@ -640,6 +705,10 @@ bool server::shutdown() {
     if (!m.running) return true;
     m.running = false;
     m.draining = true;
+    {
+        std::lock_guard lock(m.gate->mu);
+        m.gate->api = nullptr;
+    }
     const auto deadline = std::chrono::steady_clock::now() + m.opts.shutdown_grace;
     asio::post(m.accept_strand, [&m] {
         boost::system::error_code ec;
