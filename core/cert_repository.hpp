@@ -46,6 +46,10 @@ struct load_report {
     bool from_snapshot = false;
     std::size_t replayed = 0;
     std::string snapshot_problem;
+    // A shared store: the newest change sequence the records include. The service's applied_seq
+    // (publish_next_crl) starts here, and watch_changes delivers what follows. 0 for a store only
+    // this process writes.
+    std::uint64_t change_seq = 0;
 };
 
 // One change another instance committed to a shared store (docs/high-availability.md).
