@@ -271,6 +271,7 @@ result<std::string> pg_store::read_file(cert_usage usage, const std::string& id,
 }
 
 result<load_report> pg_store::load_all(unsigned threads) {
+    const auto t0 = std::chrono::steady_clock::now();
     auto loaded = with_conn([&](pg::connection& c) -> result<std::pair<std::uint64_t, pg::rows>> {
         // One snapshot: the records are exactly those of the changes up to `seq`.
         auto tx = pg::transaction::begin(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
@@ -283,6 +284,7 @@ result<load_report> pg_store::load_all(unsigned threads) {
         return std::pair{static_cast<std::uint64_t>(s->int64(0, 0)), std::move(*r)};
     });
     if (!loaded) return loaded.error();
+    const auto t1 = std::chrono::steady_clock::now();
     const pg::rows& rows = loaded->second;
     const int n = rows.size();
     std::vector<std::optional<cert_record>> recs(static_cast<std::size_t>(n));
@@ -324,8 +326,11 @@ result<load_report> pg_store::load_all(unsigned threads) {
         std::lock_guard lk(mu_);
         loaded_seq_ = rep.change_seq;
     }
-    spdlog::info("pg_store: loaded {} certificates at change {} ({} skipped)", rep.records.size(), rep.change_seq,
-                 rep.skipped.size());
+    using ms = std::chrono::milliseconds;
+    spdlog::info("pg_store: loaded {} certificates at change {} ({} skipped; query {} ms, parse {} ms)",
+                 rep.records.size(), rep.change_seq, rep.skipped.size(),
+                 std::chrono::duration_cast<ms>(t1 - t0).count(),
+                 std::chrono::duration_cast<ms>(std::chrono::steady_clock::now() - t1).count());
     return rep;
 }
 
@@ -357,6 +362,8 @@ result<void> pg_store::publish_crl(std::string_view der, std::string_view pem) {
     return with_conn([&](pg::connection& c) -> result<void> {
         auto tx = pg::transaction::begin(c);
         if (!tx) return tx.error();
+        // The CRL row before the changes lock, as publish_next_crl takes them (no deadlock).
+        if (auto r = c.exec("SELECT 1 FROM crl FOR UPDATE"); !r) return r.error();
         if (auto seq = add_change(c, "crl", nullptr); !seq) return seq.error();
         if (auto r = c.exec("UPDATE crl SET der = $1, pem = $2", {pg::param::bytes(der), pem}); !r) return r.error();
         return tx->commit();
@@ -609,13 +616,17 @@ void pg_store::watch_loop(std::stop_token st) {
             }
         }
         if (!c) {
+            if (c.error().code == errc::storage_unavailable) note(c.error()); // problem() without traffic
             if (!was_down) spdlog::warn("pg_store: change watch: {}; retrying", c.error().message);
             was_down = true;
             if (!wait(-1, static_cast<int>(backoff.count()), st)) return;
             backoff = std::min<std::chrono::milliseconds>(backoff * 2, 5s);
             continue;
         }
-        if (was_down) spdlog::info("pg_store: change watch reconnected; catching up from change {}", watched_.load());
+        if (was_down) {
+            note(std::nullopt);
+            spdlog::info("pg_store: change watch reconnected; catching up from change {}", watched_.load());
+        }
         was_down = false;
         backoff = 100ms;
         // LISTEN before reading: a change committed meanwhile is read now or notified later.
@@ -631,6 +642,7 @@ void pg_store::watch_loop(std::stop_token st) {
             ok = catch_up(*c);
         }
         if (!ok && !st.stop_requested()) {
+            if (ok.error().code == errc::storage_unavailable) note(ok.error());
             spdlog::warn("pg_store: change watch lost its connection: {}", ok.error().message);
             was_down = true;
             if (!wait(-1, static_cast<int>(backoff.count()), st)) return;

@@ -47,7 +47,8 @@ public:
     result<void> save_last_sweep(const renewal_summary& s) override;
     // Always nullopt: a committed transaction is durable (the database's fsync).
     std::optional<std::string> io_error() const override;
-    // nullopt when the last database call reached the database; otherwise "database unreachable: ...".
+    // nullopt when the last database call (or the watch thread's connection) reached the database;
+    // otherwise "database unreachable: ...".
     std::optional<std::string> problem() const override;
     std::optional<std::pair<std::string, std::string>> load_ocsp_responder() const override;
     result<void> save_ocsp_responder(std::string_view cert_pem, std::string_view key_pem) override;

@@ -664,6 +664,10 @@ BOOST_AUTO_TEST_CASE(the_database_away_gives_storage_unavailable_and_back_it_wor
     BOOST_TEST(code(a->read_file(r0.usage, r0.identifier, file_kind::cert)) == ec(errc::storage_unavailable));
     BOOST_TEST(code(a->try_lead("sweep")) == ec(errc::storage_unavailable));
     std::this_thread::sleep_for(1500ms); // the watch thread notices and retries
+    // B made no call: its watch thread saw the database go.
+    auto pb = b->problem();
+    BOOST_REQUIRE(pb);
+    BOOST_TEST(pb->starts_with("database unreachable"), *pb);
     cluster.start();
 
     // The same store, no reconnect by hand.
@@ -677,6 +681,7 @@ BOOST_AUTO_TEST_CASE(the_database_away_gives_storage_unavailable_and_back_it_wor
     BOOST_REQUIRE(got.size() == 2u);
     BOOST_TEST(got[0].record->identifier == r0.identifier);
     BOOST_TEST(got[1].record->identifier == r1.identifier);
+    BOOST_TEST(!b->problem()); // the watch thread is connected again
 }
 
 BOOST_AUTO_TEST_CASE(thirty_thousand_certificates_load_fast) {
