@@ -24,7 +24,8 @@ CREATE TABLE certificates (
     cert_pem    text NOT NULL,
     key_wrapped bytea,
     csr_pem     text,
-    updated_seq bigint NOT NULL DEFAULT 0
+    updated_seq bigint NOT NULL DEFAULT 0,
+    updated_by  text NOT NULL DEFAULT ''
 );
 CREATE TABLE serials (
     serial     text PRIMARY KEY CHECK (serial ~ '^[0-9]+$'),
@@ -66,6 +67,11 @@ CREATE TABLE changes (
     identifier text,
     at         timestamptz NOT NULL DEFAULT now()
 );
+CREATE TABLE changes_pruned (
+    id      boolean PRIMARY KEY DEFAULT true CHECK (id),
+    through bigint NOT NULL DEFAULT 0
+);
+INSERT INTO changes_pruned (id) VALUES (true);
 )sql"},
 };
 

@@ -196,10 +196,11 @@ result<void> pg_store::create(const cert_record& rec, const cert_files& files) {
         auto seq = add_change(c, "create", &id);
         if (!seq) return seq.error();
         auto r = c.exec("INSERT INTO certificates (identifier, usage, metadata, cert_pem, key_wrapped, csr_pem, "
-                        "updated_seq) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (identifier) DO NOTHING",
+                        "updated_seq, updated_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+                        "ON CONFLICT (identifier) DO NOTHING",
                         {id, to_string(rec.usage), meta, files.cert_pem,
                          wrapped ? pg::param::bytes(*wrapped) : pg::param::null(),
-                         files.csr_pem ? pg::param(*files.csr_pem) : pg::param::null(), *seq});
+                         files.csr_pem ? pg::param(*files.csr_pem) : pg::param::null(), *seq, me_});
         if (!r) return r.error();
         if (r->affected() == 0) return make_error(errc::already_exists, "identifier already exists", "identifier");
         if (auto s = claim_serials(c, rec); !s) return s;
@@ -224,11 +225,11 @@ result<void> pg_store::replace(const cert_record& rec, const cert_files& files) 
         if (!seq) return seq.error();
         // The key and CSR are kept unless new ones are given.
         auto r = c.exec("UPDATE certificates SET metadata = $3, cert_pem = $4, "
-                        "key_wrapped = coalesce($5, key_wrapped), csr_pem = coalesce($6, csr_pem), updated_seq = $7 "
-                        "WHERE identifier = $1 AND usage = $2",
+                        "key_wrapped = coalesce($5, key_wrapped), csr_pem = coalesce($6, csr_pem), updated_seq = $7, "
+                        "updated_by = $8 WHERE identifier = $1 AND usage = $2",
                         {id, to_string(rec.usage), meta, files.cert_pem,
                          wrapped ? pg::param::bytes(*wrapped) : pg::param::null(),
-                         files.csr_pem ? pg::param(*files.csr_pem) : pg::param::null(), *seq});
+                         files.csr_pem ? pg::param(*files.csr_pem) : pg::param::null(), *seq, me_});
         if (!r) return r.error();
         if (r->affected() == 0) return not_found_error();
         if (auto s = claim_serials(c, rec); !s) return s;
@@ -245,8 +246,9 @@ result<void> pg_store::write_metadata(const cert_record& rec) {
         if (!tx) return tx.error();
         auto seq = add_change(c, "metadata", &id);
         if (!seq) return seq.error();
-        auto r = c.exec("UPDATE certificates SET metadata = $3, updated_seq = $4 WHERE identifier = $1 AND usage = $2",
-                        {id, to_string(rec.usage), meta, *seq});
+        auto r = c.exec("UPDATE certificates SET metadata = $3, updated_seq = $4, updated_by = $5 "
+                        "WHERE identifier = $1 AND usage = $2",
+                        {id, to_string(rec.usage), meta, *seq, me_});
         if (!r) return r.error();
         if (r->affected() == 0) return not_found_error();
         if (auto s = claim_serials(c, rec); !s) return s;
@@ -650,7 +652,62 @@ void pg_store::watch_loop(std::stop_token st) {
     }
 }
 
+result<std::uint64_t> pg_store::prune_changes(std::chrono::seconds keep) {
+    return with_conn([&](pg::connection& c) -> result<std::uint64_t> {
+        auto tx = pg::transaction::begin(c);
+        if (!tx) return tx.error();
+        // Under the changes lock: no sequence is being taken meanwhile.
+        if (auto r = c.exec("SELECT pg_advisory_xact_lock($1)", {changes_lock_key}); !r) return r.error();
+        auto r = c.exec("WITH gone AS (DELETE FROM changes WHERE at < now() - $1 * interval '1 second' "
+                        "AND seq < (SELECT max(seq) FROM changes) RETURNING seq) "
+                        "SELECT count(*), coalesce(max(seq), 0) FROM gone",
+                        {static_cast<std::int64_t>(keep.count())});
+        if (!r) return r.error();
+        const auto n = static_cast<std::uint64_t>(r->int64(0, 0));
+        if (n > 0) {
+            if (auto u = c.exec("UPDATE changes_pruned SET through = greatest(through, $1)", {r->int64(0, 1)}); !u)
+                return u.error();
+        }
+        if (auto e = tx->commit(); !e) return e.error();
+        return n;
+    });
+}
+
+result<void> pg_store::resync(pg::connection& c) {
+    const std::uint64_t from = watched_.load();
+    auto tx = pg::transaction::begin(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    if (!tx) return tx.error();
+    auto top = c.exec("SELECT coalesce(max(seq), 0) FROM changes");
+    if (!top) return top.error();
+    auto r = c.exec("SELECT updated_seq, metadata FROM certificates WHERE updated_seq > $1 AND updated_by <> $2 "
+                    "ORDER BY updated_seq",
+                    {from, me_});
+    if (!r) return r.error();
+    if (auto e = tx->commit(); !e) return e.error();
+    spdlog::warn("pg_store: changes after {} were pruned; catching up with {} certificates written since", from,
+                 r->size());
+    std::vector<store_change> batch;
+    for (int i = 0; i < r->size(); ++i) {
+        auto rec = parse_record(r->text(i, 1));
+        if (!rec) {
+            spdlog::error("pg_store: resync: {}", rec.error().message);
+            continue;
+        }
+        batch.push_back(store_change{static_cast<std::uint64_t>(r->int64(i, 0)), std::move(*rec), false});
+    }
+    const auto last = std::max(from, static_cast<std::uint64_t>(top->int64(0, 0)));
+    batch.push_back(store_change{last, std::nullopt, true}); // the CRL may have changed too
+    apply_(std::move(batch));
+    watched_ = last;
+    return {};
+}
+
 result<void> pg_store::catch_up(pg::connection& c) {
+    auto pruned = c.exec("SELECT through FROM changes_pruned");
+    if (!pruned) return pruned.error();
+    if (!pruned->empty() && static_cast<std::uint64_t>(pruned->int64(0, 0)) > watched_.load()) {
+        if (auto r = resync(c); !r) return r;
+    }
     for (;;) {
         const std::uint64_t from = watched_.load();
         auto r = c.exec("SELECT ch.seq, ch.origin = $2, ch.kind, c.metadata FROM changes ch "

@@ -12,6 +12,7 @@
 #include "storage/pg.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -71,6 +72,11 @@ public:
     // pg_try_advisory_lock on a connection of its own, held by the lease.
     result<std::unique_ptr<task_lease>> try_lead(std::string_view task) override;
 
+    // Removes `changes` rows older than `keep` (the newest is always kept) and records the highest
+    // sequence removed; a watcher behind it catches up from certificates.updated_seq instead.
+    // The number of rows removed. Run by the instance leading "sweep" (docs/postgresql.md).
+    result<std::uint64_t> prune_changes(std::chrono::seconds keep);
+
     const std::string& instance_id() const noexcept { return me_; }
     pg::pool_stats pool_stats() const { return pool_.stats(); }
     // The newest change sequence the watch thread has read (delivered or this instance's own).
@@ -87,6 +93,8 @@ private:
     void watch_loop(std::stop_token st);
     // Delivers the changes after watched_; errors end the connection (reconnect).
     result<void> catch_up(pg::connection& c);
+    // Catch-up when changes after watched_ were pruned: every certificate written since, and the CRL.
+    result<void> resync(pg::connection& c);
     // Waits up to `ms` for the stop event or `fd` (-1: none) to be readable; false when stopping.
     bool wait(int fd, int ms, const std::stop_token& st) const;
 

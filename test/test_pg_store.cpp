@@ -554,6 +554,62 @@ BOOST_AUTO_TEST_CASE(a_change_on_one_instance_reaches_the_other_within_a_second)
     BOOST_TEST(b->watched_seq() == got[2].seq);
 }
 
+BOOST_AUTO_TEST_CASE(an_instance_behind_pruned_changes_catches_up_from_the_certificates) {
+    auto db = test::shared_pg_cluster().create_database();
+    auto kek = random_kek();
+    auto a = open_pg(db, kek, "A");
+    auto b = open_pg(db, kek, "B");
+    BOOST_REQUIRE(b->load_all(1)); // B at change 0, not watching yet (away)
+    cert_record mine = make_record(9);
+    BOOST_REQUIRE(b->create(mine, files_of(mine))); // B's own: not delivered back to it
+    std::vector<cert_record> theirs;
+    for (int i = 10; i < 15; ++i) {
+        theirs.push_back(make_record(i));
+        BOOST_REQUIRE(a->create(theirs.back(), files_of(theirs.back())));
+    }
+    cert_record revoked = theirs[0];
+    revoke_identity(revoked, revoked.created_at + 1h, revocation_reason::superseded);
+    BOOST_REQUIRE(a->write_metadata(revoked));
+    theirs[0] = revoked;
+    auto pruned = a->prune_changes(0s);
+    BOOST_REQUIRE(pruned);
+    BOOST_TEST(*pruned == 6u); // all but the newest
+    BOOST_TEST(a->load_all(1)->change_seq == 7u);
+
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<store_change> got;
+    b->watch_changes([&](std::vector<store_change> batch) {
+        std::lock_guard lk(mu);
+        for (auto& c : batch) got.push_back(std::move(c));
+        cv.notify_all();
+    });
+    std::unique_lock lk(mu);
+    BOOST_REQUIRE(cv.wait_for(lk, 2s, [&] { return got.size() >= 6; }));
+    // Each of A's certificates once, in its newest state; then the CRL marker.
+    BOOST_REQUIRE(got.size() == 6u);
+    std::vector<cert_record> recs;
+    for (std::size_t i = 0; i < 5; ++i) {
+        BOOST_REQUIRE(got[i].record);
+        recs.push_back(*got[i].record);
+        if (i) BOOST_TEST(got[i].seq > got[i - 1].seq);
+    }
+    auto by_id = [](const cert_record& x, const cert_record& y) { return x.identifier < y.identifier; };
+    std::sort(recs.begin(), recs.end(), by_id);
+    std::sort(theirs.begin(), theirs.end(), by_id);
+    BOOST_TEST((recs == theirs));
+    BOOST_TEST(got[5].crl_published);
+    BOOST_TEST(got[5].seq == 7u);
+    lk.unlock();
+    // Afterwards the change log again.
+    cert_record next = make_record(20);
+    BOOST_REQUIRE(a->create(next, files_of(next)));
+    lk.lock();
+    BOOST_REQUIRE(cv.wait_for(lk, 2s, [&] { return got.size() >= 7; }));
+    BOOST_TEST(got[6].record->identifier == next.identifier);
+    BOOST_TEST(got[6].seq == 8u);
+}
+
 BOOST_AUTO_TEST_CASE(crl_numbers_only_grow_and_a_stale_instance_gets_a_conflict) {
     auto db = test::shared_pg_cluster().create_database();
     auto kek = random_kek();
