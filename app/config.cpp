@@ -4,6 +4,7 @@
 #include "core/encoding.hpp"
 #include "core/keys.hpp"
 
+#include <cctype>
 #include <boost/program_options.hpp>
 
 #include <cstdlib>
@@ -36,6 +37,14 @@ const std::vector<std::pair<const char*, const char*>>& known_keys() {
         {"storage.data_dir", "where certificates, the CA and logs live"},
         {"storage.snapshot_delay",
          "seconds of no certificate writes before the start-up snapshot is written; 0 = never"},
+        {"storage.backend", "fs (everything in the data dir) or postgresql (several instances on one database)"},
+        {"storage.postgresql",
+         "libpq connection string of the database (backend postgresql); the password comes from PGPASSFILE "
+         "or passfile=, never from here"},
+        {"storage.postgresql_pool", "database connections per instance"},
+        {"storage.key_encryption_key_file",
+         "backend postgresql: file with the 32-byte key (raw, or 64 hex digits) that encrypts private keys in "
+         "the database (AES-256-GCM); 0600"},
         {"ca.key_type", "rsa4096, rsa3072, ec-p384 or ec-p256 (at init)"},
         {"ca.common_name", "CA subject CN (at init)"},
         {"ca.organization", "CA subject O (at init)"},
@@ -246,6 +255,32 @@ config load_config(const std::filesystem::path& file, const std::vector<std::str
     if (auto v = get("storage.data_dir")) {
         if (v->empty()) reject(c, "storage.data_dir", "must not be empty");
         c.data_dir = *v;
+    }
+    if (auto v = get("storage.backend")) {
+        if (*v != "fs" && *v != "postgresql") reject(c, "storage.backend", "'" + *v + "' is not fs or postgresql");
+        c.backend = *v;
+    }
+    if (auto v = get("storage.postgresql")) c.postgresql = *v;
+    if (auto v = get("storage.postgresql_pool"))
+        c.postgresql_pool = static_cast<unsigned>(to_int(c, "storage.postgresql_pool", *v, 1, 256));
+    if (auto v = get("storage.key_encryption_key_file")) c.key_encryption_key_file = *v;
+    if (c.backend == "postgresql") {
+        if (c.postgresql.empty()) reject(c, "storage.postgresql", "is required with storage.backend = postgresql");
+        if (c.key_encryption_key_file.empty())
+            reject(c, "storage.key_encryption_key_file", "is required with storage.backend = postgresql");
+        // A password in the config would sit in a file many can read and in `ps`: refused.
+        auto lower = c.postgresql;
+        for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        bool uri_password = false; // postgresql://user:secret@host
+        for (std::string_view scheme : {"postgresql://", "postgres://"})
+            if (lower.starts_with(scheme)) {
+                auto rest = std::string_view(lower).substr(scheme.size());
+                auto at = rest.find('@');
+                uri_password = at != std::string_view::npos && rest.substr(0, at).find(':') != std::string_view::npos;
+            }
+        if (uri_password || lower.find("password") != std::string::npos)
+            reject(c, "storage.postgresql",
+                   "must not hold a password: use PGPASSFILE or passfile= (docs/postgresql.md)");
     }
     if (auto v = get("ca.key_type")) {
         auto k = parse_key_type(*v);

@@ -56,6 +56,12 @@ struct config {
     // [storage]
     std::filesystem::path data_dir = "./data";
     std::chrono::seconds snapshot_delay = server_defaults().snapshot_delay;
+    // fs (the data dir holds everything) or postgresql (certificates, CRL, jobs and the audit chain
+    // in the database; the data dir keeps the CA key and tokens): docs/postgresql.md.
+    std::string backend = "fs";
+    std::string postgresql;                        // libpq connection string, without a password
+    unsigned postgresql_pool = 8;                  // connections per instance
+    std::filesystem::path key_encryption_key_file; // 32 bytes (raw or 64 hex), 0600
 
     // [ca]
     key_type ca_key_type = ca_options{}.type;

@@ -5,9 +5,9 @@ pkgs=(build-essential cmake pkg-config ccache git curl openssl libssl-dev zlib1g
       libboost1.81-dev libboost-json1.81-dev libboost-program-options1.81-dev libboost-test1.81-dev
       libspdlog-dev libsystemd-dev libpq-dev systemd jq clang-format lintian clang llvm)
 # CERTMATE_TEST_DEPS=1 (scripts/test.sh): also Debian's Chromium, driven by the dashboard test
-# (test/dashboard, playwright-core; never a browser download).
-# and the PostgreSQL server, for the throwaway clusters of the PostgreSQL store's tests.
-if [ "${CERTMATE_TEST_DEPS:-0}" = 1 ]; then pkgs+=(chromium postgresql); fi
+# (test/dashboard, playwright-core; never a browser download); the PostgreSQL server, for the throwaway clusters of the PostgreSQL store's tests, and nginx, the
+# load balancer in front of two instances (test_ha).
+if [ "${CERTMATE_TEST_DEPS:-0}" = 1 ]; then pkgs+=(chromium postgresql nginx); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

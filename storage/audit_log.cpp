@@ -24,68 +24,6 @@ namespace json = boost::json;
 
 namespace {
 
-const std::string zero_hash(64, '0');
-
-bool is_hash(const json::value* v) {
-    if (!v || !v->is_string()) return false;
-    const auto& s = v->get_string();
-    return s.size() == 64 &&
-           std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-}
-
-std::optional<std::uint64_t> as_seq(const json::value* v) {
-    if (!v) return std::nullopt;
-    if (v->is_uint64()) return v->get_uint64();
-    if (v->is_int64() && v->get_int64() >= 0) return static_cast<std::uint64_t>(v->get_int64());
-    return std::nullopt;
-}
-
-// The entry without `hash`, keys in their fixed order; its serialisation is what `hash` covers.
-json::object without_hash(const json::object& o) {
-    json::object out;
-    out.reserve(o.size());
-    for (const auto& kv : o)
-        if (kv.key() != "hash") out.emplace(kv.key(), kv.value());
-    return out;
-}
-
-struct parsed_line {
-    json::object obj;
-    std::uint64_t seq = 0;
-    std::string prev_hash, hash;
-};
-
-// Parses one line; `reason` says why it is not a chain entry.
-std::optional<parsed_line> parse_line(std::string_view line, std::string& reason) {
-    std::error_code ec;
-    json::value v = json::parse(line, ec);
-    if (ec || !v.is_object()) {
-        reason = "not JSON";
-        return std::nullopt;
-    }
-    parsed_line p;
-    p.obj = std::move(v.get_object());
-    auto seq = as_seq(p.obj.if_contains("seq"));
-    const auto* prev = p.obj.if_contains("prev_hash");
-    const auto* hash = p.obj.if_contains("hash");
-    if (!seq || !is_hash(prev) || !is_hash(hash)) {
-        reason = "missing seq, prev_hash or hash";
-        return std::nullopt;
-    }
-    p.seq = *seq;
-    p.prev_hash = std::string(prev->get_string());
-    p.hash = std::string(hash->get_string());
-    return p;
-}
-
-// Whether the line is exactly what was hashed (canonical serialisation, `hash` last and correct).
-bool hash_ok(std::string_view line, const parsed_line& p) {
-    if (p.obj.empty() || (p.obj.end() - 1)->key() != "hash") return false;
-    if (json::serialize(p.obj) != line) return false;
-    auto hash = sha256_hex(json::serialize(without_hash(p.obj)));
-    return hash && *hash == p.hash;
-}
-
 std::vector<std::string_view> split_lines(std::string_view text) {
     std::vector<std::string_view> lines;
     while (!text.empty()) {
@@ -102,7 +40,7 @@ std::vector<std::string_view> split_lines(std::string_view text) {
 
 struct tail_state {
     std::uint64_t next_seq = 1;
-    std::string last_hash = zero_hash;
+    std::string last_hash = audit_zero_hash;
     bool last_is_checkpoint = false;
 };
 
@@ -116,11 +54,6 @@ bool pread_all(int fd, std::string& buf, std::size_t off) {
         got += static_cast<std::size_t>(n);
     }
     return true;
-}
-
-std::string_view operation_of(const json::object& o) {
-    const auto* v = o.if_contains("operation");
-    return v && v->is_string() ? std::string_view(v->get_string()) : std::string_view();
 }
 
 // Finds the last intact entry, reading backwards from the end in growing chunks.
@@ -139,15 +72,13 @@ result<tail_state> read_tail(int fd, const std::filesystem::path& file) {
         const std::size_t first = start > 0 ? 1 : 0;
         std::size_t skipped = 0;
         for (std::size_t i = lines.size(); i-- > first;) {
-            std::string reason;
-            auto p = parse_line(lines[i], reason);
-            if (p && hash_ok(lines[i], *p)) {
+            if (auto p = read_audit_line(lines[i])) {
                 if (skipped > 0)
                     spdlog::warn("audit log {}: {} corrupt line(s) at the end; continuing the chain from seq {}",
                                  file.string(), skipped, p->seq);
                 st.next_seq = p->seq + 1;
-                st.last_hash = p->hash;
-                st.last_is_checkpoint = operation_of(p->obj) == "checkpoint";
+                st.last_hash = std::move(p->hash);
+                st.last_is_checkpoint = p->operation == "checkpoint";
                 return st;
             }
             ++skipped;
@@ -247,10 +178,6 @@ result<opened> open_file(const std::filesystem::path& file) {
 }
 
 } // namespace
-
-std::string checkpoint_message(std::uint64_t head_seq, std::string_view head_hash) {
-    return "certmate-audit-checkpoint-v1\n" + std::to_string(head_seq) + "\n" + std::string(head_hash) + "\n";
-}
 
 struct audit_log::opened_state : opened {};
 
@@ -364,24 +291,10 @@ result<void> audit_log::catch_up_locked() {
 }
 
 result<void> audit_log::write_locked(const audit_entry& e) {
-    json::object o;
-    o["seq"] = seq_;
-    o["timestamp"] = format_time(clock_());
-    o["operation"] = e.operation;
-    o["resource_type"] = e.resource_type;
-    o["resource_id"] = e.resource_id;
-    o["status"] = e.status;
-    o["user"] = e.user;
-    o["ip_address"] = e.ip_address;
-    if (!e.actor.empty()) o["actor"] = e.actor;
-    o["details"] = e.details;
-    o["error"] = e.error ? json::value(json::string(*e.error)) : json::value(nullptr);
-    o["prev_hash"] = last_hash_;
-    auto hashed = sha256_hex(json::serialize(o));
-    if (!hashed) return fail_locked("hashing failed: " + hashed.error().message);
-    std::string hash = std::move(*hashed);
-    o["hash"] = hash;
-    std::string line = json::serialize(o);
+    auto made = make_audit_line(e, seq_, clock_(), last_hash_);
+    if (!made) return fail_locked("hashing failed: " + made.error().message);
+    std::string hash = std::move(made->hash);
+    std::string line = std::move(made->text);
     line += '\n';
 
     if (simulate_failure_) return fail_locked("write failed (simulated)");
@@ -413,16 +326,9 @@ result<void> audit_log::write_pending_repair_locked() {
 }
 
 result<void> audit_log::write_checkpoint_locked(std::string reason) {
-    const std::uint64_t head_seq = seq_ - 1;
-    auto sig = sign_raw(signer_.get(), checkpoint_message(head_seq, last_hash_));
-    if (!sig) return fail_locked("signing the checkpoint failed");
-    audit_entry e;
-    e.operation = "checkpoint";
-    e.resource_type = "audit";
-    e.resource_id = std::to_string(head_seq);
-    e.details = {{"head_seq", head_seq}, {"head_hash", last_hash_},     {"algorithm", "Ed25519"},
-                 {"key_id", signer_id_}, {"reason", std::move(reason)}, {"signature", base64_encode(*sig)}};
-    return write_locked(e);
+    auto e = make_checkpoint_entry(head{seq_ - 1, last_hash_}, signer_.get(), signer_id_, std::move(reason));
+    if (!e) return fail_locked("signing the checkpoint failed");
+    return write_locked(*e);
 }
 
 result<void> audit_log::append(const audit_entry& e) {
@@ -506,16 +412,15 @@ result<audit_export> audit_log::export_range(std::uint64_t from_seq, std::option
         const auto nl = text.find('\n', pos);
         if (nl == std::string::npos) break;
         const std::string_view line(text.data() + pos, nl - pos);
-        std::string reason;
-        if (auto p = parse_line(line, reason)) {
-            if (p->seq >= from_seq && (!to_seq || p->seq <= *to_seq)) {
+        if (auto seq = audit_line_seq(line)) {
+            if (*seq >= from_seq && (!to_seq || *seq <= *to_seq)) {
                 if (begin == std::string::npos) {
                     begin = pos;
-                    out.from_seq = p->seq;
+                    out.from_seq = *seq;
                 }
                 end = nl + 1;
-                out.to_seq = p->seq;
-            } else if (to_seq && p->seq > *to_seq && begin != std::string::npos) {
+                out.to_seq = *seq;
+            } else if (to_seq && *seq > *to_seq && begin != std::string::npos) {
                 break;
             }
         }
@@ -590,60 +495,10 @@ audit_verify_result verify_audit_file(const std::filesystem::path& file, EVP_PKE
 
 audit_verify_result verify_audit_text(std::string_view text, EVP_PKEY* public_key,
                                       std::optional<audit_log::head> expected) {
-    audit_verify_result res;
-    auto lines = split_lines(text);
-    std::string prev = zero_hash;
-    std::uint64_t expected_seq = 1;
-    auto bad = [&](std::size_t i, std::string reason) {
-        res.ok = false;
-        res.bad_line = i + 1;
-        res.reason = std::move(reason);
-        return res;
-    };
-    for (std::size_t i = 0; i < lines.size(); ++i) {
-        std::string reason;
-        auto p = parse_line(lines[i], reason);
-        if (!p) return bad(i, reason);
-        if (!hash_ok(lines[i], *p)) return bad(i, "hash mismatch");
-        if (p->seq != expected_seq) return bad(i, "seq out of order");
-        if (p->prev_hash != prev) return bad(i, "prev_hash mismatch");
-        const auto op = operation_of(p->obj);
-        const auto* details = p->obj.if_contains("details");
-        const json::object* d = details && details->is_object() ? &details->get_object() : nullptr;
-        if (op == "checkpoint") {
-            // Signed over the entry before it (docs/audit.md).
-            const auto head_seq = d ? as_seq(d->if_contains("head_seq")) : std::nullopt;
-            const auto* head_hash = d ? d->if_contains("head_hash") : nullptr;
-            const auto* sig = d ? d->if_contains("signature") : nullptr;
-            if (!head_seq || *head_seq + 1 != p->seq || !is_hash(head_hash) || head_hash->get_string() != prev ||
-                !sig || !sig->is_string())
-                return bad(i, "checkpoint does not name the entry before it");
-            if (public_key) {
-                auto raw = base64_decode(sig->get_string());
-                if (!raw || !verify_raw(public_key, checkpoint_message(*head_seq, prev), *raw))
-                    return bad(i, "checkpoint signature does not verify");
-                ++res.checkpoints;
-            } else {
-                ++res.unchecked_checkpoints;
-            }
-            res.last_checkpoint_seq = p->seq;
-            res.after_last_checkpoint = 0;
-        } else {
-            ++res.after_last_checkpoint;
-        }
-        if (op == "audit_repair" && d)
-            res.repairs.push_back({p->seq, as_seq(d->if_contains("removed_bytes")).value_or(0)});
-        if (expected && p->seq == expected->seq && p->hash != expected->hash)
-            return bad(i, "entry " + std::to_string(p->seq) + " is not the one this server wrote (rewritten since)");
-        prev = p->hash;
-        ++expected_seq;
-        ++res.entries;
-    }
-    // A log cut short of the head this server wrote lost entries.
-    if (expected && expected->seq > 0 && expected_seq <= expected->seq)
-        return bad(lines.size(),
-                   "the log ends before entry " + std::to_string(expected->seq) + ", which this server wrote");
-    return res;
+    audit_chain_verifier v(public_key, std::move(expected));
+    for (auto line : split_lines(text))
+        if (!v.add(line)) break;
+    return v.finish();
 }
 
 } // namespace certmate::storage

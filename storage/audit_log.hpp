@@ -13,6 +13,7 @@
 
 #include "core/audit_sink.hpp"
 #include "core/ossl.hpp"
+#include "storage/audit_chain.hpp"
 
 #include <boost/json/object.hpp>
 
@@ -33,10 +34,6 @@ using certmate::audit_export;
 using certmate::audit_query;
 using certmate::audit_repair_note;
 using certmate::audit_verify_result;
-
-// The canonical message a checkpoint signs (docs/audit.md):
-// "certmate-audit-checkpoint-v1\n" <head_seq in decimal> "\n" <head_hash, 64 hex> "\n".
-std::string checkpoint_message(std::uint64_t head_seq, std::string_view head_hash);
 
 class audit_log final : public audit_sink {
 public:
@@ -68,10 +65,7 @@ public:
     std::string public_key_pem() const override;
     // The last entry this process wrote (or read as the head when continuing the chain): seq 0
     // before any.
-    struct head {
-        std::uint64_t seq = 0;
-        std::string hash;
-    };
+    using head = audit_head;
     head head_written() const;
     // Entries from_seq..to_seq (to the last entry when absent), signed; errc::not_found when no
     // entry is in the range, errc::audit_unavailable without a signer. Signed only when the whole
@@ -120,9 +114,9 @@ public:
     audit_log& operator=(const audit_log&) = delete;
 };
 
-// Walks the chain: each line parses, seq increments, prev_hash equals the previous hash and
-// hash matches the recomputed one. Each checkpoint must name the entry before it (head_seq,
-// head_hash) and, with `public_key`, carry its valid signature over checkpoint_message().
+// Walks the chain (audit_chain_verifier): each line parses, seq increments, prev_hash equals the
+// previous hash and hash matches the recomputed one. Each checkpoint must name the entry before it
+// (head_seq, head_hash) and, with `public_key`, carry its valid signature over checkpoint_message().
 audit_verify_result verify_audit_file(const std::filesystem::path& file, EVP_PKEY* public_key = nullptr);
 // The same over the text of a log; with `expected`, the entry at expected->seq must be there and
 // carry expected->hash.

@@ -118,7 +118,10 @@ result<void> save_ocsp_responder_files(const layout& l, std::string_view cert_pe
 
 std::vector<std::string> ca_backup_members() {
     return {"certs/ca/ca.crt",   "certs/ca/ca.key",          "certs/ca/ca_metadata.json", "certs/ca/crl.pem",
-            "certs/crl/crl.der", "certs/crl/crl_state.json", "certs/ocsp/responder.crt",  "certs/ocsp/responder.key"};
+            "certs/crl/crl.der", "certs/crl/crl_state.json", "certs/ocsp/responder.crt",  "certs/ocsp/responder.key",
+            // The audit checkpoint signer goes along, so that instances sharing one audit chain
+            // (docs/high-availability.md) sign with the key its verification expects.
+            "certs/audit/audit_signing.key", "certs/audit/audit_signing.pub"};
 }
 
 result<void> backup_ca(const layout& l, const fs::path& archive, std::optional<std::string_view> passphrase) {
@@ -209,6 +212,14 @@ result<restore_report> restore_ca(const layout& l, const fs::path& archive, bool
     });
     for (const auto& [name, data] : *files) {
         const fs::path target = l.data_dir / name;
+        // An audit signer of its own stays: the checkpoints of this data dir's log verify with it.
+        if (name.starts_with("certs/audit/")) {
+            auto held = read_file(target);
+            if (held && *held != data) {
+                spdlog::warn("the data dir has an audit signing key of its own: kept, the backup's not restored");
+                continue;
+            }
+        }
         if (auto r = ensure_dir(target.parent_path(), fs::perms(0700)); !r) return r.error();
         if (auto r = write_file_atomic(target, data, is_key_member(name) ? fs::perms(0600) : fs::perms(0644)); !r)
             return r.error();
