@@ -1,5 +1,7 @@
 #include "storage/pg_schema.hpp"
 
+#include "storage/pg_audit.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <string_view>
@@ -73,6 +75,9 @@ CREATE TABLE changes_pruned (
 );
 INSERT INTO changes_pruned (id) VALUES (true);
 )sql"},
+    // The audit chain (storage/pg_audit.hpp); IF NOT EXISTS, so a table pg_audit::ensure_schema made
+    // earlier is kept.
+    {2, "audit log", pg_audit_schema},
 };
 
 result<bool> has_table(pg::connection& c) {

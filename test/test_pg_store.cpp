@@ -8,9 +8,11 @@
 #include <boost/test/unit_test.hpp>
 
 #include "core/job.hpp"
+#include "core/store_copy.hpp"
 #include "storage/fs_store.hpp"
 #include "storage/key_wrap.hpp"
 #include "storage/pg.hpp"
+#include "storage/pg_audit.hpp"
 #include "storage/pg_schema.hpp"
 #include "storage/pg_store.hpp"
 #include "support/pg_cluster.hpp"
@@ -496,6 +498,57 @@ BOOST_AUTO_TEST_CASE(migrations_are_idempotent_concurrent_and_refuse_a_newer_sch
     BOOST_REQUIRE(!refused);
     BOOST_TEST(refused.error().message.find("newer than this binary") != std::string::npos, refused.error().message);
     BOOST_TEST(pg_schema::current_version(*c).value() == 99);
+}
+
+BOOST_AUTO_TEST_CASE(the_migrations_include_the_audit_log_table) {
+    auto db = test::shared_pg_cluster().create_database();
+    auto c = pg::connection::open(db);
+    BOOST_REQUIRE(c);
+    BOOST_REQUIRE(pg_schema::migrate(*c));
+    auto r = c->exec("SELECT to_regclass('audit_log') IS NOT NULL, to_regclass('changes_pruned') IS NOT NULL");
+    BOOST_REQUIRE(r);
+    BOOST_TEST(r->boolean(0, 0));
+    BOOST_TEST(r->boolean(0, 1));
+    BOOST_TEST(bool(storage::pg_audit::ensure_schema(*c))); // still fine after the migrations
+}
+
+BOOST_AUTO_TEST_CASE(a_file_store_imported_and_exported_again_is_the_same) {
+    // core/store_copy through both ports: fs -> PostgreSQL -> fs (`certmate db import|export`).
+    test::temp_dir a, b;
+    std::filesystem::create_directories(a / "data/certs/ca");
+    std::filesystem::create_directories(b / "data/certs/ca");
+    fs_store from(layout{a / "data"}), back(layout{b / "data"});
+    for (int i = 0; i < 60; ++i) {
+        auto r = make_record(i);
+        BOOST_REQUIRE(from.create(r, files_of(r)));
+    }
+    BOOST_REQUIRE(from.save_crl_state(crl_state{9, test::sample_t0, test::sample_t0 + 24h}));
+    BOOST_REQUIRE(from.publish_crl("DER9", "PEM9"));
+    BOOST_REQUIRE(from.save_ocsp_responder("RESPONDER CERT", "RESPONDER KEY"));
+    auto db = test::shared_pg_cluster().create_database();
+    auto pg = open_pg(db, random_kek(), "import");
+    auto in = copy_store(from, *pg, 2);
+    BOOST_REQUIRE_MESSAGE(in, (in ? "" : in.error().message));
+    BOOST_TEST(in->copied == 60u);
+    auto again = copy_store(from, *pg, 2); // idempotent
+    BOOST_REQUIRE_MESSAGE(again, (again ? "" : again.error().message));
+    BOOST_TEST(again->already == 60u);
+    BOOST_TEST(again->copied == 0u);
+    auto out = copy_store(*pg, back, 2);
+    BOOST_REQUIRE_MESSAGE(out, (out ? "" : out.error().message));
+    BOOST_TEST(out->copied == 60u);
+    BOOST_TEST(out->crl_number == 9u);
+    auto x = loaded(from), y = loaded(back);
+    BOOST_REQUIRE(x.size() == y.size());
+    BOOST_TEST((x == y));
+    for (const auto& r : x)
+        for (auto k : {file_kind::cert, file_kind::key, file_kind::csr}) {
+            auto f1 = from.read_file(r.usage, r.identifier, k), f2 = back.read_file(r.usage, r.identifier, k);
+            BOOST_TEST_REQUIRE(bool(f1) == bool(f2), r.identifier);
+            if (f1) BOOST_TEST_REQUIRE(*f1 == *f2, r.identifier);
+        }
+    BOOST_TEST(back.published_crl()->first == "DER9");
+    BOOST_TEST(back.load_ocsp_responder()->second == "RESPONDER KEY");
 }
 
 BOOST_AUTO_TEST_CASE(a_change_on_one_instance_reaches_the_other_within_a_second) {
