@@ -117,8 +117,8 @@ result<void> save_ocsp_responder_files(const layout& l, std::string_view cert_pe
 }
 
 std::vector<std::string> ca_backup_members() {
-    return {"certs/ca/ca.crt",   "certs/ca/ca.key",          "certs/ca/ca_metadata.json", "certs/ca/crl.pem",
-            "certs/crl/crl.der", "certs/crl/crl_state.json", "certs/ocsp/responder.crt",  "certs/ocsp/responder.key",
+    return {"certs/ca/ca.crt", "certs/ca/ca.key", "certs/ca/ca_metadata.json", "certs/ca/crl.pem", "certs/crl/crl.der",
+            "certs/crl/crl_state.json", "certs/ocsp/responder.crt", "certs/ocsp/responder.key",
             // The audit checkpoint signer goes along, so that instances sharing one audit chain
             // (docs/high-availability.md) sign with the key its verification expects.
             "certs/audit/audit_signing.key", "certs/audit/audit_signing.pub"};

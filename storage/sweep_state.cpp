@@ -13,21 +13,14 @@ namespace {
 fs::path sweep_file(const layout& l) { return l.state_dir() / "renewal_sweep.json"; }
 } // namespace
 
-std::optional<renewal_summary> load_last_sweep(const layout& l) {
-    std::error_code ec;
-    if (!fs::exists(sweep_file(l), ec)) return std::nullopt;
-    auto text = read_file(sweep_file(l));
-    if (!text) return std::nullopt;
+std::optional<renewal_summary> parse_last_sweep(std::string_view text) {
     boost::system::error_code jec;
-    auto v = json::parse(*text, jec);
+    auto v = json::parse(text, jec);
     const json::object* o = jec ? nullptr : v.if_object();
     auto started = o && o->if_contains("started_at") && o->at("started_at").is_string()
                        ? parse_time(o->at("started_at").as_string())
                        : std::nullopt;
-    if (!started) {
-        spdlog::warn("{} is unreadable; treating the sweep as never run", sweep_file(l).string());
-        return std::nullopt;
-    }
+    if (!started) return std::nullopt;
     renewal_summary s;
     s.started_at = *started;
     auto num = [&](const char* k) -> std::size_t {
@@ -53,6 +46,16 @@ std::optional<renewal_summary> load_last_sweep(const layout& l) {
             s.outcomes.push_back(std::move(out));
         }
     }
+    return s;
+}
+
+std::optional<renewal_summary> load_last_sweep(const layout& l) {
+    std::error_code ec;
+    if (!fs::exists(sweep_file(l), ec)) return std::nullopt;
+    auto text = read_file(sweep_file(l));
+    if (!text) return std::nullopt;
+    auto s = parse_last_sweep(*text);
+    if (!s) spdlog::warn("{} is unreadable; treating the sweep as never run", sweep_file(l).string());
     return s;
 }
 

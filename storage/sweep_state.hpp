@@ -9,9 +9,12 @@
 #include <boost/json/object.hpp>
 
 #include <optional>
+#include <string_view>
 
 namespace certmate::storage {
 
+// A sweep record as renewal_sweep.json holds it (nullopt when it is not one).
+std::optional<renewal_summary> parse_last_sweep(std::string_view text);
 // The last recorded run (nullopt when none, or when the file is unreadable: logged).
 std::optional<renewal_summary> load_last_sweep(const layout& l);
 // `late`, when given, takes a directory fsync failure after the rename (see write_file_atomic).
