@@ -1,5 +1,7 @@
 #include "app/bootstrap.hpp"
 
+#include "app/backend.hpp"
+
 #include "core/keys.hpp"
 #include "storage/atomic_file.hpp"
 #include "storage/audit_log.hpp"
@@ -332,11 +334,12 @@ result<std::unique_ptr<cert_service>> open_service(const config& cfg) {
     storage::layout l{cfg.data_dir};
     auto ca = load_ca_configured(cfg, l);
     if (!ca) return ca.error();
-    auto audit = storage::audit_log::open(l.audit_log(), system_clock_fn());
-    if (!audit) return audit.error();
     auto audit_key = load_audit_signing_key(l);
     if (!audit_key) return audit_key.error();
-    if (auto r = (*audit)->set_signer(std::move(*audit_key), cfg.audit_checkpoint_interval); !r) return r.error();
+    auto audit = open_audit(cfg, std::move(*audit_key), system_clock_fn());
+    if (!audit) return audit.error();
+    auto repo = open_repository(cfg);
+    if (!repo) return repo.error();
     auto svc_cfg = cfg.service;
     // The CA's own listener names are never issued through the API (SECURITY.md "serverAuth").
     auto& reserved = svc_cfg.server_names.reserved;
@@ -349,9 +352,8 @@ result<std::unique_ptr<cert_service>> open_service(const config& cfg) {
         reserved.insert(reserved.end(), names->begin(), names->end());
     }
     if (svc_cfg.load_threads == 0) svc_cfg.load_threads = std::max(1u, std::thread::hardware_concurrency());
-    auto svc = std::make_unique<cert_service>(*ca, std::make_unique<storage::fs_store>(l),
-                                              std::shared_ptr<storage::audit_log>(std::move(*audit)), svc_cfg,
-                                              system_clock_fn(), openssl_rng());
+    auto svc = std::make_unique<cert_service>(*ca, std::move(*repo), std::move(*audit), svc_cfg, system_clock_fn(),
+                                              openssl_rng());
     if (auto r = svc->load(); !r) return r.error();
     // The load's temporaries (the snapshot's text, records moved into the index) are freed:
     // give their pages back (glibc keeps freed heap pages otherwise; malloc_trim(3)).

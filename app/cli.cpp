@@ -6,6 +6,7 @@
 #include "app/serve.hpp"
 #include "core/keys.hpp"
 #include "storage/atomic_file.hpp"
+#include "app/backend.hpp"
 #include "storage/audit_log.hpp"
 #include "storage/ca_files.hpp"
 #include "storage/leftovers.hpp"
@@ -114,6 +115,31 @@ int cmd_ca(const std::string& sub, const cli_invocation& inv) {
         return 0;
     }
     return 2;
+}
+
+int cmd_db(const std::string& sub, const cli_invocation& inv) {
+    auto a = server_args(inv);
+    auto cfg = load_config(a.config_file, a.overrides);
+    if (cfg.backend != "postgresql")
+        throw error_exception(make_error(errc::invalid_argument,
+                                         "certmate db needs storage.backend = postgresql and storage.postgresql "
+                                         "(in the config or as --storage.backend / --storage.postgresql)"));
+    if (sub == "migrate") {
+        auto r = migrate_database(cfg);
+        if (!r) throw error_exception(r.error());
+        if (r->first == r->second)
+            std::cout << "schema at version " << r->second << " (nothing to do)\n";
+        else
+            std::cout << "schema migrated from version " << r->first << " to " << r->second << "\n";
+        return 0;
+    }
+    auto r = sub == "import" ? import_data_dir(cfg) : export_data_dir(cfg);
+    if (!r) throw error_exception(r.error());
+    std::cout << (sub == "import" ? "imported " : "exported ") << r->store.certificates << " certificates ("
+              << r->store.copied << " copied, " << r->store.already << " already there; " << r->store.serials
+              << " serials checked), " << r->store.jobs << " jobs, CRL number " << r->store.crl_number
+              << "; audit chain of " << r->audit_entries << " entries verified (" << r->audit_added << " added)\n";
+    return 0;
 }
 
 int cmd_token(const cli_invocation& inv) {
@@ -225,6 +251,20 @@ std::vector<cli_command> server_commands() {
                                                                          "replace a different CA");
                    },
                    [](const cli_invocation& inv) { return cmd_ca("restore", inv); }});
+    out.push_back({"db migrate", "", "create or upgrade the PostgreSQL schema (storage.backend = postgresql)",
+                   "Each migration runs in one transaction under a lock; a schema newer than this binary is refused.",
+                   "  certmate db migrate -c /etc/certmate/certmate.conf", 0, 0, true, add_server_options,
+                   [](const cli_invocation& inv) { return cmd_db("migrate", inv); }});
+    out.push_back({"db import", "",
+                   "copy the file system store of --data-dir DIR into the database (idempotent, verified)",
+                   "Certificates, CRL state, OCSP responder, sweep record, jobs and the audit chain; run with no "
+                   "server writing either.",
+                   "  certmate db import -c /etc/certmate/certmate.conf --data-dir /var/lib/certmate", 0, 0, true,
+                   add_server_options, [](const cli_invocation& inv) { return cmd_db("import", inv); }});
+    out.push_back({"db export", "", "copy the database into the file system store of --data-dir DIR (verified)",
+                   "The way back from PostgreSQL to one instance on its data dir.",
+                   "  certmate db export -c /etc/certmate/certmate.conf --data-dir /var/lib/certmate", 0, 0, true,
+                   add_server_options, [](const cli_invocation& inv) { return cmd_db("export", inv); }});
     out.push_back({"token create", "", "print a new API token and the config line holding its SHA-256",
                    "Add the printed line to the [auth] section of the config, then SIGHUP the server.",
                    "  certmate token create --name ci --role operator", 0, 0, false,

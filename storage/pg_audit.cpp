@@ -362,4 +362,48 @@ result<audit_export> pg_audit::export_range(std::uint64_t from_seq, std::optiona
     return out;
 }
 
+result<std::size_t> pg_audit::import_lines(pg::connection& c, const std::vector<std::string>& lines) {
+    auto tx = pg::transaction::begin(c);
+    if (!tx) return tx.error();
+    if (auto r = c.exec("SELECT pg_advisory_xact_lock($1)", {pg_audit_lock_key}); !r) return r.error();
+    auto held = c.exec("SELECT line FROM audit_log ORDER BY seq");
+    if (!held) return held.error();
+    const auto n = static_cast<std::size_t>(held->size());
+    if (n > lines.size())
+        return make_error(errc::conflict, "the database's audit chain is longer (" + std::to_string(n) +
+                                              " entries) than the one imported (" + std::to_string(lines.size()) + ")");
+    for (std::size_t i = 0; i < n; ++i)
+        if (held->text(static_cast<int>(i), 0) != lines[i])
+            return make_error(errc::conflict, "the database's audit chain differs at seq " + std::to_string(i + 1) +
+                                                  ": nothing imported");
+    for (std::size_t i = n; i < lines.size(); ++i) {
+        boost::json::object o;
+        try {
+            o = boost::json::parse(lines[i]).as_object();
+        } catch (const std::exception&) {
+            return make_error(errc::invalid_argument, "audit line " + std::to_string(i + 1) + " is not a JSON object");
+        }
+        auto str = [&](const char* k) -> std::string {
+            auto* v = o.if_contains(k);
+            return v && v->is_string() ? std::string(v->as_string()) : std::string();
+        };
+        auto r = c.exec("INSERT INTO audit_log (seq, at, operation, resource_type, resource_id, user_name, line) "
+                        "VALUES ($1, $2::timestamptz, $3, $4, $5, $6, $7)",
+                        {static_cast<std::uint64_t>(i + 1), str("timestamp"), str("operation"), str("resource_type"),
+                         str("resource_id"), str("user"), lines[i]});
+        if (!r) return make_error(r.error().code, "audit line " + std::to_string(i + 1) + ": " + r.error().message);
+    }
+    if (auto r = tx->commit(); !r) return r.error();
+    return lines.size() - n;
+}
+
+result<std::vector<std::string>> pg_audit::export_lines(pg::connection& c) {
+    auto r = c.exec("SELECT line FROM audit_log ORDER BY seq");
+    if (!r) return r.error();
+    std::vector<std::string> out;
+    out.reserve(static_cast<std::size_t>(r->size()));
+    for (int i = 0; i < r->size(); ++i) out.emplace_back(r->text(i, 0));
+    return out;
+}
+
 } // namespace certmate::storage

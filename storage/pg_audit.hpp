@@ -27,6 +27,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace certmate::storage {
 
@@ -57,6 +58,14 @@ public:
     // Creates the table and indexes when missing (pg_audit_schema, under pg_audit_lock_key so
     // that instances starting together do not race).
     static result<void> ensure_schema(pg::connection& c);
+
+    // `certmate db import` / `db export` (docs/postgresql.md "Moving a store"): the chain's lines
+    // as they are, oldest first. import_lines() appends `lines` (a chain verified by the caller)
+    // to the table in one transaction under the chain's lock: into an empty table, or after a
+    // prefix equal to the lines' own (a repeated import adds only what is new); a table that holds
+    // other lines is errc::conflict, nothing written. The number of lines added.
+    static result<std::size_t> import_lines(pg::connection& c, const std::vector<std::string>& lines);
+    static result<std::vector<std::string>> export_lines(pg::connection& c);
 
     // Reads the chain's head (the table must exist: ensure_schema or the migrations).
     // errc::audit_unavailable when the database cannot be reached. A last row that is not an

@@ -70,8 +70,9 @@ struct ha_fixture {
     unsigned short lb_port = 0;
 
     std::vector<std::string> db_args() const {
-        return {"--storage.backend", "postgresql", "--storage.postgresql", conninfo,
-                "--storage.key_encryption_key_file", kek.string()};
+        return {
+            "--storage.backend", "postgresql", "--storage.postgresql", conninfo, "--storage.key_encryption_key_file",
+            kek.string()};
     }
     std::string db_flags() const {
         std::string s;
@@ -144,31 +145,32 @@ struct ha_fixture {
         lb_port = free_port();
         fs::create_directories(dir / "nginx/logs");
         write_text(dir / "nginx/nginx.conf",
-                   "worker_processes 1;\npid " + (dir / "nginx/nginx.pid").string() +
-                       ";\nerror_log " + (dir / "nginx/logs/error.log").string() +
+                   "worker_processes 1;\npid " + (dir / "nginx/nginx.pid").string() + ";\nerror_log " +
+                       (dir / "nginx/logs/error.log").string() +
                        ";\nevents { worker_connections 256; }\nhttp {\n"
                        "  log_format up '$upstream_addr $status';\n"
-                       "  access_log " + (dir / "nginx/logs/access.log").string() + " up;\n"
-                       "  upstream certmate { server 127.0.0.1:" + std::to_string(a.port) +
-                       " max_fails=0; server 127.0.0.1:" + std::to_string(b.port) +
+                       "  access_log " +
+                       (dir / "nginx/logs/access.log").string() +
+                       " up;\n"
+                       "  upstream certmate { server 127.0.0.1:" +
+                       std::to_string(a.port) + " max_fails=0; server 127.0.0.1:" + std::to_string(b.port) +
                        " max_fails=0; }\n"
-                       "  server {\n    listen 127.0.0.1:" + std::to_string(lb_port) +
+                       "  server {\n    listen 127.0.0.1:" +
+                       std::to_string(lb_port) +
                        ";\n    location / { proxy_pass http://certmate; proxy_http_version 1.1;\n"
                        "      proxy_set_header Connection \"\"; proxy_next_upstream off; }\n  }\n}\n");
-        nginx = std::make_unique<child_process>(std::vector<std::string>{"/usr/sbin/nginx", "-p", (dir / "nginx").string(),
-                                                                         "-c", (dir / "nginx/nginx.conf").string(),
-                                                                         "-g", "daemon off;"},
-                                                dir / "nginx/stderr");
+        nginx = std::make_unique<child_process>(
+            std::vector<std::string>{"/usr/sbin/nginx", "-p", (dir / "nginx").string(), "-c",
+                                     (dir / "nginx/nginx.conf").string(), "-g", "daemon off;"},
+            dir / "nginx/stderr");
         for (int i = 0; i < 100; ++i) {
             try {
                 http_client probe(lb_port);
                 if (probe.get("/health").status != 0) return;
-            } catch (const std::exception&) {
-            }
+            } catch (const std::exception&) {}
             std::this_thread::sleep_for(100ms);
         }
-        BOOST_FAIL("nginx did not start: " + read_text(dir / "nginx/stderr") +
-                   read_text(dir / "nginx/logs/error.log"));
+        BOOST_FAIL("nginx did not start: " + read_text(dir / "nginx/stderr") + read_text(dir / "nginx/logs/error.log"));
     }
 
     ~ha_fixture() {
@@ -221,7 +223,8 @@ BOOST_AUTO_TEST_CASE(creates_spread_revocations_reach_the_other_instance_and_out
             seen.clear();
             auto list = c.get("/api/client-certs?limit=100", token);
             BOOST_REQUIRE(list.status == 200u);
-            for (const auto& v : list.json().as_object().at("certificates").as_array())
+            const auto body = list.json();
+            for (const auto& v : body.as_object().at("certificates").as_array())
                 seen.insert(std::string(v.as_object().at("identifier").as_string()));
             if (seen != ids) std::this_thread::sleep_for(100ms);
         }
@@ -247,7 +250,8 @@ BOOST_AUTO_TEST_CASE(creates_spread_revocations_reach_the_other_instance_and_out
     std::string st;
     while ((st = ocsp_status(b, cert)) != "revoked" && std::chrono::steady_clock::now() - revoked_at < 5s)
         std::this_thread::sleep_for(50ms);
-    const auto lag = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - revoked_at);
+    const auto lag =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - revoked_at);
     BOOST_TEST_MESSAGE("revoked at A, `openssl ocsp` at B says revoked after " << lag.count() << " ms");
     BOOST_TEST(st == "revoked");
     BOOST_TEST(lag.count() <= 1000);
@@ -264,7 +268,8 @@ BOOST_AUTO_TEST_CASE(creates_spread_revocations_reach_the_other_instance_and_out
         BOOST_TEST(ocsp_status(*i, other) == "good");
         auto crl = hc.get("/crl.der");
         BOOST_TEST(crl.status == 200u);
-        auto created = hc.post_json("/api/client-certs", R"({"common_name":"during-outage","key_type":"ec-p256"})", token);
+        auto created =
+            hc.post_json("/api/client-certs", R"({"common_name":"during-outage","key_type":"ec-p256"})", token);
         BOOST_TEST(created.status == 503u, "create during the outage: " << created.status << " " << created.body);
     }
     std::this_thread::sleep_for(5s - (std::chrono::steady_clock::now() - down));
