@@ -180,6 +180,12 @@ result<std::uint64_t> pg_store::add_change(pg::connection& c, std::string_view k
 
 // ---- certificates ----
 
+// replace() and write_metadata() change a row only when this instance has seen its last write:
+// made here, or by another instance at a change already delivered here (watch_changes).
+// Otherwise two instances changing one certificate at once (two renewals through the load
+// balancer) would both succeed and the first one's certificate would be lost; the second gets
+// errc::conflict (409, try again) instead.
+
 result<void> pg_store::create(const cert_record& rec, const cert_files& files) {
     const std::string& id = rec.identifier;
     if (!valid_identifier(id)) return make_error(errc::invalid_identifier, "invalid identifier", "identifier");
@@ -208,6 +214,16 @@ result<void> pg_store::create(const cert_record& rec, const cert_files& files) {
     });
 }
 
+// After an UPDATE that touched no row: the certificate is gone, or another instance changed it.
+result<void> pg_store::missing_or_changed(pg::connection& c, const cert_record& rec) const {
+    auto r = c.exec("SELECT updated_by FROM certificates WHERE identifier = $1 AND usage = $2",
+                    {rec.identifier, to_string(rec.usage)});
+    if (!r) return r.error();
+    if (r->empty()) return not_found_error();
+    return make_error(errc::conflict,
+                      "certificate " + rec.identifier + " was changed by another instance a moment ago; try again");
+}
+
 result<void> pg_store::replace(const cert_record& rec, const cert_files& files) {
     const std::string& id = rec.identifier;
     if (!valid_identifier(id)) return make_error(errc::invalid_identifier, "invalid identifier", "identifier");
@@ -224,14 +240,14 @@ result<void> pg_store::replace(const cert_record& rec, const cert_files& files) 
         auto seq = add_change(c, "replace", &id);
         if (!seq) return seq.error();
         // The key and CSR are kept unless new ones are given.
-        auto r = c.exec("UPDATE certificates SET metadata = $3, cert_pem = $4, "
-                        "key_wrapped = coalesce($5, key_wrapped), csr_pem = coalesce($6, csr_pem), updated_seq = $7, "
-                        "updated_by = $8 WHERE identifier = $1 AND usage = $2",
-                        {id, to_string(rec.usage), meta, files.cert_pem,
-                         wrapped ? pg::param::bytes(*wrapped) : pg::param::null(),
-                         files.csr_pem ? pg::param(*files.csr_pem) : pg::param::null(), *seq, me_});
+        auto r = c.exec(
+            "UPDATE certificates SET metadata = $3, cert_pem = $4, "
+            "key_wrapped = coalesce($5, key_wrapped), csr_pem = coalesce($6, csr_pem), updated_seq = $7, "
+            "updated_by = $8 WHERE identifier = $1 AND usage = $2 AND (updated_by = $8 OR updated_seq <= $9)",
+            {id, to_string(rec.usage), meta, files.cert_pem, wrapped ? pg::param::bytes(*wrapped) : pg::param::null(),
+             files.csr_pem ? pg::param(*files.csr_pem) : pg::param::null(), *seq, me_, watched_.load()});
         if (!r) return r.error();
-        if (r->affected() == 0) return not_found_error();
+        if (r->affected() == 0) return missing_or_changed(c, rec);
         if (auto s = claim_serials(c, rec); !s) return s;
         return tx->commit();
     });
@@ -247,10 +263,10 @@ result<void> pg_store::write_metadata(const cert_record& rec) {
         auto seq = add_change(c, "metadata", &id);
         if (!seq) return seq.error();
         auto r = c.exec("UPDATE certificates SET metadata = $3, updated_seq = $4, updated_by = $5 "
-                        "WHERE identifier = $1 AND usage = $2",
-                        {id, to_string(rec.usage), meta, *seq, me_});
+                        "WHERE identifier = $1 AND usage = $2 AND (updated_by = $5 OR updated_seq <= $6)",
+                        {id, to_string(rec.usage), meta, *seq, me_, watched_.load()});
         if (!r) return r.error();
-        if (r->affected() == 0) return not_found_error();
+        if (r->affected() == 0) return missing_or_changed(c, rec);
         if (auto s = claim_serials(c, rec); !s) return s;
         return tx->commit();
     });

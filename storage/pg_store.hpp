@@ -83,6 +83,7 @@ public:
     std::uint64_t watched_seq() const noexcept { return watched_.load(); }
 
 private:
+    result<void> missing_or_changed(pg::connection& c, const cert_record& rec) const;
     // Runs `f` on a pooled connection and notes whether the database was reachable (problem()).
     template <class F>
     auto with_conn(F&& f) const -> decltype(f(std::declval<pg::connection&>()));
