@@ -718,15 +718,38 @@ result<void> pg_store::resync(pg::connection& c) {
     return {};
 }
 
+store_status pg_store::status() const {
+    store_status s;
+    s.shared = true;
+    if (const double l = latency_seconds_.load(); l >= 0) s.latency_seconds = l;
+    if (const double l = lag_seconds_.load(); l >= 0) s.notification_lag_seconds = l;
+    if (const auto ns = last_heard_ns_.load(); ns > 0) s.last_heard = time_point(std::chrono::nanoseconds(ns));
+    s.change_seq = watched_.load();
+    const auto p = pool_.stats();
+    s.pool_size = p.size;
+    s.pool_idle = p.idle;
+    s.pool_in_use = p.in_use;
+    s.pool_timeouts = p.timeouts;
+    s.pool_opened = p.reconnects;
+    s.pool_broken = p.broken;
+    return s;
+}
+
 result<void> pg_store::catch_up(pg::connection& c) {
+    const auto asked = std::chrono::steady_clock::now();
     auto pruned = c.exec("SELECT through FROM changes_pruned");
     if (!pruned) return pruned.error();
+    latency_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - asked).count();
+    last_heard_ns_ =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
     if (!pruned->empty() && static_cast<std::uint64_t>(pruned->int64(0, 0)) > watched_.load()) {
         if (auto r = resync(c); !r) return r;
     }
     for (;;) {
         const std::uint64_t from = watched_.load();
-        auto r = c.exec("SELECT ch.seq, ch.origin = $2, ch.kind, c.metadata FROM changes ch "
+        auto r = c.exec("SELECT ch.seq, ch.origin = $2, ch.kind, c.metadata, "
+                        "extract(epoch FROM clock_timestamp() - ch.at) FROM changes ch "
                         "LEFT JOIN certificates c ON c.identifier = ch.identifier "
                         "WHERE ch.seq > $1 ORDER BY ch.seq LIMIT " +
                             std::to_string(catch_up_batch),
@@ -751,7 +774,11 @@ result<void> pg_store::catch_up(pg::connection& c) {
             }
             batch.push_back(std::move(ch));
         }
-        if (!batch.empty()) apply_(std::move(batch));
+        if (!batch.empty()) {
+            auto lag = r->text(r->size() - 1, 4);
+            lag_seconds_ = std::max(0.0, std::strtod(std::string(lag).c_str(), nullptr));
+            apply_(std::move(batch));
+        }
         watched_ = last;
         if (r->size() < catch_up_batch) return {};
     }

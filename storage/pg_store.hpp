@@ -77,6 +77,7 @@ public:
     // The number of rows removed. Run by the instance leading "sweep" (docs/postgresql.md).
     result<std::uint64_t> prune_changes(std::chrono::seconds keep);
 
+    store_status status() const override;
     const std::string& instance_id() const noexcept { return me_; }
     pg::pool_stats pool_stats() const { return pool_.stats(); }
     // The newest change sequence the watch thread has read (delivered or this instance's own).
@@ -84,6 +85,9 @@ public:
 
 private:
     result<void> missing_or_changed(pg::connection& c, const cert_record& rec) const;
+    // status(): written by the watch thread.
+    std::atomic<double> latency_seconds_{-1}, lag_seconds_{-1};
+    std::atomic<std::int64_t> last_heard_ns_{0};
     // Runs `f` on a pooled connection and notes whether the database was reachable (problem()).
     template <class F>
     auto with_conn(F&& f) const -> decltype(f(std::declval<pg::connection&>()));

@@ -257,6 +257,25 @@ BOOST_AUTO_TEST_CASE(creates_spread_revocations_reach_the_other_instance_and_out
     BOOST_TEST(lag.count() <= 1000);
     BOOST_TEST(curl_status(mtls_b) == 401u);
 
+    // B's /health reports the database, /metrics its pool and how late A's changes arrived.
+    {
+        auto h = cb.get("/health");
+        BOOST_TEST(h.status == 200u, h.body);
+        const auto hb = h.json();
+        const auto* db = hb.as_object().if_contains("database");
+        BOOST_REQUIRE_MESSAGE(db, h.body);
+        BOOST_TEST(db->as_object().at("latency_ms").is_double());
+        BOOST_TEST(db->as_object().at("last_notification").is_string());
+        BOOST_TEST(db->as_object().at("notification_lag_ms").is_double());
+        auto m = cb.get("/metrics", token);
+        BOOST_TEST(m.status == 200u);
+        for (const char* name :
+             {"certmate_db_pool_size ", "certmate_db_pool_connections{state=\"idle\"} ",
+              "certmate_db_notification_lag_seconds ", "certmate_db_latency_seconds ", "certmate_db_change_seq "})
+            BOOST_TEST(m.body.find(name) != std::string::npos, "/metrics lacks " << name);
+        BOOST_TEST_MESSAGE("B's /health database: " << json::serialize(*db));
+    }
+
     // 3. PostgreSQL away for 5 s: OCSP and the CRL keep answering from both, creates get 503.
     const auto other = (dir / "ha-1.crt").string();
     write_text(other, ca_.get("/api/client-certs/ha-1/certificate", token).body);
@@ -271,6 +290,8 @@ BOOST_AUTO_TEST_CASE(creates_spread_revocations_reach_the_other_instance_and_out
         auto created =
             hc.post_json("/api/client-certs", R"({"common_name":"during-outage","key_type":"ec-p256"})", token);
         BOOST_TEST(created.status == 503u, "create during the outage: " << created.status << " " << created.body);
+        auto h = hc.get("/health");
+        BOOST_TEST(h.status == 503u, "health during the outage: " << h.body);
     }
     std::this_thread::sleep_for(5s - (std::chrono::steady_clock::now() - down));
     shared_pg_cluster().start();
