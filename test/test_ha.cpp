@@ -80,7 +80,11 @@ struct ha_fixture {
         return s;
     }
 
-    ha_fixture() {
+    // The rate limits both instances start with (none unless a test sets them).
+    std::vector<std::string> limits{"--rate_limit.default", "0", "--rate_limit.create", "0"};
+
+    explicit ha_fixture(std::vector<std::string> rate_args = {}) {
+        if (!rate_args.empty()) limits = std::move(rate_args);
         conninfo = shared_pg_cluster().create_database();
         write_text(kek, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n");
         ::chmod(kek.c_str(), 0600);
@@ -125,13 +129,10 @@ struct ha_fixture {
                                       "2",
                                       "--issuance.default_key_type",
                                       "ec-p256",
-                                      "--rate_limit.default",
-                                      "0",
-                                      "--rate_limit.create",
-                                      "0",
                                       "--renewal.enabled",
                                       "false"};
         for (const auto& x : db_args()) argv.push_back(x);
+        for (const auto& x : limits) argv.push_back(x);
         i.proc = std::make_unique<child_process>(argv, i.data.string() + ".err");
         auto line = i.proc->wait_for_line("listening on http://", 120s);
         BOOST_REQUIRE_MESSAGE(line, read_text(i.data.string() + ".err"));
@@ -312,3 +313,27 @@ BOOST_AUTO_TEST_CASE(creates_spread_revocations_reach_the_other_instance_and_out
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// rate_limit.shared: one bucket across both instances, so the limit holds through the balancer.
+struct shared_limits : ha_fixture {
+    shared_limits()
+        : ha_fixture({"--rate_limit.default", "0", "--rate_limit.create", "4", "--rate_limit.shared", "true"}) {}
+};
+
+BOOST_FIXTURE_TEST_CASE(a_shared_rate_limit_holds_across_instances, shared_limits) {
+    http_client ca_(a.port), cb(b.port);
+    std::vector<unsigned> got;
+    for (int n = 0; n < 6; ++n) {
+        auto& c = n % 2 == 0 ? ca_ : cb;
+        auto r = c.post_json(
+            "/api/client-certs",
+            R"({"identifier":"rl-)" + std::to_string(n) + R"(","common_name":"rl","key_type":"ec-p256"})", token);
+        got.push_back(r.status);
+        if (r.status == 429u) BOOST_TEST(!r.header("retry-after").empty());
+    }
+    // 4 per minute for the admin token, taken alternately at A and B: the 5th and 6th are refused,
+    // wherever they land (each instance alone would have allowed 4).
+    const std::vector<unsigned> want{201, 201, 201, 201, 429, 429};
+    BOOST_TEST(got == want, "statuses " << got[0] << " " << got[1] << " " << got[2] << " " << got[3] << " " << got[4]
+                                        << " " << got[5]);
+}
