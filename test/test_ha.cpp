@@ -83,7 +83,8 @@ struct ha_fixture {
     // The rate limits both instances start with (none unless a test sets them).
     std::vector<std::string> limits{"--rate_limit.default", "0", "--rate_limit.create", "0"};
 
-    explicit ha_fixture(std::vector<std::string> rate_args = {}) {
+    // `migrate`: run `certmate db migrate` first; without it `serve` creates the schema itself.
+    explicit ha_fixture(std::vector<std::string> rate_args = {}, bool migrate = true) {
         if (!rate_args.empty()) limits = std::move(rate_args);
         conninfo = shared_pg_cluster().create_database();
         write_text(kek, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n");
@@ -100,7 +101,12 @@ struct ha_fixture {
         fs::create_directories(b.data / "tls");
         fs::copy_file(a.data / "tls/server.crt", b.data / "tls/server.crt");
         fs::copy_file(a.data / "tls/server.key", b.data / "tls/server.key");
-        must(bin + " db migrate -c " + conf.string() + " --data-dir " + a.data.string() + db_flags());
+        if (migrate) {
+            auto out = must(bin + " db migrate -c " + conf.string() + " --data-dir " + a.data.string() + db_flags());
+            BOOST_TEST(out.find("schema migrated from version 0 to") != std::string::npos, out);
+            auto again = must(bin + " db migrate -c " + conf.string() + " --data-dir " + a.data.string() + db_flags());
+            BOOST_TEST(again.find("nothing to do") != std::string::npos, again);
+        }
         start(a);
         start(b);
         start_nginx();
@@ -315,9 +321,11 @@ BOOST_AUTO_TEST_CASE(creates_spread_revocations_reach_the_other_instance_and_out
 BOOST_AUTO_TEST_SUITE_END()
 
 // rate_limit.shared: one bucket across both instances, so the limit holds through the balancer.
+// Also: `serve` on an empty database (no `db migrate`) makes the schema itself.
 struct shared_limits : ha_fixture {
     shared_limits()
-        : ha_fixture({"--rate_limit.default", "0", "--rate_limit.create", "4", "--rate_limit.shared", "true"}) {}
+        : ha_fixture({"--rate_limit.default", "0", "--rate_limit.create", "4", "--rate_limit.shared", "true"},
+                     /*migrate=*/false) {}
 };
 
 BOOST_FIXTURE_TEST_CASE(a_shared_rate_limit_holds_across_instances, shared_limits) {
