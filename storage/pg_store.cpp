@@ -619,6 +619,7 @@ void pg_store::watch_loop(std::stop_token st) {
     }
     auto backoff = 100ms;
     bool was_down = false;
+    auto next_prune = std::chrono::steady_clock::now() + std::chrono::minutes(1);
     while (!st.stop_requested()) {
         auto c = pg::connection::open(conninfo_);
         if (c) {
@@ -650,6 +651,12 @@ void pg_store::watch_loop(std::stop_token st) {
         // LISTEN before reading: a change committed meanwhile is read now or notified later.
         auto ok = catch_up(*c);
         while (ok && !st.stop_requested()) {
+            // The change log is kept a day (docs/postgresql.md "Pruning"); any instance may prune.
+            if (const auto now = std::chrono::steady_clock::now(); now >= next_prune) {
+                next_prune = now + std::chrono::hours(1);
+                if (auto n = prune_changes(std::chrono::hours(24)); n && *n > 0)
+                    spdlog::info("pg_store: pruned {} changes older than a day", *n);
+            }
             // A notification wakes us; otherwise the table is read every second anyway.
             if (!wait(c->socket(), 1000, st)) return;
             auto n = c->notifications();
