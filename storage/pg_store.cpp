@@ -411,8 +411,10 @@ result<built_crl> pg_store::publish_next_crl(std::uint64_t at_least, std::uint64
         auto cur = c.exec("SELECT crl_number FROM crl FOR UPDATE");
         if (!cur) return cur.error();
         const auto stored = cur->empty() ? 0 : static_cast<std::uint64_t>(cur->int64(0, 0));
-        auto newer =
-            c.exec("SELECT seq FROM changes WHERE origin <> $1 AND seq > $2 ORDER BY seq LIMIT 1", {me_, applied_seq});
+        // A pruned range above applied_seq may have held another instance's change: a conflict too.
+        auto newer = c.exec("(SELECT seq FROM changes WHERE origin <> $1 AND seq > $2 ORDER BY seq LIMIT 1) "
+                            "UNION ALL (SELECT through FROM changes_pruned WHERE through > $2) LIMIT 1",
+                            {me_, applied_seq});
         if (!newer) return newer.error();
         if (!newer->empty())
             return make_error(errc::conflict, "another instance committed change " + std::string(newer->text(0, 0)) +
