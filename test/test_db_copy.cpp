@@ -10,6 +10,8 @@
 #include "app/bootstrap.hpp"
 #include "storage/audit_log.hpp"
 #include "storage/fs_store.hpp"
+#include "storage/key_wrap.hpp"
+#include "storage/pg_store.hpp"
 #include "support/pg_cluster.hpp"
 #include "support/sample_records.hpp"
 #include "support/tools.hpp"
@@ -292,4 +294,69 @@ BOOST_AUTO_TEST_CASE(an_export_over_a_different_certificate_is_a_conflict_writin
     BOOST_TEST(after.size() == before.size());
     BOOST_TEST((after == before), "the refused export changed files in the target");
     BOOST_TEST(!fs::exists(b / "logs/audit/certificate_audit.log"));
+}
+
+// The bulk path `db import` uses: one transaction per lot, so a lot with one identifier (or one
+// serial) already taken is refused whole, naming the certificate, and leaves the store as it was;
+// a lot written reads back like certificates made one by one (keys sealed and opened again).
+BOOST_AUTO_TEST_CASE(pg_store_create_many_is_all_or_nothing_per_lot) {
+    db_fixture f;
+    auto kek = storage::key_wrap::from_key(std::string(32, '\x42'));
+    BOOST_REQUIRE(kek);
+    storage::pg_store store(f.conninfo, 2, *kek, "test-bulk");
+    BOOST_REQUIRE(store.migrate());
+    std::vector<cert_record> recs;
+    for (int i = 0; i < 30; ++i) recs.push_back(make_record(i));
+    auto lot = [&](int from, int to) {
+        std::vector<cert_repository::new_cert> out;
+        for (int i = from; i < to; ++i)
+            out.push_back({&recs[static_cast<std::size_t>(i)],
+                           files_for(recs[static_cast<std::size_t>(i)], static_cast<unsigned>(i))});
+        return out;
+    };
+    BOOST_REQUIRE(store.create_many(lot(0, 10)));
+    BOOST_TEST(f.count("certificates") == "10");
+    const std::string changes = f.count("changes");
+
+    // 10..19 with 5 again: refused, naming cert-00005; none of 10..19 written.
+    auto again = lot(10, 20);
+    again.push_back({&recs[5], files_for(recs[5], 5)});
+    auto r = store.create_many(again);
+    BOOST_REQUIRE(!r);
+    BOOST_TEST(r.error().code == errc::already_exists);
+    BOOST_TEST(r.error().message.find("cert-00005") != std::string::npos, r.error().message);
+    BOOST_TEST(f.count("certificates") == "10");
+    BOOST_TEST(f.count("changes") == changes);
+
+    // A new identifier carrying cert-00003's serial: refused, naming both.
+    cert_record thief = make_record(25);
+    thief.identifier = "thief";
+    thief.serial_number = recs[3].serial_number;
+    std::vector<cert_repository::new_cert> stolen = lot(20, 22);
+    stolen.push_back({&thief, files_for(thief, 99)});
+    auto s2 = store.create_many(stolen);
+    BOOST_REQUIRE(!s2);
+    BOOST_TEST(s2.error().message.find("thief") != std::string::npos, s2.error().message);
+    BOOST_TEST(s2.error().message.find("cert-00003") != std::string::npos, s2.error().message);
+    BOOST_TEST(f.count("certificates") == "10");
+
+    // What was written reads back as written, through a load and read_file.
+    BOOST_REQUIRE(store.create_many(lot(10, 30)));
+    auto loaded = store.load_all(2);
+    BOOST_REQUIRE(loaded);
+    BOOST_REQUIRE_EQUAL(loaded->records.size(), 30u);
+    std::map<std::string, const cert_record*> by_id;
+    for (const auto& x : loaded->records) by_id.emplace(x.identifier, &x);
+    for (int i = 0; i < 30; ++i) {
+        const auto& want = recs[static_cast<std::size_t>(i)];
+        BOOST_REQUIRE(by_id.count(want.identifier));
+        BOOST_TEST((*by_id[want.identifier] == want), want.identifier);
+        const auto files = files_for(want, static_cast<unsigned>(i));
+        BOOST_TEST(store.read_file(want.usage, want.identifier, file_kind::cert).value() == files.cert_pem);
+        if (files.key_pem)
+            BOOST_TEST(store.read_file(want.usage, want.identifier, file_kind::key).value() == *files.key_pem);
+        else
+            BOOST_TEST(store.read_file(want.usage, want.identifier, file_kind::csr).value() == *files.csr_pem);
+    }
+    BOOST_TEST(f.count("serials") == std::to_string(30 + 3)); // records 0, 13 and 26 carry one old serial each
 }
