@@ -336,10 +336,11 @@ result<std::unique_ptr<cert_service>> open_service(const config& cfg) {
     if (!ca) return ca.error();
     auto audit_key = load_audit_signing_key(l);
     if (!audit_key) return audit_key.error();
-    auto audit = open_audit(cfg, std::move(*audit_key), system_clock_fn());
-    if (!audit) return audit.error();
+    // The repository first: on an empty database it creates the schema, the audit table included.
     auto repo = open_repository(cfg);
     if (!repo) return repo.error();
+    auto audit = open_audit(cfg, std::move(*audit_key), system_clock_fn());
+    if (!audit) return audit.error();
     auto svc_cfg = cfg.service;
     // The CA's own listener names are never issued through the API (SECURITY.md "serverAuth").
     auto& reserved = svc_cfg.server_names.reserved;
