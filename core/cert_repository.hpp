@@ -81,6 +81,15 @@ public:
     // All or nothing: afterwards either the complete certificate exists or nothing does.
     // errc::already_exists if the identifier is taken (in any usage).
     virtual result<void> create(const cert_record& rec, const cert_files& files) = 0;
+    // Many new certificates at once (`db import`, core/store_copy): as create() for each, in
+    // order, stopping at the first failure (its error names the identifier); what was written
+    // before it stays. This default calls create() per certificate; a store may group them
+    // (pg_store: one transaction for the lot, a few statements in all).
+    struct new_cert {
+        const cert_record* rec = nullptr;
+        cert_files files;
+    };
+    virtual result<void> create_many(const std::vector<new_cert>& certs);
     // Renewal: replaces certificate, key (if given; otherwise keeps the old one) and metadata, all or nothing.
     virtual result<void> replace(const cert_record& rec, const cert_files& files) = 0;
     // Atomically rewrites metadata.json only.

@@ -1,6 +1,7 @@
 #include "storage/pg_store.hpp"
 
 #include "core/cert_json.hpp"
+#include "core/encoding.hpp"
 #include "storage/pg_schema.hpp"
 #include "storage/sweep_state.hpp"
 
@@ -14,6 +15,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 
 namespace certmate::storage {
 
@@ -69,6 +71,25 @@ std::string serial_array(const cert_record& rec) {
     for (const auto& h : rec.history) add(h.serial_number);
     out += '}';
     return out;
+}
+
+// A text[] literal of `v` (NULL for an absent element), every element quoted and escaped.
+std::string text_array(const std::vector<std::optional<std::string>>& v) {
+    std::string out = "{";
+    for (const auto& e : v) {
+        if (out.size() > 1) out += ',';
+        if (!e) {
+            out += "NULL";
+            continue;
+        }
+        out += '"';
+        for (char ch : *e) {
+            if (ch == '"' || ch == '\\') out += '\\';
+            out += ch;
+        }
+        out += '"';
+    }
+    return out + '}';
 }
 
 // Claims the record's serials for its identifier; errc::already_exists when one belongs to another.
@@ -222,6 +243,88 @@ result<void> pg_store::missing_or_changed(pg::connection& c, const cert_record& 
     if (r->empty()) return not_found_error();
     return make_error(errc::conflict,
                       "certificate " + rec.identifier + " was changed by another instance a moment ago; try again");
+}
+
+result<void> pg_store::create_many(const std::vector<new_cert>& certs) {
+    if (certs.empty()) return {};
+    std::vector<std::optional<std::string>> ids, usages, metas, pems, keys, csrs, serials, owners;
+    for (const auto& c : certs) {
+        const std::string& id = c.rec->identifier;
+        if (!valid_identifier(id))
+            return make_error(errc::invalid_identifier, id + ": invalid identifier", "identifier");
+        ids.emplace_back(id);
+        usages.emplace_back(std::string(to_string(c.rec->usage)));
+        metas.emplace_back(metadata_json(*c.rec));
+        pems.emplace_back(c.files.cert_pem);
+        if (c.files.key_pem) {
+            auto w = kek_.seal(*c.files.key_pem, id);
+            if (!w) return make_error(w.error().code, id + ": " + w.error().message);
+            keys.emplace_back(hex_encode(
+                std::span<const unsigned char>(reinterpret_cast<const unsigned char*>(w->data()), w->size())));
+        } else {
+            keys.emplace_back(std::nullopt);
+        }
+        csrs.emplace_back(c.files.csr_pem);
+        auto add = [&](const std::string& serial) {
+            if (serial.empty()) return;
+            serials.emplace_back(serial);
+            owners.emplace_back(id);
+        };
+        add(c.rec->serial_number);
+        for (const auto& h : c.rec->history) add(h.serial_number);
+    }
+    return with_conn([&](pg::connection& c) -> result<void> {
+        auto tx = pg::transaction::begin(c);
+        if (!tx) return tx.error();
+        // One change per certificate, taken in order under the changes lock (as add_change), and
+        // one notification for the lot: a listener reads every change above the last it saw.
+        if (auto r = c.exec("SELECT pg_advisory_xact_lock($1)", {changes_lock_key}); !r) return r.error();
+        auto ch = c.exec("INSERT INTO changes (origin, kind, identifier) SELECT $1, 'create', i "
+                         "FROM unnest($2::text[]) WITH ORDINALITY AS t(i, n) ORDER BY n RETURNING seq, identifier",
+                         {me_, text_array(ids)});
+        if (!ch) return ch.error();
+        std::map<std::string, std::int64_t, std::less<>> seq_of;
+        std::int64_t last = 0;
+        for (int i = 0; i < ch->size(); ++i) {
+            seq_of.emplace(std::string(ch->text(i, 1)), ch->int64(i, 0));
+            last = std::max(last, ch->int64(i, 0));
+        }
+        std::vector<std::optional<std::string>> seqs;
+        for (const auto& id : ids) seqs.emplace_back(std::to_string(seq_of[*id]));
+        auto r = c.exec("INSERT INTO certificates (identifier, usage, metadata, cert_pem, key_wrapped, csr_pem, "
+                        "updated_seq, updated_by) SELECT i, u, m::json, p, decode(k, 'hex'), s, q, $8 "
+                        "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
+                        "$7::bigint[]) AS t(i, u, m, p, k, s, q) ON CONFLICT (identifier) DO NOTHING",
+                        {text_array(ids), text_array(usages), text_array(metas), text_array(pems), text_array(keys),
+                         text_array(csrs), text_array(seqs), me_});
+        if (!r) return r.error();
+        if (r->affected() != certs.size()) {
+            auto taken = c.exec("SELECT identifier FROM certificates WHERE identifier = ANY($1::text[]) LIMIT 1",
+                                {text_array(ids)});
+            return make_error(errc::already_exists,
+                              (taken && !taken->empty() ? std::string(taken->text(0, 0)) + ": " : std::string()) +
+                                  "identifier already exists",
+                              "identifier");
+        }
+        if (!serials.empty()) {
+            if (auto w = c.exec("INSERT INTO serials (serial, identifier) SELECT * FROM unnest($1::text[], $2::text[]) "
+                                "ON CONFLICT (serial) DO NOTHING",
+                                {text_array(serials), text_array(owners)});
+                !w)
+                return w.error();
+            auto other = c.exec("SELECT s.serial, s.identifier, t.i FROM serials s JOIN unnest($1::text[], "
+                                "$2::text[]) AS t(serial, i) ON s.serial = t.serial WHERE s.identifier <> t.i LIMIT 1",
+                                {text_array(serials), text_array(owners)});
+            if (!other) return other.error();
+            if (!other->empty())
+                return make_error(errc::already_exists,
+                                  std::string(other->text(0, 2)) + ": serial " + std::string(other->text(0, 0)) +
+                                      " already belongs to " + std::string(other->text(0, 1)),
+                                  "serial_number");
+        }
+        if (auto n = c.exec("SELECT pg_notify($1, $2)", {notify_channel, std::to_string(last)}); !n) return n.error();
+        return tx->commit();
+    });
 }
 
 result<void> pg_store::replace(const cert_record& rec, const cert_files& files) {

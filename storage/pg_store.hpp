@@ -33,6 +33,8 @@ public:
     result<int> migrate();
 
     result<void> create(const cert_record& rec, const cert_files& files) override;
+    // The lot in one transaction: one multi-row INSERT each for changes, certificates and serials.
+    result<void> create_many(const std::vector<new_cert>& certs) override;
     result<void> replace(const cert_record& rec, const cert_files& files) override;
     result<void> write_metadata(const cert_record& rec) override;
     result<std::string> read_file(cert_usage usage, const std::string& id, file_kind kind) const override;
