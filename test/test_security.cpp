@@ -32,8 +32,7 @@ fs::path audit_file(test_server& srv) { return srv.config().data_dir / "logs" / 
 
 std::vector<json::object> audit_entries(test_server& srv) {
     std::vector<json::object> out;
-    std::ifstream in(audit_file(srv));
-    for (std::string line; std::getline(in, line);)
+    for (const auto& line : audit_lines(srv.config()))
         if (!line.empty()) out.push_back(json::parse(line).as_object());
     return out;
 }
