@@ -60,6 +60,28 @@ std::string audit_text(const app::config& cfg) {
     return out;
 }
 
+void write_audit_lines(const app::config& cfg, const std::vector<std::string>& lines) {
+    if (cfg.backend != "postgresql") {
+        std::string out;
+        for (const auto& l : lines) out += l + "\n";
+        write_text(storage::layout{cfg.data_dir}.audit_log(), out);
+        return;
+    }
+    auto c = storage::pg::connection::open(cfg.postgresql);
+    if (!c) throw std::runtime_error("write_audit_lines: " + c.error().message);
+    auto r = c->exec("SELECT seq, line FROM audit_log ORDER BY seq");
+    if (!r) throw std::runtime_error("write_audit_lines: " + r.error().message);
+    if (static_cast<std::size_t>(r->size()) != lines.size())
+        throw std::runtime_error("write_audit_lines: the table holds " + std::to_string(r->size()) + " lines, not " +
+                                 std::to_string(lines.size()));
+    for (int i = 0; i < r->size(); ++i) {
+        if (r->text(i, 1) == lines[static_cast<std::size_t>(i)]) continue;
+        auto u = c->exec("UPDATE audit_log SET line = $1 WHERE seq = $2",
+                         {storage::pg::param(lines[static_cast<std::size_t>(i)]), storage::pg::param(r->int64(i, 0))});
+        if (!u) throw std::runtime_error("write_audit_lines: " + u.error().message);
+    }
+}
+
 app::config test_config(const std::filesystem::path& data_dir, token_set& tokens) {
     app::config cfg;
     cfg.data_dir = data_dir;

@@ -34,6 +34,9 @@ void use_test_backend(app::config& cfg, const std::filesystem::path& dir);
 std::vector<std::string> audit_lines(const app::config& cfg);
 // The same, as one text with a '\n' after each line.
 std::string audit_text(const app::config& cfg);
+// Overwrites the stored chain with `lines` (as many as audit_lines gave), behind the server's back:
+// the file rewritten, or each changed row's line updated in place.
+void write_audit_lines(const app::config& cfg, const std::vector<std::string>& lines);
 
 // The test servers' config: data in `data_dir`, port 0, cheap keys, 2+2 threads, no rate limits,
 // a fresh token set (returned in `tokens`), on the test backend (its files beside `data_dir`).
