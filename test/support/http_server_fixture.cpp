@@ -7,6 +7,8 @@
 #include "storage/pg.hpp"
 #include "support/pg_cluster.hpp"
 
+#include <boost/test/unit_test.hpp>
+
 #include <sys/stat.h>
 
 #include <cstdlib>
@@ -31,6 +33,12 @@ bool pg_backend() {
         throw std::runtime_error("CERTMATE_TEST_BACKEND=" + b + ": expected fs or postgresql");
     }();
     return pg;
+}
+
+bool skip_on_pg(const std::string& why) {
+    if (!pg_backend()) return false;
+    BOOST_TEST_MESSAGE("skipped on PostgreSQL: " << why);
+    return true;
 }
 
 void use_test_backend(app::config& cfg, const std::filesystem::path& dir) {

@@ -25,6 +25,9 @@ token_set make_tokens(std::vector<app::token_entry>& entries);
 // The storage backend the in-process suites run on: CERTMATE_TEST_BACKEND=postgresql (CTest's
 // *_pg entries, issue 18 test 1) or the file system store (unset or "fs"); any other value throws.
 bool pg_backend();
+// True (printing "skipped on PostgreSQL: <why>") when the suite runs on PostgreSQL and the calling
+// case tests the file store itself (files in the data dir); the case then returns.
+bool skip_on_pg(const std::string& why);
 // Points `cfg` at the test backend: nothing for fs; for postgresql a fresh database of the shared
 // throwaway cluster (support/pg_cluster.hpp) and a key-encryption key file (0600) in `dir`.
 void use_test_backend(app::config& cfg, const std::filesystem::path& dir);
