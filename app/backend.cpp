@@ -38,34 +38,45 @@ result<std::pair<int, int>> migrate_database(const config& cfg) {
     return std::pair{*before, *after};
 }
 
+namespace {
+
+// The database's schema at this binary's version before either port uses it: an empty database
+// gets it, an older one is refused naming `certmate db migrate`, a newer one is refused.
+// open_repository and open_audit both call it, so whichever opens first finds the tables.
+result<void> ensure_schema(const config& cfg) {
+    auto c = storage::pg::connection::open(cfg.postgresql);
+    if (!c) return c.error();
+    auto v = storage::pg_schema::current_version(*c);
+    if (!v) return v.error();
+    if (*v == 0) {
+        if (auto m = storage::pg_schema::migrate(*c); !m) return m.error();
+    } else if (*v < storage::pg_schema::latest_version()) {
+        return make_error(errc::storage_failure, "the database schema is at version " + std::to_string(*v) +
+                                                     ", this binary needs " +
+                                                     std::to_string(storage::pg_schema::latest_version()) +
+                                                     ": run `certmate db migrate` first");
+    } else if (*v > storage::pg_schema::latest_version()) {
+        return make_error(errc::storage_failure,
+                          "the database schema (version " + std::to_string(*v) + ") is newer than this binary knows");
+    }
+    if (cfg.limits.shared)
+        if (auto r = storage::pg_rate_buckets::ensure_schema(*c); !r) return r.error();
+    return {};
+}
+
+} // namespace
+
 result<std::unique_ptr<cert_repository>> open_repository(const config& cfg) {
     if (cfg.backend != "postgresql") return std::make_unique<storage::fs_store>(storage::layout{cfg.data_dir});
     auto kek = storage::key_wrap::from_file(cfg.key_encryption_key_file);
     if (!kek) return make_error(kek.error().code, "storage.key_encryption_key_file: " + kek.error().message);
-    {
-        auto c = storage::pg::connection::open(cfg.postgresql);
-        if (!c) return c.error();
-        auto v = storage::pg_schema::current_version(*c);
-        if (!v) return v.error();
-        if (*v == 0) {
-            if (auto m = storage::pg_schema::migrate(*c); !m) return m.error();
-        } else if (*v < storage::pg_schema::latest_version()) {
-            return make_error(errc::storage_failure, "the database schema is at version " + std::to_string(*v) +
-                                                         ", this binary needs " +
-                                                         std::to_string(storage::pg_schema::latest_version()) +
-                                                         ": run `certmate db migrate` first");
-        } else if (*v > storage::pg_schema::latest_version()) {
-            return make_error(errc::storage_failure, "the database schema (version " + std::to_string(*v) +
-                                                         ") is newer than this binary knows");
-        }
-        if (cfg.limits.shared)
-            if (auto r = storage::pg_rate_buckets::ensure_schema(*c); !r) return r.error();
-    }
+    if (auto r = ensure_schema(cfg); !r) return r.error();
     return std::make_unique<storage::pg_store>(cfg.postgresql, cfg.postgresql_pool, std::move(*kek), instance_name());
 }
 
 result<std::shared_ptr<audit_sink>> open_audit(const config& cfg, ossl::pkey signer, clock_fn clock) {
     if (cfg.backend == "postgresql") {
+        if (auto r = ensure_schema(cfg); !r) return r.error();
         // Its own two connections: an append never waits behind certificate writes for one.
         auto pool = std::make_shared<storage::pg::pool>(cfg.postgresql, 2);
         auto sink = storage::pg_audit::open(std::move(pool), clock);

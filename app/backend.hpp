@@ -18,15 +18,12 @@ std::string instance_name();
 
 // The repository of `cfg`. For postgresql: the key-encryption key read, the database reached and
 // its schema at this binary's version (an empty database gets it; an older one is refused, naming
-// The audit chain of `cfg` (the data dir's log file, or the database's table), signing
-// checkpoints with `signer` every audit.checkpoint_interval entries.
-result<std::shared_ptr<audit_sink>> open_audit(const config& cfg, ossl::pkey signer, clock_fn clock);
-
 // `certmate db migrate`).
 result<std::unique_ptr<cert_repository>> open_repository(const config& cfg);
 
 // The audit chain of `cfg` (the data dir's log file, or the database's table), signing
-// checkpoints with `signer` every audit.checkpoint_interval entries.
+// checkpoints with `signer` every audit.checkpoint_interval entries. For postgresql the schema is
+// brought up first as open_repository does (whichever is opened first).
 result<std::shared_ptr<audit_sink>> open_audit(const config& cfg, ossl::pkey signer, clock_fn clock);
 
 // `certmate db migrate`: the schema brought to this binary's version; (before, after).

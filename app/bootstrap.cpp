@@ -47,10 +47,23 @@ result<std::shared_ptr<const certificate_authority>> load_ca_configured(const co
 }
 } // namespace
 
-result<void> audit_cli_operation(const storage::layout& l, std::string operation, std::string resource_type,
+result<void> audit_cli_operation(const config& cfg, std::string operation, std::string resource_type,
                                  std::string resource_id, boost::json::object details) {
-    auto audit = storage::audit_log::open(l.audit_log(), system_clock_fn());
-    if (!audit) return audit.error();
+    storage::layout l{cfg.data_dir};
+    std::shared_ptr<audit_sink> audit;
+    if (cfg.backend == "postgresql") {
+        // The database's chain, the one every instance appends to (docs/postgresql.md), not a
+        // data dir file no instance reads.
+        auto key = load_audit_signing_key(l);
+        if (!key) return key.error();
+        auto sink = open_audit(cfg, std::move(*key), system_clock_fn());
+        if (!sink) return sink.error();
+        audit = std::move(*sink);
+    } else {
+        auto log = storage::audit_log::open(l.audit_log(), system_clock_fn());
+        if (!log) return log.error();
+        audit = std::move(*log);
+    }
     storage::audit_entry e;
     e.operation = std::move(operation);
     e.resource_type = std::move(resource_type);
@@ -58,7 +71,7 @@ result<void> audit_cli_operation(const storage::layout& l, std::string operation
     e.user = "cli";
     e.actor = actor_json(system_principal("cli"));
     e.details = std::move(details);
-    return (*audit)->append(e);
+    return audit->append(e);
 }
 
 std::string new_token() {
@@ -144,7 +157,7 @@ result<init_report> init_data_dir(const config& cfg, const fs::path& config_file
 
     const auto passphrase = ca_passphrase(cfg);
     if (*audit_key && storage::ca_exists(l))
-        if (auto r = audit_cli_operation(l, "audit_key_create", "audit", audit_key_id,
+        if (auto r = audit_cli_operation(cfg, "audit_key_create", "audit", audit_key_id,
                                          {{"key_id", audit_key_id},
                                           {"algorithm", "Ed25519"},
                                           {"public_key_file", l.audit_signing_pub().string()}});
@@ -160,7 +173,7 @@ result<init_report> init_data_dir(const config& cfg, const fs::path& config_file
         if (auto r = storage::save_ca(l, *ca, passphrase); !r) return r.error();
         rep.created_ca = true;
         rep.ca_fingerprint = ca->fingerprint_sha256();
-        if (auto r = audit_cli_operation(l, "ca_init", "ca", rep.ca_fingerprint,
+        if (auto r = audit_cli_operation(cfg, "ca_init", "ca", rep.ca_fingerprint,
                                          {{"key_type", ca->key_type_name()},
                                           {"subject", ca->subject_string()},
                                           {"encrypted_key", passphrase.has_value()},
@@ -180,7 +193,7 @@ result<init_report> init_data_dir(const config& cfg, const fs::path& config_file
         if (*enc) {
             spdlog::warn("{} was not encrypted although a CA passphrase is configured: encrypted it in place",
                          l.ca_key().string());
-            if (auto r = audit_cli_operation(l, "ca_key_encrypt", "ca", rep.ca_fingerprint,
+            if (auto r = audit_cli_operation(cfg, "ca_key_encrypt", "ca", rep.ca_fingerprint,
                                              {{"reason", "plain CA key found with a passphrase configured"}});
                 !r)
                 return r.error();
@@ -231,9 +244,9 @@ result<std::optional<std::string>> tls_key_passphrase(const config& cfg) {
     return std::optional<std::string>(p);
 }
 
-// Puts the listener certificate into the store as certs/client/server/server-<fingerprint
-// prefix>/ (cert.crt and metadata.json; no key: it is tls/server.key), renewal off.
-result<void> record_server_cert(const storage::layout& l, const issued_cert& cert, const issue_request& req,
+// Puts the listener certificate into the configured store (fs: certs/client/server/server-<fingerprint
+// prefix>/, cert.crt and metadata.json; postgresql: its row), no key (it is tls/server.key), renewal off.
+result<void> record_server_cert(const config& cfg, const issued_cert& cert, const issue_request& req,
                                 const std::string& organization) {
     cert_record rec;
     rec.identifier = "server-" + cert.fingerprint_sha256.substr(0, 16);
@@ -246,8 +259,10 @@ result<void> record_server_cert(const storage::layout& l, const issued_cert& cer
     rec.key_type = describe_key(X509_get0_pubkey(cert.cert.get())); // what issue_server_cert generated
     rec.sans = req.sans;
     rec.has_private_key = false;
-    storage::fs_store store(l);
-    return store.create(rec, cert_files{cert.pem, std::nullopt, std::nullopt});
+    // The configured backend's store: with postgresql every instance's OCSP and CRL know it.
+    auto store = open_repository(cfg);
+    if (!store) return store.error();
+    return (*store)->create(rec, cert_files{cert.pem, std::nullopt, std::nullopt});
 }
 
 } // namespace
@@ -289,7 +304,7 @@ result<server_cert_report> issue_server_cert(const config& cfg, const std::vecto
 
     // Recorded first (usage server, the key stays in tls/), so OCSP, the CRL and revocation know
     // every listener certificate that may be in use.
-    if (auto r = record_server_cert(l, *cert, req, cfg.ca_organization); !r) return r.error();
+    if (auto r = record_server_cert(cfg, *cert, req, cfg.ca_organization); !r) return r.error();
 
     if (auto r = storage::ensure_dir(l.tls_dir(), fs::perms(0700)); !r) return r.error();
     // The key first: a certificate never sits next to a key it does not match for long.
@@ -306,7 +321,7 @@ result<server_cert_report> issue_server_cert(const config& cfg, const std::vecto
 
     boost::json::array sans;
     for (const auto& n : names) sans.emplace_back(n);
-    if (auto r = audit_cli_operation(l, "server_cert_issue", "server_certificate", rep.serial_decimal,
+    if (auto r = audit_cli_operation(cfg, "server_cert_issue", "server_certificate", rep.serial_decimal,
                                      {{"subject_alt_names", std::move(sans)},
                                       {"fingerprint_sha256", rep.fingerprint_sha256},
                                       {"encrypted_key", passphrase->has_value()}});

@@ -52,8 +52,9 @@ result<std::unique_ptr<cert_service>> open_service(const config& cfg);
 std::filesystem::path resolve_config_file(const std::filesystem::path& given,
                                           const std::vector<std::string>& overrides);
 
-// Appends one audit line for a CLI operation (user "cli") to the data dir's audit log.
-result<void> audit_cli_operation(const storage::layout& l, std::string operation, std::string resource_type,
+// Appends one audit line for a CLI operation (user "cli") to the audit chain of cfg's backend
+// (the data dir's log, or the database's table for postgresql).
+result<void> audit_cli_operation(const config& cfg, std::string operation, std::string resource_type,
                                  std::string resource_id, boost::json::object details);
 
 // A new random bearer token (cm_ + 43 base64url characters).

@@ -105,7 +105,7 @@ int cmd_ca(const std::string& sub, const cli_invocation& inv) {
         if (auto r = storage::ensure_dir(l.data_dir, fs::perms(0700)); !r) throw error_exception(r.error());
         auto rep = storage::restore_ca(l, a.vm["in"].as<std::string>(), a.vm["force"].as<bool>(), ca_passphrase(cfg));
         if (!rep) throw error_exception(rep.error());
-        if (auto w = audit_cli_operation(l, "ca_restore", "ca", rep->fingerprint_sha256,
+        if (auto w = audit_cli_operation(cfg, "ca_restore", "ca", rep->fingerprint_sha256,
                                          {{"files", rep->files},
                                           {"replaced_different_ca", rep->replaced},
                                           {"key_encrypted_with_passphrase", rep->key_encrypted}});

@@ -35,13 +35,12 @@ std::string create_body(const std::string& id) {
 
 // What someone who can write the file does: edits entry `index` with `edit` and recomputes the
 // hash chain from there on, so the chain alone verifies again.
-void rewrite_with_recomputed_chain(const fs::path& file, std::size_t index,
+void rewrite_with_recomputed_chain(const app::config& cfg, std::size_t index,
                                    const std::function<void(json::object&)>& edit) {
-    auto lines = lines_of(file);
+    auto lines = audit_lines(cfg);
     BOOST_REQUIRE(index < lines.size());
     std::string prev = index == 0 ? std::string(64, '0')
                                   : std::string(json::parse(lines[index - 1]).as_object().at("hash").as_string());
-    std::string out;
     for (std::size_t i = 0; i < lines.size(); ++i) {
         if (i >= index) {
             json::object o = json::parse(lines[i]).as_object();
@@ -54,9 +53,8 @@ void rewrite_with_recomputed_chain(const fs::path& file, std::size_t index,
             body["hash"] = prev;
             lines[i] = json::serialize(body);
         }
-        out += lines[i] + "\n";
     }
-    write_text(file, out);
+    write_audit_lines(cfg, lines);
 }
 
 } // namespace
@@ -69,8 +67,7 @@ BOOST_AUTO_TEST_CASE(export_and_verify_refuse_a_log_rewritten_behind_the_servers
     const auto& t = srv.tokens;
     for (const char* id : {"b1", "b2", "b3"})
         BOOST_REQUIRE_EQUAL(http.post_json("/api/client-certs", create_body(id), t.operator_).status, 201u);
-    const fs::path file = storage::layout{srv.config().data_dir}.audit_log();
-    const auto before = lines_of(file);
+    const auto before = audit_lines(srv.config());
     std::size_t target = before.size();
     for (std::size_t i = 0; i < before.size(); ++i)
         if (before[i].find("\"resource_id\":\"b2\"") != std::string::npos) target = i;
@@ -78,7 +75,7 @@ BOOST_AUTO_TEST_CASE(export_and_verify_refuse_a_log_rewritten_behind_the_servers
     BOOST_REQUIRE_EQUAL(obj(http.get("/api/audit/verify", t.admin)).at("ok").as_bool(), true);
 
     // Who created b2 is rewritten: "ops" becomes "someone-else", every later hash recomputed.
-    rewrite_with_recomputed_chain(file, target, [](json::object& o) { o["user"] = "someone-else"; });
+    rewrite_with_recomputed_chain(srv.config(), target, [](json::object& o) { o["user"] = "someone-else"; });
 
     // The server still knows the head it wrote: neither verify nor export vouch for the rewrite.
     auto v = obj(http.get("/api/audit/verify", t.admin));
@@ -95,22 +92,15 @@ BOOST_AUTO_TEST_CASE(export_refuses_a_range_whose_checkpoint_no_longer_verifies)
     const auto& t = srv.tokens;
     for (const char* id : {"c1", "c2", "c3"})
         BOOST_REQUIRE_EQUAL(http.post_json("/api/client-certs", create_body(id), t.operator_).status, 201u);
-    const fs::path file = storage::layout{srv.config().data_dir}.audit_log();
     BOOST_REQUIRE_EQUAL(http.get("/api/audit/export?from_seq=1&to_seq=2", t.admin).status, 200u);
 
     // An edit of entry 1 without touching hashes: the chain breaks at once.
-    auto lines = lines_of(file);
-    std::string forged;
-    for (std::size_t i = 0; i < lines.size(); ++i) {
-        std::string l = lines[i];
-        if (i == 0) {
-            const auto at = l.find("\"user\":\"");
-            BOOST_REQUIRE(at != std::string::npos);
-            l.insert(at + 8, "x");
-        }
-        forged += l + "\n";
-    }
-    write_text(file, forged);
+    auto lines = audit_lines(srv.config());
+    BOOST_REQUIRE(!lines.empty());
+    const auto at = lines[0].find("\"user\":\"");
+    BOOST_REQUIRE(at != std::string::npos);
+    lines[0].insert(at + 8, "x");
+    write_audit_lines(srv.config(), lines);
     auto ex = http.get("/api/audit/export?from_seq=1&to_seq=2", t.admin);
     expect_code(ex, 409, "CONFLICT");
     BOOST_TEST(!obj(ex).contains("signature"));

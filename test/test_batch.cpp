@@ -129,11 +129,11 @@ BOOST_AUTO_TEST_CASE(a_1000_row_csv_job_completes_and_every_certificate_verifies
     BOOST_TEST(json::serialize(one).find("alt-10.example") != std::string::npos);
 
     // The audit log: one batch_create entry and one create entry per certificate, tagged with the job.
-    const std::string audit = read_text(s.config().data_dir / "logs/audit/certificate_audit.log");
+    const std::string audit = audit_text(s.config());
     BOOST_TEST(count_of(audit, "\"operation\":\"batch_create\"") == 1u);
     BOOST_TEST(count_of(audit, "\"job\":\"" + id + "\"") >= 1000u);
     std::size_t tagged_creates = 0;
-    for (const auto& line : lines_of(s.config().data_dir / "logs/audit/certificate_audit.log"))
+    for (const auto& line : audit_lines(s.config()))
         if (has(line, "\"operation\":\"create\"") && has(line, "\"job\":\"" + id + "\"") &&
             has(line, "\"status\":\"success\""))
             ++tagged_creates;

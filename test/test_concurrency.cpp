@@ -106,7 +106,7 @@ BOOST_AUTO_TEST_CASE(concurrent_mutations_of_one_certificate_have_one_winner_at_
     BOOST_TEST(!str(rec, "serial_number").empty());
     BOOST_TEST(!rec.at("revocation").as_object().at("revoked").as_bool());
     std::string last_notes;
-    for (const auto& line : lines_of(s.config().data_dir / "logs/audit/certificate_audit.log")) {
+    for (const auto& line : audit_lines(s.config())) {
         if (!has(line, R"("operation":"update")") || !has(line, R"("resource_id":"race")") ||
             !has(line, R"("status":"success")"))
             continue;

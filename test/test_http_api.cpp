@@ -4,6 +4,7 @@
 #define BOOST_TEST_MODULE test_http_api
 #include <boost/test/unit_test.hpp>
 
+#include "app/backend.hpp"
 #include "support/http_server_fixture.hpp"
 #include "support/json_checks.hpp"
 #include "support/wait.hpp"
@@ -303,7 +304,10 @@ BOOST_FIXTURE_TEST_CASE(renewal_sweep_renews_what_is_due, api_fixture) {
     auto now = obj(http.get("/api/client-certs/soon", viewer));
     BOOST_TEST(str(now, "serial_number") == str(outcome, "new_serial"));
     BOOST_TEST(str(now, "serial_number") != str(soon, "serial_number"));
-    BOOST_TEST(std::filesystem::exists(srv.data_dir() / "data" / "state" / "renewal_sweep.json"));
+    // The sweep record is stored: what a restart loads, through the repository port (either backend).
+    auto repo = app::open_repository(srv.config());
+    BOOST_REQUIRE(repo);
+    BOOST_TEST((*repo)->load_last_sweep().has_value());
     auto audit = obj(http.get("/api/audit?resource_id=soon&operation=auto_renew", admin));
     BOOST_TEST(audit.at("count").to_number<int>() == 1);
 }

@@ -8,14 +8,13 @@
 #define BOOST_TEST_MODULE test_http_ocsp
 #include <boost/test/unit_test.hpp>
 
+#include "app/backend.hpp"
 #include "app/bootstrap.hpp"
 #include "app/server_options.hpp"
 #include "core/keys.hpp"
 #include "core/ossl.hpp"
 #include "net/router.hpp"
-#include "storage/audit_log.hpp"
 #include "storage/ca_files.hpp"
-#include "storage/fs_store.hpp"
 #include "support/child_process.hpp"
 #include "support/http_server_fixture.hpp"
 #include "support/json_checks.hpp"
@@ -562,6 +561,7 @@ struct time_travel_server {
     app::config cfg;
     token_set tokens;
     std::unique_ptr<net::server> srv;
+    std::unique_ptr<cert_repository> reader; // a second view of the store, for the test's reads
 
     time_travel_server() {
         cfg = test_config(dir.path() / "data", tokens);
@@ -571,11 +571,16 @@ struct time_travel_server {
         storage::layout l{cfg.data_dir};
         auto ca = storage::load_ca(l, std::nullopt);
         BOOST_REQUIRE(ca);
-        auto audit = storage::audit_log::open(l.audit_log(), clock);
+        // The configured backend's ports (the file store, or PostgreSQL under CERTMATE_TEST_BACKEND).
+        auto audit_key = app::load_audit_signing_key(l);
+        BOOST_REQUIRE(audit_key);
+        auto audit = app::open_audit(cfg, std::move(*audit_key), clock);
         BOOST_REQUIRE(audit);
-        auto svc = std::make_unique<cert_service>(*ca, std::make_unique<storage::fs_store>(l),
-                                                  std::shared_ptr<storage::audit_log>(std::move(*audit)), cfg.service,
-                                                  clock, openssl_rng());
+        auto repo = app::open_repository(cfg);
+        BOOST_REQUIRE(repo);
+        reader = app::open_repository(cfg).value();
+        auto svc =
+            std::make_unique<cert_service>(*ca, std::move(*repo), std::move(*audit), cfg.service, clock, openssl_rng());
         BOOST_REQUIRE(svc->load());
         auto opts = app::server_options_from(cfg);
         opts.crl_check_interval = std::chrono::seconds(1);
@@ -585,7 +590,12 @@ struct time_travel_server {
     }
     ~time_travel_server() { srv->shutdown(); }
     void advance(std::chrono::seconds s) { *offset += s.count(); }
-    std::filesystem::path responder_crt() const { return cfg.data_dir / "certs" / "ocsp" / "responder.crt"; }
+    // The stored OCSP responder (certificate, key), as a restart would load it.
+    std::pair<std::string, std::string> responder() const {
+        auto r = reader->load_ocsp_responder();
+        BOOST_REQUIRE(r.has_value());
+        return *r;
+    }
 };
 
 } // namespace
@@ -609,7 +619,7 @@ BOOST_AUTO_TEST_CASE(responder_rotation_crl_and_cache_refresh_before_expiry) {
         return obj(http.get("/api/crl/info", t.tokens.viewer)).at("crl_number").to_number<std::uint64_t>();
     };
 
-    const auto first_responder = read_text(t.responder_crt());
+    const auto first_responder = t.responder().first;
     const auto r1 = inspect(post().body);
     BOOST_TEST(r1.cert_status == V_OCSP_CERTSTATUS_GOOD);
     BOOST_TEST(r1.signer_pem == first_responder);
@@ -618,14 +628,12 @@ BOOST_AUTO_TEST_CASE(responder_rotation_crl_and_cache_refresh_before_expiry) {
     // cleared; the CRL, long past its nextUpdate, is rebuilt by the server's own timer.
     const auto crl0 = crl_number();
     t.advance(std::chrono::hours(24 * 61));
-    BOOST_REQUIRE(eventually([&] { return read_text(t.responder_crt()) != first_responder; }));
+    BOOST_REQUIRE(eventually([&] { return t.responder().first != first_responder; }));
     BOOST_REQUIRE(eventually([&] { return crl_number() > crl0; }));
     auto rotated = storage::load_ca(storage::layout{t.cfg.data_dir}, std::nullopt);
     BOOST_REQUIRE(rotated);
-    const auto second_responder = read_text(t.responder_crt());
-    BOOST_TEST(
-        load_ocsp_responder(**rotated, second_responder, read_text(t.cfg.data_dir / "certs" / "ocsp" / "responder.key"))
-            .has_value());
+    const auto [second_responder, second_key] = t.responder();
+    BOOST_TEST(load_ocsp_responder(**rotated, second_responder, second_key).has_value());
     const auto r2 = inspect(post().body);
     BOOST_TEST(r2.cert_status == V_OCSP_CERTSTATUS_GOOD);
     BOOST_TEST(r2.signer_pem == second_responder);

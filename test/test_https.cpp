@@ -125,8 +125,7 @@ client_files make_client(test_server& srv, const temp_dir& dir, const std::strin
 // The audit lines of `operation` on `resource_id`, parsed.
 std::vector<json::object> audit_lines(test_server& srv, const std::string& operation, const std::string& resource_id) {
     std::vector<json::object> out;
-    std::ifstream in(srv.config().data_dir / "logs" / "audit" / "certificate_audit.log");
-    for (std::string line; std::getline(in, line);) {
+    for (const auto& line : certmate::test::audit_lines(srv.config())) {
         auto o = json::parse(line).as_object();
         if (o.at("operation").as_string() == operation && o.at("resource_id").as_string() == resource_id)
             out.push_back(o);

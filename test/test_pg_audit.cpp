@@ -4,10 +4,12 @@
 #define BOOST_TEST_MODULE pg_audit
 #include <boost/test/unit_test.hpp>
 
+#include "app/backend.hpp"
 #include "core/keys.hpp"
 #include "storage/audit_log.hpp"
 #include "storage/pg.hpp"
 #include "storage/pg_audit.hpp"
+#include "storage/pg_schema.hpp"
 #include "support/pg_cluster.hpp"
 #include "support/tools.hpp"
 
@@ -604,4 +606,22 @@ BOOST_AUTO_TEST_CASE(the_database_away_fails_closed_and_heals) {
     BOOST_REQUIRE(sink->append(entry(9)));
     BOOST_TEST(sink->head_written().seq == 7u);
     BOOST_TEST(sink->verify().ok);
+}
+
+// open_service opens the audit before the repository: on an empty database the audit port brings
+// the schema itself. Fails before: `serve` with storage.backend = postgresql on a new database
+// stopped with "relation audit_log does not exist" (only open_repository migrated).
+BOOST_AUTO_TEST_CASE(open_audit_on_an_empty_database_brings_the_schema) {
+    app::config cfg;
+    cfg.backend = "postgresql";
+    cfg.postgresql = test::shared_pg_cluster().create_database();
+    auto sink = app::open_audit(cfg, signing_key(), stepping_clock());
+    BOOST_REQUIRE_MESSAGE(sink.has_value(), (sink ? std::string() : sink.error().message));
+    BOOST_REQUIRE((*sink)->append(entry(1)));
+    auto c = pg::connection::open(cfg.postgresql);
+    BOOST_REQUIRE(c);
+    BOOST_TEST(table_text(*c).find("cert-1") != std::string::npos);
+    auto version = pg_schema::current_version(*c);
+    BOOST_REQUIRE(version.has_value());
+    BOOST_TEST(*version == pg_schema::latest_version());
 }

@@ -9,6 +9,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "storage/audit_log.hpp"
+#include "storage/pg.hpp"
 #include "support/http_server_fixture.hpp"
 #include "support/json_checks.hpp"
 #include "support/wait.hpp"
@@ -32,8 +33,7 @@ fs::path audit_file(test_server& srv) { return srv.config().data_dir / "logs" / 
 
 std::vector<json::object> audit_entries(test_server& srv) {
     std::vector<json::object> out;
-    std::ifstream in(audit_file(srv));
-    for (std::string line; std::getline(in, line);)
+    for (const auto& line : audit_lines(srv.config()))
         if (!line.empty()) out.push_back(json::parse(line).as_object());
     return out;
 }
@@ -201,22 +201,37 @@ BOOST_AUTO_TEST_CASE(full_audit_disk_refuses_mutations_and_key_downloads_then_re
     std::unique_ptr<tmpfs_mount> mnt;
     std::unique_ptr<test_server> srv;
     try {
-        srv = std::make_unique<test_server>(
-            [&](app::config& c) { mnt = std::make_unique<tmpfs_mount>(c.data_dir / "logs" / "audit", "256k"); });
+        srv = std::make_unique<test_server>([&](app::config& c) {
+            if (!pg_backend()) mnt = std::make_unique<tmpfs_mount>(c.data_dir / "logs" / "audit", "256k");
+        });
     } catch (const std::exception& e) {
         BOOST_FAIL(e.what());
     }
-    if (!mnt->ok) {
+    if (mnt && !mnt->ok) {
         BOOST_TEST_MESSAGE("skipped: cannot mount a tmpfs here (needs root)");
         return;
     }
+    // PostgreSQL: the database refuses audit rows (a trigger raising, as a full tablespace would)
+    // instead of a full file system.
+    auto audit_sql = [&](const std::string& sql) {
+        auto c = storage::pg::connection::open(srv->config().postgresql);
+        BOOST_REQUIRE_MESSAGE(c.has_value(), (c ? std::string() : c.error().message));
+        auto r = c->exec_script(sql);
+        BOOST_REQUIRE_MESSAGE(r.has_value(), (r ? std::string() : r.error().message));
+    };
     http_client http(srv->port());
     const auto& op = srv->tokens.operator_;
     BOOST_REQUIRE(http.post_json("/api/client-certs", body("before"), op).status == 201u);
     BOOST_REQUIRE(http.get("/health").status == 200u);
 
-    const fs::path filler = mnt->dir / "filler";
-    fill(filler);
+    const fs::path filler = mnt ? mnt->dir / "filler" : fs::path();
+    if (mnt)
+        fill(filler);
+    else
+        audit_sql(
+            "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$BEGIN RAISE EXCEPTION 'could not extend file: No space left on device'; END$$; "
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION refuse_audit()");
     // The log's last page may still hold a few lines: creations succeed until it is full.
     http_reply created;
     std::string during;
@@ -251,7 +266,10 @@ BOOST_AUTO_TEST_CASE(full_audit_disk_refuses_mutations_and_key_downloads_then_re
     BOOST_TEST(obj(health).at("checks").as_object().at("audit").as_string() != "ok");
 
     // space returns: the next request works, without a restart
-    fs::remove(filler);
+    if (mnt)
+        fs::remove(filler);
+    else
+        audit_sql("DROP TRIGGER refuse_audit ON audit_log");
     // Deliberate: the audit log retries a failed file at most once a second (storage/audit_log.cpp),
     // so a second passes before the next write; nothing to wait on but the clock.
     std::this_thread::sleep_for(1100ms);
@@ -261,9 +279,15 @@ BOOST_AUTO_TEST_CASE(full_audit_disk_refuses_mutations_and_key_downloads_then_re
     BOOST_TEST(http.get("/api/client-certs/before/private-key", op).status == 200u);
     BOOST_TEST(http.get("/health").status == 200u);
 
-    auto verify = storage::verify_audit_file(audit_file(*srv));
-    BOOST_TEST_INFO(verify.reason << " at line " << verify.bad_line);
-    BOOST_TEST(verify.ok);
+    if (mnt) {
+        auto verify = storage::verify_audit_file(audit_file(*srv));
+        BOOST_TEST_INFO(verify.reason << " at line " << verify.bad_line);
+        BOOST_TEST(verify.ok);
+    } else {
+        auto verify = http.get("/api/audit/verify", srv->tokens.admin);
+        BOOST_TEST_INFO(verify.body);
+        BOOST_TEST(obj(verify).at("ok").as_bool());
+    }
     // nothing about "during" was claimed as a success
     for (const auto& e : audit_entries(*srv))
         if (e.at("resource_id").as_string() == "during") BOOST_TEST(e.at("status").as_string() != "success");

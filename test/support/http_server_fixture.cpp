@@ -3,6 +3,15 @@
 #include "app/bootstrap.hpp"
 #include "app/server_options.hpp"
 
+#include "storage/layout.hpp"
+#include "storage/pg.hpp"
+#include "support/pg_cluster.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <sys/stat.h>
+
+#include <cstdlib>
 #include <stdexcept>
 
 namespace certmate::test {
@@ -13,6 +22,72 @@ token_set make_tokens(std::vector<app::token_entry>& entries) {
     entries.push_back({"ops", api_role::operator_, app::sha256_hex_of(t.operator_)});
     entries.push_back({"reader", api_role::viewer, app::sha256_hex_of(t.viewer)});
     return t;
+}
+
+bool pg_backend() {
+    static const bool pg = [] {
+        const char* v = std::getenv("CERTMATE_TEST_BACKEND");
+        std::string b = v ? v : "";
+        if (b.empty() || b == "fs") return false;
+        if (b == "postgresql") return true;
+        throw std::runtime_error("CERTMATE_TEST_BACKEND=" + b + ": expected fs or postgresql");
+    }();
+    return pg;
+}
+
+bool skip_on_pg(const std::string& why) {
+    if (!pg_backend()) return false;
+    BOOST_TEST_MESSAGE("skipped on PostgreSQL: " << why);
+    return true;
+}
+
+void use_test_backend(app::config& cfg, const std::filesystem::path& dir) {
+    if (!pg_backend()) return;
+    cfg.backend = "postgresql";
+    cfg.postgresql = shared_pg_cluster().create_database();
+    std::filesystem::create_directories(dir);
+    cfg.key_encryption_key_file = dir / "kek";
+    write_text(cfg.key_encryption_key_file, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n");
+    if (::chmod(cfg.key_encryption_key_file.c_str(), 0600) != 0) throw std::runtime_error("chmod kek");
+}
+
+std::vector<std::string> audit_lines(const app::config& cfg) {
+    if (cfg.backend != "postgresql") return lines_of(storage::layout{cfg.data_dir}.audit_log());
+    auto c = storage::pg::connection::open(cfg.postgresql);
+    if (!c) throw std::runtime_error("audit_lines: " + c.error().message);
+    auto r = c->exec("SELECT line FROM audit_log ORDER BY seq");
+    if (!r) throw std::runtime_error("audit_lines: " + r.error().message);
+    std::vector<std::string> out;
+    for (int i = 0; i < r->size(); ++i) out.emplace_back(r->text(i, 0));
+    return out;
+}
+
+std::string audit_text(const app::config& cfg) {
+    std::string out;
+    for (const auto& l : audit_lines(cfg)) out += l + "\n";
+    return out;
+}
+
+void write_audit_lines(const app::config& cfg, const std::vector<std::string>& lines) {
+    if (cfg.backend != "postgresql") {
+        std::string out;
+        for (const auto& l : lines) out += l + "\n";
+        write_text(storage::layout{cfg.data_dir}.audit_log(), out);
+        return;
+    }
+    auto c = storage::pg::connection::open(cfg.postgresql);
+    if (!c) throw std::runtime_error("write_audit_lines: " + c.error().message);
+    auto r = c->exec("SELECT seq, line FROM audit_log ORDER BY seq");
+    if (!r) throw std::runtime_error("write_audit_lines: " + r.error().message);
+    if (static_cast<std::size_t>(r->size()) != lines.size())
+        throw std::runtime_error("write_audit_lines: the table holds " + std::to_string(r->size()) + " lines, not " +
+                                 std::to_string(lines.size()));
+    for (int i = 0; i < r->size(); ++i) {
+        if (r->text(i, 1) == lines[static_cast<std::size_t>(i)]) continue;
+        auto u = c->exec("UPDATE audit_log SET line = $1 WHERE seq = $2",
+                         {storage::pg::param(lines[static_cast<std::size_t>(i)]), storage::pg::param(r->int64(i, 0))});
+        if (!u) throw std::runtime_error("write_audit_lines: " + u.error().message);
+    }
 }
 
 app::config test_config(const std::filesystem::path& data_dir, token_set& tokens) {
@@ -27,6 +102,7 @@ app::config test_config(const std::filesystem::path& data_dir, token_set& tokens
     cfg.shutdown_grace = std::chrono::seconds(5);
     cfg.limits = app::rate_limits{0, 0, 0, 0, 0};
     tokens = make_tokens(cfg.tokens);
+    use_test_backend(cfg, data_dir.parent_path());
     return cfg;
 }
 

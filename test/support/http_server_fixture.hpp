@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace certmate::test {
 
@@ -21,8 +22,27 @@ struct token_set {
 // Config lines ("name:role:sha256") for a fresh token set.
 token_set make_tokens(std::vector<app::token_entry>& entries);
 
+// The storage backend the in-process suites run on: CERTMATE_TEST_BACKEND=postgresql (CTest's
+// *_pg entries, issue 18 test 1) or the file system store (unset or "fs"); any other value throws.
+bool pg_backend();
+// True (printing "skipped on PostgreSQL: <why>") when the suite runs on PostgreSQL and the calling
+// case tests the file store itself (files in the data dir); the case then returns.
+bool skip_on_pg(const std::string& why);
+// Points `cfg` at the test backend: nothing for fs; for postgresql a fresh database of the shared
+// throwaway cluster (support/pg_cluster.hpp) and a key-encryption key file (0600) in `dir`.
+void use_test_backend(app::config& cfg, const std::filesystem::path& dir);
+
+// The audit chain's lines (JSON, oldest first) where `cfg` keeps it: the data dir's log file or
+// the database's audit_log table.
+std::vector<std::string> audit_lines(const app::config& cfg);
+// The same, as one text with a '\n' after each line.
+std::string audit_text(const app::config& cfg);
+// Overwrites the stored chain with `lines` (as many as audit_lines gave), behind the server's back:
+// the file rewritten, or each changed row's line updated in place.
+void write_audit_lines(const app::config& cfg, const std::vector<std::string>& lines);
+
 // The test servers' config: data in `data_dir`, port 0, cheap keys, 2+2 threads, no rate limits,
-// a fresh token set (returned in `tokens`).
+// a fresh token set (returned in `tokens`), on the test backend (its files beside `data_dir`).
 app::config test_config(const std::filesystem::path& data_dir, token_set& tokens);
 
 class test_server {

@@ -1,6 +1,7 @@
 #include "support/pg_cluster.hpp"
 
 #include <filesystem>
+#include <mutex>
 #include <stdexcept>
 
 #include <unistd.h>
@@ -17,6 +18,7 @@ std::string find_bin() {
         if (fs::exists(e.path() / "bin" / "initdb")) best = std::max(best, (e.path() / "bin").string());
     return best;
 }
+std::mutex counter_mu, psql_mu;
 } // namespace
 
 pg_cluster::pg_cluster() : bin_(find_bin()), root_(::geteuid() == 0) {
@@ -69,6 +71,7 @@ std::string pg_cluster::conninfo(const std::string& db) const {
 }
 
 std::string pg_cluster::psql(const std::string& db, const std::string& sql) const {
+    std::lock_guard lock(psql_mu); // one query.sql at a time
     write_text(dir() / "query.sql", sql);
     auto r = run("psql -X -q -At -v ON_ERROR_STOP=1 '" + conninfo(db) + "' -f '" + (dir() / "query.sql").string() +
                  "' 2>&1");
@@ -77,7 +80,12 @@ std::string pg_cluster::psql(const std::string& db, const std::string& sql) cons
 }
 
 std::string pg_cluster::create_database() {
-    std::string name = "t" + std::to_string(++next_db_);
+    std::string name;
+    {
+        // Servers of one test process may start on several threads.
+        std::lock_guard lock(counter_mu);
+        name = "t" + std::to_string(++next_db_);
+    }
     psql("postgres", "CREATE DATABASE " + name);
     return conninfo(name);
 }
