@@ -97,9 +97,11 @@ void fill(const fs::path& data, int first, int count, unsigned threads) {
 
 // A few audit lines (the CLI's own appends: the chain verifies with the data dir's signing key).
 void audit_some(const fs::path& data, int n) {
+    app::config cfg; // the file store's log in `data`
+    cfg.data_dir = data;
     for (int i = 0; i < n; ++i)
-        BOOST_REQUIRE(app::audit_cli_operation(storage::layout{data}, "bulk_fill", "certificate",
-                                               "cert-" + std::to_string(i), {{"round", i}}));
+        BOOST_REQUIRE(
+            app::audit_cli_operation(cfg, "bulk_fill", "certificate", "cert-" + std::to_string(i), {{"round", i}}));
 }
 
 // Every regular file under `root`, by relative path, with its bytes.
