@@ -218,6 +218,12 @@ result<void> pg_store::replace(const cert_record& rec, const cert_files& files) 
         wrapped = std::move(*w);
     }
     const std::string meta = metadata_json(rec);
+    // A renewal replaces the certificate its newest history entry names: when another instance
+    // renewed it first (and this one's index had not seen it yet), nothing is replaced, so one
+    // due certificate is never renewed twice (docs/high-availability.md "Sweep").
+    std::optional<std::string> previous;
+    if (!rec.history.empty() && rec.history.back().serial_number != rec.serial_number)
+        previous = rec.history.back().serial_number;
     return with_conn([&](pg::connection& c) -> result<void> {
         auto tx = pg::transaction::begin(c);
         if (!tx) return tx.error();
@@ -226,12 +232,21 @@ result<void> pg_store::replace(const cert_record& rec, const cert_files& files) 
         // The key and CSR are kept unless new ones are given.
         auto r = c.exec("UPDATE certificates SET metadata = $3, cert_pem = $4, "
                         "key_wrapped = coalesce($5, key_wrapped), csr_pem = coalesce($6, csr_pem), updated_seq = $7, "
-                        "updated_by = $8 WHERE identifier = $1 AND usage = $2",
+                        "updated_by = $8 WHERE identifier = $1 AND usage = $2 "
+                        "AND ($9::text IS NULL OR metadata->>'serial_number' = $9::text)",
                         {id, to_string(rec.usage), meta, files.cert_pem,
                          wrapped ? pg::param::bytes(*wrapped) : pg::param::null(),
-                         files.csr_pem ? pg::param(*files.csr_pem) : pg::param::null(), *seq, me_});
+                         files.csr_pem ? pg::param(*files.csr_pem) : pg::param::null(), *seq, me_,
+                         previous ? pg::param(*previous) : pg::param::null()});
         if (!r) return r.error();
-        if (r->affected() == 0) return not_found_error();
+        if (r->affected() == 0) {
+            if (!previous) return not_found_error();
+            auto e =
+                c.exec("SELECT 1 FROM certificates WHERE identifier = $1 AND usage = $2", {id, to_string(rec.usage)});
+            if (!e) return e.error();
+            if (e->empty()) return not_found_error();
+            return make_error(errc::conflict, "the certificate was changed by another instance; try again");
+        }
         if (auto s = claim_serials(c, rec); !s) return s;
         return tx->commit();
     });
@@ -564,6 +579,27 @@ result<void> pg_store::remove_job(const std::string& job_id) {
 }
 
 // ---- several instances ----
+
+result<std::vector<cert_record>> pg_store::find_records(const std::vector<std::string>& ids) const {
+    std::string arr = "{";
+    for (const auto& id : ids) {
+        if (!valid_identifier(id)) continue; // such an identifier is never kept
+        if (arr.size() > 1) arr += ',';
+        arr += '"' + id + '"'; // valid identifiers hold no quote or backslash
+    }
+    arr += '}';
+    auto got = with_conn([&](pg::connection& c) -> result<pg::rows> {
+        return c.exec("SELECT metadata FROM certificates WHERE identifier = ANY($1::text[])", {arr});
+    });
+    if (!got) return got.error();
+    std::vector<cert_record> out;
+    for (int i = 0; i < got->size(); ++i) {
+        auto rec = parse_record(got->text(i, 0));
+        if (!rec) return rec.error();
+        out.push_back(std::move(*rec));
+    }
+    return out;
+}
 
 result<std::unique_ptr<task_lease>> pg_store::try_lead(std::string_view task) {
     auto c = pg::connection::open(conninfo_);
