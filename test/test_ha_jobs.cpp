@@ -136,7 +136,7 @@ std::size_t num(const json::object& o, const char* k) {
 BOOST_FIXTURE_TEST_SUITE(ha_jobs, two_instances)
 
 BOOST_AUTO_TEST_CASE(a_job_of_a_killed_instance_is_taken_over_and_finished_once) {
-    constexpr std::size_t rows = 240;
+    constexpr std::size_t rows = 100;
     std::string body = R"({"certificates":[)";
     for (std::size_t n = 0; n < rows; ++n) {
         if (n) body += ',';
@@ -155,10 +155,10 @@ BOOST_AUTO_TEST_CASE(a_job_of_a_killed_instance_is_taken_over_and_finished_once)
         auto j = obj(ca.get("/api/jobs/" + id, token));
         done_at_a = num(j, "done");
         BOOST_REQUIRE_MESSAGE(str(j, "state") == "running" || str(j, "state") == "queued", json::serialize(j));
-        if (done_at_a >= 20) break;
+        if (done_at_a >= 10) break;
         std::this_thread::sleep_for(50ms);
     }
-    BOOST_REQUIRE(done_at_a >= 20);
+    BOOST_REQUIRE(done_at_a >= 10);
     // Meanwhile B shows A's job as running: its registry follows the store (no takeover while A lives).
     auto seen_at_b = obj(cb.get("/api/jobs/" + id, token));
     BOOST_TEST(str(seen_at_b, "state") == "running", json::serialize(seen_at_b));
@@ -170,7 +170,7 @@ BOOST_AUTO_TEST_CASE(a_job_of_a_killed_instance_is_taken_over_and_finished_once)
     // B takes it over: reported interrupted (log and audit), resumed, finished.
     json::object last;
     std::set<std::string> states;
-    for (auto until = std::chrono::steady_clock::now() + 60s; std::chrono::steady_clock::now() < until;) {
+    for (auto until = std::chrono::steady_clock::now() + 75s; std::chrono::steady_clock::now() < until;) {
         last = obj(cb.get("/api/jobs/" + id, token));
         states.insert(str(last, "state"));
         if (str(last, "state") == "succeeded" || str(last, "state") == "failed") break;
