@@ -6,7 +6,7 @@
 // at least every second; a job found running or queued at start-up is reported `interrupted`
 // with its rows recounted from the store (core/job.hpp), and a resume finishes it.
 //
-// Several instances on one store (docs/high-availability.md "Batch jobs"): a job queued or
+// Several instances on one store (docs/postgresql.md "Several instances"): a job queued or
 // running here holds the store's lease "job:<id>" (cert_repository::try_lead) from its submit or
 // resume to its end, so the lease is free exactly when no live instance runs it (a killed one's
 // goes with its database session). A job kept live whose lease is free was left by a dead

@@ -554,7 +554,7 @@ asio::awaitable<void> server::impl::snapshot_loop() {
     }
 }
 
-// A shared store (docs/high-availability.md "Batch jobs"): every 2 s the jobs other instances
+// A shared store (docs/postgresql.md "Several instances"): every 2 s the jobs other instances
 // keep are read, and those a dead instance left live are taken over (job_runner::refresh).
 asio::awaitable<void> server::impl::jobs_loop() {
     for (;;) {

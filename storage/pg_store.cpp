@@ -220,7 +220,7 @@ result<void> pg_store::replace(const cert_record& rec, const cert_files& files) 
     const std::string meta = metadata_json(rec);
     // A renewal replaces the certificate its newest history entry names: when another instance
     // renewed it first (and this one's index had not seen it yet), nothing is replaced, so one
-    // due certificate is never renewed twice (docs/high-availability.md "Sweep").
+    // due certificate is never renewed twice (docs/postgresql.md "Several instances").
     std::optional<std::string> previous;
     if (!rec.history.empty() && rec.history.back().serial_number != rec.serial_number)
         previous = rec.history.back().serial_number;

@@ -1,5 +1,5 @@
 // Batch jobs and the renewal sweep on several instances of one PostgreSQL (issue 18 acceptance 3
-// and 4, docs/high-availability.md "Batch jobs" and "Sweep"), with real parts: a throwaway cluster
+// and 4, docs/postgresql.md "Several instances"), with real parts: a throwaway cluster
 // and two `certmate serve` processes on one database (the second data dir from `ca backup` /
 // `ca restore`), talked to directly.
 // 1. A batch create job at A; A is SIGKILLed while it runs; B reports the job interrupted, takes
