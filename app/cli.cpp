@@ -285,7 +285,8 @@ std::vector<cli_command> server_commands() {
                    },
                    cmd_token});
     out.push_back({"audit verify", "", "walk the audit log's hash chain and check every signed checkpoint",
-                   "Prints `ok N entries ...`, or the first broken line and exits 1.",
+                   "Prints `ok N entries ...`, or the first broken line and exits 1. With storage.backend =\n"
+                   "postgresql it verifies the database's chain (every instance's entries).",
                    "  certmate audit verify --data-dir ./data", 0, 0, true,
                    [](po::options_description& d) {
                        add_server_options(d);
