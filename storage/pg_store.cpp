@@ -218,13 +218,6 @@ result<void> pg_store::replace(const cert_record& rec, const cert_files& files) 
         wrapped = std::move(*w);
     }
     const std::string meta = metadata_json(rec);
-    // A renewal replaces the certificate its newest history entry names: when another instance
-    // renewed it first (and this one's index had not seen it yet), nothing is replaced, so one
-    // due certificate is never renewed twice (docs/postgresql.md "Several instances"). The same
-    // renewal again (a retry, or a new key for it) still applies.
-    std::optional<std::string> previous;
-    if (!rec.history.empty() && rec.history.back().serial_number != rec.serial_number)
-        previous = rec.history.back().serial_number;
     return with_conn([&](pg::connection& c) -> result<void> {
         auto tx = pg::transaction::begin(c);
         if (!tx) return tx.error();
@@ -233,21 +226,12 @@ result<void> pg_store::replace(const cert_record& rec, const cert_files& files) 
         // The key and CSR are kept unless new ones are given.
         auto r = c.exec("UPDATE certificates SET metadata = $3, cert_pem = $4, "
                         "key_wrapped = coalesce($5, key_wrapped), csr_pem = coalesce($6, csr_pem), updated_seq = $7, "
-                        "updated_by = $8 WHERE identifier = $1 AND usage = $2 "
-                        "AND ($9::text IS NULL OR metadata->>'serial_number' IN ($9::text, $10::text))",
+                        "updated_by = $8 WHERE identifier = $1 AND usage = $2",
                         {id, to_string(rec.usage), meta, files.cert_pem,
                          wrapped ? pg::param::bytes(*wrapped) : pg::param::null(),
-                         files.csr_pem ? pg::param(*files.csr_pem) : pg::param::null(), *seq, me_,
-                         previous ? pg::param(*previous) : pg::param::null(), rec.serial_number});
+                         files.csr_pem ? pg::param(*files.csr_pem) : pg::param::null(), *seq, me_});
         if (!r) return r.error();
-        if (r->affected() == 0) {
-            if (!previous) return not_found_error();
-            auto e =
-                c.exec("SELECT 1 FROM certificates WHERE identifier = $1 AND usage = $2", {id, to_string(rec.usage)});
-            if (!e) return e.error();
-            if (e->empty()) return not_found_error();
-            return make_error(errc::conflict, "the certificate was changed by another instance; try again");
-        }
+        if (r->affected() == 0) return not_found_error();
         if (auto s = claim_serials(c, rec); !s) return s;
         return tx->commit();
     });
