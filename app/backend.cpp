@@ -9,6 +9,7 @@
 #include "storage/pg_schema.hpp"
 #include "storage/audit_log.hpp"
 #include "storage/pg_audit.hpp"
+#include "storage/pg_rate_buckets.hpp"
 #include "storage/pg_store.hpp"
 
 #include <openssl/rand.h>
@@ -57,6 +58,8 @@ result<std::unique_ptr<cert_repository>> open_repository(const config& cfg) {
             return make_error(errc::storage_failure, "the database schema (version " + std::to_string(*v) +
                                                          ") is newer than this binary knows");
         }
+        if (cfg.limits.shared)
+            if (auto r = storage::pg_rate_buckets::ensure_schema(*c); !r) return r.error();
     }
     return std::make_unique<storage::pg_store>(cfg.postgresql, cfg.postgresql_pool, std::move(*kek), instance_name());
 }

@@ -334,12 +334,13 @@ result<std::unique_ptr<cert_service>> open_service(const config& cfg) {
     storage::layout l{cfg.data_dir};
     auto ca = load_ca_configured(cfg, l);
     if (!ca) return ca.error();
+    // The repository first: on an empty database it creates the schema the audit chain lives in.
+    auto repo = open_repository(cfg);
+    if (!repo) return repo.error();
     auto audit_key = load_audit_signing_key(l);
     if (!audit_key) return audit_key.error();
     auto audit = open_audit(cfg, std::move(*audit_key), system_clock_fn());
     if (!audit) return audit.error();
-    auto repo = open_repository(cfg);
-    if (!repo) return repo.error();
     auto svc_cfg = cfg.service;
     // The CA's own listener names are never issued through the API (SECURITY.md "serverAuth").
     auto& reserved = svc_cfg.server_names.reserved;

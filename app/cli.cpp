@@ -126,7 +126,10 @@ int cmd_db(const std::string& sub, const cli_invocation& inv) {
                                          "(in the config or as --storage.backend / --storage.postgresql)"));
     if (sub == "migrate") {
         auto r = migrate_database(cfg);
-        if (!r) throw error_exception(r.error());
+        if (!r) {
+            std::cerr << "certmate: " << r.error().message << "\n";
+            return 1;
+        }
         if (r->first == r->second)
             std::cout << "schema at version " << r->second << " (nothing to do)\n";
         else
@@ -134,7 +137,10 @@ int cmd_db(const std::string& sub, const cli_invocation& inv) {
         return 0;
     }
     auto r = sub == "import" ? import_data_dir(cfg) : export_data_dir(cfg);
-    if (!r) throw error_exception(r.error());
+    if (!r) { // a refusal or a failure of the copy, not of the command line (docs/cli.md "Exit codes")
+        std::cerr << "certmate: " << sub << ": " << r.error().message << "\n";
+        return 1;
+    }
     std::cout << (sub == "import" ? "imported " : "exported ") << r->store.certificates << " certificates ("
               << r->store.copied << " copied, " << r->store.already << " already there; " << r->store.serials
               << " serials checked), " << r->store.jobs << " jobs, CRL number " << r->store.crl_number

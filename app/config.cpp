@@ -72,6 +72,9 @@ const std::vector<std::pair<const char*, const char*>>& known_keys() {
         {"rate_limit.batch", "batch requests/min"},
         {"rate_limit.ocsp", "OCSP queries/min"},
         {"rate_limit.crl", "CRL downloads/min"},
+        {"rate_limit.shared",
+         "keep the buckets in the database so the limits hold across all instances (backend postgresql; "
+         "one database round trip per limited request)"},
         {"auth.token", "name:role:sha256hex of a bearer token (repeatable)"},
         {"log.level", "trace, debug, info, warn, error"},
         {"audit.checkpoint_interval", "a signed checkpoint after every N audit entries; 0 = only at shutdown"},
@@ -264,6 +267,9 @@ config load_config(const std::filesystem::path& file, const std::vector<std::str
     if (auto v = get("storage.postgresql_pool"))
         c.postgresql_pool = static_cast<unsigned>(to_int(c, "storage.postgresql_pool", *v, 1, 256));
     if (auto v = get("storage.key_encryption_key_file")) c.key_encryption_key_file = *v;
+    if (auto v = get("rate_limit.shared")) c.limits.shared = to_bool(c, "rate_limit.shared", *v);
+    if (c.limits.shared && c.backend != "postgresql")
+        reject(c, "rate_limit.shared", "needs storage.backend = postgresql (the buckets live in the database)");
     if (c.backend == "postgresql") {
         if (c.postgresql.empty()) reject(c, "storage.postgresql", "is required with storage.backend = postgresql");
         if (c.key_encryption_key_file.empty())

@@ -33,6 +33,8 @@ struct rate_limits {
     int batch_per_min = rate_limit_config{}[rate_class::batch];
     int ocsp_per_min = rate_limit_config{}[rate_class::ocsp];
     int crl_per_min = rate_limit_config{}[rate_class::crl];
+    // Buckets kept in the database, shared by every instance (backend postgresql only).
+    bool shared = false;
 };
 
 struct config {

@@ -1,5 +1,7 @@
 #include "app/server_options.hpp"
 
+#include "storage/pg_rate_buckets.hpp"
+
 namespace certmate::app {
 
 std::vector<net::token_credential> tokens_from(const config& cfg) {
@@ -52,6 +54,11 @@ net::server_options server_options_from(const config& cfg) {
     o.ocsp_refresh_before = cfg.ocsp_refresh_before;
     o.tokens = tokens_from(cfg);
     o.rate_limits = rate_limits_from(cfg);
+    // Connections opened on first use; the table made by open_repository. A bucket is not worth a
+    // WAL flush: a crash of the database forgets at most the last moment's takes.
+    if (cfg.limits.shared)
+        o.shared_buckets = std::make_shared<storage::pg_rate_buckets>(std::make_shared<storage::pg::pool>(
+            cfg.postgresql, 4, std::chrono::seconds(5), "SET synchronous_commit = off"));
     return o;
 }
 

@@ -4,6 +4,13 @@
 
 namespace certmate {
 
+result<void> cert_repository::create_many(const std::vector<new_cert>& certs) {
+    for (const auto& c : certs)
+        if (auto r = create(*c.rec, c.files); !r)
+            return make_error(r.error().code, c.rec->identifier + ": " + r.error().message, r.error().field);
+    return {};
+}
+
 result<std::shared_ptr<const ocsp_responder>> ensure_ocsp_responder(cert_repository& repo,
                                                                     const certificate_authority& ca, time_point now,
                                                                     std::chrono::hours renew_before,

@@ -58,6 +58,17 @@ struct store_change {
     bool crl_published = false;        // a newer CRL was published: read published_crl()
 };
 
+// What a shared store reports for /health and /metrics (docs/high-availability.md).
+struct store_status {
+    bool shared = false;                            // several instances use this store
+    std::optional<double> latency_seconds;          // of the last round trip of the change watch
+    std::optional<time_point> last_heard;           // when the change watch last heard from the database
+    std::uint64_t change_seq = 0;                   // newest change read here
+    std::optional<double> notification_lag_seconds; // commit -> delivery here, of the last change delivered
+    std::size_t pool_size = 0, pool_idle = 0, pool_in_use = 0;
+    std::uint64_t pool_timeouts = 0, pool_opened = 0, pool_broken = 0;
+};
+
 // Held while this instance leads a periodic task; released when destroyed (or when the instance dies).
 class task_lease {
 public:
@@ -70,6 +81,15 @@ public:
     // All or nothing: afterwards either the complete certificate exists or nothing does.
     // errc::already_exists if the identifier is taken (in any usage).
     virtual result<void> create(const cert_record& rec, const cert_files& files) = 0;
+    // Many new certificates at once (`db import`, core/store_copy): as create() for each, in
+    // order, stopping at the first failure (its error names the identifier); what was written
+    // before it stays. This default calls create() per certificate; a store may group them
+    // (pg_store: one transaction for the lot, a few statements in all).
+    struct new_cert {
+        const cert_record* rec = nullptr;
+        cert_files files;
+    };
+    virtual result<void> create_many(const std::vector<new_cert>& certs);
     // Renewal: replaces certificate, key (if given; otherwise keeps the old one) and metadata, all or nothing.
     virtual result<void> replace(const cert_record& rec, const cert_files& files) = 0;
     // Atomically rewrites metadata.json only.
@@ -157,6 +177,9 @@ public:
         if (auto w = publish_crl(crl->der, crl->pem); !w) return w.error();
         return crl;
     }
+    // [any thread, non-blocking] The store's connection state; a store of this process only says
+    // shared = false and nothing else.
+    virtual store_status status() const { return {}; }
     // Starts delivering the changes other instances commit, in sequence order, each batch once,
     // on a thread of the repository's; `apply` must not block (it posts to the service's strand).
     // Called once, after load_all(): deliveries start after its load_report::change_seq (the

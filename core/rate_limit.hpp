@@ -5,6 +5,8 @@
 // thread (one internal mutex).
 #pragma once
 
+#include "core/errc.hpp"
+
 #include <array>
 #include <chrono>
 #include <cstddef>
@@ -63,6 +65,17 @@ private:
     std::size_t max_buckets_;
     std::unordered_map<std::string, bucket> buckets_; // key: class byte + client
     std::size_t checks_since_sweep_ = 0;
+};
+
+// Buckets shared by several instances (rate_limit.shared, docs/high-availability.md): the same
+// token bucket as rate_limiter, kept where every instance takes from it (storage/pg_rate_buckets).
+// [any thread, blocking: call it on the pool] errc::storage_unavailable when the store cannot be
+// reached; the caller then decides with its own rate_limiter.
+class shared_rate_buckets {
+public:
+    virtual ~shared_rate_buckets() = default;
+    // Takes one token from the bucket `key` (class `c`) holding up to `per_minute` (> 0) tokens.
+    virtual result<rate_decision> take(std::string_view key, rate_class c, int per_minute) = 0;
 };
 
 } // namespace certmate

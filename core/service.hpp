@@ -262,6 +262,8 @@ public:
     };
     std::vector<health_check> health() const;
     bool audit_healthy() const { return audit_->healthy(); }
+    // [any thread] The store's connection state (several instances: docs/high-availability.md).
+    store_status storage_status() const { return store_->status(); }
     // [any thread] The audit log's reads; they read the file: call them on the pool.
     result<std::vector<boost::json::object>> audit_entries(const audit_query& q) const { return audit_->query(q); }
     audit_verify_result audit_verify() const { return audit_->verify(); }

@@ -24,7 +24,7 @@ struct copy_report {
 // OCSP responder, the sweep record and the jobs of `from` into `to`, then loads `to` again and
 // checks that it holds every certificate of `from` with the same record, files and serials.
 // Idempotent: what `to` already holds identically is left alone; a certificate `to` holds
-// differently is errc::conflict naming it (nothing of it is overwritten). A CRL number in `to`
+// differently is errc::conflict naming it, found before anything is written. A CRL number in `to`
 // above the source's is kept (the number never goes back).
 result<copy_report> copy_store(cert_repository& from, cert_repository& to, unsigned threads);
 

@@ -27,9 +27,19 @@ asio::awaitable<response> health(call& c) {
         checks[h.name] = h.ok ? std::string("ok") : std::move(h.problem);
         ok = ok && h.ok;
     }
-    co_return json_response(
-        ok ? http::status::ok : http::status::service_unavailable,
-        json::object{{"status", ok ? "ok" : "degraded"}, {"version", CERTMATE_VERSION}, {"checks", std::move(checks)}});
+    json::object body{{"status", ok ? "ok" : "degraded"}, {"version", CERTMATE_VERSION}, {"checks", std::move(checks)}};
+    // Several instances on one database (docs/high-availability.md): how this one reaches it.
+    if (auto st = c.core().view().storage_status(); st.shared) {
+        json::object db{
+            {"change_seq", st.change_seq},
+            {"pool", json::object{{"size", st.pool_size}, {"idle", st.pool_idle}, {"in_use", st.pool_in_use}}}};
+        db["latency_ms"] = st.latency_seconds ? json::value(*st.latency_seconds * 1000.0) : json::value(nullptr);
+        db["last_notification"] = st.last_heard ? json::value(format_time(*st.last_heard)) : json::value(nullptr);
+        db["notification_lag_ms"] =
+            st.notification_lag_seconds ? json::value(*st.notification_lag_seconds * 1000.0) : json::value(nullptr);
+        body["database"] = std::move(db);
+    }
+    co_return json_response(ok ? http::status::ok : http::status::service_unavailable, std::move(body));
 }
 
 asio::awaitable<response> metrics_text(call& c) {
@@ -53,6 +63,8 @@ asio::awaitable<response> metrics_text(call& c) {
     snap.connections = c.api.connection_count ? c.api.connection_count() : 0;
     snap.rate_limit_buckets = c.api.limiter.size();
     snap.audit_healthy = svc.audit_healthy();
+    snap.storage = svc.storage_status();
+    snap.now_unix = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     co_return bytes_response(http::status::ok, "text/plain; version=0.0.4; charset=utf-8", c.api.stats.render(snap));
 }
 

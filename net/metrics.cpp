@@ -106,6 +106,40 @@ std::string metrics::render(const metrics_snapshot& s) const {
     out += fmt::format("certmate_rate_limit_buckets {}\n", s.rate_limit_buckets);
     header(out, "certmate_audit_log_healthy", "gauge", "1 when the audit log accepts writes.");
     out += fmt::format("certmate_audit_log_healthy {}\n", s.audit_healthy ? 1 : 0);
+    if (s.storage.shared) {
+        const auto& d = s.storage;
+        out += "# HELP certmate_db_pool_connections Database connections of this instance by state.\n"
+               "# TYPE certmate_db_pool_connections gauge\n";
+        out += fmt::format("certmate_db_pool_connections{{state=\"idle\"}} {}\n", d.pool_idle);
+        out += fmt::format("certmate_db_pool_connections{{state=\"in_use\"}} {}\n", d.pool_in_use);
+        out += fmt::format("# TYPE certmate_db_pool_size gauge\ncertmate_db_pool_size {}\n", d.pool_size);
+        out += fmt::format("# HELP certmate_db_pool_timeouts_total Waits for a free connection that ran out.\n"
+                           "# TYPE certmate_db_pool_timeouts_total counter\ncertmate_db_pool_timeouts_total {}\n",
+                           d.pool_timeouts);
+        out += fmt::format(
+            "# TYPE certmate_db_connections_opened_total counter\ncertmate_db_connections_opened_total {}\n",
+            d.pool_opened);
+        out += fmt::format(
+            "# TYPE certmate_db_connections_broken_total counter\ncertmate_db_connections_broken_total {}\n",
+            d.pool_broken);
+        out += fmt::format("# HELP certmate_db_change_seq The newest change of the shared store read here.\n"
+                           "# TYPE certmate_db_change_seq gauge\ncertmate_db_change_seq {}\n",
+                           d.change_seq);
+        if (d.latency_seconds)
+            out += fmt::format("# HELP certmate_db_latency_seconds The change watch's last round trip.\n"
+                               "# TYPE certmate_db_latency_seconds gauge\ncertmate_db_latency_seconds {:.6f}\n",
+                               *d.latency_seconds);
+        if (d.notification_lag_seconds)
+            out += fmt::format("# HELP certmate_db_notification_lag_seconds Commit at another instance to delivery "
+                               "here, of the last change.\n# TYPE certmate_db_notification_lag_seconds gauge\n"
+                               "certmate_db_notification_lag_seconds {:.6f}\n",
+                               *d.notification_lag_seconds);
+        if (d.last_heard)
+            out += fmt::format("# HELP certmate_db_last_heard_age_seconds Since the change watch last heard from the "
+                               "database.\n# TYPE certmate_db_last_heard_age_seconds gauge\n"
+                               "certmate_db_last_heard_age_seconds {:.3f}\n",
+                               s.now_unix - std::chrono::duration<double>(d.last_heard->time_since_epoch()).count());
+    }
 
     std::lock_guard lock(mu_);
     header(out, "certmate_http_requests_total", "counter", "HTTP requests answered, by route, method and status.");

@@ -3,6 +3,8 @@
 // Thread-safety: every member is safe from any thread (one mutex; the OCSP counters are atomics).
 #pragma once
 
+#include "core/cert_repository.hpp"
+
 #include "core/rate_limit.hpp"
 
 #include <array>
@@ -29,6 +31,8 @@ struct metrics_snapshot {
     std::size_t rate_limit_buckets = 0;
     bool audit_healthy = true;
     std::map<std::string, std::size_t> jobs_by_state; // every state, 0 included
+    store_status storage;                             // shared stores only (PostgreSQL)
+    double now_unix = 0;                              // for the age of storage.last_heard
 };
 
 // What an OCSP answer said: each CertID of a successful response by its status, or the error response.

@@ -7,6 +7,7 @@
 #include "core/rate_limit.hpp"
 
 #include <chrono>
+#include <memory>
 #include <cstddef>
 #include <filesystem>
 #include <string>
@@ -77,6 +78,8 @@ struct server_options {
     std::string renewal_time = "03:00";             // local HH:MM of the sweep
     std::vector<token_credential> tokens;
     rate_limit_config rate_limits;
+    // rate_limit.shared: buckets every instance takes from (null: this instance's own only).
+    std::shared_ptr<shared_rate_buckets> shared_buckets;
     job_options jobs;
 };
 

@@ -196,7 +196,15 @@ asio::awaitable<response> dispatch(api_state& api, request& req, const peer_info
     const principal who = principal_of(auth, peer);
     const rate_class cls = rt ? rt->cls : rate_class::default_;
     const std::string rate_key = ident ? (auth.by_certificate ? "c:" : "t:") + ident->name : "ip:" + peer.ip;
-    const auto limit = api.limiter.check(rate_key, cls, started);
+    auto limit = api.limiter.check(rate_key, cls, started);
+    // rate_limit.shared: the decision is the shared bucket's (the local one above only counts);
+    // while the database is away the local bucket decides (docs/high-availability.md).
+    if (const auto& shared = api.opts.shared_buckets; shared && limit.limited) {
+        auto take = [&shared, &rate_key, cls, per_minute = limit.limit]() {
+            return shared->take(rate_key, cls, per_minute);
+        };
+        if (auto d = co_await api.core.in_pool(take)) limit = *d;
+    }
     std::optional<api_role> required = rt ? rt->role : std::nullopt;
 
     response res;

@@ -573,6 +573,8 @@ result<void> fs_store::save_crl_state(const crl_state& s) {
 
 result<void> fs_store::publish_crl(std::string_view der, std::string_view pem) {
     if (auto r = ensure_dir(layout_.crl_dir()); !r) return r;
+    // certs/ca/ may not exist yet: `db export` into a data dir with no CA restored in it.
+    if (auto r = ensure_dir(layout_.ca_dir(), fs::perms(0700)); !r) return r;
     if (auto r = write_visible(layout_.crl_der(), der, fs::perms(0644)); !r) return r;
     return write_visible(layout_.crl_pem(), pem, fs::perms(0644));
 }

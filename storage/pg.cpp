@@ -178,8 +178,8 @@ result<void> transaction::commit() {
 
 // ---- pool ----
 
-pool::pool(std::string conninfo, std::size_t size, std::chrono::milliseconds wait)
-    : conninfo_(std::move(conninfo)), size_(size == 0 ? 1 : size), wait_(wait) {
+pool::pool(std::string conninfo, std::size_t size, std::chrono::milliseconds wait, std::string on_connect)
+    : conninfo_(std::move(conninfo)), size_(size == 0 ? 1 : size), wait_(wait), on_connect_(std::move(on_connect)) {
     stats_.size = size_;
 }
 
@@ -215,6 +215,8 @@ result<pool::lease> pool::acquire() {
     ++stats_.reconnects;
     lock.unlock();
     auto c = connection::open(conninfo_);
+    if (c && !on_connect_.empty())
+        if (auto r = c->exec_script(on_connect_); !r) c = r.error();
     lock.lock();
     if (!c) {
         --open_;

@@ -140,7 +140,9 @@ struct pool_stats {
 // new one opened next time.
 class pool {
 public:
-    pool(std::string conninfo, std::size_t size, std::chrono::milliseconds wait = std::chrono::seconds(5));
+    // `on_connect`: statements every new connection runs first (session settings).
+    pool(std::string conninfo, std::size_t size, std::chrono::milliseconds wait = std::chrono::seconds(5),
+         std::string on_connect = {});
     pool(const pool&) = delete;
     pool& operator=(const pool&) = delete;
 
@@ -170,6 +172,7 @@ private:
     const std::string conninfo_;
     const std::size_t size_;
     const std::chrono::milliseconds wait_;
+    const std::string on_connect_;
     mutable std::mutex mu_;
     std::condition_variable cv_;
     std::vector<std::unique_ptr<connection>> idle_;

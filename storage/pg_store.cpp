@@ -1,6 +1,7 @@
 #include "storage/pg_store.hpp"
 
 #include "core/cert_json.hpp"
+#include "core/encoding.hpp"
 #include "storage/pg_schema.hpp"
 #include "storage/sweep_state.hpp"
 
@@ -14,6 +15,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 
 namespace certmate::storage {
 
@@ -69,6 +71,25 @@ std::string serial_array(const cert_record& rec) {
     for (const auto& h : rec.history) add(h.serial_number);
     out += '}';
     return out;
+}
+
+// A text[] literal of `v` (NULL for an absent element), every element quoted and escaped.
+std::string text_array(const std::vector<std::optional<std::string>>& v) {
+    std::string out = "{";
+    for (const auto& e : v) {
+        if (out.size() > 1) out += ',';
+        if (!e) {
+            out += "NULL";
+            continue;
+        }
+        out += '"';
+        for (char ch : *e) {
+            if (ch == '"' || ch == '\\') out += '\\';
+            out += ch;
+        }
+        out += '"';
+    }
+    return out + '}';
 }
 
 // Claims the record's serials for its identifier; errc::already_exists when one belongs to another.
@@ -180,6 +201,12 @@ result<std::uint64_t> pg_store::add_change(pg::connection& c, std::string_view k
 
 // ---- certificates ----
 
+// replace() and write_metadata() change a row only when this instance has seen its last write:
+// made here, or by another instance at a change already delivered here (watch_changes).
+// Otherwise two instances changing one certificate at once (two renewals through the load
+// balancer) would both succeed and the first one's certificate would be lost; the second gets
+// errc::conflict (409, try again) instead.
+
 result<void> pg_store::create(const cert_record& rec, const cert_files& files) {
     const std::string& id = rec.identifier;
     if (!valid_identifier(id)) return make_error(errc::invalid_identifier, "invalid identifier", "identifier");
@@ -208,6 +235,98 @@ result<void> pg_store::create(const cert_record& rec, const cert_files& files) {
     });
 }
 
+// After an UPDATE that touched no row: the certificate is gone, or another instance changed it.
+result<void> pg_store::missing_or_changed(pg::connection& c, const cert_record& rec) const {
+    auto r = c.exec("SELECT updated_by FROM certificates WHERE identifier = $1 AND usage = $2",
+                    {rec.identifier, to_string(rec.usage)});
+    if (!r) return r.error();
+    if (r->empty()) return not_found_error();
+    return make_error(errc::conflict,
+                      "certificate " + rec.identifier + " was changed by another instance a moment ago; try again");
+}
+
+result<void> pg_store::create_many(const std::vector<new_cert>& certs) {
+    if (certs.empty()) return {};
+    std::vector<std::optional<std::string>> ids, usages, metas, pems, keys, csrs, serials, owners;
+    for (const auto& c : certs) {
+        const std::string& id = c.rec->identifier;
+        if (!valid_identifier(id))
+            return make_error(errc::invalid_identifier, id + ": invalid identifier", "identifier");
+        ids.emplace_back(id);
+        usages.emplace_back(std::string(to_string(c.rec->usage)));
+        metas.emplace_back(metadata_json(*c.rec));
+        pems.emplace_back(c.files.cert_pem);
+        if (c.files.key_pem) {
+            auto w = kek_.seal(*c.files.key_pem, id);
+            if (!w) return make_error(w.error().code, id + ": " + w.error().message);
+            keys.emplace_back(hex_encode(
+                std::span<const unsigned char>(reinterpret_cast<const unsigned char*>(w->data()), w->size())));
+        } else {
+            keys.emplace_back(std::nullopt);
+        }
+        csrs.emplace_back(c.files.csr_pem);
+        auto add = [&](const std::string& serial) {
+            if (serial.empty()) return;
+            serials.emplace_back(serial);
+            owners.emplace_back(id);
+        };
+        add(c.rec->serial_number);
+        for (const auto& h : c.rec->history) add(h.serial_number);
+    }
+    return with_conn([&](pg::connection& c) -> result<void> {
+        auto tx = pg::transaction::begin(c);
+        if (!tx) return tx.error();
+        // One change per certificate, taken in order under the changes lock (as add_change), and
+        // one notification for the lot: a listener reads every change above the last it saw.
+        if (auto r = c.exec("SELECT pg_advisory_xact_lock($1)", {changes_lock_key}); !r) return r.error();
+        auto ch = c.exec("INSERT INTO changes (origin, kind, identifier) SELECT $1, 'create', i "
+                         "FROM unnest($2::text[]) WITH ORDINALITY AS t(i, n) ORDER BY n RETURNING seq, identifier",
+                         {me_, text_array(ids)});
+        if (!ch) return ch.error();
+        std::map<std::string, std::int64_t, std::less<>> seq_of;
+        std::int64_t last = 0;
+        for (int i = 0; i < ch->size(); ++i) {
+            seq_of.emplace(std::string(ch->text(i, 1)), ch->int64(i, 0));
+            last = std::max(last, ch->int64(i, 0));
+        }
+        std::vector<std::optional<std::string>> seqs;
+        for (const auto& id : ids) seqs.emplace_back(std::to_string(seq_of[*id]));
+        auto r = c.exec("INSERT INTO certificates (identifier, usage, metadata, cert_pem, key_wrapped, csr_pem, "
+                        "updated_seq, updated_by) SELECT i, u, m::json, p, decode(k, 'hex'), s, q, $8 "
+                        "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
+                        "$7::bigint[]) AS t(i, u, m, p, k, s, q) ON CONFLICT (identifier) DO NOTHING",
+                        {text_array(ids), text_array(usages), text_array(metas), text_array(pems), text_array(keys),
+                         text_array(csrs), text_array(seqs), me_});
+        if (!r) return r.error();
+        if (r->affected() != certs.size()) {
+            auto taken = c.exec("SELECT identifier FROM certificates WHERE identifier = ANY($1::text[]) LIMIT 1",
+                                {text_array(ids)});
+            return make_error(errc::already_exists,
+                              (taken && !taken->empty() ? std::string(taken->text(0, 0)) + ": " : std::string()) +
+                                  "identifier already exists",
+                              "identifier");
+        }
+        if (!serials.empty()) {
+            if (auto w = c.exec("INSERT INTO serials (serial, identifier) SELECT * FROM unnest($1::text[], $2::text[]) "
+                                "ON CONFLICT (serial) DO NOTHING",
+                                {text_array(serials), text_array(owners)});
+                !w)
+                return w.error();
+            auto other = c.exec("SELECT s.serial, s.identifier, t.i FROM serials s JOIN unnest($1::text[], "
+                                "$2::text[]) AS t(serial, i) ON s.serial = t.serial WHERE s.identifier <> t.i LIMIT 1",
+                                {text_array(serials), text_array(owners)});
+            if (!other) return other.error();
+            if (!other->empty())
+                return make_error(errc::already_exists,
+                                  std::string(other->text(0, 2)) + ": serial " + std::string(other->text(0, 0)) +
+                                      " already belongs to " + std::string(other->text(0, 1)),
+                                  "serial_number");
+        }
+        if (auto n = c.exec("SELECT pg_notify($1, $2)", {notify_channel, std::to_string(last)}); !n) return n.error();
+        return tx->commit();
+    });
+}
+
 result<void> pg_store::replace(const cert_record& rec, const cert_files& files) {
     const std::string& id = rec.identifier;
     if (!valid_identifier(id)) return make_error(errc::invalid_identifier, "invalid identifier", "identifier");
@@ -224,14 +343,14 @@ result<void> pg_store::replace(const cert_record& rec, const cert_files& files) 
         auto seq = add_change(c, "replace", &id);
         if (!seq) return seq.error();
         // The key and CSR are kept unless new ones are given.
-        auto r = c.exec("UPDATE certificates SET metadata = $3, cert_pem = $4, "
-                        "key_wrapped = coalesce($5, key_wrapped), csr_pem = coalesce($6, csr_pem), updated_seq = $7, "
-                        "updated_by = $8 WHERE identifier = $1 AND usage = $2",
-                        {id, to_string(rec.usage), meta, files.cert_pem,
-                         wrapped ? pg::param::bytes(*wrapped) : pg::param::null(),
-                         files.csr_pem ? pg::param(*files.csr_pem) : pg::param::null(), *seq, me_});
+        auto r = c.exec(
+            "UPDATE certificates SET metadata = $3, cert_pem = $4, "
+            "key_wrapped = coalesce($5, key_wrapped), csr_pem = coalesce($6, csr_pem), updated_seq = $7, "
+            "updated_by = $8 WHERE identifier = $1 AND usage = $2 AND (updated_by = $8 OR updated_seq <= $9)",
+            {id, to_string(rec.usage), meta, files.cert_pem, wrapped ? pg::param::bytes(*wrapped) : pg::param::null(),
+             files.csr_pem ? pg::param(*files.csr_pem) : pg::param::null(), *seq, me_, watched_.load()});
         if (!r) return r.error();
-        if (r->affected() == 0) return not_found_error();
+        if (r->affected() == 0) return missing_or_changed(c, rec);
         if (auto s = claim_serials(c, rec); !s) return s;
         return tx->commit();
     });
@@ -247,10 +366,10 @@ result<void> pg_store::write_metadata(const cert_record& rec) {
         auto seq = add_change(c, "metadata", &id);
         if (!seq) return seq.error();
         auto r = c.exec("UPDATE certificates SET metadata = $3, updated_seq = $4, updated_by = $5 "
-                        "WHERE identifier = $1 AND usage = $2",
-                        {id, to_string(rec.usage), meta, *seq, me_});
+                        "WHERE identifier = $1 AND usage = $2 AND (updated_by = $5 OR updated_seq <= $6)",
+                        {id, to_string(rec.usage), meta, *seq, me_, watched_.load()});
         if (!r) return r.error();
-        if (r->affected() == 0) return not_found_error();
+        if (r->affected() == 0) return missing_or_changed(c, rec);
         if (auto s = claim_serials(c, rec); !s) return s;
         return tx->commit();
     });
@@ -395,8 +514,10 @@ result<built_crl> pg_store::publish_next_crl(std::uint64_t at_least, std::uint64
         auto cur = c.exec("SELECT crl_number FROM crl FOR UPDATE");
         if (!cur) return cur.error();
         const auto stored = cur->empty() ? 0 : static_cast<std::uint64_t>(cur->int64(0, 0));
-        auto newer =
-            c.exec("SELECT seq FROM changes WHERE origin <> $1 AND seq > $2 ORDER BY seq LIMIT 1", {me_, applied_seq});
+        // A pruned range above applied_seq may have held another instance's change: a conflict too.
+        auto newer = c.exec("(SELECT seq FROM changes WHERE origin <> $1 AND seq > $2 ORDER BY seq LIMIT 1) "
+                            "UNION ALL (SELECT through FROM changes_pruned WHERE through > $2) LIMIT 1",
+                            {me_, applied_seq});
         if (!newer) return newer.error();
         if (!newer->empty())
             return make_error(errc::conflict, "another instance committed change " + std::string(newer->text(0, 0)) +
@@ -624,6 +745,7 @@ void pg_store::watch_loop(std::stop_token st) {
     }
     auto backoff = 100ms;
     bool was_down = false;
+    auto next_prune = std::chrono::steady_clock::now() + std::chrono::minutes(1);
     while (!st.stop_requested()) {
         auto c = pg::connection::open(conninfo_);
         if (c) {
@@ -655,6 +777,12 @@ void pg_store::watch_loop(std::stop_token st) {
         // LISTEN before reading: a change committed meanwhile is read now or notified later.
         auto ok = catch_up(*c);
         while (ok && !st.stop_requested()) {
+            // The change log is kept a day (docs/postgresql.md "Pruning"); any instance may prune.
+            if (const auto now = std::chrono::steady_clock::now(); now >= next_prune) {
+                next_prune = now + std::chrono::hours(1);
+                if (auto n = prune_changes(std::chrono::hours(24)); n && *n > 0)
+                    spdlog::info("pg_store: pruned {} changes older than a day", *n);
+            }
             // A notification wakes us; otherwise the table is read every second anyway.
             if (!wait(c->socket(), 1000, st)) return;
             auto n = c->notifications();
@@ -723,15 +851,38 @@ result<void> pg_store::resync(pg::connection& c) {
     return {};
 }
 
+store_status pg_store::status() const {
+    store_status s;
+    s.shared = true;
+    if (const double l = latency_seconds_.load(); l >= 0) s.latency_seconds = l;
+    if (const double l = lag_seconds_.load(); l >= 0) s.notification_lag_seconds = l;
+    if (const auto ns = last_heard_ns_.load(); ns > 0) s.last_heard = time_point(std::chrono::nanoseconds(ns));
+    s.change_seq = watched_.load();
+    const auto p = pool_.stats();
+    s.pool_size = p.size;
+    s.pool_idle = p.idle;
+    s.pool_in_use = p.in_use;
+    s.pool_timeouts = p.timeouts;
+    s.pool_opened = p.reconnects;
+    s.pool_broken = p.broken;
+    return s;
+}
+
 result<void> pg_store::catch_up(pg::connection& c) {
+    const auto asked = std::chrono::steady_clock::now();
     auto pruned = c.exec("SELECT through FROM changes_pruned");
     if (!pruned) return pruned.error();
+    latency_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - asked).count();
+    last_heard_ns_ =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
     if (!pruned->empty() && static_cast<std::uint64_t>(pruned->int64(0, 0)) > watched_.load()) {
         if (auto r = resync(c); !r) return r;
     }
     for (;;) {
         const std::uint64_t from = watched_.load();
-        auto r = c.exec("SELECT ch.seq, ch.origin = $2, ch.kind, c.metadata FROM changes ch "
+        auto r = c.exec("SELECT ch.seq, ch.origin = $2, ch.kind, c.metadata, "
+                        "extract(epoch FROM clock_timestamp() - ch.at) FROM changes ch "
                         "LEFT JOIN certificates c ON c.identifier = ch.identifier "
                         "WHERE ch.seq > $1 ORDER BY ch.seq LIMIT " +
                             std::to_string(catch_up_batch),
@@ -756,7 +907,11 @@ result<void> pg_store::catch_up(pg::connection& c) {
             }
             batch.push_back(std::move(ch));
         }
-        if (!batch.empty()) apply_(std::move(batch));
+        if (!batch.empty()) {
+            auto lag = r->text(r->size() - 1, 4);
+            lag_seconds_ = std::max(0.0, std::strtod(std::string(lag).c_str(), nullptr));
+            apply_(std::move(batch));
+        }
         watched_ = last;
         if (r->size() < catch_up_batch) return {};
     }

@@ -33,6 +33,8 @@ public:
     result<int> migrate();
 
     result<void> create(const cert_record& rec, const cert_files& files) override;
+    // The lot in one transaction: one multi-row INSERT each for changes, certificates and serials.
+    result<void> create_many(const std::vector<new_cert>& certs) override;
     result<void> replace(const cert_record& rec, const cert_files& files) override;
     result<void> write_metadata(const cert_record& rec) override;
     result<std::string> read_file(cert_usage usage, const std::string& id, file_kind kind) const override;
@@ -79,12 +81,17 @@ public:
     // The number of rows removed. Run by the instance leading "sweep" (docs/postgresql.md).
     result<std::uint64_t> prune_changes(std::chrono::seconds keep);
 
+    store_status status() const override;
     const std::string& instance_id() const noexcept { return me_; }
     pg::pool_stats pool_stats() const { return pool_.stats(); }
     // The newest change sequence the watch thread has read (delivered or this instance's own).
     std::uint64_t watched_seq() const noexcept { return watched_.load(); }
 
 private:
+    result<void> missing_or_changed(pg::connection& c, const cert_record& rec) const;
+    // status(): written by the watch thread.
+    std::atomic<double> latency_seconds_{-1}, lag_seconds_{-1};
+    std::atomic<std::int64_t> last_heard_ns_{0};
     // Runs `f` on a pooled connection and notes whether the database was reachable (problem()).
     template <class F>
     auto with_conn(F&& f) const -> decltype(f(std::declval<pg::connection&>()));

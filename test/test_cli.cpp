@@ -107,6 +107,34 @@ BOOST_AUTO_TEST_CASE(check_config_names_the_bad_key_file_and_line) {
     BOOST_TEST(key.output.find("rsa4096, rsa3072, ec-p384 or ec-p256") != std::string::npos, key.output);
 }
 
+BOOST_AUTO_TEST_CASE(the_database_settings_are_checked_and_a_password_in_them_refused) {
+    const std::string pg = " serve --check-config --storage.backend postgresql";
+    auto none = run(bin + pg + " --storage.key_encryption_key_file /k");
+    BOOST_TEST(none.exit_code != 0);
+    BOOST_TEST(none.output.find("storage.postgresql") != std::string::npos, none.output);
+    auto no_kek = run(bin + pg + " --storage.postgresql 'dbname=certmate'");
+    BOOST_TEST(no_kek.exit_code != 0);
+    BOOST_TEST(no_kek.output.find("storage.key_encryption_key_file") != std::string::npos, no_kek.output);
+    for (const char* secret : {"host=db dbname=certmate password=hunter2", "postgresql://certmate:hunter2@db/certmate",
+                               "host=db PASSWORD = hunter2"}) {
+        auto r = run(bin + pg + " --storage.key_encryption_key_file /k --storage.postgresql '" + secret + "'");
+        BOOST_TEST(r.exit_code != 0, secret);
+        BOOST_TEST(r.output.find("must not hold a password") != std::string::npos, r.output);
+        BOOST_TEST(r.output.find("hunter2") == std::string::npos, "the password is echoed: " << r.output);
+    }
+    auto ok = run(bin + pg +
+                  " --storage.key_encryption_key_file /k --storage.postgresql "
+                  "'postgresql://certmate@db/certmate?passfile=/etc/certmate/pgpass'");
+    BOOST_TEST(ok.exit_code == 0, ok.output);
+    auto bad = run(bin + " serve --check-config --storage.backend mysql");
+    BOOST_TEST(bad.exit_code != 0);
+    BOOST_TEST(bad.output.find("fs or postgresql") != std::string::npos, bad.output);
+    // The db commands need the database named.
+    auto db = run(bin + " db migrate");
+    BOOST_TEST(db.exit_code == 2, db.output);
+    BOOST_TEST(db.output.find("storage.backend = postgresql") != std::string::npos, db.output);
+}
+
 BOOST_AUTO_TEST_CASE(init_on_a_terminal_prints_the_admin_token) {
     temp_dir d;
     // script(1) gives the command a pseudo-terminal as stdout.

@@ -80,7 +80,12 @@ struct ha_fixture {
         return s;
     }
 
-    ha_fixture() {
+    // The rate limits both instances start with (none unless a test sets them).
+    std::vector<std::string> limits{"--rate_limit.default", "0", "--rate_limit.create", "0"};
+
+    // `migrate`: run `certmate db migrate` first; without it `serve` creates the schema itself.
+    explicit ha_fixture(std::vector<std::string> rate_args = {}, bool migrate = true) {
+        if (!rate_args.empty()) limits = std::move(rate_args);
         conninfo = shared_pg_cluster().create_database();
         write_text(kek, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n");
         ::chmod(kek.c_str(), 0600);
@@ -96,7 +101,12 @@ struct ha_fixture {
         fs::create_directories(b.data / "tls");
         fs::copy_file(a.data / "tls/server.crt", b.data / "tls/server.crt");
         fs::copy_file(a.data / "tls/server.key", b.data / "tls/server.key");
-        must(bin + " db migrate -c " + conf.string() + " --data-dir " + a.data.string() + db_flags());
+        if (migrate) {
+            auto out = must(bin + " db migrate -c " + conf.string() + " --data-dir " + a.data.string() + db_flags());
+            BOOST_TEST(out.find("schema migrated from version 0 to") != std::string::npos, out);
+            auto again = must(bin + " db migrate -c " + conf.string() + " --data-dir " + a.data.string() + db_flags());
+            BOOST_TEST(again.find("nothing to do") != std::string::npos, again);
+        }
         start(a);
         start(b);
         start_nginx();
@@ -125,13 +135,10 @@ struct ha_fixture {
                                       "2",
                                       "--issuance.default_key_type",
                                       "ec-p256",
-                                      "--rate_limit.default",
-                                      "0",
-                                      "--rate_limit.create",
-                                      "0",
                                       "--renewal.enabled",
                                       "false"};
         for (const auto& x : db_args()) argv.push_back(x);
+        for (const auto& x : limits) argv.push_back(x);
         i.proc = std::make_unique<child_process>(argv, i.data.string() + ".err");
         auto line = i.proc->wait_for_line("listening on http://", 120s);
         BOOST_REQUIRE_MESSAGE(line, read_text(i.data.string() + ".err"));
@@ -257,6 +264,25 @@ BOOST_AUTO_TEST_CASE(creates_spread_revocations_reach_the_other_instance_and_out
     BOOST_TEST(lag.count() <= 1000);
     BOOST_TEST(curl_status(mtls_b) == 401u);
 
+    // B's /health reports the database, /metrics its pool and how late A's changes arrived.
+    {
+        auto h = cb.get("/health");
+        BOOST_TEST(h.status == 200u, h.body);
+        const auto hb = h.json();
+        const auto* db = hb.as_object().if_contains("database");
+        BOOST_REQUIRE_MESSAGE(db, h.body);
+        BOOST_TEST(db->as_object().at("latency_ms").is_double());
+        BOOST_TEST(db->as_object().at("last_notification").is_string());
+        BOOST_TEST(db->as_object().at("notification_lag_ms").is_double());
+        auto m = cb.get("/metrics", token);
+        BOOST_TEST(m.status == 200u);
+        for (const char* name :
+             {"certmate_db_pool_size ", "certmate_db_pool_connections{state=\"idle\"} ",
+              "certmate_db_notification_lag_seconds ", "certmate_db_latency_seconds ", "certmate_db_change_seq "})
+            BOOST_TEST(m.body.find(name) != std::string::npos, "/metrics lacks " << name);
+        BOOST_TEST_MESSAGE("B's /health database: " << json::serialize(*db));
+    }
+
     // 3. PostgreSQL away for 5 s: OCSP and the CRL keep answering from both, creates get 503.
     const auto other = (dir / "ha-1.crt").string();
     write_text(other, ca_.get("/api/client-certs/ha-1/certificate", token).body);
@@ -271,6 +297,8 @@ BOOST_AUTO_TEST_CASE(creates_spread_revocations_reach_the_other_instance_and_out
         auto created =
             hc.post_json("/api/client-certs", R"({"common_name":"during-outage","key_type":"ec-p256"})", token);
         BOOST_TEST(created.status == 503u, "create during the outage: " << created.status << " " << created.body);
+        auto h = hc.get("/health");
+        BOOST_TEST(h.status == 503u, "health during the outage: " << h.body);
     }
     std::this_thread::sleep_for(5s - (std::chrono::steady_clock::now() - down));
     shared_pg_cluster().start();
@@ -291,3 +319,29 @@ BOOST_AUTO_TEST_CASE(creates_spread_revocations_reach_the_other_instance_and_out
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// rate_limit.shared: one bucket across both instances, so the limit holds through the balancer.
+// Also: `serve` on an empty database (no `db migrate`) makes the schema itself.
+struct shared_limits : ha_fixture {
+    shared_limits()
+        : ha_fixture({"--rate_limit.default", "0", "--rate_limit.create", "4", "--rate_limit.shared", "true"},
+                     /*migrate=*/false) {}
+};
+
+BOOST_FIXTURE_TEST_CASE(a_shared_rate_limit_holds_across_instances, shared_limits) {
+    http_client ca_(a.port), cb(b.port);
+    std::vector<unsigned> got;
+    for (int n = 0; n < 6; ++n) {
+        auto& c = n % 2 == 0 ? ca_ : cb;
+        auto r = c.post_json(
+            "/api/client-certs",
+            R"({"identifier":"rl-)" + std::to_string(n) + R"(","common_name":"rl","key_type":"ec-p256"})", token);
+        got.push_back(r.status);
+        if (r.status == 429u) BOOST_TEST(!r.header("retry-after").empty());
+    }
+    // 4 per minute for the admin token, taken alternately at A and B: the 5th and 6th are refused,
+    // wherever they land (each instance alone would have allowed 4).
+    const std::vector<unsigned> want{201, 201, 201, 201, 429, 429};
+    BOOST_TEST(got == want, "statuses " << got[0] << " " << got[1] << " " << got[2] << " " << got[3] << " " << got[4]
+                                        << " " << got[5]);
+}

@@ -28,6 +28,7 @@
 #include <fstream>
 #include <future>
 #include <mutex>
+#include <atomic>
 #include <thread>
 
 using namespace certmate;
@@ -605,6 +606,42 @@ BOOST_AUTO_TEST_CASE(a_change_on_one_instance_reaches_the_other_within_a_second)
         BOOST_TEST(mine.empty());
     }
     BOOST_TEST(b->watched_seq() == got[2].seq);
+}
+
+BOOST_AUTO_TEST_CASE(a_certificate_changed_by_another_instance_unseen_here_is_a_conflict) {
+    auto db = test::shared_pg_cluster().create_database();
+    auto kek = random_kek();
+    auto a = open_pg(db, kek, "A");
+    auto b = open_pg(db, kek, "B");
+    cert_record rec = make_record(6);
+    BOOST_REQUIRE(a->create(rec, files_of(rec)));
+    BOOST_REQUIRE(b->load_all(1)); // B has seen the create
+    // A changes it; B, not told yet (no watch running), changes it too: refused, A's change kept.
+    cert_record by_a = rec;
+    by_a.notes = "renewed at A";
+    BOOST_REQUIRE(a->write_metadata(by_a));
+    cert_record by_b = rec;
+    by_b.notes = "renewed at B";
+    auto lost = b->replace(by_b, files_of(by_b));
+    BOOST_REQUIRE(!lost);
+    BOOST_TEST(static_cast<int>(lost.error().code) == static_cast<int>(errc::conflict));
+    auto meta = b->write_metadata(by_b);
+    BOOST_REQUIRE(!meta);
+    BOOST_TEST(static_cast<int>(meta.error().code) == static_cast<int>(errc::conflict));
+    for (const auto& r : loaded(*a))
+        if (r.identifier == rec.identifier) BOOST_TEST(r.notes == "renewed at A");
+    // Once A's change is delivered to B, B may change it; A's own later writes need no delivery.
+    std::atomic<bool> delivered{false};
+    b->watch_changes([&](std::vector<store_change>) { delivered = true; });
+    for (int i = 0; i < 100 && !delivered; ++i) std::this_thread::sleep_for(10ms);
+    BOOST_REQUIRE(delivered.load());
+    BOOST_REQUIRE(b->write_metadata(by_b));
+    BOOST_REQUIRE(b->write_metadata(by_b)); // its own write: no delivery needed
+    // An identifier nobody has is still not_found.
+    cert_record ghost = make_record(7);
+    auto nf = b->write_metadata(ghost);
+    BOOST_REQUIRE(!nf);
+    BOOST_TEST(static_cast<int>(nf.error().code) == static_cast<int>(errc::not_found));
 }
 
 BOOST_AUTO_TEST_CASE(an_instance_behind_pruned_changes_catches_up_from_the_certificates) {
