@@ -143,6 +143,14 @@ result<void> verified(std::string_view what, const std::string& text, EVP_PKEY* 
 
 } // namespace
 
+result<audit_verify_result> verify_database_audit(const config& cfg, EVP_PKEY* public_key) {
+    auto c = storage::pg::connection::open(cfg.postgresql);
+    if (!c) return c.error();
+    auto lines = storage::pg_audit::export_lines(*c);
+    if (!lines) return lines.error();
+    return storage::verify_audit_text(join_lines(*lines), public_key);
+}
+
 result<db_copy_report> import_data_dir(const config& cfg) {
     auto e = open_ends(cfg);
     if (!e) return e.error();

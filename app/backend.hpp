@@ -26,6 +26,10 @@ result<std::unique_ptr<cert_repository>> open_repository(const config& cfg);
 // brought up first as open_repository does (whichever is opened first).
 result<std::shared_ptr<audit_sink>> open_audit(const config& cfg, ossl::pkey signer, clock_fn clock);
 
+// `certmate audit verify` with storage.backend = postgresql: the database's audit chain (every
+// instance's entries, one line of hashes), oldest first, checkpoints checked with `public_key`.
+result<audit_verify_result> verify_database_audit(const config& cfg, EVP_PKEY* public_key);
+
 // `certmate db migrate`: the schema brought to this binary's version; (before, after).
 result<std::pair<int, int>> migrate_database(const config& cfg);
 

@@ -185,7 +185,15 @@ int cmd_audit(const cli_invocation& inv) {
     } else if (a.vm.count("public-key")) {
         throw error_exception(make_error(errc::invalid_argument, "cannot read " + pub_file.string()));
     }
-    auto r = storage::verify_audit_file(l.audit_log(), pub.get());
+    // With a database the chain is its table's (docs/high-availability.md), not the data dir's file.
+    storage::audit_verify_result r;
+    if (cfg.backend == "postgresql") {
+        auto v = verify_database_audit(cfg, pub.get());
+        if (!v) throw error_exception(v.error());
+        r = std::move(*v);
+    } else {
+        r = storage::verify_audit_file(l.audit_log(), pub.get());
+    }
     for (const auto& rep : r.repairs)
         std::cout << "repair at seq " << rep.seq << ": a torn last line of " << rep.removed_bytes << " bytes was cut\n";
     if (!r.ok) {
@@ -283,7 +291,8 @@ std::vector<cli_command> server_commands() {
                    },
                    cmd_token});
     out.push_back({"audit verify", "", "walk the audit log's hash chain and check every signed checkpoint",
-                   "Prints `ok N entries ...`, or the first broken line and exits 1.",
+                   "Prints `ok N entries ...`, or the first broken line and exits 1. With storage.backend =\n"
+                   "postgresql it verifies the database's chain (every instance's entries).",
                    "  certmate audit verify --data-dir ./data", 0, 0, true,
                    [](po::options_description& d) {
                        add_server_options(d);

@@ -149,6 +149,15 @@ public:
     // ---- several instances on one store (docs/high-availability.md) ----
     // The defaults are a store only this process writes (fs_store: the data dir's lock).
     //
+    // Whether other instances may write this store too (its jobs, certificates and leases are shared).
+    virtual bool shared() const { return false; }
+    // [any thread, blocking: the pool] The records of those of `ids` the store keeps now, read from
+    // the store itself (not an index that may lag another instance's commits). A store only this
+    // process writes need not answer it (errc::internal): its caller's index is the store.
+    virtual result<std::vector<cert_record>> find_records(const std::vector<std::string>& ids) const {
+        (void)ids;
+        return make_error(errc::internal, "find_records: not a shared store");
+    }
     // [any thread, blocking: the pool] Publishes the next CRL as one step against the store:
     // picks its number (at least `at_least` and above every number the store has kept), calls
     // `sign` with it, and keeps the number, the validity and the CRL together, so the number only
@@ -177,8 +186,10 @@ public:
     // service skips any at or below what it applied). After a lost connection the store catches
     // up from the last sequence it delivered.
     virtual void watch_changes(std::function<void(std::vector<store_change>)> apply) { (void)apply; }
-    // [blocking] The lease on a periodic task ("sweep", "crl-refresh") when no other instance holds
-    // it, nullptr when one does. A store only this process writes always grants it.
+    // [blocking] The lease on a periodic task ("sweep", "crl-refresh") or a running batch job
+    // ("job:<id>", net/jobs.hpp) when no other instance holds it, nullptr when one does. It ends
+    // with the holder (a killed process's lease is free again). A store only this process writes
+    // always grants it.
     virtual result<std::unique_ptr<task_lease>> try_lead(std::string_view task) {
         (void)task;
         return std::make_unique<task_lease>();

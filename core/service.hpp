@@ -200,6 +200,12 @@ public:
     // [any thread, blocking: the pool] The lease on a periodic task (cert_repository::try_lead):
     // nullptr while another instance leads it. Release it (destroy it) on the pool too.
     result<std::unique_ptr<task_lease>> try_lead(std::string_view task) const { return store_->try_lead(task); }
+    // Whether other instances share the store (cert_repository::shared).
+    bool shared_store() const { return store_->shared(); }
+    // [any thread, blocking: the pool] cert_repository::find_records.
+    result<std::vector<cert_record>> find_records(const std::vector<std::string>& ids) const {
+        return store_->find_records(ids);
+    }
 
     // ---- the start-up snapshot (docs/architecture.md "Start-up snapshot") ----
     // [strand] Stages a snapshot of every record when one is due: certificate writes happened

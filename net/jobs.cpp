@@ -8,6 +8,7 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/this_coro.hpp>
 
+#include <set>
 #include <thread>
 
 namespace certmate::net {
@@ -56,7 +57,46 @@ result<void> may_steer(const job_record& j, const principal& who, std::string_vi
     return {};
 }
 
+// The lease of a job (cert_repository::try_lead).
+std::string lease_name(const std::string& id) { return "job:" + id; }
+
+// The submitter of a job as kept (job_record::actor, role): a job taken over from a dead instance
+// runs its rows as it, as a resume by the submitter would.
+principal submitter_of(const job_record& j) {
+    principal p = system_principal("job-takeover");
+    auto text = [&](const char* k) -> std::string {
+        if (auto* v = j.actor.if_contains(k); v && v->is_string()) return std::string(v->as_string());
+        return {};
+    };
+    const std::string kind = text("kind");
+    if (kind == "token") {
+        p.actor = principal::kind::token;
+        p.user = text("name");
+    } else if (kind == "certificate") {
+        p.actor = principal::kind::certificate;
+        p.user = text("id");
+        p.cert_serial = text("serial");
+    } else if (kind == "system" && !text("name").empty()) {
+        p.user = text("name");
+    }
+    p.role = j.role;
+    p.job = j.id;
+    return p;
+}
+
 } // namespace
+
+asio::awaitable<result<std::unique_ptr<task_lease>>> job_runner::lead(const std::string& id) {
+    auto& svc = api_.core.view();
+    auto lead_fn = [&svc, name = lease_name(id)]() { return svc.try_lead(name); };
+    co_return co_await api_.core.in_pool(lead_fn);
+}
+
+void job_runner::drop_lease(std::unique_ptr<task_lease> l) {
+    if (!l) return;
+    // A shared store's lease ends with a database call: never on an io thread.
+    asio::post(api_.core.pool(), [l = std::shared_ptr<task_lease>(std::move(l))]() mutable { l.reset(); });
+}
 
 unsigned job_runner::parallel_rows() const {
     if (api_.opts.jobs.parallel_rows) return api_.opts.jobs.parallel_rows;
@@ -101,6 +141,29 @@ asio::awaitable<void> job_runner::recount(entry& e) {
         return 0;
     };
     co_await api_.core.in_core(check);
+    auto& svc = api_.core.view();
+    if (svc.shared_store() && done.size() < pending.size()) {
+        // Another instance's last commits may not have reached this one's index yet: the store decides.
+        std::vector<std::size_t> left;
+        std::vector<std::string> ids;
+        for (auto i : pending)
+            if (std::find(done.begin(), done.end(), i) == done.end()) {
+                left.push_back(i);
+                ids.push_back(row_identifier(in, i));
+            }
+        auto find_fn = [&svc, &ids]() { return svc.find_records(ids); };
+        auto found = co_await api_.core.in_pool(find_fn);
+        if (!found) {
+            spdlog::error("job {}: rows not recounted from the store: {}", e.rec.id, found.error().message);
+        } else {
+            std::map<std::string, const cert_record*> by_id;
+            for (const auto& r : *found) by_id[r.identifier] = &r;
+            for (auto i : left)
+                if (auto it = by_id.find(row_identifier(in, i));
+                    it != by_id.end() && (kind == job_kind::create || it->second->revocation.revoked))
+                    done.push_back(i);
+        }
+    }
     std::lock_guard lk(mu_);
     for (auto i : done) e.rec.outcomes[i] = static_cast<char>(row_outcome::ok);
 }
@@ -124,6 +187,17 @@ asio::awaitable<void> job_runner::recover() {
             jobs_[id] = e;
         }
         if (!was_live) continue;
+        // On a shared store, a job whose lease is held runs on another instance: shown as kept.
+        auto lease = co_await lead(id);
+        if (!lease) {
+            spdlog::error("job {}: cannot ask the store whether it runs elsewhere ({}); left as kept", id,
+                          lease.error().message);
+            continue;
+        }
+        if (!*lease) {
+            spdlog::info("job {} is {} on another instance", id, was);
+            continue;
+        }
         auto input_fn = [&svc, &id, &e]() { return fitting(svc.load_job_input(id), e->rec); };
         auto in = co_await api_.core.in_pool(input_fn);
         if (in) {
@@ -146,6 +220,7 @@ asio::awaitable<void> job_runner::recover() {
                      "finishes it",
                      id, was, e->rec.done(), e->rec.total, id);
         co_await save(*e);
+        drop_lease(std::move(*lease));
     }
 }
 
@@ -153,6 +228,10 @@ asio::awaitable<result<job_record>> job_runner::submit(job_record j, job_input i
     auto& svc = api_.core.view();
     if (queue_full()) co_return make_error(errc::busy, "too many batch jobs are queued; try again later");
     const std::string op = j.kind == job_kind::create ? "batch_create" : "batch_revoke";
+    // Held from now to the job's end, so that no other instance takes it for a dead one's.
+    auto lease = co_await lead(j.id);
+    if (!lease) co_return lease.error();
+    if (!*lease) co_return make_error(errc::conflict, "job " + j.id + " is held by another instance");
     auto entry_ = job_entry(op, j, who);
     entry_.details["rejected_rows"] = j.count(row_outcome::failed);
     // Write-ahead: the job's entry is on disk before its rows are kept or run.
@@ -166,9 +245,11 @@ asio::awaitable<result<job_record>> job_runner::submit(job_record j, job_input i
     auto kept = co_await api_.core.in_pool(persist);
     if (!kept) {
         spdlog::error("job {} not accepted: {}", j.id, kept.error().message);
+        drop_lease(std::move(*lease));
         co_return kept.error();
     }
     auto e = std::make_shared<entry>();
+    e->lease = std::move(*lease);
     e->rec = std::move(j);
     e->who = std::move(who);
     e->who.job = e->rec.id;
@@ -196,7 +277,7 @@ void job_runner::schedule() {
         while (running_ < api_.opts.jobs.max_running) {
             auto busy = [&](const std::string& owner) {
                 for (const auto& [id, e] : jobs_)
-                    if (e->rec.state == job_state::running && e->rec.owner == owner) return true;
+                    if (e->lease && e->rec.state == job_state::running && e->rec.owner == owner) return true;
                 return false;
             };
             auto it = std::find_if(queue_.begin(), queue_.end(),
@@ -336,6 +417,12 @@ asio::awaitable<void> job_runner::run(std::shared_ptr<entry> e) {
         e->input.reset();
     }
     co_await save(*e);
+    std::unique_ptr<task_lease> lease;
+    {
+        std::lock_guard lk(mu_);
+        lease = std::move(e->lease); // after the document says it is over: no one takes it over
+    }
+    drop_lease(std::move(lease));
     spdlog::info("job {} {}: {} of {} rows done, {} failed", e->rec.id, to_string(e->rec.state), e->rec.done(),
                  e->rec.total, e->rec.count(row_outcome::failed));
     forget_old();
@@ -348,8 +435,8 @@ void job_runner::forget_old() {
         std::lock_guard lk(mu_);
         std::vector<std::pair<time_point, std::string>> done;
         for (const auto& [id, e] : jobs_)
-            if (e->rec.state == job_state::succeeded || e->rec.state == job_state::failed ||
-                e->rec.state == job_state::cancelled)
+            if (!e->lease && (e->rec.state == job_state::succeeded || e->rec.state == job_state::failed ||
+                              e->rec.state == job_state::cancelled))
                 done.emplace_back(e->rec.finished_at.value_or(e->rec.created_at), id);
         if (done.size() <= api_.opts.jobs.keep_finished) return;
         std::sort(done.begin(), done.end());
@@ -402,11 +489,13 @@ asio::awaitable<result<job_record>> job_runner::cancel(const std::string& id, co
         if (auto m = may_steer(e->rec, who, "cancelling"); !m) co_return m.error();
         if (finished(e->rec.state))
             co_return make_error(errc::conflict, "the job is " + std::string(to_string(e->rec.state)) + " already");
+        if (!e->lease) co_return make_error(errc::conflict, "the job runs on another instance; cancel it there");
     }
     auto& svc = api_.core.view();
     auto entry_ = job_entry("batch_cancel", e->rec, who);
     auto audit_fn = [&svc, &entry_]() { return svc.audit_before(entry_); };
     if (auto a = co_await api_.core.in_pool(audit_fn); !a) co_return a.error();
+    std::unique_ptr<task_lease> lease;
     {
         std::lock_guard lk(mu_);
         if (finished(e->rec.state)) co_return e->rec;
@@ -420,7 +509,14 @@ asio::awaitable<result<job_record>> job_runner::cancel(const std::string& id, co
             e->cancel = true;
         }
     }
-    if (was_queued) co_await save(*e);
+    if (was_queued) {
+        co_await save(*e);
+        {
+            std::lock_guard lk(mu_);
+            lease = std::move(e->lease);
+        }
+        drop_lease(std::move(lease));
+    }
     co_return get(id).value_or(e->rec);
 }
 
@@ -435,7 +531,35 @@ asio::awaitable<result<job_record>> job_runner::resume(const std::string& id, pr
         if (e->rec.state != job_state::interrupted && e->rec.state != job_state::cancelled)
             co_return make_error(errc::conflict, "only an interrupted or cancelled job can be resumed; this one is " +
                                                      std::string(to_string(e->rec.state)));
+        if (e->lease) co_return make_error(errc::conflict, "the job is being resumed already");
     }
+    auto lease = co_await lead(id);
+    if (!lease) co_return lease.error();
+    if (!*lease) co_return make_error(errc::conflict, "the job runs on another instance");
+    co_return co_await requeue(std::move(e), std::move(who), std::move(*lease), "batch_resume");
+}
+
+asio::awaitable<result<job_record>> job_runner::requeue(std::shared_ptr<entry> e, principal who,
+                                                        std::unique_ptr<task_lease> lease, std::string operation) {
+    const std::string id = e->rec.id;
+    {
+        // The lease goes into the entry at once: refresh() leaves an entry holding one alone.
+        std::lock_guard lk(mu_);
+        if (e->lease || (e->rec.state != job_state::interrupted && e->rec.state != job_state::cancelled)) {
+            drop_lease(std::move(lease));
+            co_return make_error(errc::conflict, "the job was resumed already");
+        }
+        e->lease = std::move(lease);
+    }
+    auto fail = [&](error err) -> result<job_record> {
+        std::unique_ptr<task_lease> l;
+        {
+            std::lock_guard lk(mu_);
+            l = std::move(e->lease);
+        }
+        drop_lease(std::move(l));
+        return err;
+    };
     auto& svc = api_.core.view();
     job_record rec;
     bool loaded = false;
@@ -447,32 +571,133 @@ asio::awaitable<result<job_record>> job_runner::resume(const std::string& id, pr
     if (!loaded) {
         auto input_fn = [&svc, &id, &rec]() { return fitting(svc.load_job_input(id), rec); };
         auto in = co_await api_.core.in_pool(input_fn);
-        if (!in) co_return make_error(errc::conflict, "the job's rows cannot be read; it cannot be resumed");
+        if (!in) co_return fail(make_error(errc::conflict, "the job's rows cannot be read; it cannot be resumed"));
         std::lock_guard lk(mu_);
         e->input = std::make_shared<const job_input>(std::move(*in));
     }
     co_await recount(*e);
-    auto entry_ = job_entry("batch_resume", e->rec, who);
+    auto entry_ = job_entry(operation, e->rec, who);
     entry_.details["done_before"] = e->rec.done();
     auto audit_fn = [&svc, &entry_]() { return svc.audit_before(entry_); };
-    if (auto a = co_await api_.core.in_pool(audit_fn); !a) co_return a.error();
+    if (auto a = co_await api_.core.in_pool(audit_fn); !a) co_return fail(a.error());
+    bool gone = false;
     {
         std::lock_guard lk(mu_);
         // forget_old may have dropped the job (a finished one) while its rows were read.
-        if (auto it = jobs_.find(id); it == jobs_.end() || it->second != e)
-            co_return make_error(errc::not_found, "no such job");
-        if (e->rec.state != job_state::interrupted && e->rec.state != job_state::cancelled)
-            co_return make_error(errc::conflict, "the job was resumed already");
-        e->who = std::move(who);
-        e->who.job = id;
-        e->rec.state = job_state::queued;
-        e->rec.finished_at.reset();
-        ++e->rec.resumes;
-        queue_.push_back(id);
+        if (auto it = jobs_.find(id); it == jobs_.end() || it->second != e) {
+            gone = true;
+        } else {
+            e->who = std::move(who);
+            e->who.job = id;
+            e->rec.state = job_state::queued;
+            e->rec.finished_at.reset();
+            ++e->rec.resumes;
+            queue_.push_back(id);
+        }
     }
+    if (gone) co_return fail(make_error(errc::not_found, "no such job"));
     co_await save(*e);
     schedule();
     co_return get(id).value_or(e->rec);
+}
+
+asio::awaitable<void> job_runner::refresh() {
+    auto& svc = api_.core.view();
+    if (!svc.shared_store()) co_return;
+    auto load_fn = [&svc]() { return svc.load_jobs(); };
+    auto kept = co_await api_.core.in_pool(load_fn);
+    std::vector<std::string> live; // kept live, not run here
+    {
+        std::lock_guard lk(mu_);
+        std::set<std::string> ids;
+        for (auto& j : kept) {
+            ids.insert(j.id);
+            auto it = jobs_.find(j.id);
+            if (it == jobs_.end()) {
+                auto e = std::make_shared<entry>();
+                e->rec = j;
+                jobs_[j.id] = std::move(e);
+            } else if (!it->second->lease) {
+                it->second->rec = j; // another instance's (or an ended) job: as kept
+            } else {
+                continue;
+            }
+            if (!finished(j.state)) live.push_back(j.id);
+        }
+        // Jobs another instance forgot (retention) go here too; those this one runs stay.
+        for (auto it = jobs_.begin(); it != jobs_.end();)
+            if (!ids.count(it->first) && !it->second->lease && !it->second->input)
+                it = jobs_.erase(it);
+            else
+                ++it;
+    }
+    if (live.empty()) co_return;
+    // A live job whose lease is free was left by an instance that died.
+    std::vector<std::pair<std::string, std::unique_ptr<task_lease>>> orphans;
+    for (const auto& id : live) {
+        auto lease = co_await lead(id);
+        if (lease && *lease) orphans.emplace_back(id, std::move(*lease));
+    }
+    if (orphans.empty()) co_return;
+    // Read again under the leases: the job may have ended just before its lease was released.
+    kept = co_await api_.core.in_pool(load_fn);
+    for (auto& [id, lease] : orphans) {
+        auto j = std::find_if(kept.begin(), kept.end(), [&](const job_record& r) { return r.id == id; });
+        std::shared_ptr<entry> e;
+        {
+            std::lock_guard lk(mu_);
+            if (auto it = jobs_.find(id); it != jobs_.end() && !it->second->lease) e = it->second;
+        }
+        if (j == kept.end() || finished(j->state) || !e) {
+            drop_lease(std::move(lease));
+            continue;
+        }
+        co_await take_over(std::move(e), std::move(*j), std::move(lease));
+    }
+}
+
+asio::awaitable<void> job_runner::take_over(std::shared_ptr<entry> e, job_record stored,
+                                            std::unique_ptr<task_lease> lease) {
+    auto& svc = api_.core.view();
+    const std::string id = stored.id;
+    const std::string was = std::string(to_string(stored.state));
+    {
+        std::lock_guard lk(mu_);
+        e->rec = std::move(stored);
+    }
+    job_record rec = e->rec;
+    auto input_fn = [&svc, &id, &rec]() { return fitting(svc.load_job_input(id), rec); };
+    auto in = co_await api_.core.in_pool(input_fn);
+    if (in) {
+        {
+            std::lock_guard lk(mu_);
+            e->input = std::make_shared<const job_input>(std::move(*in));
+        }
+        co_await recount(*e);
+    } else {
+        spdlog::error("job {}: its rows cannot be read ({}); it cannot be resumed", id, in.error().message);
+    }
+    {
+        std::lock_guard lk(mu_);
+        e->rec.state = in ? job_state::interrupted : job_state::failed;
+        e->rec.finished_at = svc.now();
+    }
+    const principal submitter = submitter_of(e->rec);
+    spdlog::warn("job {} was {} on an instance that stopped: {} of {} rows done; resuming it here as {}", id, was,
+                 e->rec.done(), e->rec.total, submitter.user);
+    auto entry_ = job_entry("batch_interrupted", e->rec, system_principal("job-takeover"));
+    entry_.details["was"] = was;
+    entry_.details["done_before"] = e->rec.done();
+    auto audit_fn = [&svc, &entry_]() { return svc.audit_before(entry_); };
+    if (auto a = co_await api_.core.in_pool(audit_fn); !a)
+        spdlog::error("job {}: the takeover is not audited: {}", id, a.error().message);
+    co_await save(*e);
+    if (!in) {
+        drop_lease(std::move(lease));
+        co_return;
+    }
+    auto r = co_await requeue(e, submitter, std::move(lease), "batch_resume");
+    if (!r) spdlog::error("job {}: not resumed after the takeover: {}", id, r.error().message);
 }
 
 asio::awaitable<result<job_input>> job_runner::input(const std::string& id) {

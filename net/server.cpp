@@ -156,7 +156,7 @@ struct server::impl {
         : opts(std::move(o)), svc(std::move(s)), pool(or_cores(opts.pool_threads)),
           api(std::make_unique<api_state>(ioc, pool, *svc, opts)), accept_strand(asio::make_strand(ioc)),
           acceptor(accept_strand), crl_timer(api->core.strand()), snapshot_timer(api->core.strand()),
-          renewal_timer(api->core.strand()), pressure_timer(asio::make_strand(ioc)),
+          renewal_timer(api->core.strand()), pressure_timer(asio::make_strand(ioc)), jobs_timer(asio::make_strand(ioc)),
           table({opts.max_connections, opts.max_connections_per_ip, opts.reserved_connections}) {
         add_api_routes(api->routes, opts);
         api->connection_count = [this] {
@@ -178,6 +178,7 @@ struct server::impl {
     asio::steady_timer snapshot_timer;
     asio::system_timer renewal_timer;
     asio::steady_timer pressure_timer;
+    asio::steady_timer jobs_timer; // a shared store's job refresh
     std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
     std::vector<std::thread> threads;
     tcp::endpoint bound, tls_bound;
@@ -226,6 +227,7 @@ struct server::impl {
     asio::awaitable<void> led_sweep(const principal& who);
     asio::awaitable<void> led_crl_refresh();
     asio::awaitable<void> pressure_loop();
+    asio::awaitable<void> jobs_loop();
     void forget(const std::shared_ptr<connection>& c) {
         std::lock_guard lock(conn_mu);
         if (c->counted) table.release(c->address);
@@ -552,6 +554,21 @@ asio::awaitable<void> server::impl::snapshot_loop() {
     }
 }
 
+// A shared store (docs/postgresql.md "Several instances"): every 2 s the jobs other instances
+// keep are read, and those a dead instance left live are taken over (job_runner::refresh).
+asio::awaitable<void> server::impl::jobs_loop() {
+    for (;;) {
+        jobs_timer.expires_after(std::chrono::seconds(2));
+        auto [ec] = co_await jobs_timer.async_wait(tuple_awaitable);
+        if (ec || draining) co_return;
+        try {
+            co_await api->jobs.refresh();
+        } catch (const std::exception& e) {
+            spdlog::error("job refresh: {}", e.what());
+        }
+    }
+}
+
 // The daily sweep at renewal_time (local); a run missed while the server was down runs at start.
 asio::awaitable<void> server::impl::renewal_loop() {
     const auto at = parse_daily_time(opts.renewal_time).value_or(daily_time{});
@@ -652,6 +669,8 @@ result<void> server::start() {
         } catch (const std::exception& e) {
             spdlog::error("job recovery stopped early: {}; serving anyway", e.what());
         }
+        if (m.svc->shared_store())
+            asio::co_spawn(m.jobs_timer.get_executor(), m.jobs_loop(), log_failure("job refresh"));
         asio::co_spawn(m.accept_strand, m.accept_loop(m.acceptor, false), log_failure("listener"));
         if (m.tls_acceptor)
             asio::co_spawn(m.accept_strand, m.accept_loop(*m.tls_acceptor, true), log_failure("TLS listener"));
@@ -721,6 +740,7 @@ bool server::shutdown() {
         m.renewal_timer.cancel();
     });
     asio::post(m.pressure_timer.get_executor(), [&m] { m.pressure_timer.cancel(); });
+    asio::post(m.jobs_timer.get_executor(), [&m] { m.jobs_timer.cancel(); });
     // Idle keep-alive connections close now; busy ones finish their request, then close.
     m.for_each_connection([](connection& c) {
         if (c.idle()) c.lowest().cancel();

@@ -686,6 +686,27 @@ result<void> pg_store::remove_job(const std::string& job_id) {
 
 // ---- several instances ----
 
+result<std::vector<cert_record>> pg_store::find_records(const std::vector<std::string>& ids) const {
+    std::string arr = "{";
+    for (const auto& id : ids) {
+        if (!valid_identifier(id)) continue; // such an identifier is never kept
+        if (arr.size() > 1) arr += ',';
+        arr += '"' + id + '"'; // valid identifiers hold no quote or backslash
+    }
+    arr += '}';
+    auto got = with_conn([&](pg::connection& c) -> result<pg::rows> {
+        return c.exec("SELECT metadata FROM certificates WHERE identifier = ANY($1::text[])", {arr});
+    });
+    if (!got) return got.error();
+    std::vector<cert_record> out;
+    for (int i = 0; i < got->size(); ++i) {
+        auto rec = parse_record(got->text(i, 0));
+        if (!rec) return rec.error();
+        out.push_back(std::move(*rec));
+    }
+    return out;
+}
+
 result<std::unique_ptr<task_lease>> pg_store::try_lead(std::string_view task) {
     auto c = pg::connection::open(conninfo_);
     if (!c) {

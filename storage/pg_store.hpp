@@ -71,6 +71,8 @@ public:
     // wakes on a notification or every second, reads `changes` after the last sequence delivered
     // (from load_all()'s change_seq) and delivers other instances' changes with their records.
     void watch_changes(std::function<void(std::vector<store_change>)> apply) override;
+    bool shared() const override { return true; }
+    result<std::vector<cert_record>> find_records(const std::vector<std::string>& ids) const override;
     // pg_try_advisory_lock on a connection of its own, held by the lease.
     result<std::unique_ptr<task_lease>> try_lead(std::string_view task) override;
 
