@@ -153,7 +153,9 @@ void pg_store::note(const std::optional<error>& e) const {
     if (msg.starts_with("database: ")) msg = msg.substr(10);
     if (!msg.starts_with("database unreachable")) msg = "database unreachable: " + msg;
     if (!problem_) spdlog::error("pg_store: {}", msg);
-    problem_ = std::move(msg);
+    // problem() is shown by the public /health: libpq's message names the database's host, port
+    // and user, which only the log may hold (docs/high-availability.md, failure modes).
+    problem_ = "database unreachable (details in the log)";
 }
 
 std::optional<std::string> pg_store::problem() const {
