@@ -186,14 +186,22 @@ result<std::uint64_t> pg_store::add_change(pg::connection& c, std::string_view k
     return own.seq;
 }
 
-void pg_store::settle(std::uint64_t seq, bool acknowledged) const {
+std::string pg_store::last_writer_check() const {
+    // While an own COMMIT's outcome is unknown, "written here" no longer means "seen here": only
+    // what the change watch delivered counts (an empty name matches no instance).
+    std::lock_guard lk(mu_);
+    return uncertain_.empty() ? me_ : std::string();
+}
+
+void pg_store::settle(std::uint64_t seq, bool uncertain) const {
     if (seq == 0) return;
     std::lock_guard lk(mu_);
     pending_.erase(seq);
-    if (!acknowledged) uncertain_.insert(seq);
+    if (uncertain) uncertain_.insert(seq);
 }
 
 result<void> pg_store::commit_own(pg::transaction& tx, own_change& own) {
+    own.committing = true;
     auto r = tx.commit();
     own.acknowledged = r.has_value();
     return r;
@@ -266,9 +274,10 @@ result<void> pg_store::replace(const cert_record& rec, const cert_files& files) 
         auto r = c.exec(
             "UPDATE certificates SET metadata = $3, cert_pem = $4, "
             "key_wrapped = coalesce($5, key_wrapped), csr_pem = coalesce($6, csr_pem), updated_seq = $7, "
-            "updated_by = $8 WHERE identifier = $1 AND usage = $2 AND (updated_by = $8 OR updated_seq <= $9)",
+            "updated_by = $8 WHERE identifier = $1 AND usage = $2 AND (updated_by = $10 OR updated_seq <= $9)",
             {id, to_string(rec.usage), meta, files.cert_pem, wrapped ? pg::param::bytes(*wrapped) : pg::param::null(),
-             files.csr_pem ? pg::param(*files.csr_pem) : pg::param::null(), *seq, me_, watched_.load()});
+             files.csr_pem ? pg::param(*files.csr_pem) : pg::param::null(), *seq, me_, watched_.load(),
+             last_writer_check()});
         if (!r) return r.error();
         if (r->affected() == 0) return missing_or_changed(c, rec);
         if (auto s = claim_serials(c, rec); !s) return s;
@@ -287,8 +296,8 @@ result<void> pg_store::write_metadata(const cert_record& rec) {
         auto seq = add_change(c, "metadata", &id, own);
         if (!seq) return seq.error();
         auto r = c.exec("UPDATE certificates SET metadata = $3, updated_seq = $4, updated_by = $5 "
-                        "WHERE identifier = $1 AND usage = $2 AND (updated_by = $5 OR updated_seq <= $6)",
-                        {id, to_string(rec.usage), meta, *seq, me_, watched_.load()});
+                        "WHERE identifier = $1 AND usage = $2 AND (updated_by = $7 OR updated_seq <= $6)",
+                        {id, to_string(rec.usage), meta, *seq, me_, watched_.load(), last_writer_check()});
         if (!r) return r.error();
         if (r->affected() == 0) return missing_or_changed(c, rec);
         if (auto s = claim_serials(c, rec); !s) return s;

@@ -105,13 +105,16 @@ private:
     struct own_change {
         const pg_store* store;
         std::uint64_t seq = 0;
+        bool committing = false; // COMMIT was sent: a failure leaves the outcome unknown
         bool acknowledged = false;
         own_change(const pg_store* s) : store(s) {}
         own_change(const own_change&) = delete;
         own_change& operator=(const own_change&) = delete;
-        ~own_change() { store->settle(seq, acknowledged); }
+        ~own_change() { store->settle(seq, committing && !acknowledged); }
     };
-    void settle(std::uint64_t seq, bool acknowledged) const;
+    void settle(std::uint64_t seq, bool uncertain) const;
+    // The instance name for replace()'s "last written here" test: none while uncertain_ is not empty.
+    std::string last_writer_check() const;
     // Commits `tx` and records whether the COMMIT was acknowledged.
     static result<void> commit_own(pg::transaction& tx, own_change& own);
     void watch_loop(std::stop_token st);
