@@ -275,8 +275,18 @@ config load_config(const std::filesystem::path& file, const std::vector<std::str
         if (c.key_encryption_key_file.empty())
             reject(c, "storage.key_encryption_key_file", "is required with storage.backend = postgresql");
         // A password in the config would sit in a file many can read and in `ps`: refused.
-        auto lower = c.postgresql;
-        for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        // libpq percent-decodes a URI's parts and query keywords (pass%77ord=): decoded first.
+        std::string lower;
+        for (std::size_t i = 0; i < c.postgresql.size(); ++i) {
+            char ch = c.postgresql[i];
+            if (ch == '%' && i + 2 < c.postgresql.size() &&
+                std::isxdigit(static_cast<unsigned char>(c.postgresql[i + 1])) &&
+                std::isxdigit(static_cast<unsigned char>(c.postgresql[i + 2]))) {
+                ch = static_cast<char>(std::stoi(c.postgresql.substr(i + 1, 2), nullptr, 16));
+                i += 2;
+            }
+            lower += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        }
         bool uri_password = false; // postgresql://user:secret@host
         for (std::string_view scheme : {"postgresql://", "postgres://"})
             if (lower.starts_with(scheme)) {

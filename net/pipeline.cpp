@@ -198,8 +198,10 @@ asio::awaitable<response> dispatch(api_state& api, request& req, const peer_info
     const std::string rate_key = ident ? (auth.by_certificate ? "c:" : "t:") + ident->name : "ip:" + peer.ip;
     auto limit = api.limiter.check(rate_key, cls, started);
     // rate_limit.shared: the decision is the shared bucket's (the local one above only counts);
-    // while the database is away the local bucket decides (docs/high-availability.md).
-    if (const auto& shared = api.opts.shared_buckets; shared && limit.limited) {
+    // while the database is away the local bucket decides (docs/high-availability.md). A request
+    // the local bucket refuses is refused without asking: the shared bucket has seen at least as
+    // many takes, and a flood from one client does not hold worker threads on the database.
+    if (const auto& shared = api.opts.shared_buckets; shared && limit.limited && limit.allowed) {
         auto take = [&shared, &rate_key, cls, per_minute = limit.limit]() {
             return shared->take(rate_key, cls, per_minute);
         };

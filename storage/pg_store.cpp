@@ -174,7 +174,9 @@ void pg_store::note(const std::optional<error>& e) const {
     if (msg.starts_with("database: ")) msg = msg.substr(10);
     if (!msg.starts_with("database unreachable")) msg = "database unreachable: " + msg;
     if (!problem_) spdlog::error("pg_store: {}", msg);
-    problem_ = std::move(msg);
+    // problem() is shown by the public /health: libpq's message names the database's host, port
+    // and user, which only the log may hold (docs/high-availability.md, failure modes).
+    problem_ = "database unreachable (details in the log)";
 }
 
 std::optional<std::string> pg_store::problem() const {
@@ -188,7 +190,8 @@ result<int> pg_store::migrate() {
     return with_conn([](pg::connection& c) { return pg_schema::migrate(c); });
 }
 
-result<std::uint64_t> pg_store::add_change(pg::connection& c, std::string_view kind, const std::string* id) const {
+result<std::uint64_t> pg_store::add_change(pg::connection& c, std::string_view kind, const std::string* id,
+                                           own_change& own) const {
     // Held until commit: sequences are taken, and become visible, in commit order, so a reader
     // that saw sequence N never misses a smaller one committed later.
     if (auto r = c.exec("SELECT pg_advisory_xact_lock($1)", {changes_lock_key}); !r) return r.error();
@@ -196,7 +199,33 @@ result<std::uint64_t> pg_store::add_change(pg::connection& c, std::string_view k
                     "SELECT seq, pg_notify($4, seq::text) FROM ch",
                     {me_, kind, id ? pg::param(*id) : pg::param::null(), notify_channel});
     if (!r) return r.error();
-    return static_cast<std::uint64_t>(r->int64(0, 0));
+    own.seq = static_cast<std::uint64_t>(r->int64(0, 0));
+    {
+        std::lock_guard lk(mu_);
+        pending_.insert(own.seq);
+    }
+    return own.seq;
+}
+
+std::string pg_store::last_writer_check() const {
+    // While an own COMMIT's outcome is unknown, "written here" no longer means "seen here": only
+    // what the change watch delivered counts (an empty name matches no instance).
+    std::lock_guard lk(mu_);
+    return uncertain_.empty() ? me_ : std::string();
+}
+
+void pg_store::settle(std::uint64_t seq, bool uncertain) const {
+    if (seq == 0) return;
+    std::lock_guard lk(mu_);
+    pending_.erase(seq);
+    if (uncertain) uncertain_.insert(seq);
+}
+
+result<void> pg_store::commit_own(pg::transaction& tx, own_change& own) {
+    own.committing = true;
+    auto r = tx.commit();
+    own.acknowledged = r.has_value();
+    return r;
 }
 
 // ---- certificates ----
@@ -220,7 +249,8 @@ result<void> pg_store::create(const cert_record& rec, const cert_files& files) {
     return with_conn([&](pg::connection& c) -> result<void> {
         auto tx = pg::transaction::begin(c);
         if (!tx) return tx.error();
-        auto seq = add_change(c, "create", &id);
+        own_change own(this);
+        auto seq = add_change(c, "create", &id, own);
         if (!seq) return seq.error();
         auto r = c.exec("INSERT INTO certificates (identifier, usage, metadata, cert_pem, key_wrapped, csr_pem, "
                         "updated_seq, updated_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
@@ -231,7 +261,7 @@ result<void> pg_store::create(const cert_record& rec, const cert_files& files) {
         if (!r) return r.error();
         if (r->affected() == 0) return make_error(errc::already_exists, "identifier already exists", "identifier");
         if (auto s = claim_serials(c, rec); !s) return s;
-        return tx->commit();
+        return commit_own(*tx, own);
     });
 }
 
@@ -340,19 +370,21 @@ result<void> pg_store::replace(const cert_record& rec, const cert_files& files) 
     return with_conn([&](pg::connection& c) -> result<void> {
         auto tx = pg::transaction::begin(c);
         if (!tx) return tx.error();
-        auto seq = add_change(c, "replace", &id);
+        own_change own(this);
+        auto seq = add_change(c, "replace", &id, own);
         if (!seq) return seq.error();
         // The key and CSR are kept unless new ones are given.
         auto r = c.exec(
             "UPDATE certificates SET metadata = $3, cert_pem = $4, "
             "key_wrapped = coalesce($5, key_wrapped), csr_pem = coalesce($6, csr_pem), updated_seq = $7, "
-            "updated_by = $8 WHERE identifier = $1 AND usage = $2 AND (updated_by = $8 OR updated_seq <= $9)",
+            "updated_by = $8 WHERE identifier = $1 AND usage = $2 AND (updated_by = $10 OR updated_seq <= $9)",
             {id, to_string(rec.usage), meta, files.cert_pem, wrapped ? pg::param::bytes(*wrapped) : pg::param::null(),
-             files.csr_pem ? pg::param(*files.csr_pem) : pg::param::null(), *seq, me_, watched_.load()});
+             files.csr_pem ? pg::param(*files.csr_pem) : pg::param::null(), *seq, me_, watched_.load(),
+             last_writer_check()});
         if (!r) return r.error();
         if (r->affected() == 0) return missing_or_changed(c, rec);
         if (auto s = claim_serials(c, rec); !s) return s;
-        return tx->commit();
+        return commit_own(*tx, own);
     });
 }
 
@@ -363,15 +395,16 @@ result<void> pg_store::write_metadata(const cert_record& rec) {
     return with_conn([&](pg::connection& c) -> result<void> {
         auto tx = pg::transaction::begin(c);
         if (!tx) return tx.error();
-        auto seq = add_change(c, "metadata", &id);
+        own_change own(this);
+        auto seq = add_change(c, "metadata", &id, own);
         if (!seq) return seq.error();
         auto r = c.exec("UPDATE certificates SET metadata = $3, updated_seq = $4, updated_by = $5 "
-                        "WHERE identifier = $1 AND usage = $2 AND (updated_by = $5 OR updated_seq <= $6)",
-                        {id, to_string(rec.usage), meta, *seq, me_, watched_.load()});
+                        "WHERE identifier = $1 AND usage = $2 AND (updated_by = $7 OR updated_seq <= $6)",
+                        {id, to_string(rec.usage), meta, *seq, me_, watched_.load(), last_writer_check()});
         if (!r) return r.error();
         if (r->affected() == 0) return missing_or_changed(c, rec);
         if (auto s = claim_serials(c, rec); !s) return s;
-        return tx->commit();
+        return commit_own(*tx, own);
     });
 }
 
@@ -485,9 +518,10 @@ result<void> pg_store::publish_crl(std::string_view der, std::string_view pem) {
         if (!tx) return tx.error();
         // The CRL row before the changes lock, as publish_next_crl takes them (no deadlock).
         if (auto r = c.exec("SELECT 1 FROM crl FOR UPDATE"); !r) return r.error();
-        if (auto seq = add_change(c, "crl", nullptr); !seq) return seq.error();
+        own_change own(this);
+        if (auto seq = add_change(c, "crl", nullptr, own); !seq) return seq.error();
         if (auto r = c.exec("UPDATE crl SET der = $1, pem = $2", {pg::param::bytes(der), pem}); !r) return r.error();
-        return tx->commit();
+        return commit_own(*tx, own);
     });
 }
 
@@ -515,9 +549,17 @@ result<built_crl> pg_store::publish_next_crl(std::uint64_t at_least, std::uint64
         if (!cur) return cur.error();
         const auto stored = cur->empty() ? 0 : static_cast<std::uint64_t>(cur->int64(0, 0));
         // A pruned range above applied_seq may have held another instance's change: a conflict too.
-        auto newer = c.exec("(SELECT seq FROM changes WHERE origin <> $1 AND seq > $2 ORDER BY seq LIMIT 1) "
+        // So may our own change whose COMMIT reported a failure (it is not in the caller's memory).
+        std::string uncertain = "{";
+        {
+            std::lock_guard lk(mu_);
+            for (auto u : uncertain_) uncertain += (uncertain.size() > 1 ? "," : "") + std::to_string(u);
+        }
+        uncertain += '}';
+        auto newer = c.exec("(SELECT seq FROM changes WHERE (origin <> $1 OR seq = ANY($3::bigint[])) AND seq > $2 "
+                            "ORDER BY seq LIMIT 1) "
                             "UNION ALL (SELECT through FROM changes_pruned WHERE through > $2) LIMIT 1",
-                            {me_, applied_seq});
+                            {me_, applied_seq, uncertain});
         if (!newer) return newer.error();
         if (!newer->empty())
             return make_error(errc::conflict, "another instance committed change " + std::string(newer->text(0, 0)) +
@@ -525,14 +567,15 @@ result<built_crl> pg_store::publish_next_crl(std::uint64_t at_least, std::uint64
                                                   ": catch up and build the CRL again");
         auto crl = sign(std::max(at_least, stored + 1));
         if (!crl) return crl.error();
-        if (auto seq = add_change(c, "crl", nullptr); !seq) return seq.error();
+        own_change own(this);
+        if (auto seq = add_change(c, "crl", nullptr, own); !seq) return seq.error();
         if (auto r = c.exec("UPDATE crl SET crl_number = $1, this_update = " CM_TS("$2") ", next_update = " CM_TS(
                                 "$3") ", der = $4, pem = $5",
                             {crl->crl_number, micros(crl->this_update), micros(crl->next_update),
                              pg::param::bytes(crl->der), crl->pem});
             !r)
             return r.error();
-        if (auto r = tx->commit(); !r) return r.error();
+        if (auto r = commit_own(*tx, own); !r) return r.error();
         return crl;
     });
 }
@@ -891,9 +934,23 @@ result<void> pg_store::catch_up(pg::connection& c) {
         if (r->empty()) return {};
         std::vector<store_change> batch;
         std::uint64_t last = from;
+        bool held = false;
         for (int i = 0; i < r->size(); ++i) {
-            last = static_cast<std::uint64_t>(r->int64(i, 0));
-            if (r->boolean(i, 1)) continue; // our own change
+            const auto seq = static_cast<std::uint64_t>(r->int64(i, 0));
+            if (r->boolean(i, 1)) { // our own change: applied by its caller unless its COMMIT failed
+                std::lock_guard lk(mu_);
+                if (pending_.contains(seq)) { // its COMMIT has not returned yet: wait for it
+                    held = true;
+                    break;
+                }
+                if (uncertain_.erase(seq) == 0) {
+                    last = seq;
+                    continue;
+                }
+                spdlog::warn("pg_store: change {} was committed though its COMMIT reported a failure; applying it",
+                             seq);
+            }
+            last = seq;
             store_change ch;
             ch.seq = last;
             if (r->text(i, 2) == "crl") {
@@ -913,7 +970,12 @@ result<void> pg_store::catch_up(pg::connection& c) {
             apply_(std::move(batch));
         }
         watched_ = last;
-        if (r->size() < catch_up_batch) return {};
+        {
+            // Failed COMMITs at or below a delivered change are known not to have committed.
+            std::lock_guard lk(mu_);
+            uncertain_.erase(uncertain_.begin(), uncertain_.upper_bound(last));
+        }
+        if (held || r->size() < catch_up_batch) return {};
     }
 }
 

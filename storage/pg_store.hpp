@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <set>
 #include <optional>
 #include <string>
 #include <thread>
@@ -98,7 +99,28 @@ private:
     void note(const std::optional<error>& e) const;
     // In the caller's transaction: appends a `changes` row after the changes lock (so sequence
     // order is commit order) and queues the NOTIFY. The new sequence.
-    result<std::uint64_t> add_change(pg::connection& c, std::string_view kind, const std::string* id) const;
+    struct own_change;
+    result<std::uint64_t> add_change(pg::connection& c, std::string_view kind, const std::string* id,
+                                     own_change& own) const;
+    // Our own changes are skipped by catch_up (the caller applied them) unless the COMMIT was not
+    // acknowledged: a connection lost during COMMIT leaves it committed or not, the caller reports
+    // a failure and its memory does not have the change, so the change watch applies it when it
+    // shows up. Until the COMMIT returns, catch_up does not pass an own change (pending_).
+    struct own_change {
+        const pg_store* store;
+        std::uint64_t seq = 0;
+        bool committing = false; // COMMIT was sent: a failure leaves the outcome unknown
+        bool acknowledged = false;
+        own_change(const pg_store* s) : store(s) {}
+        own_change(const own_change&) = delete;
+        own_change& operator=(const own_change&) = delete;
+        ~own_change() { store->settle(seq, committing && !acknowledged); }
+    };
+    void settle(std::uint64_t seq, bool uncertain) const;
+    // The instance name for replace()'s "last written here" test: none while uncertain_ is not empty.
+    std::string last_writer_check() const;
+    // Commits `tx` and records whether the COMMIT was acknowledged.
+    static result<void> commit_own(pg::transaction& tx, own_change& own);
     void watch_loop(std::stop_token st);
     // Delivers the changes after watched_; errors end the connection (reconnect).
     result<void> catch_up(pg::connection& c);
@@ -115,6 +137,8 @@ private:
     mutable std::optional<std::string> problem_; // guarded by mu_
     std::optional<std::uint64_t> loaded_seq_;    // guarded by mu_: change_seq of the last load_all
     std::atomic<std::uint64_t> watched_{0};
+    mutable std::set<std::uint64_t> pending_;   // guarded by mu_: own changes whose COMMIT has not returned
+    mutable std::set<std::uint64_t> uncertain_; // guarded by mu_: own changes whose COMMIT failed
     std::function<void(std::vector<store_change>)> apply_;
     int stop_fd_ = -1; // eventfd: wakes the watch thread to stop
     std::jthread watcher_;
