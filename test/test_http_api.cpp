@@ -291,6 +291,10 @@ BOOST_FIXTURE_TEST_CASE(lifecycle_over_http_with_design_field_names, api_fixture
 }
 
 BOOST_FIXTURE_TEST_CASE(renewal_sweep_renews_what_is_due, api_fixture) {
+    // A fresh store never swept: the start-up run of the "missed" sweep goes first (on PostgreSQL
+    // it waits for its lease), so that it cannot renew "soon" beside the run below.
+    for (int i = 0; i < 100 && http.get("/api/renewals/last", viewer).status != 200u; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
     auto soon = create(create_body("soon", R"(,"validity_days":5,"renewal_threshold_days":30)"));
     create(create_body("later", R"(,"validity_days":300,"renewal_threshold_days":30)"));
     auto sweep = http.request("POST", "/api/renewals/run", {}, {{"Authorization", "Bearer " + admin}});
