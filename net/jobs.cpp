@@ -642,7 +642,9 @@ asio::awaitable<void> job_runner::refresh() {
     // Read again under the leases: the job may have ended just before its lease was released.
     kept = co_await api_.core.in_pool(load_fn);
     for (auto& [id, lease] : orphans) {
-        auto j = std::find_if(kept.begin(), kept.end(), [&](const job_record& r) { return r.id == id; });
+        // A named copy: clang 14 cannot capture a structured binding in a lambda.
+        const std::string& job_id = id;
+        auto j = std::find_if(kept.begin(), kept.end(), [&](const job_record& r) { return r.id == job_id; });
         std::shared_ptr<entry> e;
         {
             std::lock_guard lk(mu_);
