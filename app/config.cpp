@@ -3,6 +3,7 @@
 #include "app/suggest.hpp"
 #include "core/encoding.hpp"
 #include "core/keys.hpp"
+#include "core/renewal_schedule.hpp"
 
 #include <cctype>
 #include <boost/program_options.hpp>
@@ -60,7 +61,9 @@ const std::vector<std::pair<const char*, const char*>>& known_keys() {
         {"ocsp.validity_hours", "OCSP response nextUpdate - thisUpdate"},
         {"ocsp.refresh_before_minutes", "cached OCSP responses are re-signed this long before their nextUpdate"},
         {"renewal.enabled", "run the daily sweep"},
-        {"renewal.time", "local HH:MM of the daily sweep"},
+        {"renewal.time", "local HH:MM (or HH:MM:SS) of the daily sweep"},
+        {"renewal.retry_seconds",
+         "while another instance holds the sweep, ask again after this long (one sweep per day across instances)"},
         {"renewal.threshold_days", "default renewal_threshold_days of new certificates"},
         {"renewal.revoke_superseded", "revoke the old certificate (superseded) on renewal"},
         {"tls.cert", "server certificate PEM (with chain)"},
@@ -355,12 +358,11 @@ config load_config(const std::filesystem::path& file, const std::vector<std::str
                "ocsp.refresh_before_minutes must be shorter than ocsp.validity_hours");
     if (auto v = get("renewal.enabled")) c.renewal_sweep_enabled = to_bool(c, "renewal.enabled", *v);
     if (auto v = get("renewal.time")) {
-        int h = -1, m = -1;
-        char tail = 0;
-        if (std::sscanf(v->c_str(), "%d:%d%c", &h, &m, &tail) != 2 || h < 0 || h > 23 || m < 0 || m > 59)
-            reject(c, "renewal.time", "'" + *v + "' is not HH:MM");
+        if (!parse_daily_time(*v)) reject(c, "renewal.time", "'" + *v + "' is not HH:MM (or HH:MM:SS)");
         c.renewal_time = *v;
     }
+    if (auto v = get("renewal.retry_seconds"))
+        c.renewal_retry = std::chrono::seconds(to_int(c, "renewal.retry_seconds", *v, 1, 3600));
     if (auto v = get("renewal.threshold_days"))
         s.default_renewal_threshold_days = static_cast<int>(to_int(c, "renewal.threshold_days", *v, 1, 3650));
     if (auto v = get("renewal.revoke_superseded")) s.revoke_superseded = to_bool(c, "renewal.revoke_superseded", *v);

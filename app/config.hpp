@@ -74,6 +74,7 @@ struct config {
     // [issuance], [crl], [renewal]
     service_config service;
     std::string renewal_time = server_defaults().renewal_time;
+    std::chrono::seconds renewal_retry = server_defaults().renewal_retry;
     bool renewal_sweep_enabled = server_defaults().renewal_sweep;
 
     // [tls]

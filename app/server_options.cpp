@@ -50,6 +50,7 @@ net::server_options server_options_from(const config& cfg) {
     o.api_on_http = cfg.api_on_http;
     o.renewal_sweep = cfg.renewal_sweep_enabled;
     o.renewal_time = cfg.renewal_time;
+    o.renewal_retry = cfg.renewal_retry;
     o.ocsp_validity = cfg.ocsp_validity;
     o.ocsp_refresh_before = cfg.ocsp_refresh_before;
     o.tokens = tokens_from(cfg);

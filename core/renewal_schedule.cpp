@@ -22,6 +22,7 @@ std::vector<time_point> local_instants(int y, int mon, int d, daily_time at) {
         tm.tm_mday = d;
         tm.tm_hour = at.hour;
         tm.tm_min = at.minute;
+        tm.tm_sec = at.second;
         tm.tm_isdst = dst;
         return std::mktime(&tm);
     };
@@ -31,7 +32,8 @@ std::vector<time_point> local_instants(int y, int mon, int d, daily_time at) {
         if (t == -1) continue;
         std::tm back{};
         localtime_r(&t, &back);
-        if (back.tm_hour == at.hour && back.tm_min == at.minute && back.tm_mday == d && back.tm_isdst == dst)
+        if (back.tm_hour == at.hour && back.tm_min == at.minute && back.tm_sec == at.second && back.tm_mday == d &&
+            back.tm_isdst == dst)
             out.push_back(system_clock::from_time_t(t));
     }
     if (out.empty()) {
@@ -60,12 +62,22 @@ std::tm local_date(time_point t, int day_offset) {
 } // namespace
 
 std::optional<daily_time> parse_daily_time(std::string_view s) {
-    int h = -1, m = -1;
-    char tail = 0;
-    std::string str(s);
-    if (std::sscanf(str.c_str(), "%d:%d%c", &h, &m, &tail) != 2 || h < 0 || h > 23 || m < 0 || m > 59)
-        return std::nullopt;
-    return daily_time{h, m};
+    // HH:MM or HH:MM:SS, each field one or two digits.
+    int f[3] = {0, 0, 0};
+    std::size_t n = 0, digits = 0;
+    for (char ch : s) {
+        if (ch == ':') {
+            if (digits == 0 || ++n == 3) return std::nullopt;
+            digits = 0;
+        } else if (ch >= '0' && ch <= '9' && digits < 2) {
+            f[n] = f[n] * 10 + (ch - '0');
+            ++digits;
+        } else {
+            return std::nullopt;
+        }
+    }
+    if (digits == 0 || n == 0 || f[0] > 23 || f[1] > 59 || f[2] > 59) return std::nullopt;
+    return daily_time{f[0], f[1], f[2]};
 }
 
 time_point next_daily_run(time_point after, daily_time at) {

@@ -12,6 +12,7 @@ namespace certmate {
 struct daily_time {
     int hour = 3;
     int minute = 0;
+    int second = 0;
 };
 std::optional<daily_time> parse_daily_time(std::string_view hh_mm);
 

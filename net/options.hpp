@@ -75,7 +75,9 @@ struct server_options {
     std::chrono::seconds ocsp_validity{24 * 3600};  // OCSP nextUpdate - thisUpdate
     std::chrono::seconds ocsp_refresh_before{3600}; // cached OCSP responses are re-signed this long before nextUpdate
     bool renewal_sweep = true;                      // the daily renewal sweep (README.md, `renewal.time`)
-    std::string renewal_time = "03:00";             // local HH:MM of the sweep
+    std::string renewal_time = "03:00";             // local HH:MM[:SS] of the sweep
+    // While another instance holds the sweep lease, ask again after this long (docs/high-availability.md).
+    std::chrono::seconds renewal_retry{60};
     std::vector<token_credential> tokens;
     rate_limit_config rate_limits;
     // rate_limit.shared: buckets every instance takes from (null: this instance's own only).

@@ -1,5 +1,6 @@
 #include "net/server.hpp"
 
+#include "core/clock.hpp"
 #include "core/renewal_schedule.hpp"
 #include "net/api.hpp"
 #include "net/conn_limits.hpp"
@@ -224,7 +225,9 @@ struct server::impl {
     asio::awaitable<void> crl_timer_loop();
     asio::awaitable<void> snapshot_loop();
     asio::awaitable<void> renewal_loop();
-    asio::awaitable<void> led_sweep(const principal& who);
+    enum class sweep_outcome { run, already_run, busy, failed };
+    asio::awaitable<void> scheduled_sweep(time_point slot, const principal& who);
+    asio::awaitable<sweep_outcome> led_sweep(time_point slot, const principal& who);
     asio::awaitable<void> led_crl_refresh();
     asio::awaitable<void> pressure_loop();
     asio::awaitable<void> jobs_loop();
@@ -575,15 +578,34 @@ asio::awaitable<void> server::impl::renewal_loop() {
     const principal sweeper = system_principal("renewal-sweep");
     auto load = [this] { return svc->last_sweep(); };
     const auto last = co_await api->core.in_pool(load);
-    if (run_was_missed(last ? std::optional(last->started_at) : std::nullopt, svc->now(), at))
-        co_await led_sweep(sweeper);
+    if (const auto now = svc->now(); run_was_missed(last ? std::optional(last->started_at) : std::nullopt, now, at))
+        co_await scheduled_sweep(previous_daily_run(now, at), sweeper);
     for (;;) {
         const auto next = next_daily_run(svc->now(), at);
         api->stats.next_renewal(std::chrono::duration<double>(next.time_since_epoch()).count());
         renewal_timer.expires_at(next);
         auto [ec] = co_await renewal_timer.async_wait(tuple_awaitable);
         if (ec || draining) co_return;
-        co_await led_sweep(sweeper);
+        co_await scheduled_sweep(next, sweeper);
+    }
+}
+
+// The sweep due at `slot`, once across the instances of a shared store (docs/high-availability.md
+// "Renewal sweep"): while another instance holds the sweep, or the store cannot be asked, ask
+// again every renewal_retry, so that a sweep cut short by a dead instance is finished by one of
+// the others. Given up when the next day's run is near.
+asio::awaitable<void> server::impl::scheduled_sweep(time_point slot, const principal& who) {
+    const auto give_up = slot + std::chrono::hours(23);
+    for (;;) {
+        const auto outcome = co_await led_sweep(slot, who);
+        if (outcome == sweep_outcome::run || outcome == sweep_outcome::already_run) co_return;
+        if (svc->now() + opts.renewal_retry > give_up) {
+            spdlog::warn("renewal sweep: gave up on the run due at {}", format_time(slot));
+            co_return;
+        }
+        renewal_timer.expires_after(opts.renewal_retry);
+        auto [ec] = co_await renewal_timer.async_wait(tuple_awaitable);
+        if (ec || draining) co_return;
     }
 }
 
@@ -612,22 +634,34 @@ asio::awaitable<void> server::impl::led_crl_refresh() {
 }
 
 // One instance sweeps at a time (docs/high-availability.md): the sweep runs holding the store's
-// "sweep" lease (taken and released on the pool: a shared store's lock is a database call); an
-// instance that does not get it skips this run. A store only this process writes always grants it.
-asio::awaitable<void> server::impl::led_sweep(const principal& who) {
+// "sweep" lease (taken and released on the pool: a shared store's lock is a database call). The
+// holder runs it unless the store records a sweep started since `slot` (another instance's, or
+// a manual one); a store only this process writes always grants the lease.
+asio::awaitable<server::impl::sweep_outcome> server::impl::led_sweep(time_point slot, const principal& who) {
     auto lead = [this] { return svc->try_lead("sweep"); };
     auto lease = co_await api->core.in_pool(lead);
     if (!lease) {
-        spdlog::error("renewal sweep skipped: cannot ask the store who leads it: {}", lease.error().message);
-        co_return;
+        spdlog::error("renewal sweep not run: cannot ask the store who leads it: {}; asking again in {} s",
+                      lease.error().message, opts.renewal_retry.count());
+        co_return sweep_outcome::failed;
     }
     if (!*lease) {
-        spdlog::info("renewal sweep skipped: another instance leads the sweep");
-        co_return;
+        spdlog::info("renewal sweep: another instance leads the sweep; asking again in {} s",
+                     opts.renewal_retry.count());
+        co_return sweep_outcome::busy;
+    }
+    auto release = [&lease] { lease->reset(); };
+    // Each instance stamps a sweep with its own clock at or after its own `slot` (the same local
+    // time: instances share a time zone), so clocks a little apart still see one run.
+    auto load = [this] { return svc->last_sweep(); };
+    if (const auto last = co_await api->core.in_pool(load); last && last->started_at >= slot) {
+        spdlog::info("renewal sweep due at {}: already run, at {}", format_time(slot), format_time(last->started_at));
+        co_await api->core.in_pool(release);
+        co_return sweep_outcome::already_run;
     }
     co_await run_renewal_sweep(*api, who);
-    auto release = [&lease] { lease->reset(); };
     co_await api->core.in_pool(release);
+    co_return sweep_outcome::run;
 }
 
 server::server(server_options opts, std::unique_ptr<cert_service> svc)

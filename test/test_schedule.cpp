@@ -68,4 +68,19 @@ BOOST_AUTO_TEST_CASE(missed_run_is_caught_up) {
     BOOST_TEST(parse_daily_time("03:00")->hour == 3);
 }
 
+BOOST_AUTO_TEST_CASE(daily_time_takes_seconds_and_refuses_junk) {
+    const auto t = parse_daily_time("3:07:45");
+    BOOST_REQUIRE(t);
+    BOOST_TEST(t->hour == 3);
+    BOOST_TEST(t->minute == 7);
+    BOOST_TEST(t->second == 45);
+    BOOST_TEST(parse_daily_time("23:59")->second == 0);
+    for (const char* bad : {"", "3", "03:", ":30", "03:00:", "03:00:60", "03:60", "03:00:00:00", "003:00", "3h:00",
+                            "03:00 ", "-1:00", "03:0x"})
+        BOOST_TEST(!parse_daily_time(bad), "'" << bad << "' accepted");
+    // The next run at HH:MM:SS (the zone of this suite).
+    BOOST_TEST(format_time(next_daily_run(utc("2026-06-10T12:00:00Z"), *parse_daily_time("03:00:30"))) ==
+               format_time(next_daily_run(utc("2026-06-10T12:00:00Z"), {3, 0}) + std::chrono::seconds(30)));
+}
+
 BOOST_AUTO_TEST_SUITE_END()

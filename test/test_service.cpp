@@ -1,12 +1,14 @@
 // cert_service built from its ports in memory (test/support/memory_ports.hpp) with a fixed clock
 // and a seeded RNG: lifecycle, CSR issuance, the renewal sweep, the CRL, audit and role rules,
 // without a data dir (docs/architecture.md, SECURITY.md). The filesystem store has its own suite
-// (test_storage.cpp); openssl verifies what the service issues.
+// (test_storage.cpp); openssl verifies what the service issues. As test_service_pg the same cases
+// run with the certificates in PostgreSQL (support/test_store.hpp; issue 18 test 1).
 #define BOOST_TEST_MODULE test_service
 #include <boost/test/unit_test.hpp>
 
 #include "core/service.hpp"
 #include "support/memory_ports.hpp"
+#include "support/test_store.hpp"
 #include "support/print.hpp"
 #include "support/service_steps.hpp"
 #include "support/tools.hpp"
@@ -40,7 +42,7 @@ struct fixture {
     temp_dir dir; // files for openssl only
     fs::path ca_file = dir / "ca.crt";
     std::shared_ptr<time_point> now = std::make_shared<time_point>(t0);
-    memory_repository* repo = nullptr;
+    test_store* repo = nullptr; // in memory, or PostgreSQL for test_service_pg
     std::shared_ptr<memory_audit> audit = std::make_shared<memory_audit>();
     std::unique_ptr<cert_service> svc;
 
@@ -51,7 +53,7 @@ struct fixture {
         auto ca = certificate_authority::create(opts, t0 - 24h, rng);
         BOOST_REQUIRE(ca);
         write_text(ca_file, ca->cert_pem());
-        auto r = std::make_unique<memory_repository>();
+        auto r = test_store::make();
         repo = r.get();
         cfg.default_key_type = key_type::ec_p256;
         svc = std::make_unique<cert_service>(

@@ -51,6 +51,18 @@ void use_test_backend(app::config& cfg, const std::filesystem::path& dir) {
     if (::chmod(cfg.key_encryption_key_file.c_str(), 0600) != 0) throw std::runtime_error("chmod kek");
 }
 
+std::vector<std::string> test_backend_args(const std::filesystem::path& dir) {
+    app::config cfg;
+    use_test_backend(cfg, dir);
+    if (cfg.backend != "postgresql") return {};
+    return {"--storage.backend",
+            "postgresql",
+            "--storage.postgresql",
+            cfg.postgresql,
+            "--storage.key_encryption_key_file",
+            cfg.key_encryption_key_file.string()};
+}
+
 std::vector<std::string> audit_lines(const app::config& cfg) {
     if (cfg.backend != "postgresql") return lines_of(storage::layout{cfg.data_dir}.audit_log());
     auto c = storage::pg::connection::open(cfg.postgresql);

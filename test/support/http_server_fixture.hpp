@@ -31,6 +31,8 @@ bool skip_on_pg(const std::string& why);
 // Points `cfg` at the test backend: nothing for fs; for postgresql a fresh database of the shared
 // throwaway cluster (support/pg_cluster.hpp) and a key-encryption key file (0600) in `dir`.
 void use_test_backend(app::config& cfg, const std::filesystem::path& dir);
+// The same as command-line options for a `certmate` child process (none for fs).
+std::vector<std::string> test_backend_args(const std::filesystem::path& dir);
 
 // The audit chain's lines (JSON, oldest first) where `cfg` keeps it: the data dir's log file or
 // the database's audit_log table.
