@@ -21,19 +21,20 @@ if [ ${#targets[@]} -eq 0 ]; then
 fi
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
-failed=()
-summary=()
-for t in "${targets[@]}"; do
-  corpus="$dir/corpus/$t" crashes="$dir/crashes/$t" log="$dir/logs/fuzz_$t.log"
+# One target: its summary line in $dir/logs/summary_<t>, and exit 1 on a crash.
+fuzz_one() {
+  local t=$1
+  local corpus="$dir/corpus/$t" crashes="$dir/crashes/$t" log="$dir/logs/fuzz_$t.log"
   mkdir -p "$corpus" "$crashes" "$(dirname "$log")"
   echo "== fuzz $t for ${seconds} s"
-  rc=0
+  local rc=0
   "$dir/fuzz_$t" "$corpus" "fuzz/corpus/$t" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
     -artifact_prefix="$crashes/" -print_final_stats=1 >"$log" 2>&1 &
-  pid=$!
+  local pid=$!
   wait "$pid" || rc=$?
   # The target's scratch files (fuzz/support/fuzz_support.hpp), left behind when it did not exit normally.
   rm -rf "/dev/shm/certmate-fuzz-$pid"
+  local execs runs cov units bytes line
   execs=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
@@ -43,11 +44,24 @@ for t in "${targets[@]}"; do
     "${cov:-?}" "$units" "$bytes")
   if [ "$rc" -ne 0 ]; then
     line="$line  CRASH (exit $rc): $(ls "$crashes" | head -3 | tr '\n' ' ')see $log"
-    failed+=("$t")
     grep -m20 -E 'ERROR|SUMMARY|runtime error|==[0-9]+==' "$log" || true
   fi
-  echo "$line"
-  summary+=("$line")
+  echo "$line" | tee "$dir/logs/summary_$t"
+  [ "$rc" -eq 0 ]
+}
+# Targets run CERTMATE_FUZZ_JOBS at a time (default: one per core; each fuzzer is one thread).
+parallel=${CERTMATE_FUZZ_JOBS:-$(nproc)}
+failed=()
+summary=()
+pids=()
+for t in "${targets[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$parallel" ]; do wait -n || true; done
+  fuzz_one "$t" &
+  pids+=("$!")
+done
+for i in "${!targets[@]}"; do
+  wait "${pids[$i]}" || failed+=("${targets[$i]}")
+  summary+=("$(cat "$dir/logs/summary_${targets[$i]}")")
 done
 echo "== fuzz summary (${seconds} s per target, $(git rev-parse --short HEAD 2>/dev/null || echo '?'))"
 printf '%s\n' "${summary[@]}"

@@ -10,6 +10,7 @@
 #include "core/keys.hpp"
 #include "support/child_process.hpp"
 #include "support/http_server_fixture.hpp"
+#include "support/two_instances.hpp"
 #include "support/tools.hpp"
 
 #include <boost/json.hpp>
@@ -35,19 +36,6 @@ namespace fs = std::filesystem;
 namespace {
 
 const std::string bin = certmate_binary();
-
-// A port that was free a moment ago (the server's public_url must name its port before it starts).
-unsigned short free_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(fd);
-    return ntohs(a.sin_port);
-}
 
 unsigned file_mode(const fs::path& p) {
     struct stat st {};
@@ -97,7 +85,7 @@ struct served {
                 argv.push_back(s);
             argv.insert(argv.end(), {"--tls.cert", data + "/tls/server.crt", "--tls.key", data + "/tls/server.key"});
         } else {
-            const auto p = std::to_string(free_port());
+            const auto p = std::to_string(free_loopback_port());
             argv.insert(argv.end(), {"--listen", "127.0.0.1:" + p, "--issuance.public_url", "http://127.0.0.1:" + p});
         }
         argv.insert(argv.end(), backend.begin(), backend.end());

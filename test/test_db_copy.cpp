@@ -14,6 +14,7 @@
 #include "storage/pg_store.hpp"
 #include "support/child_process.hpp"
 #include "support/pg_cluster.hpp"
+#include "support/two_instances.hpp"
 #include "support/sample_records.hpp"
 #include "support/tools.hpp"
 
@@ -39,12 +40,6 @@ fs::path fast_base() {
     // Many small files and their fsyncs: tmpfs when the machine has one.
     if (fs::is_directory("/dev/shm") && ::access("/dev/shm", W_OK) == 0) return "/dev/shm";
     return fs::temp_directory_path();
-}
-
-std::string must(const std::string& cmd) {
-    auto r = run(cmd + " 2>&1");
-    BOOST_REQUIRE_MESSAGE(r.exit_code == 0, cmd << "\n" << r.output);
-    return r.output;
 }
 
 // PEM text of `bytes` pseudo-random bytes seeded by `seed` (base64, 64 columns), as a real one looks.

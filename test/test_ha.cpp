@@ -12,6 +12,7 @@
 #include "support/child_process.hpp"
 #include "support/http_client.hpp"
 #include "support/pg_cluster.hpp"
+#include "support/two_instances.hpp"
 #include "support/tools.hpp"
 
 #include <boost/json.hpp>
@@ -33,123 +34,29 @@ namespace json = boost::json;
 
 namespace {
 
-unsigned short free_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(fd);
-    return ntohs(a.sin_port);
-}
-
-std::string must(const std::string& cmd) {
-    auto r = run(cmd + " 2>&1");
-    BOOST_REQUIRE_MESSAGE(r.exit_code == 0, cmd << "\n" << r.output);
-    return r.output;
-}
-
-struct instance {
-    fs::path data;
-    std::unique_ptr<child_process> proc;
-    unsigned short port = 0, tls_port = 0;
-};
-
-// Two instances of one CA on one database, nginx in front.
-struct ha_fixture {
-    temp_dir dir;
-    std::string bin = certmate_binary();
-    std::string conninfo;
-    fs::path kek = dir / "kek";
-    fs::path conf;
-    std::string token;
-    instance a, b;
+// Two instances of one CA on one database (support/two_instances.hpp), nginx in front.
+struct ha_fixture : two_instances {
     std::unique_ptr<child_process> nginx;
     unsigned short lb_port = 0;
 
-    std::vector<std::string> db_args() const {
-        return {
-            "--storage.backend", "postgresql", "--storage.postgresql", conninfo, "--storage.key_encryption_key_file",
-            kek.string()};
-    }
-    std::string db_flags() const {
-        std::string s;
-        for (const auto& a : db_args()) s += " '" + a + "'";
-        return s;
+    static ha_options options(std::vector<std::string> rate_args, bool migrate) {
+        ha_options o;
+        o.tls = true;
+        o.migrate = migrate;
+        if (!rate_args.empty()) o.limits = std::move(rate_args);
+        o.extra = {"--issuance.default_key_type", "ec-p256"};
+        return o;
     }
 
-    // The rate limits both instances start with (none unless a test sets them).
-    std::vector<std::string> limits{"--rate_limit.default", "0", "--rate_limit.create", "0"};
-
-    // `migrate`: run `certmate db migrate` first; without it `serve` creates the schema itself.
-    explicit ha_fixture(std::vector<std::string> rate_args = {}, bool migrate = true) {
-        if (!rate_args.empty()) limits = std::move(rate_args);
-        conninfo = shared_pg_cluster().create_database();
-        write_text(kek, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n");
-        ::chmod(kek.c_str(), 0600);
-        a.data = dir / "a";
-        b.data = dir / "b";
-        must(bin + " init --data-dir " + a.data.string() + " --ca.key_type ec-p384 --server-cert 127.0.0.1");
-        conf = a.data / "certmate.conf";
-        token = read_text(a.data / "admin.token");
-        while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
-        // The second instance: the same CA (and audit signer) from a backup, the same TLS identity.
-        must(bin + " ca backup --data-dir " + a.data.string() + " --out " + (dir / "ca.tar").string());
-        must(bin + " ca restore --data-dir " + b.data.string() + " --in " + (dir / "ca.tar").string());
-        fs::create_directories(b.data / "tls");
-        fs::copy_file(a.data / "tls/server.crt", b.data / "tls/server.crt");
-        fs::copy_file(a.data / "tls/server.key", b.data / "tls/server.key");
-        if (migrate) {
-            auto out = must(bin + " db migrate -c " + conf.string() + " --data-dir " + a.data.string() + db_flags());
-            BOOST_TEST(out.find("schema migrated from version 0 to") != std::string::npos, out);
-            auto again = must(bin + " db migrate -c " + conf.string() + " --data-dir " + a.data.string() + db_flags());
-            BOOST_TEST(again.find("nothing to do") != std::string::npos, again);
-        }
-        start(a);
-        start(b);
+    // `rate_args`: the rate limits both instances start with (none unless given); `migrate`: run
+    // `certmate db migrate` first; without it `serve` creates the schema itself.
+    explicit ha_fixture(std::vector<std::string> rate_args = {}, bool migrate = true)
+        : two_instances(options(std::move(rate_args), migrate)) {
         start_nginx();
     }
 
-    void start(instance& i) {
-        std::vector<std::string> argv{bin,
-                                      "serve",
-                                      "-c",
-                                      conf.string(),
-                                      "--data-dir",
-                                      i.data.string(),
-                                      "--listen",
-                                      "127.0.0.1:0",
-                                      "--server.https_listen",
-                                      "127.0.0.1:0",
-                                      "--tls.cert",
-                                      (i.data / "tls/server.crt").string(),
-                                      "--tls.key",
-                                      (i.data / "tls/server.key").string(),
-                                      "--tls.client_auth",
-                                      "optional",
-                                      "--server.threads",
-                                      "2",
-                                      "--server.pool_threads",
-                                      "2",
-                                      "--issuance.default_key_type",
-                                      "ec-p256",
-                                      "--renewal.enabled",
-                                      "false"};
-        for (const auto& x : db_args()) argv.push_back(x);
-        for (const auto& x : limits) argv.push_back(x);
-        i.proc = std::make_unique<child_process>(argv, i.data.string() + ".err");
-        auto line = i.proc->wait_for_line("listening on http://", 120s);
-        BOOST_REQUIRE_MESSAGE(line, read_text(i.data.string() + ".err"));
-        i.port = port_of_listen_line(*line);
-        auto tline = i.proc->wait_for_line("listening on https://", 30s);
-        BOOST_REQUIRE_MESSAGE(tline, read_text(i.data.string() + ".err"));
-        i.tls_port = port_of_listen_line(*tline);
-    }
-
     void start_nginx() {
-        lb_port = free_port();
+        lb_port = free_loopback_port();
         fs::create_directories(dir / "nginx/logs");
         write_text(dir / "nginx/nginx.conf",
                    "worker_processes 1;\npid " + (dir / "nginx/nginx.pid").string() + ";\nerror_log " +
@@ -187,7 +94,7 @@ struct ha_fixture {
     std::string ca_file() const { return (a.data / "certs/ca/ca.crt").string(); }
 
     // `openssl ocsp` at instance `i` for the certificate in `cert_file`: "good", "revoked", or the output.
-    std::string ocsp_status(const instance& i, const std::string& cert_file) const {
+    std::string ocsp_status(const ha_instance& i, const std::string& cert_file) const {
         auto r = run("openssl ocsp -url http://127.0.0.1:" + std::to_string(i.port) + "/ocsp -issuer " + ca_file() +
                      " -CAfile " + ca_file() + " -cert " + cert_file + " -no_nonce 2>&1");
         if (r.exit_code != 0) return r.output;
@@ -204,7 +111,7 @@ unsigned curl_status(const std::string& args) {
 
 } // namespace
 
-BOOST_FIXTURE_TEST_SUITE(two_instances, ha_fixture)
+BOOST_FIXTURE_TEST_SUITE(behind_nginx, ha_fixture)
 
 BOOST_AUTO_TEST_CASE(creates_spread_revocations_reach_the_other_instance_and_outages_are_survived) {
     // 1. Creates through the load balancer land on both instances; each lists all of them.
