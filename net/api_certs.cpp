@@ -188,19 +188,22 @@ result<list_query> to_list_query(const path_params& query) {
 asio::awaitable<response> list_certs(call& c) {
     auto q = to_list_query(c.query);
     if (!q) co_return error_response(q.error());
-    auto list = [&](cert_service& s) { return s.list(*q); };
-    auto page = co_await c.core().in_core(list);
-    const auto now = c.core().view().now();
-    // {"certificates": [...], "total", "limit", "offset", "next_cursor"?}, each certificate written
-    // straight into the body: a json::object tree per certificate cost most of a page's CPU
-    // (BENCHMARKS.md "Store at 30,000").
+    // {"certificates": [...], "total", "limit", "offset", "next_cursor"?}. Each certificate is
+    // written straight into the body on the core strand, where the index hands it over without a
+    // copy, with its status at the query's time: a json::object tree per certificate, or a copy of
+    // each record, cost most of a page's CPU (BENCHMARKS.md "Store at 30,000").
     std::string body;
-    body.reserve(64 + page.items.size() * 1280);
+    body.reserve(64 + std::min<std::size_t>(q->limit, 100) * 1024);
     body += R"({"certificates":[)";
-    for (std::size_t i = 0; i < page.items.size(); ++i) {
-        if (i) body += ',';
-        append_json(body, page.items[i], to_string(status_at(page.items[i], now)));
-    }
+    bool first = true;
+    auto list = [&](cert_service& s) {
+        return s.list(*q, [&](const cert_record& rec, cert_status status) {
+            if (!first) body += ',';
+            first = false;
+            append_json(body, rec, to_string(status));
+        });
+    };
+    auto page = co_await c.core().in_core(list);
     body += R"(],"total":)";
     append_json_uint(body, page.total);
     body += R"(,"limit":)";
