@@ -16,6 +16,8 @@
 #             work on the machine does not inflate the way it inflates latency
 #   memory    VmRSS idle after start-up, and after the list load
 # Knobs: BENCH_STORE_N=30000 BENCH_STORE_DIR=dir BENCH_SECS=10 BENCH_JOB_WAIT=1800;
+# BENCH_PIN=1 runs the server on core 0 with one io thread and one pool thread and wrk -t1 on
+# core 1 (taskset; as bench/ocsp.sh's pinned layout), so the two do not take each other's core;
 # CERTMATE_BIN=path skips the build. Logs stay in build-bench/bench-logs/store-*.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +26,11 @@ N=${BENCH_STORE_N:-30000}
 SECS=${BENCH_SECS:-10}
 JOB_WAIT=${BENCH_JOB_WAIT:-1800}
 STORE=${BENCH_STORE_DIR:-$ROOT/build-bench/store-$N}
+PIN=${BENCH_PIN:-0}
+SERVER_PRE=() SERVER_ARGS=() WRK=(wrk -t2)
+if [ "$PIN" = 1 ]; then
+    SERVER_PRE=(taskset -c 0) SERVER_ARGS=(--server.threads 1 --server.pool_threads 1) WRK=(taskset -c 1 wrk -t1)
+fi
 BENCH_TAG="store"
 # shellcheck source=bench/common.sh
 . bench/common.sh
@@ -49,8 +56,8 @@ start() {
     local t0 code=""
     : >"$WORK/serve.out"
     t0=$(ms_now)
-    "$CERTMATE_BIN" serve --data-dir "$STORE" --listen 127.0.0.1:0 --rate_limit.default 0 \
-        --rate_limit.create 0 --rate_limit.batch 0 --rate_limit.ocsp 0 --rate_limit.crl 0 \
+    "${SERVER_PRE[@]}" "$CERTMATE_BIN" serve --data-dir "$STORE" --listen 127.0.0.1:0 --rate_limit.default 0 \
+        --rate_limit.create 0 --rate_limit.batch 0 --rate_limit.ocsp 0 --rate_limit.crl 0 "${SERVER_ARGS[@]}" \
         >"$WORK/serve.out" 2>>"$LOGS/store-serve.err" &
     PID=$!
     local port=""
@@ -143,7 +150,7 @@ measure() {
     out="$LOGS/store-wrk-$(tr -c 'a-zA-Z0-9\n' '-' <<<"$label" | tr -s '-').txt"
     local c0
     c0=$(cpu_ticks)
-    AUTH_TOKEN=$TOKEN timeout $((SECS + 30)) wrk -t2 -c16 -d"${SECS}s" --timeout 5s --latency \
+    AUTH_TOKEN=$TOKEN timeout $((SECS + 30)) "${WRK[@]}" -c16 -d"${SECS}s" --timeout 5s --latency \
         -s "$ROOT/bench/status200.lua" "$URL$path" >"$out" 2>&1 || true
     stat=$(grep '^WRKSTAT' "$out" || true)
     [ -n "$stat" ] || die "wrk $label printed no figures; see $out"
@@ -170,7 +177,7 @@ measure "stats" "/api/client-certs/stats" ".total >= $N"
 RSS_LOADED=$(rss_mib)
 
 echo "# bash bench/store.sh  ($COUNT certificates, RSA-4096 CA, $(nproc) cores, $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), binary $CERTMATE_BIN)"
-echo "# wrk -t2 -c16 -d${SECS}s per row, loopback, rate limits off; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# ${WRK[*]} -c16 -d${SECS}s per row${SERVER_ARGS:+ (server: ${SERVER_PRE[*]} ${SERVER_ARGS[*]})}, loopback, rate limits off; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "| start-up (exec to /health 200) | cold | warm (median of 3) |"
 echo "|---|---:|---:|"

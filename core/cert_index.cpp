@@ -317,7 +317,8 @@ void cert_index::for_each_text_hit(std::string_view needle, F&& f) const {
     }
 }
 
-list_page cert_index::query(const list_query& q, time_point now, int default_expiring_days) const {
+list_page cert_index::query(const list_query& q, time_point now, int default_expiring_days,
+                            const list_visitor& visit) const {
     ensure_built();
     list_page page;
     const int exp_days = q.expiring_within_days.value_or(default_expiring_days);
@@ -372,7 +373,13 @@ list_page cert_index::query(const list_query& q, time_point now, int default_exp
         const time_point e = rows_[s].expires_at;
         return (!lo || e > *lo) && (!hi || e <= *hi);
     };
-    auto emit = [&](slot s) { page.items.push_back(by_id_.at(rows_[s].identifier)); };
+    auto emit = [&](slot s) {
+        const cert_record& rec = by_id_.at(rows_[s].identifier);
+        if (visit)
+            visit(rec);
+        else
+            page.items.push_back(rec);
+    };
     auto cursor_of = [&](slot s) {
         const row& r = rows_[s];
         list_cursor c{k, desc, r.identifier, {}, 0};
@@ -405,7 +412,7 @@ list_page cert_index::query(const list_query& q, time_point now, int default_exp
         const std::size_t start = cursor_start(b, e) + q.offset;
         if (start >= e - b || want == 0) return page;
         const std::size_t end = std::min(e - b, start + want);
-        page.items.reserve(end - start);
+        if (!visit) page.items.reserve(end - start);
         for (std::size_t w = start; w < end; ++w) emit(at_walk(b, e, w));
         if (end < e - b) page.next_cursor = cursor_of(at_walk(b, e, end - 1));
         return page;

@@ -13,6 +13,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -59,6 +60,9 @@ struct list_page {
     std::string next_cursor; // encode_cursor of the last item when more matches follow; else empty
 };
 
+// Receives a page's records in order, borrowed for the call, instead of list_page::items.
+using list_visitor = std::function<void(const cert_record&)>;
+
 struct cert_stats {
     std::size_t total = 0, active = 0, revoked = 0, expired = 0, on_hold = 0, expiring_soon = 0;
     std::map<std::string, std::size_t> by_usage; // "api-mtls" -> n
@@ -81,7 +85,9 @@ public:
     bool serial_exists(const std::string& serial_decimal) const;
     std::size_t size() const noexcept { return by_id_.size(); }
 
-    list_page query(const list_query& q, time_point now, int default_expiring_days) const;
+    // With `visit`, the page's records go to it in order without a copy and items stays empty.
+    list_page query(const list_query& q, time_point now, int default_expiring_days,
+                    const list_visitor& visit = {}) const;
     cert_stats stats(time_point now, int expiring_days) const;
     // Current and historical serials revoked (including on hold), for the CRL.
     std::vector<revoked_serial> revoked() const;

@@ -1,5 +1,7 @@
 #include "core/cert_json.hpp"
 
+#include "core/json_text.hpp"
+
 #include <boost/json/array.hpp>
 #include <boost/json/string.hpp>
 
@@ -233,6 +235,128 @@ json::object to_json(const cert_record& r) {
     o["history"] = std::move(hist);
     o["has_private_key"] = r.has_private_key;
     return o;
+}
+
+namespace {
+
+void append_string_array(std::string& out, const std::vector<std::string>& v) {
+    out += '[';
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        if (i) out += ',';
+        append_json_string(out, v[i]);
+    }
+    out += ']';
+}
+
+void append_time_or_null(std::string& out, const std::optional<time_point>& t) {
+    if (t)
+        append_json_time(out, *t);
+    else
+        out += "null";
+}
+
+void append_reason_or_null(std::string& out, const std::optional<revocation_reason>& r) {
+    if (r)
+        append_json_string(out, to_string(*r));
+    else
+        out += "null";
+}
+
+} // namespace
+
+// The same keys, order and values as to_json above (boost::json::object keeps insertion order).
+void append_json(std::string& out, const cert_record& r, std::string_view status, std::string_view certificate_pem) {
+    out += R"({"type":"client_certificate","identifier":)";
+    append_json_string(out, r.identifier);
+    for (const auto& [key, field] : subject_keys) {
+        out += ",\"";
+        out += key;
+        out += "\":";
+        append_json_string(out, r.subject.*field);
+    }
+    out += R"(,"serial_number":)";
+    append_json_string(out, r.serial_number);
+    out += R"(,"key_usage":)";
+    append_string_array(out, r.key_usage);
+    out += R"(,"extended_key_usage":)";
+    append_string_array(out, r.extended_key_usage);
+    out += R"(,"created_at":)";
+    append_json_time(out, r.created_at);
+    out += R"(,"not_before":)";
+    append_json_time(out, r.not_before);
+    out += R"(,"expires_at":)";
+    append_json_time(out, r.expires_at);
+    out += R"(,"cert_usage":)";
+    append_json_string(out, to_string(r.usage));
+    out += R"(,"notes":)";
+    append_json_string(out, r.notes);
+
+    out += R"(,"revocation":{"revoked":)";
+    append_json_bool(out, r.revocation.revoked);
+    out += R"(,"revoked_at":)";
+    append_time_or_null(out, r.revocation.revoked_at);
+    out += R"(,"reason_revoked":)";
+    append_reason_or_null(out, r.revocation.reason);
+    out += R"(,"reason":)";
+    append_reason_or_null(out, r.revocation.reason);
+
+    out += R"(},"renewal":{"renewal_enabled":)";
+    append_json_bool(out, r.renewal.renewal_enabled);
+    out += R"(,"renewal_threshold_days":)";
+    append_json_int(out, r.renewal.renewal_threshold_days);
+    out += R"(,"last_renewed_at":)";
+    append_time_or_null(out, r.renewal.last_renewed_at);
+
+    out += R"(},"fingerprint_sha256":)";
+    append_json_string(out, r.fingerprint_sha256);
+    out += R"(,"key_type":)";
+    append_json_string(out, r.key_type);
+    out += R"(,"subject_alt_names":{"dns":)";
+    append_string_array(out, r.sans.dns);
+    out += R"(,"email":)";
+    append_string_array(out, r.sans.email);
+    out += R"(,"ip":)";
+    append_string_array(out, r.sans.ip);
+    out += R"(,"uri":)";
+    append_string_array(out, r.sans.uri);
+    out += R"(},"api_role":)";
+    if (r.role)
+        append_json_string(out, to_string(*r.role));
+    else
+        out += "null";
+
+    out += R"(,"history":[)";
+    for (std::size_t i = 0; i < r.history.size(); ++i) {
+        const auto& h = r.history[i];
+        out += i ? R"(,{"serial_number":)" : R"({"serial_number":)";
+        append_json_string(out, h.serial_number);
+        out += R"(,"not_before":)";
+        append_json_time(out, h.not_before);
+        out += R"(,"expires_at":)";
+        append_json_time(out, h.expires_at);
+        out += R"(,"fingerprint_sha256":)";
+        append_json_string(out, h.fingerprint_sha256);
+        out += R"(,"superseded_at":)";
+        append_json_time(out, h.superseded_at);
+        out += R"(,"revoked":)";
+        append_json_bool(out, h.revoked);
+        out += R"(,"revoked_at":)";
+        append_time_or_null(out, h.revoked_at);
+        out += R"(,"reason":)";
+        append_reason_or_null(out, h.reason);
+        out += '}';
+    }
+    out += R"(],"has_private_key":)";
+    append_json_bool(out, r.has_private_key);
+    if (!status.empty()) {
+        out += R"(,"status":)";
+        append_json_string(out, status);
+    }
+    if (!certificate_pem.empty()) {
+        out += R"(,"certificate":)";
+        append_json_string(out, certificate_pem);
+    }
+    out += '}';
 }
 
 result<cert_record> record_from_json(const json::value& v) {

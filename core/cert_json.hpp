@@ -22,4 +22,11 @@ result<cert_record> record_from_json(const boost::json::value& v);
 
 boost::json::object to_json(const subject_alt_names& s);
 
+// Appends the text boost::json::serialize gives for to_json(r) with "status" and then
+// "certificate" added at its end (each only when not empty) — the certificate as the API shows it —
+// written straight into `out` without building the tree: the list answers 50-1,000 of these
+// (docs/api.md "Listing certificates"). test_cert_json compares the two byte for byte.
+void append_json(std::string& out, const cert_record& r, std::string_view status = {},
+                 std::string_view certificate_pem = {});
+
 } // namespace certmate

@@ -965,6 +965,12 @@ result<cert_view> cert_service::get(const std::string& id) const {
 
 list_page cert_service::list(const list_query& q) const { return index_.query(q, clock_(), cfg_.expiring_days); }
 
+list_page cert_service::list(const list_query& q,
+                             const std::function<void(const cert_record&, cert_status)>& visit) const {
+    const time_point now = clock_();
+    return index_.query(q, now, cfg_.expiring_days, [&](const cert_record& r) { visit(r, status_at(r, now)); });
+}
+
 cert_stats cert_service::stats() const { return index_.stats(clock_(), cfg_.expiring_days); }
 
 std::vector<std::string> cert_service::renewal_plan(time_point now) const { return index_.due_for_renewal(now); }

@@ -218,6 +218,10 @@ public:
     // ---- reads [strand] ----
     result<cert_view> get(const std::string& id) const;
     list_page list(const list_query& q) const;
+    // The page's records handed to `visit` in order with their status at the time the query used,
+    // borrowed for the call, not copied (list_page::items stays empty): the list answer writes
+    // them straight into its body.
+    list_page list(const list_query& q, const std::function<void(const cert_record&, cert_status)>& visit) const;
     cert_stats stats() const;
     // Identifiers the sweep would renew at `now`.
     std::vector<std::string> renewal_plan(time_point now) const;

@@ -543,6 +543,17 @@ BOOST_AUTO_TEST_CASE(matches_a_naive_reference_through_churn) {
                             BOOST_TEST(ids(page) == slice, boost::test_tools::per_element());
                             BOOST_TEST(page.next_cursor.empty() == (e >= want.size()));
                             for (const auto& r : page.items) BOOST_TEST((r == ref.recs.at(r.identifier)));
+                            // With a visitor (the list answer's way): the same records in the same
+                            // order, the same total and cursor, and no copies in items.
+                            std::vector<std::string> visited;
+                            const auto vpage = idx.query(q, now, def_days, [&](const cert_record& r) {
+                                BOOST_TEST((r == ref.recs.at(r.identifier)));
+                                visited.push_back(r.identifier);
+                            });
+                            BOOST_TEST(visited == ids(page), boost::test_tools::per_element());
+                            BOOST_TEST(vpage.items.empty());
+                            BOOST_TEST(vpage.total == page.total);
+                            BOOST_TEST(vpage.next_cursor == page.next_cursor);
                             ++checked;
 
                             // Follow the cursors from that page to the end: exactly the rest, in order.
