@@ -241,8 +241,8 @@ std::optional<ocsp_answer> ocsp_endpoint::cached_answer(std::string_view der) {
     std::optional<ocsp_table::cached_response> hit;
     {
         std::shared_lock lock(known_mu_); // held for the lookup: the serial is read in place
-        const auto it = known_.find(der);
-        if (it == known_.end()) return std::nullopt;
+        const auto it = known_.find(std::hash<std::string_view>{}(der));
+        if (it == known_.end() || it->second.der != der) return std::nullopt;
         hit = table->cached(it->second.serial, it->second.hash_nid, now, refresh_before_);
     }
     if (!hit) return std::nullopt;
@@ -252,13 +252,14 @@ std::optional<ocsp_answer> ocsp_endpoint::cached_answer(std::string_view der) {
 }
 
 void ocsp_endpoint::remember(std::string_view der, const ocsp_query& q) {
+    const std::size_t key = std::hash<std::string_view>{}(der);
     {
         std::shared_lock lock(known_mu_);
-        if (known_.contains(der)) return;
+        if (const auto it = known_.find(key); it != known_.end() && it->second.der == der) return;
     }
     std::unique_lock lock(known_mu_);
     if (known_.size() >= max_known_requests) known_.clear(); // many distinct requests: start afresh
-    known_.try_emplace(std::string(der), known_request{q.serial_decimal, q.hash_nid});
+    known_.insert_or_assign(key, known_request{std::string(der), q.serial_decimal, q.hash_nid});
 }
 
 void add_ocsp_routes(router& r) {
