@@ -24,7 +24,10 @@
 # from it are kept in BENCH_OCSP_DIR (build-bench/ocsp-store) and reused by the next run.
 # Knobs: BENCH_OCSP_N=30000 BENCH_SECS=10 BENCH_CONNS=64 BENCH_ROUNDS=3 BENCH_PINNED_ROUNDS=2
 # BENCH_WAIT_MAX=1200 (seconds to wait for compilers to finish; 0 = do not wait);
-# CERTMATE_BIN=path skips the build. Logs: build-bench/bench-logs/ocsp-*.
+# CERTMATE_BIN=path skips the build; CERTMATE_BEFORE_BIN=path adds a fifth server, "certmate
+# before", that binary over a copy of the store (one serve per data dir), in the same rotation:
+# before and after side by side; BENCH_FILL_ONLY=1 makes the store and fixtures, then stops.
+# Logs: build-bench/bench-logs/ocsp-*.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -35,6 +38,7 @@ ROUNDS=${BENCH_ROUNDS:-3}
 PROUNDS=${BENCH_PINNED_ROUNDS:-2}
 WAIT_MAX=${BENCH_WAIT_MAX:-1200}
 STORE=${BENCH_OCSP_DIR:-$ROOT/build-bench/ocsp-store}
+BEFORE_BIN=${CERTMATE_BEFORE_BIN:-}
 
 BENCH_TAG="ocsp"
 # shellcheck source=bench/common.sh
@@ -50,7 +54,8 @@ if [ "${CERTMATE_BENCH_INNER:-}" != 1 ]; then
         if command -v systemctl >/dev/null && systemctl is-active -q nginx 2>/dev/null; then systemctl stop nginx || true; fi
     fi
     bench_build
-    bench_wait_quiet "$WAIT_MAX"
+    [ -z "$BEFORE_BIN" ] || [ -x "$BEFORE_BIN" ] || die "no certmate binary at CERTMATE_BEFORE_BIN=$BEFORE_BIN"
+    [ "${BENCH_FILL_ONLY:-}" = 1 ] || bench_wait_quiet "$WAIT_MAX"
     export CERTMATE_BENCH_INNER=1
     exec unshare -n bash "$0" "$@"
 fi
@@ -113,7 +118,7 @@ CM_PID="" CM_PORT=""
 start_certmate() { # NAME [taskset prefix...]
     local name=$1 i
     shift
-    "$@" "$BIN" serve --data-dir "$STORE/data" --listen 127.0.0.1:0 \
+    "$@" "${CM_BIN:-$BIN}" serve --data-dir "${CM_DATA:-$STORE/data}" --listen 127.0.0.1:0 \
         --rate_limit.default 0 --rate_limit.create 0 --rate_limit.batch 0 --rate_limit.ocsp 0 --rate_limit.crl 0 \
         ${CM_EXTRA:-} >"$WORK/$name.out" 2>"$LOGS/ocsp-$name.log" &
     CM_PID=$!
@@ -161,6 +166,16 @@ fi
 NREQ=$(wc -l <"$FIX/reqs.hex")
 [ "$NREQ" -ge "$N" ] || die "only $NREQ requests in $FIX (store has $(count_store))"
 cp "$FIX/index.txt" "$WORK/index.txt"
+if [ "${BENCH_FILL_ONLY:-}" = 1 ]; then
+    log "store and fixtures ready in $STORE ($N certificates); BENCH_FILL_ONLY: not measuring"
+    exit 0
+fi
+if [ -n "$BEFORE_BIN" ]; then
+    t0=$(now)
+    rm -rf "$STORE/data-before"
+    cp -a "$DATA" "$STORE/data-before"
+    log "copied the store for certmate before ($BEFORE_BIN) in $(elapsed "$t0") s"
+fi
 
 # ---- one load phase
 run_wrk() { # LAYOUT ROUND SERVER URL PID [VAR=VALUE...]: a row of the table
@@ -278,6 +293,23 @@ for layout in unpinned pinned; do
         CM_EXTRA="" start_certmate "cm-$layout"
     fi
     CM=http://127.0.0.1:$CM_PORT/ocsp
+    CMB="" CMB_PID=""
+    if [ -n "$BEFORE_BIN" ]; then
+        main_pid=$CM_PID main_port=$CM_PORT
+        if [ "$layout" = pinned ]; then
+            CM_BIN=$BEFORE_BIN CM_DATA=$STORE/data-before CM_EXTRA="--server.threads 1 --server.pool_threads 1" \
+                start_certmate "cmb-$layout" taskset -c 0
+        else
+            CM_BIN=$BEFORE_BIN CM_DATA=$STORE/data-before CM_EXTRA="" start_certmate "cmb-$layout"
+        fi
+        CMB=http://127.0.0.1:$CM_PORT/ocsp CMB_PID=$CM_PID
+        CM_PID=$main_pid CM_PORT=$main_port
+        t0=$(now)
+        python3 bench/ocsp_fixtures.py collect "$CMB" "$FIX/reqs.hex" "$WORK/responses-before.b64" >/dev/null ||
+            die "certmate before did not answer every serial"
+        log "certmate before ($layout): all $NREQ serials answered and cached in $(elapsed "$t0") s"
+        check_ocsp "$CMB" "certmate before"
+    fi
     # Fills certmate's cache (every serial once) and, the first time, cfssl's responses file.
     t0=$(now)
     python3 bench/ocsp_fixtures.py collect "$CM" "$FIX/reqs.hex" "$WORK/responses.b64" >/dev/null ||
@@ -290,10 +322,12 @@ for layout in unpinned pinned; do
     for ((r = 1; r <= rounds; r++)); do
         # The order turns each round, so no server always runs first or right after another.
         order=(certmate nginx openssl cfssl)
-        for ((k = 0; k < (r - 1) % 4; k++)); do order=("${order[@]:1}" "${order[0]}"); done
+        [ -z "$BEFORE_BIN" ] || order+=(before)
+        for ((k = 0; k < (r - 1) % ${#order[@]}; k++)); do order=("${order[@]:1}" "${order[0]}"); done
         for s in "${order[@]}"; do
             case $s in
             certmate) run_wrk "$layout" "$r" certmate "$CM" "$CM_PID" OCSP_REQS="$FIX/reqs.hex" ;;
+            before) run_wrk "$layout" "$r" "certmate before" "$CMB" "$CMB_PID" OCSP_REQS="$FIX/reqs.hex" ;;
             nginx) run_wrk "$layout" "$r" "nginx 1 KB" "http://127.0.0.1:$PORT_NGINX/1k.bin" "$NGINX_PID" STATIC_LEN=1024 ;;
             cfssl) run_wrk "$layout" "$r" "cfssl ocspserve" "http://127.0.0.1:$PORT_CFSSL/" "$CFSSL_PID" OCSP_REQS="$FIX/reqs.hex" ;;
             openssl)
@@ -311,7 +345,9 @@ for layout in unpinned pinned; do
     stop_pid "$NGINX_PID"
     stop_pid "$CFSSL_PID"
     stop_pid "$CM_PID"
+    [ -z "$CMB_PID" ] || stop_pid "$CMB_PID"
 done
+[ -z "$BEFORE_BIN" ] || rm -rf "$STORE/data-before"
 
 # ---- the table
 {

@@ -27,7 +27,14 @@ double seconds_to_full(double tokens, int limit) { return (limit - tokens) / per
 } // namespace
 
 rate_limiter::rate_limiter(rate_limit_config cfg, std::size_t max_buckets)
-    : cfg_(cfg), max_buckets_(std::max<std::size_t>(max_buckets, 16)) {}
+    : cfg_(cfg), max_buckets_(std::max<std::size_t>(max_buckets, 16)) {
+    note_unlimited();
+}
+
+void rate_limiter::note_unlimited() {
+    for (std::size_t i = 0; i < rate_class_count; ++i)
+        unlimited_[i].store(cfg_.per_minute[i] <= 0, std::memory_order_relaxed);
+}
 
 rate_decision rate_limiter::check(std::string_view client, rate_class c, clock::time_point now) {
     std::lock_guard lock(mu_);
@@ -92,6 +99,7 @@ void rate_limiter::set_config(const rate_limit_config& cfg) {
     std::lock_guard lock(mu_);
     const rate_limit_config old = cfg_;
     cfg_ = cfg;
+    note_unlimited();
     // A class whose limit changed starts afresh: every client gets a full bucket of the new size.
     for (auto it = buckets_.begin(); it != buckets_.end();) {
         const auto c = static_cast<rate_class>(it->first[0] - '0');

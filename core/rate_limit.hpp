@@ -8,6 +8,7 @@
 #include "core/errc.hpp"
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <mutex>
@@ -52,6 +53,11 @@ public:
     void set_config(const rate_limit_config& cfg);
     rate_limit_config config() const;
     std::size_t size() const;
+    // Whether class `c` is unlimited now, without the lock (a hot path's check before it skips
+    // check(): an unlimited class keeps no bucket and sends no RateLimit headers).
+    bool unlimited(rate_class c) const noexcept {
+        return unlimited_[static_cast<std::size_t>(c)].load(std::memory_order_relaxed);
+    }
 
 private:
     struct bucket {
@@ -65,6 +71,8 @@ private:
     std::size_t max_buckets_;
     std::unordered_map<std::string, bucket> buckets_; // key: class byte + client
     std::size_t checks_since_sweep_ = 0;
+    std::array<std::atomic<bool>, rate_class_count> unlimited_{}; // cfg_[c] <= 0, kept with cfg_
+    void note_unlimited();
 };
 
 // Buckets shared by several instances (rate_limit.shared, docs/high-availability.md): the same

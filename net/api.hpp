@@ -269,6 +269,16 @@ std::size_t body_limit_for(api_state& api, const request& req, const peer_info& 
 // handler, the headers every answer carries, metrics. Never throws.
 asio::awaitable<response> dispatch(api_state& api, request& req, const peer_info& peer);
 
+// The fast path for POST /ocsp and GET /ocsp/... (BENCHMARKS.md "OCSP at 30,000"): when `req`
+// is an HTTP/1.1 keep-alive request dispatch would answer from the OCSP cache without any header
+// of its own (no credentials, no client certificate, the ocsp rate class unlimited and not shared,
+// debug logging off), the answer as `head` (status line and header fields, the same bytes
+// dispatch's answer would carry but the request id) and `body` (the shared DER), counted in the
+// metrics as dispatch counts it; false, with nothing counted, when dispatch must answer.
+// [any thread, non-blocking]
+bool fast_answer(api_state& api, const request& req, const peer_info& peer, std::string& head,
+                 std::shared_ptr<const std::string>& body);
+
 // Headers every answer carries (for answers made outside dispatch: 431, 413, 503, ...).
 void finish_response(response& res, const request* req, std::string_view request_id);
 std::string new_request_id();

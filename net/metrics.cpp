@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <tuple>
 
 namespace certmate::net {
@@ -38,6 +39,18 @@ void metrics::observe_request(std::string_view route, std::string_view method, u
         if (seconds <= bounds_[i]) ++h.buckets[i];
     ++h.count;
     h.sum += seconds;
+}
+
+void metrics::observe_fast(fast_route r, double seconds) {
+    auto& f = fast_[static_cast<std::size_t>(r)];
+    // One increment, in the first bucket that holds it (made cumulative at scrape time).
+    for (std::size_t i = 0; i < bounds_.size(); ++i)
+        if (seconds <= bounds_[i]) {
+            f.buckets[i].fetch_add(1, std::memory_order_relaxed);
+            break;
+        }
+    f.sum_ns.fetch_add(static_cast<std::uint64_t>(seconds * 1e9), std::memory_order_relaxed);
+    f.count.fetch_add(1, std::memory_order_relaxed);
 }
 
 void metrics::rate_limited(rate_class c) {
@@ -142,14 +155,34 @@ std::string metrics::render(const metrics_snapshot& s) const {
     }
 
     std::lock_guard lock(mu_);
+    // The fast path's answers, merged into their route's series (copies: a scrape is rare).
+    auto requests = requests_;
+    auto latency = latency_;
+    static constexpr std::pair<const char*, const char*> fast_labels[fast_route_count] = {{"/ocsp", "POST"},
+                                                                                          {"/ocsp/{*req}", "GET"}};
+    for (std::size_t r = 0; r < fast_route_count; ++r) {
+        const auto& f = fast_[r];
+        std::array<std::uint64_t, bounds_.size()> cumulative{};
+        std::uint64_t below = 0;
+        for (std::size_t i = 0; i < bounds_.size(); ++i)
+            cumulative[i] = below += f.buckets[i].load(std::memory_order_relaxed);
+        // Read after the buckets, and never below them: +Inf holds every bucket.
+        const auto count = std::max(below, f.count.load(std::memory_order_relaxed));
+        if (count == 0) continue;
+        requests[{fast_labels[r].first, fast_labels[r].second, 200}] += count;
+        auto& h = latency[fast_labels[r].first];
+        for (std::size_t i = 0; i < bounds_.size(); ++i) h.buckets[i] += cumulative[i];
+        h.count += count;
+        h.sum += static_cast<double>(f.sum_ns.load(std::memory_order_relaxed)) / 1e9;
+    }
     header(out, "certmate_http_requests_total", "counter", "HTTP requests answered, by route, method and status.");
-    for (const auto& [key, n] : requests_) {
+    for (const auto& [key, n] : requests) {
         const auto& [route, method, status] = key;
         out += fmt::format("certmate_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{}\"}} {}\n",
                            escape(route), escape(method), status, n);
     }
     header(out, "certmate_http_request_duration_seconds", "histogram", "Time to answer a request, by route.");
-    for (const auto& [route, h] : latency_) {
+    for (const auto& [route, h] : latency) {
         const auto r = escape(route);
         for (std::size_t i = 0; i < bounds_.size(); ++i)
             out += fmt::format("certmate_http_request_duration_seconds_bucket{{route=\"{}\",le=\"{}\"}} {}\n", r,
@@ -195,6 +228,11 @@ std::string metrics::render(const metrics_snapshot& s) const {
            "OCSP requests without a nonce, answered from the cache (hit) or signed (miss).");
     out += fmt::format("certmate_ocsp_cache_total{{result=\"hit\"}} {}\n", ocsp_cache_hits_.load());
     out += fmt::format("certmate_ocsp_cache_total{{result=\"miss\"}} {}\n", ocsp_cache_misses_.load());
+    header(out, "certmate_ocsp_fast_path_total", "counter",
+           "OCSP answers from the cache for request bytes seen before, sent without routing (also counted as hits).");
+    std::uint64_t fast = 0;
+    for (const auto& f : fast_) fast += f.count.load(std::memory_order_relaxed);
+    out += fmt::format("certmate_ocsp_fast_path_total {}\n", fast);
     header(out, "certmate_jobs", "gauge", "Batch jobs kept, by state.");
     for (const auto& [state, n] : s.jobs_by_state)
         out += fmt::format("certmate_jobs{{state=\"{}\"}} {}\n", escape(state), n);

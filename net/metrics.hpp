@@ -39,6 +39,11 @@ struct metrics_snapshot {
 enum class ocsp_outcome { good, revoked, unknown, malformed, unauthorized, internal_error };
 inline constexpr std::size_t ocsp_outcome_count = 6;
 
+// The requests the server's fast path answers (net/server.cpp): counted without the mutex, shown
+// in certmate_http_requests_total and the duration histogram like any other 200 of their route.
+enum class fast_route { ocsp_post, ocsp_get };
+inline constexpr std::size_t fast_route_count = 2;
+
 class metrics {
 public:
     void observe_request(std::string_view route, std::string_view method, unsigned status, double seconds);
@@ -56,6 +61,8 @@ public:
     void job_row(std::string_view kind, bool ok);
     void ocsp_answered(ocsp_outcome o) { ++ocsp_[static_cast<std::size_t>(o)]; }
     void ocsp_cache(bool hit) { ++(hit ? ocsp_cache_hits_ : ocsp_cache_misses_); }
+    // A 200 of `r` answered by the fast path in `seconds` (lock-free).
+    void observe_fast(fast_route r, double seconds);
     std::string render(const metrics_snapshot& s) const;
 
 private:
@@ -78,6 +85,12 @@ private:
     std::map<std::pair<std::string, bool>, std::uint64_t> job_rows_;
     std::array<std::atomic<std::uint64_t>, ocsp_outcome_count> ocsp_{}; // lock-free: the OCSP hot path
     std::atomic<std::uint64_t> ocsp_cache_hits_{0}, ocsp_cache_misses_{0};
+    struct fast_series {
+        std::array<std::atomic<std::uint64_t>, bounds_.size()> buckets{}; // not cumulative: the first bucket only
+        std::atomic<std::uint64_t> count{0};
+        std::atomic<std::uint64_t> sum_ns{0};
+    };
+    std::array<fast_series, fast_route_count> fast_{};
 };
 
 } // namespace certmate::net

@@ -7,6 +7,7 @@
 #include <boost/asio/post.hpp>
 
 #include <ctime>
+#include <mutex>
 
 namespace certmate::net {
 
@@ -52,16 +53,19 @@ std::string http_date(time_point t) {
     return buf;
 }
 
+std::string max_age_value(const ocsp_answer& a, time_point now) {
+    // RFC 5019 6.2: "max-age=<n> -where n is a time value later than thisUpdate but earlier than nextUpdate."
+    const auto max_age =
+        std::max<std::int64_t>(0, std::chrono::floor<std::chrono::seconds>(a.next_update - now).count());
+    return "max-age=" + std::to_string(max_age) + ", public, no-transform, must-revalidate";
+}
+
 // The answer as HTTP: always 200 application/ocsp-response (RFC 6960 A.1); on GET, a cacheable
 // answer carries the RFC 5019 6.2 headers.
 response to_http(const ocsp_answer& a, bool get, time_point now) {
     auto res = bytes_response(http::status::ok, "application/ocsp-response", *a.der);
     if (!get || !a.cacheable) return res;
-    // RFC 5019 6.2: "max-age=<n> -where n is a time value later than thisUpdate but earlier than nextUpdate."
-    const auto max_age =
-        std::max<std::int64_t>(0, std::chrono::floor<std::chrono::seconds>(a.next_update - now).count());
-    res.set(http::field::cache_control,
-            "max-age=" + std::to_string(max_age) + ", public, no-transform, must-revalidate");
+    res.set(http::field::cache_control, max_age_value(a, now));
     res.set(http::field::date, http_date(now));
     // RFC 5019 6.2: Last-Modified "will be the same as the thisUpdate timestamp", Expires "the same
     // as the nextUpdate timestamp in the OCSP response itself".
@@ -157,6 +161,7 @@ asio::awaitable<ocsp_answer> ocsp_endpoint::answer(std::string_view der) {
     const auto now = std::chrono::floor<std::chrono::seconds>(svc.now());
     if (cacheable) {
         const auto& q = req->queries.front();
+        remember(der, q); // the next request of these bytes can take the server's fast path
         if (auto hit = table->cached(q.serial_decimal, q.hash_nid, now, refresh_before_)) {
             stats_.ocsp_cache(true);
             stats_.ocsp_answered(outcome_of(hit->status));
@@ -193,6 +198,68 @@ asio::awaitable<ocsp_answer> ocsp_endpoint::answer(std::string_view der) {
     }
     count();
     co_return ocsp_answer{std::move(out), !req->has_nonce, now, next};
+}
+
+void ocsp_fast_head(std::string& out, const ocsp_answer& a, bool get, time_point now, std::string_view request_id) {
+    // to_http, then finish_response (X-Request-Id, X-CertMate-API-Version, Server, Cache-Control
+    // unless set, X-Content-Type-Options), then prepare_payload (Content-Length); HTTP/1.1
+    // keep-alive sends no Connection field.
+    out.assign("HTTP/1.1 200 OK\r\nContent-Type: application/ocsp-response\r\n");
+    if (get && a.cacheable) {
+        out += "Cache-Control: ";
+        out += max_age_value(a, now);
+        out += "\r\nDate: ";
+        out += http_date(now);
+        out += "\r\nLast-Modified: ";
+        out += http_date(a.this_update);
+        out += "\r\nExpires: ";
+        out += http_date(a.next_update);
+        out += "\r\n";
+        if (auto tag = sha256_hex(*a.der)) {
+            out += "ETag: \"";
+            out += *tag;
+            out += "\"\r\n";
+        } else {
+            spdlog::error("OCSP response sent without an ETag: {}", tag.error().message);
+        }
+    }
+    out += "X-Request-Id: ";
+    out += request_id;
+    out += "\r\nX-CertMate-API-Version: ";
+    out += api_version;
+    out += "\r\nServer: certmate\r\n";
+    if (!get || !a.cacheable) out += "Cache-Control: no-store\r\n";
+    out += "X-Content-Type-Options: nosniff\r\nContent-Length: ";
+    out += std::to_string(a.der->size());
+    out += "\r\n\r\n";
+}
+
+std::optional<ocsp_answer> ocsp_endpoint::cached_answer(std::string_view der) {
+    auto& svc = core_.view();
+    const auto now = std::chrono::floor<std::chrono::seconds>(svc.now());
+    const auto table = svc.ocsp_statuses();
+    std::optional<ocsp_table::cached_response> hit;
+    {
+        std::shared_lock lock(known_mu_); // held for the lookup: the serial is read in place
+        const auto it = known_.find(std::hash<std::string_view>{}(der));
+        if (it == known_.end() || it->second.der != der) return std::nullopt;
+        hit = table->cached(it->second.serial, it->second.hash_nid, now, refresh_before_);
+    }
+    if (!hit) return std::nullopt;
+    stats_.ocsp_cache(true);
+    stats_.ocsp_answered(outcome_of(hit->status));
+    return ocsp_answer{std::move(hit->der), true, hit->this_update, hit->next_update};
+}
+
+void ocsp_endpoint::remember(std::string_view der, const ocsp_query& q) {
+    const std::size_t key = std::hash<std::string_view>{}(der);
+    {
+        std::shared_lock lock(known_mu_);
+        if (const auto it = known_.find(key); it != known_.end() && it->second.der == der) return;
+    }
+    std::unique_lock lock(known_mu_);
+    if (known_.size() >= max_known_requests) known_.clear(); // many distinct requests: start afresh
+    known_.insert_or_assign(key, known_request{std::string(der), q.serial_decimal, q.hash_nid});
 }
 
 void add_ocsp_routes(router& r) {

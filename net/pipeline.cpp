@@ -162,6 +162,13 @@ std::size_t body_limit_for(api_state& api, const request& req, const peer_info& 
     const auto& opts = api.opts;
     if (opts.batch_body_limit <= opts.body_limit) return opts.body_limit;
     const std::string_view target = req.target();
+    // The batch routes' first segment is "api" (the router skips empty segments and decodes
+    // escapes): another literal one cannot be a batch route, and needs no routing pass here.
+    {
+        auto first = target.substr(std::min(target.size(), target.find_first_not_of('/')));
+        first = first.substr(0, first.find_first_of("/?"));
+        if (first != "api" && first.find('%') == std::string_view::npos) return opts.body_limit;
+    }
     const auto m = api.routes.find(req.method(), target.substr(0, target.find('?')));
     const route* rt = m.found;
     if (!rt || !rt->role || (!peer.tls && !opts.api_on_http && !rt->protocol)) return opts.body_limit;
@@ -172,6 +179,50 @@ std::size_t body_limit_for(api_state& api, const request& req, const peer_info& 
                                      *svc.serial_owners(), svc.now());
     if (!auth.ident || static_cast<int>(auth.ident->role) < static_cast<int>(*rt->role)) return opts.body_limit;
     return opts.batch_body_limit;
+}
+
+bool fast_answer(api_state& api, const request& req, const peer_info& peer, std::string& head,
+                 std::shared_ptr<const std::string>& body) {
+    const auto started = std::chrono::steady_clock::now();
+    const auto method = req.method();
+    const bool get = method == http::verb::get;
+    if (!get && method != http::verb::post) return false;
+    // dispatch's answer would carry a Connection field, RateLimit-* fields, or a log line; or it
+    // would authenticate a caller (a denial to audit, another rate-limit key).
+    if (req.version() != 11 || !req.keep_alive()) return false;
+    if (peer.cert || req.find(http::field::authorization) != req.end()) return false;
+    if (!api.limiter.unlimited(rate_class::ocsp) || api.opts.shared_buckets) return false;
+    if (spdlog::should_log(spdlog::level::debug)) return false;
+
+    const std::string_view target = req.target();
+    std::optional<std::string> from_path;
+    std::string_view der;
+    if (get) {
+        // The route's tail as the router would take it: what follows "/ocsp/", no query.
+        constexpr std::string_view prefix = "/ocsp/";
+        if (!target.starts_with(prefix) || target.size() == prefix.size() || target[prefix.size()] == '/' ||
+            target.find('?') != std::string_view::npos)
+            return false;
+        const auto unescaped = percent_decode(target.substr(prefix.size()));
+        if (unescaped) from_path = decode_ocsp_get_path(*unescaped);
+        if (!from_path) return false;
+        der = *from_path;
+    } else {
+        if (target != "/ocsp" || !media_type_is(req[http::field::content_type], "application/ocsp-request"))
+            return false;
+        der = req.body();
+    }
+    auto a = api.ocsp.cached_answer(der);
+    if (!a) return false;
+
+    const std::string_view given_id = req["X-Request-Id"];
+    std::string fresh_id;
+    if (!sane_request_id(given_id)) fresh_id = new_request_id();
+    ocsp_fast_head(head, *a, get, api.core.view().now(), fresh_id.empty() ? given_id : std::string_view(fresh_id));
+    body = std::move(a->der);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    api.stats.observe_fast(get ? fast_route::ocsp_get : fast_route::ocsp_post, seconds);
+    return true;
 }
 
 asio::awaitable<response> dispatch(api_state& api, request& req, const peer_info& peer) {

@@ -8,12 +8,14 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream_base.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/system_timer.hpp>
+#include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/error.hpp>
@@ -23,6 +25,7 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
+#include <array>
 #include <condition_variable>
 #include <list>
 #include <sstream>
@@ -396,8 +399,16 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
 
 template <class Stream>
 asio::awaitable<void> server::impl::serve(connection& c, Stream& s) {
+    constexpr bool plain = !std::is_same_v<Stream, tls_stream>;
     auto& sock = beast::get_lowest_layer(s);
+    if constexpr (plain) {
+        // The fast path's write is tried at once, synchronously: it must never wait on the socket.
+        boost::system::error_code nb;
+        sock.socket().non_blocking(true, nb);
+    }
     beast::flat_buffer buffer;
+    std::string fast_head; // the fast path's header block, reused by every answer on the connection
+    std::shared_ptr<const std::string> fast_body;
     for (;;) {
         // Idle keep-alive: wait for the first byte of the next request (a drain cancels this wait).
         if (buffer.size() == 0) {
@@ -416,15 +427,43 @@ asio::awaitable<void> server::impl::serve(connection& c, Stream& s) {
         const std::size_t largest = std::max(opts.body_limit, opts.batch_body_limit);
         parser.body_limit(largest);
         c.enter(connection::phase::reading);
-        sock.expires_after(request_timeout()); // the whole request, headers and body
-        std::optional<response> early;         // refused before the body is read
-        auto [ec, head] = co_await read_header_block(s, buffer, opts.header_limit);
+        // The whole request, headers and body, within request_timeout of its first read; what is
+        // buffered already is parsed here, with no read and no hop through the scheduler (Beast's
+        // read posts its completion even when it needed no read).
+        bool timed = false;
+        auto before_read = [&] {
+            if (!timed) sock.expires_after(request_timeout());
+            timed = true;
+        };
+        // Parses what the buffer holds: the header (the parser is not eager: it stops after the
+        // header), or as much of the body as is there; the caller reads the rest if need be.
+        auto parse_buffered = [&](boost::system::error_code& pec, bool header) {
+            while (!parser.is_done() && buffer.size() > 0) {
+                const auto used = parser.put(buffer.data(), pec);
+                buffer.consume(used);
+                if (pec == http::error::need_more) pec = {};
+                if (pec || used == 0 || header) break;
+            }
+        };
+        std::optional<response> early; // refused before the body is read
+        boost::system::error_code ec;
+        std::size_t head = header_end({static_cast<const char*>(buffer.data().data()), buffer.size()}, 0);
+        if (head == std::string_view::npos) {
+            before_read();
+            std::tie(ec, head) = co_await read_header_block(s, buffer, opts.header_limit);
+        }
         if (!ec && head != std::string_view::npos &&
             has_line_folding({static_cast<const char*>(buffer.data().data()), head}))
             early = early_answer(http::status::bad_request, "BAD_REQUEST",
                                  "obsolete line folding in the request header (RFC 9112 5.2)");
         std::size_t n = 0;
-        if (!ec && !early) std::tie(ec, n) = co_await http::async_read_header(s, buffer, parser, tuple_awaitable);
+        if (!ec && !early) {
+            if (head != std::string_view::npos) parse_buffered(ec, true);
+            if (!ec && !parser.is_header_done()) {
+                before_read();
+                std::tie(ec, n) = co_await http::async_read_header(s, buffer, parser, tuple_awaitable);
+            }
+        }
         if (!ec && !early) early = framing_refusal(parser.get());
         std::size_t body_limit = largest;
         if (!ec && !early) {
@@ -436,7 +475,11 @@ asio::awaitable<void> server::impl::serve(connection& c, Stream& s) {
                 else
                     parser.body_limit(body_limit);
             }
-            if (!ec) std::tie(ec, n) = co_await http::async_read(s, buffer, parser, tuple_awaitable);
+            if (!ec) parse_buffered(ec, false);
+            if (!ec && !parser.is_done()) {
+                before_read();
+                std::tie(ec, n) = co_await http::async_read(s, buffer, parser, tuple_awaitable);
+            }
         }
         (void)n;
         c.enter(connection::phase::busy);
@@ -453,6 +496,27 @@ asio::awaitable<void> server::impl::serve(connection& c, Stream& s) {
         }
 
         request req = parser.release();
+        if (!draining && fast_answer(*api, req, c.peer, fast_head, fast_body)) {
+            // One write of the header block and the shared DER, kept alive (fast_answer's terms).
+            const std::array<asio::const_buffer, 2> out{asio::buffer(fast_head), asio::buffer(*fast_body)};
+            const std::size_t total = fast_head.size() + fast_body->size();
+            std::size_t sent = 0;
+            boost::system::error_code wec;
+            if constexpr (plain) {
+                // What the send buffer takes now, without an asynchronous operation (nor its timer).
+                sent = sock.socket().write_some(out, wec);
+                if (wec == asio::error::would_block || wec == asio::error::try_again) wec = {};
+            }
+            if (!wec && sent < total) {
+                beast::buffers_suffix<std::array<asio::const_buffer, 2>> rest(out);
+                rest.consume(sent);
+                sock.expires_after(opts.request_timeout);
+                std::tie(wec, std::ignore) = co_await asio::async_write(s, rest, tuple_awaitable);
+            }
+            fast_body.reset();
+            if (wec) break;
+            continue;
+        }
         response res = co_await dispatch(*api, req, c.peer);
         res.keep_alive(req.keep_alive() && !draining);
         res.prepare_payload();

@@ -43,6 +43,8 @@ struct ha_fixture : two_instances {
         ha_options o;
         o.tls = true;
         o.migrate = migrate;
+        // No rate limits unless a test sets them (OCSP's off too: `openssl ocsp` and the fast path's checks ask often).
+        o.limits = {"--rate_limit.default", "0", "--rate_limit.create", "0", "--rate_limit.ocsp", "0"};
         if (!rate_args.empty()) o.limits = std::move(rate_args);
         o.extra = {"--issuance.default_key_type", "ec-p256"};
         return o;
@@ -158,6 +160,33 @@ BOOST_AUTO_TEST_CASE(creates_spread_revocations_reach_the_other_instance_and_out
                                " https://127.0.0.1:" + std::to_string(b.tls_port) + "/api/client-certs?limit=1";
     BOOST_TEST(curl_status(mtls_b) == 200u);
     BOOST_TEST(ocsp_status(b, cert) == "good");
+    // B's OCSP fast path (HTTP/1.1 keep-alive; `openssl ocsp` speaks HTTP/1.0 and is always
+    // routed): request bytes B has read once are answered from its cache without routing; a
+    // revocation at A must reach those answers as it reaches the routed ones.
+    const auto req_file = (dir / "ha-0.req").string(), resp_file = (dir / "ha-0.resp").string();
+    BOOST_REQUIRE(
+        run("openssl ocsp -issuer " + ca_file() + " -cert " + cert + " -no_nonce -reqout " + req_file).exit_code == 0);
+    const auto req_der = read_text(req_file);
+    auto fast_status = [&] { // "good", "revoked" or what openssl said
+        auto r = cb.request("POST", "/ocsp", req_der, {{"Content-Type", "application/ocsp-request"}});
+        if (r.status != 200u) return "HTTP " + std::to_string(r.status);
+        write_text(resp_file, r.body);
+        auto v = run("openssl ocsp -respin " + resp_file + " -issuer " + ca_file() + " -CAfile " + ca_file() +
+                     " -cert " + cert + " 2>&1");
+        if (v.output.find(": revoked") != std::string::npos) return std::string("revoked");
+        if (v.output.find(": good") != std::string::npos) return std::string("good");
+        return v.output;
+    };
+    auto fast_answers = [&] {
+        const auto text = cb.get("/metrics", token).body;
+        const std::string series = "\ncertmate_ocsp_fast_path_total ";
+        const auto at = text.find(series);
+        return at == std::string::npos ? -1.0 : std::stod(text.substr(at + series.size()));
+    };
+    BOOST_TEST(fast_status() == "good");
+    const double fast0 = fast_answers();
+    BOOST_TEST(fast_status() == "good");
+    BOOST_TEST(fast_answers() == fast0 + 1);
     auto rv = ca_.post_json("/api/client-certs/ha-0/revoke", R"({"reason":"keyCompromise"})", token);
     BOOST_REQUIRE_MESSAGE(rv.status == 200u, rv.body);
     const auto revoked_at = std::chrono::steady_clock::now();
@@ -169,6 +198,11 @@ BOOST_AUTO_TEST_CASE(creates_spread_revocations_reach_the_other_instance_and_out
     BOOST_TEST_MESSAGE("revoked at A, `openssl ocsp` at B says revoked after " << lag.count() << " ms");
     BOOST_TEST(st == "revoked");
     BOOST_TEST(lag.count() <= 1000);
+    // B's fast path says revoked too, and goes on answering the revoked response from its cache.
+    BOOST_TEST(fast_status() == "revoked");
+    const double fast1 = fast_answers();
+    BOOST_TEST(fast_status() == "revoked");
+    BOOST_TEST(fast_answers() == fast1 + 1);
     BOOST_TEST(curl_status(mtls_b) == 401u);
 
     // B's /health reports the database, /metrics its pool and how late A's changes arrived.

@@ -18,11 +18,14 @@
 #include "support/child_process.hpp"
 #include "support/http_server_fixture.hpp"
 #include "support/json_checks.hpp"
+#include "support/raw_socket.hpp"
 #include "support/wait.hpp"
 
 #include <boost/json.hpp>
 
 #include <openssl/ocsp.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <csignal>
@@ -548,6 +551,265 @@ BOOST_FIXTURE_TEST_CASE(no_nonce_responses_are_cached_until_revocation, ocsp_fix
     BOOST_TEST(has(v.output, "Reason: superseded"));
     BOOST_TEST(inspect(post_ocsp(der256).body).cert_status == V_OCSP_CERTSTATUS_REVOKED);
     BOOST_TEST(post_ocsp(der).body == after.body); // the revoked answer is cached in turn
+}
+
+// ---- the server's fast path for cached answers (BENCHMARKS.md "OCSP at 30,000") ----
+
+namespace {
+
+void send_all(int fd, const std::string& data) {
+    std::size_t sent = 0;
+    while (sent < data.size()) {
+        const auto n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+        BOOST_REQUIRE(n > 0);
+        sent += static_cast<std::size_t>(n);
+    }
+}
+
+// The next answer on `fd` as sent (header block and body); `pending` keeps what came after it.
+std::string read_answer(int fd, std::string& pending) {
+    std::size_t want = std::string::npos;
+    char buf[4096];
+    for (;;) {
+        const auto end = pending.find("\r\n\r\n");
+        if (want == std::string::npos && end != std::string::npos) {
+            std::smatch m;
+            const std::string head = pending.substr(0, end);
+            BOOST_REQUIRE_MESSAGE(std::regex_search(head, m, std::regex("\r\nContent-Length: (\\d+)")), head);
+            want = end + 4 + std::stoul(m[1]);
+        }
+        if (want != std::string::npos && pending.size() >= want) break;
+        const auto n = ::recv(fd, buf, sizeof buf, 0);
+        BOOST_REQUIRE_MESSAGE(n > 0, "a whole answer; have " << pending.size() << " bytes");
+        pending.append(buf, static_cast<std::size_t>(n));
+    }
+    auto out = pending.substr(0, want);
+    pending.erase(0, want);
+    return out;
+}
+
+// One request on a fresh connection: the answer's bytes as sent.
+std::string raw_exchange(unsigned short port, const std::string& request) {
+    const int fd = connect_from("127.0.0.1", port);
+    BOOST_REQUIRE(fd >= 0);
+    send_all(fd, request);
+    std::string pending;
+    auto out = read_answer(fd, pending);
+    ::close(fd);
+    return out;
+}
+
+std::string body_of(const std::string& answer) { return answer.substr(answer.find("\r\n\r\n") + 4); }
+
+// The bytes with what may differ between two answers of the same response masked: the request
+// id (generated unless sent), and on GET the clock's Date and max-age.
+std::string masked(const std::string& answer) {
+    auto out = std::regex_replace(answer, std::regex("X-Request-Id: [^\r]*"), "X-Request-Id: *");
+    out = std::regex_replace(out, std::regex("Date: [^\r]*"), "Date: *");
+    return std::regex_replace(out, std::regex("max-age=\\d+"), "max-age=*");
+}
+
+std::string ocsp_post_request(const std::string& der, const std::string& fields = {}) {
+    return "POST /ocsp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/ocsp-request\r\n" + fields +
+           "Content-Length: " + std::to_string(der.size()) + "\r\n\r\n" + der;
+}
+
+std::string ocsp_get_request(const std::string& path, const std::string& fields = {}) {
+    return "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + fields + "\r\n";
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_CASE(fast_path_answers_the_same_bytes_as_the_routed_path, ocsp_fixture) {
+    issue("ivan");
+    const auto der = request_for("ivan");
+    const auto fast = [this] { return metric("certmate_ocsp_fast_path_total"); };
+    const auto bearer = "Authorization: Bearer " + viewer + "\r\n";
+    const double fast0 = fast(), hits0 = metric("certmate_ocsp_cache_total{result=\"hit\"}");
+    const double posts0 = // absent (-1) until the route has answered once
+        std::max(0.0, metric(R"(certmate_http_requests_total{route="/ocsp",method="POST",status="200"})"));
+
+    // A miss, signed on the routed path; then the same bytes from the fast path; then with a
+    // bearer token, routed again and answered from the same cache.
+    const auto signed_once = raw_exchange(srv.port(), ocsp_post_request(der, "X-Request-Id: fp-1\r\n"));
+    BOOST_TEST(fast() == fast0);
+    const auto from_fast = raw_exchange(srv.port(), ocsp_post_request(der, "X-Request-Id: fp-1\r\n"));
+    BOOST_TEST(fast() == fast0 + 1);
+    const auto routed = raw_exchange(srv.port(), ocsp_post_request(der, bearer + "X-Request-Id: fp-1\r\n"));
+    BOOST_TEST(fast() == fast0 + 1);
+    BOOST_TEST_INFO("routed:\n" << routed << "\nfast:\n" << from_fast);
+    BOOST_TEST(signed_once.starts_with("HTTP/1.1 200 OK\r\n"));
+    BOOST_TEST(from_fast == signed_once); // byte for byte, the request id sent included
+    BOOST_TEST(routed == signed_once);
+    BOOST_TEST(inspect(body_of(from_fast)).cert_status == V_OCSP_CERTSTATUS_GOOD);
+    // A generated request id: 24 hex digits, the rest the same.
+    const auto generated = raw_exchange(srv.port(), ocsp_post_request(der));
+    BOOST_TEST(fast() == fast0 + 2);
+    BOOST_TEST(std::regex_search(generated, std::regex("\r\nX-Request-Id: [0-9a-f]{24}\r\n")));
+    BOOST_TEST(masked(generated) == masked(signed_once));
+    // Counted as the routed path counts: the route's 200s, the cache hits, the statuses.
+    BOOST_TEST(metric(R"(certmate_http_requests_total{route="/ocsp",method="POST",status="200"})") == posts0 + 4);
+    BOOST_TEST(metric("certmate_ocsp_cache_total{result=\"hit\"}") == hits0 + 3);
+
+    // GET, escaped and not: the same answer with the RFC 5019 6.2 headers, from the fast path.
+    for (const auto& path : {"/ocsp/" + b64(der), "/ocsp/" + url_encode(b64(der))}) {
+        BOOST_TEST_CONTEXT("GET " << path) {
+            const double before = fast();
+            const auto get_fast = raw_exchange(srv.port(), ocsp_get_request(path, "X-Request-Id: fp-2\r\n"));
+            BOOST_TEST(fast() == before + 1);
+            const auto get_routed = raw_exchange(srv.port(), ocsp_get_request(path, bearer + "X-Request-Id: fp-2\r\n"));
+            BOOST_TEST(fast() == before + 1);
+            BOOST_TEST_INFO("routed:\n" << get_routed << "\nfast:\n" << get_fast);
+            BOOST_TEST(masked(get_fast) == masked(get_routed));
+            BOOST_TEST(has(get_fast, "\r\nETag: \""));
+            BOOST_TEST(has(get_fast, "\r\nCache-Control: max-age="));
+            BOOST_TEST(body_of(get_fast) == body_of(signed_once));
+        }
+    }
+    BOOST_TEST(metric(R"(certmate_http_requests_total{route="/ocsp/{*req}",method="GET",status="200"})") == 4);
+
+    // Not taken: a nonce, Connection: close, HTTP/1.0, another content type; each answered as before.
+    const double before = fast();
+    const auto with_nonce = request_for("ivan", "");
+    BOOST_TEST(inspect(body_of(raw_exchange(srv.port(), ocsp_post_request(with_nonce)))).cert_status ==
+               V_OCSP_CERTSTATUS_GOOD);
+    BOOST_TEST(inspect(body_of(raw_exchange(srv.port(), ocsp_post_request(with_nonce)))).cert_status ==
+               V_OCSP_CERTSTATUS_GOOD);
+    const auto closing = raw_exchange(srv.port(), ocsp_post_request(der, "Connection: close\r\n"));
+    BOOST_TEST(has(closing, "\r\nConnection: close\r\n"));
+    BOOST_TEST(body_of(closing) == body_of(signed_once));
+    auto v10 = ocsp_post_request(der);
+    v10.replace(v10.find("HTTP/1.1"), 8, "HTTP/1.0");
+    BOOST_TEST(body_of(raw_exchange(srv.port(), v10)) == body_of(signed_once));
+    auto wrong_type = ocsp_post_request(der);
+    wrong_type.replace(wrong_type.find("application/ocsp-request"), 24, "text/plain");
+    BOOST_TEST(raw_exchange(srv.port(), wrong_type).starts_with("HTTP/1.1 415 "));
+    BOOST_TEST(fast() == before);
+
+    // Kept alive, then pipelined (three requests in one write, a nonce-bearing one between):
+    // the answers in order on one connection.
+    http_client keep(srv.port());
+    BOOST_TEST(post_ocsp(der, keep).body == body_of(signed_once));
+    BOOST_TEST(post_ocsp(der, keep).body == body_of(signed_once));
+    BOOST_TEST(fast() == before + 2);
+    const int fd = connect_from("127.0.0.1", srv.port());
+    BOOST_REQUIRE(fd >= 0);
+    send_all(fd, ocsp_post_request(der, "X-Request-Id: fp-1\r\n") + ocsp_post_request(with_nonce) +
+                     ocsp_post_request(der, "X-Request-Id: fp-1\r\n"));
+    std::string pending;
+    const auto p1 = read_answer(fd, pending);
+    const auto p2 = read_answer(fd, pending);
+    const auto p3 = read_answer(fd, pending);
+    ::close(fd);
+    BOOST_TEST(p1 == signed_once);
+    BOOST_TEST(inspect(body_of(p2)).cert_status == V_OCSP_CERTSTATUS_GOOD);
+    BOOST_TEST(body_of(p2) != body_of(signed_once));
+    BOOST_TEST(p3 == signed_once);
+    BOOST_TEST(pending.empty());
+    BOOST_TEST(fast() == before + 4);
+}
+
+BOOST_FIXTURE_TEST_CASE(fast_path_answers_revoked_as_soon_as_a_revoke_is_answered, ocsp_fixture) {
+    issue("judy");
+    const auto der = request_for("judy");
+    const auto fast = [this] { return metric("certmate_ocsp_fast_path_total"); };
+    BOOST_TEST(inspect(post_ocsp(der).body).cert_status == V_OCSP_CERTSTATUS_GOOD); // signed, cached
+    const double fast0 = fast();
+    BOOST_TEST(inspect(post_ocsp(der).body).cert_status == V_OCSP_CERTSTATUS_GOOD);
+    BOOST_TEST(fast() == fast0 + 1); // the fast path answers good
+
+    // Clients asking all along: none may see good once the revoke has been answered.
+    std::atomic<bool> revoked{false}, stop{false};
+    std::atomic<int> stale{0}, asked{0};
+    std::vector<std::thread> clients;
+    for (int i = 0; i < 3; ++i)
+        clients.emplace_back([&] {
+            try {
+                http_client c(srv.port());
+                while (!stop) {
+                    const bool after = revoked;
+                    const auto r = post_ocsp(der, c);
+                    ++asked;
+                    if (after && inspect(r.body).cert_status != V_OCSP_CERTSTATUS_REVOKED) ++stale;
+                }
+            } catch (const std::exception&) {
+                ++stale; // a failed exchange is no answer either
+            }
+        });
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    revoke("judy", "keyCompromise");
+    revoked = true;
+    const auto right_after = post_ocsp(der);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    stop = true;
+    for (auto& t : clients) t.join();
+    BOOST_TEST(inspect(right_after.body).cert_status == V_OCSP_CERTSTATUS_REVOKED);
+    BOOST_TEST(stale.load() == 0);
+    BOOST_TEST(asked.load() > 10);
+    BOOST_TEST(fast() > fast0 + 1); // the fast path was answering while the revoke came
+    // The revoked answer is cached in turn, and served by the fast path.
+    const double f1 = fast();
+    BOOST_TEST(inspect(post_ocsp(der).body).cert_status == V_OCSP_CERTSTATUS_REVOKED);
+    BOOST_TEST(fast() == f1 + 1);
+}
+
+BOOST_AUTO_TEST_CASE(fast_path_leaves_the_ocsp_rate_limit_to_the_routed_path) {
+    test_server srv([](app::config& c) { c.limits = app::rate_limits{0, 0, 0, 0, 0}; });
+    http_client http(srv.port());
+    temp_dir work;
+    const auto ca = (work / "ca.pem").string();
+    write_text(ca, str(obj(http.get("/api/ca", srv.tokens.viewer)), "certificate"));
+    auto made =
+        http.post_json("/api/client-certs", R"({"common_name":"kim","identifier":"kim"})", srv.tokens.operator_);
+    BOOST_REQUIRE_EQUAL(made.status, 201u);
+    write_text(work / "kim.crt", str(obj(made), "certificate"));
+    auto r = run("openssl ocsp -issuer " + ca + " -cert " + (work / "kim.crt").string() + " -no_nonce -reqout " +
+                 (work / "q.der").string());
+    BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+    const auto der = read_text(work / "q.der");
+    // Unlimited: the answer is cached and the fast path serves it, with no RateLimit fields.
+    const auto post = [&] {
+        return http.request("POST", "/ocsp", der, {{"Content-Type", "application/ocsp-request"}});
+    };
+    for (int i = 0; i < 3; ++i) {
+        const auto a = post();
+        BOOST_REQUIRE_EQUAL(a.status, 200u);
+        BOOST_TEST(!a.has_header("ratelimit-limit"));
+    }
+    const auto fast = [&] {
+        const auto text = http.get("/metrics", srv.tokens.viewer).body;
+        const auto at = text.find("\ncertmate_ocsp_fast_path_total ");
+        BOOST_REQUIRE(at != std::string::npos);
+        return std::stod(text.substr(at + 31));
+    };
+    const double fast0 = fast();
+    BOOST_TEST(fast0 >= 2);
+
+    // rate_limit.ocsp set (a reload): counted and refused as before, 429 with Retry-After.
+    auto cfg = srv.config();
+    cfg.limits.ocsp_per_min = 2;
+    srv.server().reload(app::tokens_from(cfg), app::rate_limits_from(cfg));
+    for (int i = 0; i < 2; ++i) {
+        const auto a = post();
+        BOOST_REQUIRE_EQUAL(a.status, 200u);
+        BOOST_TEST(a.header("ratelimit-limit") == "2");
+        BOOST_TEST(a.header("ratelimit-remaining") == std::to_string(1 - i));
+    }
+    const auto over = post();
+    BOOST_TEST_INFO("body: " << over.body);
+    BOOST_REQUIRE_EQUAL(over.status, 429u);
+    auto o = over.json().as_object();
+    BOOST_TEST(o.at("error").as_string() == "Rate limit exceeded");
+    BOOST_TEST(o.at("message").as_string() == "Too many requests. Please try again later.");
+    BOOST_TEST(over.header("retry-after") == std::to_string(o.at("retry_after").to_number<long>()));
+    BOOST_TEST(over.header("retry-after") == "30"); // 2/min
+    BOOST_TEST(fast() == fast0);                    // none of them took the fast path
+
+    // Unlimited again: the fast path again.
+    cfg.limits.ocsp_per_min = 0;
+    srv.server().reload(app::tokens_from(cfg), app::rate_limits_from(cfg));
+    BOOST_TEST(post().status == 200u);
+    BOOST_TEST(fast() == fast0 + 1);
 }
 
 // ---- with a clock the test moves: rotation and refreshes before expiry ----
