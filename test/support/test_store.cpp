@@ -56,54 +56,48 @@ void test_store::drop_file(const std::string& id, file_kind kind) {
 }
 
 // Writes: refused while fail_writes(true); otherwise the store's own.
+template <class F>
+auto test_store::guarded(F&& write) -> decltype(write()) {
+    if (auto w = writable(); !w) return w.error();
+    return write();
+}
+
 result<void> test_store::create(const cert_record& rec, const cert_files& files) {
-    if (auto w = writable(); !w) return w;
-    return inner_->create(rec, files);
+    return guarded([&] { return inner_->create(rec, files); });
 }
 result<void> test_store::create_many(const std::vector<new_cert>& certs) {
-    if (auto w = writable(); !w) return w;
-    return inner_->create_many(certs);
+    return guarded([&] { return inner_->create_many(certs); });
 }
 result<void> test_store::replace(const cert_record& rec, const cert_files& files) {
-    if (auto w = writable(); !w) return w;
-    return inner_->replace(rec, files);
+    return guarded([&] { return inner_->replace(rec, files); });
 }
 result<void> test_store::write_metadata(const cert_record& rec) {
-    if (auto w = writable(); !w) return w;
-    return inner_->write_metadata(rec);
+    return guarded([&] { return inner_->write_metadata(rec); });
 }
 result<void> test_store::save_crl_state(const crl_state& s) {
-    if (auto w = writable(); !w) return w;
-    return inner_->save_crl_state(s);
+    return guarded([&] { return inner_->save_crl_state(s); });
 }
 result<void> test_store::publish_crl(std::string_view der, std::string_view pem) {
-    if (auto w = writable(); !w) return w;
-    return inner_->publish_crl(der, pem);
+    return guarded([&] { return inner_->publish_crl(der, pem); });
 }
 result<void> test_store::save_last_sweep(const renewal_summary& s) {
-    if (auto w = writable(); !w) return w;
-    return inner_->save_last_sweep(s);
+    return guarded([&] { return inner_->save_last_sweep(s); });
 }
 result<void> test_store::save_ocsp_responder(std::string_view cert_pem, std::string_view key_pem) {
-    if (auto w = writable(); !w) return w;
-    return inner_->save_ocsp_responder(cert_pem, key_pem);
+    return guarded([&] { return inner_->save_ocsp_responder(cert_pem, key_pem); });
 }
 result<void> test_store::save_job_input(const std::string& job_id, const job_input& in) {
-    if (auto w = writable(); !w) return w;
-    return inner_->save_job_input(job_id, in);
+    return guarded([&] { return inner_->save_job_input(job_id, in); });
 }
 result<void> test_store::save_job(const job_record& j) {
-    if (auto w = writable(); !w) return w;
-    return inner_->save_job(j);
+    return guarded([&] { return inner_->save_job(j); });
 }
 result<void> test_store::remove_job(const std::string& job_id) {
-    if (auto w = writable(); !w) return w;
-    return inner_->remove_job(job_id);
+    return guarded([&] { return inner_->remove_job(job_id); });
 }
 result<built_crl> test_store::publish_next_crl(std::uint64_t at_least, std::uint64_t applied_seq,
                                                const std::function<result<built_crl>(std::uint64_t)>& sign) {
-    if (auto w = writable(); !w) return w.error();
-    return inner_->publish_next_crl(at_least, applied_seq, sign);
+    return guarded([&] { return inner_->publish_next_crl(at_least, applied_seq, sign); });
 }
 result<bool> test_store::save_snapshot(const std::string& records, std::size_t count, std::uint64_t at) {
     return inner_->save_snapshot(records, count, at);

@@ -63,6 +63,9 @@ public:
 private:
     test_store() = default;
     result<void> writable() const;
+    // `write()`, unless writes fail (fail_writes): then their error.
+    template <class F>
+    auto guarded(F&& write) -> decltype(write());
 
     std::unique_ptr<cert_repository> inner_;
     memory_repository* memory_ = nullptr; // inner_, when in memory
