@@ -81,3 +81,48 @@ BOOST_AUTO_TEST_CASE(a_sweep_the_store_could_not_lead_runs_once_it_answers) {
     BOOST_TEST(str(obj(http.get("/api/renewals/last", srv.tokens.viewer)), "started_at") == ran);
     ::unsetenv("CERTMATE_TEST_BACKEND");
 }
+
+// The database fails the sweep's own record (a full disk, a failover at the wrong moment): the
+// sweep ran but no instance can tell it did. It is run again every renewal.retry_seconds until
+// its record is written, then twice as long each time (a second run renews only what is still
+// due), not left to the next day.
+BOOST_AUTO_TEST_CASE(a_sweep_whose_record_cannot_be_written_is_run_again) {
+    ::setenv("CERTMATE_TEST_BACKEND", "postgresql", 1);
+    const auto slot = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()) + 8s;
+    if (local_hh_mm_ss(slot) < local_hh_mm_ss(std::chrono::system_clock::now())) {
+        BOOST_TEST_MESSAGE("skipped: the slot would cross local midnight");
+        return;
+    }
+    test_server srv([&](app::config& c) {
+        c.renewal_sweep_enabled = true;
+        c.renewal_time = local_hh_mm_ss(slot);
+        c.renewal_retry = 1s;
+    });
+    auto http = srv.client();
+    const auto db = std::regex_replace(srv.config().postgresql, std::regex(".*dbname=([A-Za-z0-9_]+).*"), "$1");
+    BOOST_REQUIRE(eventually([&] { return http.get("/api/renewals/last", srv.tokens.viewer).status == 200u; }, 5s));
+    const auto first = str(obj(http.get("/api/renewals/last", srv.tokens.viewer)), "started_at");
+
+    // Writes of the sweep record fail from before the slot to 3 s after it.
+    shared_pg_cluster().psql(db, "CREATE FUNCTION refuse_sweep() RETURNS trigger LANGUAGE plpgsql AS "
+                                 "$$ BEGIN RAISE EXCEPTION 'test: the sweep record cannot be written'; END $$; "
+                                 "CREATE TRIGGER refuse_sweep BEFORE INSERT OR UPDATE ON sweep "
+                                 "FOR EACH ROW EXECUTE FUNCTION refuse_sweep()");
+    std::this_thread::sleep_until(slot + 3s);
+    BOOST_TEST(str(obj(http.get("/api/renewals/last", srv.tokens.viewer)), "started_at") == first);
+    shared_pg_cluster().psql(db, "DROP TRIGGER refuse_sweep ON sweep");
+
+    std::string ran;
+    const bool recorded = eventually(
+        [&] {
+            ran = str(obj(http.get("/api/renewals/last", srv.tokens.viewer)), "started_at");
+            return ran != first;
+        },
+        10s); // runs at the slot and 1, 3, 7 s after it (doubling): the trigger is gone at 3 s
+    BOOST_TEST(recorded, "the day's sweep was not run again once its record could be written");
+    BOOST_TEST(utc_seconds(ran) >= std::chrono::system_clock::to_time_t(slot));
+    // Then no more runs.
+    std::this_thread::sleep_for(2500ms);
+    BOOST_TEST(str(obj(http.get("/api/renewals/last", srv.tokens.viewer)), "started_at") == ran);
+    ::unsetenv("CERTMATE_TEST_BACKEND");
+}
