@@ -332,6 +332,39 @@ BOOST_FIXTURE_TEST_CASE(a_reload_limits_an_open_fast_path_connection_at_once, fa
     BOOST_TEST(limited2.starts_with("HTTP/1.1 429 "));
 }
 
+// Expect: 100-continue (the server sends no 100: the client sends its body after a pause, as
+// curl does), an HTTP/1.0 keep-alive request and an empty line before a request line, each
+// pipelined with fast-path requests: answered in order, the 1.0 one routed with its own framing.
+BOOST_FIXTURE_TEST_CASE(expect_http10_and_empty_lines_around_the_fast_path, fast_fixture) {
+    const double fast0 = fast();
+    const int fd = connect_from("127.0.0.1", srv.port());
+    BOOST_REQUIRE(fd >= 0);
+    std::string pending;
+    const std::string head_only = "POST /ocsp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/ocsp-request\r\n"
+                                  "Expect: 100-continue\r\nContent-Length: " +
+                                  std::to_string(der.size()) + "\r\n\r\n";
+    send_all(fd, head_only);
+    std::this_thread::sleep_for(300ms); // the client's wait for a 100 that does not come
+    pollfd pf{fd, POLLIN, 0};
+    BOOST_TEST(::poll(&pf, 1, 0) == 0); // nothing answered before the body
+    std::string v10 = post_ocsp_request(der, "Connection: keep-alive\r\n");
+    v10.replace(v10.find("HTTP/1.1"), 8, "HTTP/1.0");
+    send_all(fd, der + v10 + "\r\n" + post_ocsp_request(der));
+    const auto a1 = read_answer(fd, pending);
+    const auto a2 = read_answer(fd, pending);
+    const auto a3 = read_answer(fd, pending);
+    ::close(fd);
+    BOOST_TEST(body_of(a1) == good);
+    BOOST_TEST_INFO("HTTP/1.0 answer: " << a2);
+    BOOST_TEST(a2.starts_with("HTTP/1.0 200 "));
+    BOOST_TEST(body_of(a2) == good);
+    BOOST_TEST_MESSAGE("after an empty line: " << (a3.empty() ? "closed" : a3.substr(0, a3.find("\r\n"))));
+    BOOST_TEST_INFO("after the empty line: " << a3);
+    BOOST_TEST((a3.empty() || body_of(a3) == good || a3.starts_with("HTTP/1.1 400 ")));
+    BOOST_TEST(pending.empty());
+    BOOST_TEST(fast() >= fast0 + 1); // the Expect one, at least
+}
+
 // ---- an operator's strings in the certificate JSON written without a tree ----
 
 namespace {
