@@ -252,6 +252,7 @@ std::optional<ocsp_answer> ocsp_endpoint::cached_answer(std::string_view der) {
 }
 
 void ocsp_endpoint::remember(std::string_view der, const ocsp_query& q) {
+    if (der.size() > max_known_request_bytes) return;
     const std::size_t key = std::hash<std::string_view>{}(der);
     {
         std::shared_lock lock(known_mu_);

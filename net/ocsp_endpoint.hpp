@@ -62,6 +62,10 @@ public:
     // Request bytes remembered for cached_answer(): a bound on memory (about 250 bytes each at 30,000);
     // past it the set starts afresh.
     static constexpr std::size_t max_known_requests = 65536;
+    // Longer request bytes are not remembered (the routed path answers them from the same cache):
+    // an unsigned one-CertID request is 70-200 bytes, but valid DER may reach the 64 KiB a request
+    // may have (a private extension), and 65,536 of those would hold 4 GiB.
+    static constexpr std::size_t max_known_request_bytes = 512;
 
 private:
     ocsp_answer error_answer(ocsp_response_status s);

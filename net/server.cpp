@@ -228,7 +228,7 @@ struct server::impl {
     asio::awaitable<void> crl_timer_loop();
     asio::awaitable<void> snapshot_loop();
     asio::awaitable<void> renewal_loop();
-    enum class sweep_outcome { run, already_run, busy, failed };
+    enum class sweep_outcome { run, already_run, busy, failed, unrecorded };
     asio::awaitable<void> scheduled_sweep(time_point slot, const principal& who);
     asio::awaitable<sweep_outcome> led_sweep(time_point slot, const principal& who);
     asio::awaitable<void> led_crl_refresh();
@@ -657,17 +657,25 @@ asio::awaitable<void> server::impl::renewal_loop() {
 // The sweep due at `slot`, once across the instances of a shared store (docs/high-availability.md
 // "Renewal sweep"): while another instance holds the sweep, or the store cannot be asked, ask
 // again every renewal_retry, so that a sweep cut short by a dead instance is finished by one of
-// the others. Given up when the next day's run is near.
+// the others. A run whose record was not kept is run again after renewal_retry, then twice as
+// long each time up to an hour (each run tries every due renewal again: a store failing for
+// hours must not have them all retried every minute). Given up when the next day's run is near.
 asio::awaitable<void> server::impl::scheduled_sweep(time_point slot, const principal& who) {
     const auto give_up = slot + std::chrono::hours(23);
+    std::chrono::seconds unrecorded_wait = opts.renewal_retry;
     for (;;) {
         const auto outcome = co_await led_sweep(slot, who);
         if (outcome == sweep_outcome::run || outcome == sweep_outcome::already_run) co_return;
-        if (svc->now() + opts.renewal_retry > give_up) {
+        std::chrono::seconds wait = opts.renewal_retry;
+        if (outcome == sweep_outcome::unrecorded) {
+            wait = unrecorded_wait;
+            unrecorded_wait = std::min<std::chrono::seconds>(unrecorded_wait * 2, std::chrono::hours(1));
+        }
+        if (svc->now() + wait > give_up) {
             spdlog::warn("renewal sweep: gave up on the run due at {}", format_time(slot));
             co_return;
         }
-        renewal_timer.expires_after(opts.renewal_retry);
+        renewal_timer.expires_after(wait);
         auto [ec] = co_await renewal_timer.async_wait(tuple_awaitable);
         if (ec || draining) co_return;
     }
@@ -723,8 +731,16 @@ asio::awaitable<server::impl::sweep_outcome> server::impl::led_sweep(time_point 
         co_await api->core.in_pool(release);
         co_return sweep_outcome::already_run;
     }
-    co_await run_renewal_sweep(*api, who);
+    const auto sum = co_await run_renewal_sweep(*api, who);
+    // A run whose record the store did not keep (cert_service::finish_renewal_sweep logs why) is
+    // a run no instance can tell happened: asked again, as when the store cannot be asked. The
+    // next run renews only what is still due. (Stored times are whole seconds.)
+    const auto recorded = co_await api->core.in_pool(load);
     co_await api->core.in_pool(release);
+    if (!recorded || recorded->started_at < std::chrono::floor<std::chrono::seconds>(sum.started_at)) {
+        spdlog::error("renewal sweep due at {}: its record was not kept; running it again", format_time(slot));
+        co_return sweep_outcome::unrecorded;
+    }
     co_return sweep_outcome::run;
 }
 

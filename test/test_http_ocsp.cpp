@@ -24,6 +24,7 @@
 #include <boost/json.hpp>
 
 #include <openssl/ocsp.h>
+#include <openssl/x509v3.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -810,6 +811,70 @@ BOOST_AUTO_TEST_CASE(fast_path_leaves_the_ocsp_rate_limit_to_the_routed_path) {
     srv.server().reload(app::tokens_from(cfg), app::rate_limits_from(cfg));
     BOOST_TEST(post().status == 200u);
     BOOST_TEST(fast() == fast0 + 1);
+}
+
+namespace {
+
+// `der` (an OCSPRequest) with a non-critical private request extension of `pad` bytes of `fill`
+// added (RFC 6960 4.4: a responder ignores the extensions it does not know): still one CertID,
+// no nonce, as cacheable as before, and up to the 64 KiB a request may have.
+std::string padded_request(const std::string& der, std::size_t pad, char fill) {
+    const auto* p = reinterpret_cast<const unsigned char*>(der.data());
+    ossl::ocsp_request req(d2i_OCSP_REQUEST(nullptr, &p, static_cast<long>(der.size())));
+    BOOST_REQUIRE(req);
+    ossl::asn1_object oid(OBJ_txt2obj("1.3.6.1.4.1.55555.1.1", 1));
+    ossl::asn1_octet_string data(ASN1_OCTET_STRING_new());
+    const std::string bytes(pad, fill);
+    BOOST_REQUIRE(oid && data &&
+                  ASN1_OCTET_STRING_set(data.get(), reinterpret_cast<const unsigned char*>(bytes.data()),
+                                        static_cast<int>(bytes.size())) == 1);
+    X509_EXTENSION* ext = X509_EXTENSION_create_by_OBJ(nullptr, oid.get(), 0, data.get());
+    BOOST_REQUIRE(ext);
+    const int added = OCSP_REQUEST_add_ext(req.get(), ext, -1);
+    X509_EXTENSION_free(ext);
+    BOOST_REQUIRE(added == 1);
+    unsigned char* out = nullptr;
+    const int len = i2d_OCSP_REQUEST(req.get(), &out);
+    BOOST_REQUIRE(len > 0);
+    std::string text(reinterpret_cast<const char*>(out), static_cast<std::size_t>(len));
+    OPENSSL_free(out);
+    return text;
+}
+
+} // namespace
+
+// A stranger's memory attack on the fast path's map of request bytes: each distinct cacheable
+// request was kept whole, and a request may be 64 KiB of valid DER (a private extension; any
+// serial of ours, issued or not). 65,536 of them held 4 GiB until the map started afresh.
+// Requests past a typical size (an unsigned request is 70-200 bytes) are now left to the routed
+// path, which answers them from the same cache.
+BOOST_FIXTURE_TEST_CASE(fast_path_does_not_keep_large_request_bytes, ocsp_fixture) {
+    issue("leo");
+    const auto der = request_for("leo");
+    const auto fast = [this] { return metric("certmate_ocsp_fast_path_total"); };
+    BOOST_TEST(inspect(post_ocsp(der).body).cert_status == V_OCSP_CERTSTATUS_GOOD); // signed, cached
+    const double fast0 = fast();
+    BOOST_TEST(inspect(post_ocsp(der).body).cert_status == V_OCSP_CERTSTATUS_GOOD);
+    BOOST_TEST(fast() == fast0 + 1); // a small request: remembered, the fast path
+
+    for (const std::size_t pad : {std::size_t(600), std::size_t(60 * 1024)}) {
+        BOOST_TEST_CONTEXT("padded by " << pad) {
+            const auto big = padded_request(der, pad, 'x');
+            BOOST_REQUIRE(big.size() > pad);
+            BOOST_REQUIRE(big.size() <= 64 * 1024);
+            const double before = fast();
+            for (int i = 0; i < 3; ++i) {
+                const auto r = post_ocsp(big);
+                BOOST_REQUIRE_EQUAL(r.status, 200u);
+                BOOST_TEST(inspect(r.body).cert_status == V_OCSP_CERTSTATUS_GOOD); // answered from the cache
+            }
+            BOOST_TEST(fast() == before); // never remembered, so never the fast path
+        }
+    }
+    // The small request still takes it.
+    const double f1 = fast();
+    BOOST_TEST(inspect(post_ocsp(der).body).cert_status == V_OCSP_CERTSTATUS_GOOD);
+    BOOST_TEST(fast() == f1 + 1);
 }
 
 // ---- with a clock the test moves: rotation and refreshes before expiry ----
