@@ -19,7 +19,9 @@ rng_fn openssl_rng() {
 }
 
 std::string format_time(time_point t) {
-    std::time_t tt = std::chrono::system_clock::to_time_t(std::chrono::floor<std::chrono::seconds>(t));
+    // The seconds since the epoch as they are: no round trip through nanoseconds, which overflows
+    // near time_point::min() (UBSan, test_cert_json).
+    const std::time_t tt = std::chrono::floor<std::chrono::seconds>(t).time_since_epoch().count();
     std::tm tm{};
     gmtime_r(&tt, &tm);
     char buf[32];
