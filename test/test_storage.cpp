@@ -596,6 +596,8 @@ BOOST_AUTO_TEST_CASE(a_stop_before_the_crl_files_are_written_never_serves_them) 
 // finishing last, is not served over it.
 BOOST_AUTO_TEST_CASE(overlapping_crl_builds_serve_in_number_order) {
     service_fixture f;
+    f.svc.reset();
+    f.open([](storage::fs_store& s) { s.overlap_crl_builds = true; });
     f.create("a");
     f.create("b");
     f.build_crl_now();
