@@ -165,7 +165,9 @@ public:
     // instance applied to the entries `sign` encodes: errc::conflict (nothing published, and
     // better before `sign`: no signature spent) when another instance committed a newer
     // certificate change, since that CRL could miss its revocation; catch up and build again.
-    // (Another instance's CRL publication is no such change.)
+    // (Another instance's CRL publication is no such change.) Once it returns the CRL may be
+    // served: its number is durable and the next load finds a number at least as high; a store
+    // may write copies of the CRL for others to read (fs_store's files) after it returned.
     virtual result<built_crl> publish_next_crl(std::uint64_t at_least, std::uint64_t applied_seq,
                                                const std::function<result<built_crl>(std::uint64_t number)>& sign) {
         (void)applied_seq;
@@ -177,6 +179,11 @@ public:
         if (auto w = publish_crl(crl->der, crl->pem); !w) return w.error();
         return crl;
     }
+    // Whether two publish_next_crl calls may run at once: true only for a store that numbers each
+    // CRL `at_least` exactly (the caller stages them in number order) and never lets its kept
+    // number go back when they finish out of order. A store that picks the number itself, in the
+    // order calls reach it, would give an older build a higher number than a newer one.
+    virtual bool crl_builds_may_overlap() const { return false; }
     // [any thread, non-blocking] The store's connection state; a store of this process only says
     // shared = false and nothing else.
     virtual store_status status() const { return {}; }

@@ -14,12 +14,9 @@ namespace {
 result<built_crl> finish_crl(std::string der, const crl_params& p) {
     built_crl out;
     out.der = std::move(der);
-    ossl::bio pem(BIO_new(BIO_s_mem()));
-    if (!pem ||
-        PEM_write_bio(pem.get(), PEM_STRING_X509_CRL, "", reinterpret_cast<const unsigned char*>(out.der.data()),
-                      static_cast<long>(out.der.size())) <= 0)
-        return ossl::fail(errc::crypto_failure, "cannot encode the CRL");
-    out.pem = ossl::bio_to_string(pem.get());
+    auto pem = crl_pem_of(out.der);
+    if (!pem) return pem.error();
+    out.pem = std::move(*pem);
     out.crl_number = p.crl_number;
     out.this_update = std::chrono::floor<std::chrono::seconds>(p.this_update);
     out.next_update = std::chrono::floor<std::chrono::seconds>(p.next_update);
@@ -107,6 +104,84 @@ result<built_crl> build_crl(const certificate_authority& ca, std::span<const crl
     if (n <= 0) return ossl::fail(errc::crypto_failure, "cannot encode the CRL");
     ossl::openssl_string owned(reinterpret_cast<char*>(der));
     return finish_crl(std::string(owned.get(), static_cast<std::size_t>(n)), p);
+}
+
+result<std::string> crl_pem_of(std::string_view der) {
+    ossl::bio pem(BIO_new(BIO_s_mem()));
+    if (!pem || PEM_write_bio(pem.get(), PEM_STRING_X509_CRL, "", reinterpret_cast<const unsigned char*>(der.data()),
+                              static_cast<long>(der.size())) <= 0)
+        return ossl::fail(errc::crypto_failure, "cannot encode the CRL");
+    return ossl::bio_to_string(pem.get());
+}
+
+namespace {
+
+// One DER TLV after another (X.690 8.1: definite lengths of at most 4 octets).
+struct der_reader {
+    std::string_view in;
+    struct tlv {
+        unsigned char tag = 0;
+        std::string_view content;
+    };
+    std::optional<tlv> next() {
+        if (in.size() < 2) return std::nullopt;
+        const auto tag = static_cast<unsigned char>(in[0]);
+        std::size_t len = static_cast<unsigned char>(in[1]), header = 2;
+        if (len & 0x80) {
+            const std::size_t k = len & 0x7f;
+            if (k == 0 || k > 4 || in.size() < 2 + k) return std::nullopt;
+            len = 0;
+            for (std::size_t i = 0; i < k; ++i) len = (len << 8) | static_cast<unsigned char>(in[2 + i]);
+            header += k;
+        }
+        if (in.size() - header < len) return std::nullopt;
+        tlv out{tag, in.substr(header, len)};
+        in.remove_prefix(header + len);
+        return out;
+    }
+};
+
+} // namespace
+
+std::optional<std::uint64_t> crl_number_of(std::string_view der) {
+    // CertificateList ::= SEQUENCE { tbsCertList SEQUENCE { ..., crlExtensions [0] EXPLICIT
+    // Extensions OPTIONAL }, ... } (RFC 5280 5.1); the fields before [0] are skipped whole.
+    der_reader top{der};
+    auto list = top.next();
+    if (!list || list->tag != 0x30) return std::nullopt;
+    der_reader in_list{list->content};
+    auto tbs = in_list.next();
+    if (!tbs || tbs->tag != 0x30) return std::nullopt;
+    der_reader fields{tbs->content};
+    while (auto f = fields.next()) {
+        if (f->tag != 0xa0) continue;
+        der_reader wrapped{f->content};
+        auto exts = wrapped.next();
+        if (!exts || exts->tag != 0x30) return std::nullopt;
+        der_reader each{exts->content};
+        while (auto ext = each.next()) {
+            // Extension ::= SEQUENCE { extnID, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }
+            if (ext->tag != 0x30) return std::nullopt;
+            der_reader parts{ext->content};
+            auto oid = parts.next();
+            if (!oid || oid->tag != 0x06) return std::nullopt;
+            if (oid->content != std::string_view("\x55\x1d\x14", 3)) continue; // id-ce-cRLNumber 2.5.29.20
+            auto value = parts.next();
+            if (value && value->tag == 0x01) value = parts.next();
+            if (!value || value->tag != 0x04) return std::nullopt;
+            der_reader inner{value->content};
+            auto n = inner.next();
+            // CRLNumber ::= INTEGER (0..MAX): non-negative; here at most 64 bits.
+            if (!n || n->tag != 0x02 || n->content.empty() || (static_cast<unsigned char>(n->content[0]) & 0x80) ||
+                n->content.size() > 9 || (n->content.size() == 9 && n->content[0] != 0))
+                return std::nullopt;
+            std::uint64_t v = 0;
+            for (char c : n->content) v = (v << 8) | static_cast<unsigned char>(c);
+            return v;
+        }
+        return std::nullopt;
+    }
+    return std::nullopt;
 }
 
 result<built_crl> read_published_crl(const certificate_authority& ca, std::string der, std::string pem) {

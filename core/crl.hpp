@@ -49,6 +49,13 @@ result<built_crl> build_crl(const certificate_authority& ca, std::span<const crl
 // parse, lacks a number or nextUpdate, or is not signed by `ca`.
 result<built_crl> read_published_crl(const certificate_authority& ca, std::string der, std::string pem);
 
+// The CRL number (RFC 5280 5.2.3) of a DER CertificateList, read by walking its TLVs without
+// decoding the entries (a start-up check of the CRL files against the number kept); nullopt when
+// `der` is not a CertificateList or carries no CRL number. Checks no signature.
+std::optional<std::uint64_t> crl_number_of(std::string_view der);
+// The PEM form ("X509 CRL") of a DER CRL, as every build writes it.
+result<std::string> crl_pem_of(std::string_view der);
+
 // The revoked serials of one record, as the CRL lists them: the current certificate when revoked
 // (or on hold) and each revoked history entry (reason superseded unless recorded).
 std::vector<crl_entry> crl_entries_of(const cert_record& r);

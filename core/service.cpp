@@ -221,14 +221,27 @@ result<load_report> cert_service::load() {
     crl_number_ = state->crl_number;
     crl_dirty_ = true;
     if (state->this_update && state->next_update) {
+        // The CRL files are a mirror written after the CRL was served (cert_repository::
+        // publish_next_crl): a stop between its number kept and its files written leaves older
+        // files, which lack revocations already acknowledged and carry a number below one
+        // served. Those are not served: the start-up build (above every number kept) comes
+        // first (docs/architecture.md "CRL publication"). The PEM is the DER's, whatever crl.pem holds.
         if (auto published = store_->published_crl()) {
-            auto crl = std::make_shared<built_crl>();
-            crl->der = std::move(published->first);
-            crl->pem = std::move(published->second);
-            crl->crl_number = state->crl_number;
-            crl->this_update = *state->this_update;
-            crl->next_update = *state->next_update;
-            crl_.store(std::shared_ptr<const built_crl>(std::move(crl)));
+            const auto number = crl_number_of(published->first);
+            auto pem = crl_pem_of(published->first);
+            if (number && *number == state->crl_number && pem) {
+                auto crl = std::make_shared<built_crl>();
+                crl->der = std::move(published->first);
+                crl->pem = std::move(*pem);
+                crl->crl_number = state->crl_number;
+                crl->this_update = *state->this_update;
+                crl->next_update = *state->next_update;
+                crl_.store(std::shared_ptr<const built_crl>(std::move(crl)));
+            } else {
+                spdlog::warn("the CRL files (CRL number {}) are not CRL {}, the last one kept (a stop before they "
+                             "were written): none is served until a new CRL is built",
+                             number ? std::to_string(*number) : std::string("unreadable"), state->crl_number);
+            }
         }
     }
     spdlog::info("loaded {} certificates; CRL number {}", index_.size(), crl_number_);
@@ -854,7 +867,13 @@ bool cert_service::crl_due(std::chrono::seconds margin) const {
 }
 
 std::optional<staged<std::shared_ptr<const built_crl>>> cert_service::stage_crl_build(bool force) {
-    if (crl_building_) {
+    // Two builds may run at once where the store numbers each CRL `at_least` exactly
+    // (cert_repository::crl_builds_may_overlap): their signatures run in parallel, the one staged
+    // later carries the higher number and every change the earlier one has, and a CRL is served
+    // only above the current number (docs/architecture.md "CRL publication"). Elsewhere (a shared
+    // store numbers in the order builds reach its lock, not the order they were staged) one at a time.
+    const unsigned limit = store_->crl_builds_may_overlap() ? 2 : 1;
+    if (crl_builds_ >= limit || (crl_builds_ > 0 && !crl_dirty_)) {
         if (force) crl_dirty_ = true;
         return std::nullopt;
     }
@@ -866,14 +885,16 @@ std::optional<staged<std::shared_ptr<const built_crl>>> cert_service::stage_crl_
     // than an old one that runs out): the same outcome build_crl had.
     auto entries = std::make_shared<const std::string>(crl_entries_.concatenated());
     const std::size_t bad = crl_bad_entries_;
-    const std::uint64_t at_least = crl_number_ + 1;
+    // Above the number of any build staged still running, so numbers follow the staging order.
+    const std::uint64_t at_least = std::max(crl_number_, crl_staged_number_) + 1;
+    crl_staged_number_ = at_least;
     // The entries reflect every change of another instance up to here: the store refuses the
     // build when a newer one exists (its revocation could be missing).
     const std::uint64_t seq = applied_seq_;
     crl_params params;
     params.this_update = clock_();
     params.next_update = params.this_update + cfg_.crl_validity;
-    crl_building_ = true;
+    ++crl_builds_;
     crl_dirty_ = false;
 
     auto* store = store_.get();
@@ -893,18 +914,25 @@ std::optional<staged<std::shared_ptr<const built_crl>>> cert_service::stage_crl_
     };
     s.commit = [this, at_least,
                 seq](result<std::shared_ptr<const built_crl>> r) -> result<std::shared_ptr<const built_crl>> {
-        crl_building_ = false;
+        --crl_builds_;
         if (r) {
             crl_conflict_at_.reset();
             crl_number_ = std::max(crl_number_, (*r)->crl_number);
-            // A newer CRL of another instance may have been applied while this one was signed.
+            // A newer CRL of another instance may have been applied while this one was signed,
+            // or a build staged after this one, with every change it has, finished first.
             auto cur = crl_.load();
-            if (!cur || cur->crl_number < (*r)->crl_number) crl_.store(*r);
-            spdlog::info("CRL {} published", (*r)->crl_number);
+            if (!cur || cur->crl_number < (*r)->crl_number) {
+                crl_.store(*r);
+                spdlog::info("CRL {} published", (*r)->crl_number);
+            } else {
+                spdlog::debug("CRL {} not served: CRL {} is out already", (*r)->crl_number, cur->crl_number);
+            }
         } else if (r.error().code == errc::conflict) {
             // Not a failure: the build runs again once the missing change is applied here.
             crl_dirty_ = true;
             crl_conflict_at_ = seq;
+            // Nothing kept: the next build may ask for the same number (one build at a time here).
+            if (crl_builds_ == 0) crl_staged_number_ = crl_number_;
             spdlog::debug("CRL build deferred: {}", r.error().message);
         } else {
             // The number may have been kept before the failure: never reuse it.

@@ -168,7 +168,9 @@ public:
 
     // ---- CRL ----
     // [strand] Stages a CRL build when one is needed (after revocations, or before nextUpdate
-    // runs out), or nothing when one is already running (it will be re-run: bursts coalesce).
+    // runs out), or nothing when as many as may run are running (one of them re-runs: bursts
+    // coalesce). Two may run at once where the store allows it (crl_builds_may_overlap); the one
+    // staged later gets the higher number, and a CRL is served only above the current one's.
     // The store numbers, keeps and publishes it in one step (cert_repository::publish_next_crl);
     // errc::conflict when another instance's change is not applied here yet: nothing is
     // published, and the CRL stays marked for the build after that change arrives.
@@ -352,8 +354,9 @@ private:
 
     std::atomic<std::shared_ptr<const built_crl>> crl_; // swapped whole
     std::uint64_t crl_number_ = 0;                      // last number persisted
+    std::uint64_t crl_staged_number_ = 0;               // the number the last build staged asked for
     bool crl_dirty_ = true;
-    bool crl_building_ = false;
+    unsigned crl_builds_ = 0;                      // builds staged and not committed (at most 2, see stage_crl_build)
     std::uint64_t applied_seq_ = 0;                // newest change of another instance applied
     std::optional<std::uint64_t> crl_conflict_at_; // applied_seq_ of the last build refused as conflict
 };

@@ -261,6 +261,15 @@ void recover_usage_dir(const fs::path& udir, std::string_view uname, load_report
 
 fs_store::fs_store(layout l) : layout_(std::move(l)) {}
 
+fs_store::~fs_store() {
+    {
+        std::lock_guard lk(mirror_mu_);
+        mirror_stop_ = true;
+    }
+    mirror_cv_.notify_all();
+    if (mirror_thread_.joinable()) mirror_thread_.join();
+}
+
 void fs_store::before_write() {
     std::lock_guard lk(snap_mu_);
     ++writes_;
@@ -579,7 +588,63 @@ result<void> fs_store::publish_crl(std::string_view der, std::string_view pem) {
     return write_visible(layout_.crl_pem(), pem, fs::perms(0644));
 }
 
+result<built_crl> fs_store::publish_next_crl(std::uint64_t at_least, std::uint64_t applied_seq,
+                                             const std::function<result<built_crl>(std::uint64_t number)>& sign) {
+    (void)applied_seq; // one writer: no other instance's change to miss
+    auto crl = sign(at_least);
+    if (!crl) return crl.error();
+    {
+        // The number is kept before the CRL carrying it is served, so it only grows; a higher
+        // number kept already (an overlapping build) covers this one.
+        std::lock_guard lk(crl_mu_);
+        if (crl->crl_number > crl_kept_) {
+            if (auto w = save_crl_state(crl_state{crl->crl_number, crl->this_update, crl->next_update}); !w)
+                return w.error();
+            crl_kept_ = crl->crl_number;
+        }
+    }
+    mirror_crl(*crl);
+    return crl;
+}
+
+void fs_store::mirror_crl(const built_crl& crl) {
+    std::lock_guard lk(mirror_mu_);
+    if (crl.crl_number <= mirror_queued_) return; // a newer CRL's files are on their way
+    mirror_queued_ = crl.crl_number;
+    mirror_next_ = crl_files{crl.crl_number, crl.der, crl.pem};
+    if (!mirror_thread_.joinable()) mirror_thread_ = std::thread([this] { mirror_loop(); });
+    mirror_cv_.notify_all();
+}
+
+void fs_store::mirror_loop() {
+    std::unique_lock lk(mirror_mu_);
+    for (;;) {
+        mirror_cv_.wait(lk, [this] { return mirror_stop_ || mirror_next_.has_value(); });
+        if (!mirror_next_) return; // stopping, nothing pending
+        crl_files files = std::move(*mirror_next_);
+        mirror_next_.reset();
+        mirror_busy_ = true;
+        lk.unlock();
+        if (crash_hook && !crash_hook("crl-files")) {
+            spdlog::debug("fs_store: simulated crash before the files of CRL {}", files.number);
+        } else if (auto w = publish_crl(files.der, files.pem); !w) {
+            // Served from memory all the same; the next CRL writes them again. A start finding
+            // older files does not serve them (cert_service::load()).
+            spdlog::error("fs_store: the files of CRL {} could not be written: {}", files.number, w.error().message);
+        }
+        lk.lock();
+        mirror_busy_ = false;
+        mirror_cv_.notify_all();
+    }
+}
+
+void fs_store::flush_crl_mirror() const {
+    std::unique_lock lk(mirror_mu_);
+    mirror_cv_.wait(lk, [this] { return !mirror_next_ && !mirror_busy_; });
+}
+
 std::optional<std::pair<std::string, std::string>> fs_store::published_crl() const {
+    flush_crl_mirror();
     auto der = storage::read_file(layout_.crl_der());
     auto pem = storage::read_file(layout_.crl_pem());
     if (!der || !pem) return std::nullopt;

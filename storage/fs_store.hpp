@@ -11,14 +11,21 @@
 #include "core/cert_repository.hpp"
 #include "storage/layout.hpp"
 
+#include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <optional>
+#include <thread>
 
 namespace certmate::storage {
 
 class fs_store final : public cert_repository {
 public:
     explicit fs_store(layout l);
+    // Writes the CRL files still pending (see publish_next_crl) before it goes.
+    ~fs_store() override;
+    fs_store(const fs_store&) = delete;
+    fs_store& operator=(const fs_store&) = delete;
 
     result<void> create(const cert_record& rec, const cert_files& files) override;
     result<void> replace(const cert_record& rec, const cert_files& files) override;
@@ -35,7 +42,20 @@ public:
     result<crl_state> load_crl_state() const override;
     result<void> save_crl_state(const crl_state& s) override;
     result<void> publish_crl(std::string_view der, std::string_view pem) override;
+    // The files as they are once the CRL files pending are written.
     std::optional<std::pair<std::string, std::string>> published_crl() const override;
+    // The number is kept (crl_state.json, fsynced) before this returns, so the CRL may be served;
+    // crl.der and crl.pem, a mirror of the CRL served, are written after, on a thread of the
+    // store's, newest CRL first (an older one still pending is skipped). A stop in between leaves
+    // files older than the number kept, which cert_service::load() does not serve. Two calls may
+    // overlap (signatures in parallel): crl_state.json never goes back to a lower number.
+    result<built_crl> publish_next_crl(std::uint64_t at_least, std::uint64_t applied_seq,
+                                       const std::function<result<built_crl>(std::uint64_t number)>& sign) override;
+    // The number is `at_least` exactly and crl_state.json never goes back, so builds could overlap;
+    // off unless `overlap_crl_builds`: measured on 2 cores it made more, smaller builds, whose
+    // signatures took the pool threads from the revocations (BENCHMARKS.md, issue 15).
+    bool crl_builds_may_overlap() const override { return overlap_crl_builds; }
+    bool overlap_crl_builds = false;
     std::optional<renewal_summary> load_last_sweep() const override;
     result<void> save_last_sweep(const renewal_summary& s) override;
     std::optional<std::string> io_error() const override;
@@ -52,7 +72,8 @@ public:
 
     // Test hook: called with a step name ("files-written", "dir-synced", "renamed", ...) during
     // create/replace; returning false simulates a crash at that point (the call returns
-    // errc::storage_failure and leaves the disk as a crash would).
+    // errc::storage_failure and leaves the disk as a crash would). "crl-files": before the CRL
+    // files of a kept CRL are written (false: they never are, as after a crash).
     std::function<bool(std::string_view step)> crash_hook;
 
 private:
@@ -70,7 +91,26 @@ private:
     // Runs write_file_atomic, turning a late directory fsync failure into note_late_error().
     result<void> write_visible(const fs::path& path, std::string_view data, fs::perms mode);
 
+    // Hands `crl` to the CRL file writer (started on first use).
+    void mirror_crl(const built_crl& crl);
+    void mirror_loop();
+    // Waits until no CRL file write is pending or running.
+    void flush_crl_mirror() const;
+
     layout layout_;
+    std::mutex crl_mu_;          // serialises the writes of crl_state.json
+    std::uint64_t crl_kept_ = 0; // guarded by crl_mu_: the highest CRL number this store kept
+    struct crl_files {
+        std::uint64_t number = 0;
+        std::string der, pem;
+    };
+    mutable std::mutex mirror_mu_;
+    mutable std::condition_variable mirror_cv_;
+    std::optional<crl_files> mirror_next_; // guarded by mirror_mu_: the newest CRL not written yet
+    std::uint64_t mirror_queued_ = 0;      // guarded by mirror_mu_: the newest number handed over
+    bool mirror_busy_ = false;             // guarded by mirror_mu_: a write runs
+    bool mirror_stop_ = false;             // guarded by mirror_mu_
+    std::thread mirror_thread_;
     mutable std::mutex io_mu_;
     std::optional<std::string> io_error_;      // guarded by io_mu_
     std::optional<std::string> write_problem_; // guarded by io_mu_: the last certificate write failed

@@ -482,16 +482,18 @@ struct service_fixture {
         open();
     }
 
-    void open() {
+    // `setup` sees the store before the service takes it (its test hooks).
+    void open(const std::function<void(storage::fs_store&)>& setup = {}) {
         storage::layout l{cfg.data_dir};
         auto ca = storage::load_ca(l, app::ca_passphrase(cfg));
         BOOST_REQUIRE(ca);
         auto audit = storage::audit_log::open(l.audit_log(), [n = now] { return *n; });
         BOOST_REQUIRE(audit);
         audit_log = std::shared_ptr<storage::audit_log>(std::move(*audit));
+        auto store = std::make_unique<storage::fs_store>(l);
+        if (setup) setup(*store);
         svc = std::make_unique<cert_service>(
-            *ca, std::make_unique<storage::fs_store>(l), audit_log, cfg.service, [n = now] { return *n; },
-            openssl_rng());
+            *ca, std::move(store), audit_log, cfg.service, [n = now] { return *n; }, openssl_rng());
         BOOST_REQUIRE(svc->load());
     }
 
@@ -518,16 +520,110 @@ BOOST_AUTO_TEST_CASE(crl_number_grows_across_a_restart) {
     f.build_crl_now();
     auto crl2 = f.build_crl_now();
     BOOST_TEST(crl2->crl_number == 2u);
+
+    // Restart: the files (written after the CRL was served, at the latest when the store goes)
+    // hold CRL 2; it is served from disk, and the next one carries a larger number.
+    f.svc.reset();
     BOOST_TEST(test::read_text(f.paths().crl_pem()) == crl2->pem);
     BOOST_TEST(test::read_text(f.paths().crl_der()) == crl2->der);
-
-    // Restart: the CRL is served from disk, and the next one carries a larger number.
-    f.svc.reset();
     f.open();
     BOOST_REQUIRE(f.svc->current_crl());
     BOOST_TEST(f.svc->current_crl()->crl_number == 2u);
     auto crl3 = f.build_crl_now();
     BOOST_TEST(crl3->crl_number == 3u);
+}
+
+// The crash window of CRL publication (docs/architecture.md "CRL publication"): CRL 2 was served
+// (its number kept) with a revocation, and the process died before crl.der / crl.pem were
+// written. The next start must not serve the files' CRL 1 (a lower number, without the
+// revocation acknowledged): it serves nothing until its build, numbered above 2, which lists it.
+BOOST_AUTO_TEST_CASE(a_stop_before_the_crl_files_are_written_never_serves_them) {
+    service_fixture f;
+    f.create("good");
+    const auto bad = f.create("bad");
+    auto crl1 = f.build_crl_now();
+    BOOST_TEST(crl1->crl_number == 1u);
+    f.svc.reset(); // the files of CRL 1 are written
+    BOOST_REQUIRE(test::read_text(f.paths().crl_der()) == crl1->der);
+
+    // A store whose CRL files are never written after this: as if killed each time before them.
+    f.open([](storage::fs_store& s) { s.crash_hook = [](std::string_view step) { return step != "crl-files"; }; });
+    BOOST_REQUIRE(run_sync(f.svc->stage_revoke("bad", {revocation_reason::key_compromise}, {})));
+    auto crl2 = f.build_crl_now(false); // the revocation made a build due
+    BOOST_TEST(crl2->crl_number == 2u);
+    BOOST_TEST(f.svc->current_crl() == crl2); // served, so the revocation was acknowledged
+    const std::string serial_hex = run("openssl x509 -noout -serial -in " + f.cert_file(bad).string()).output;
+    BOOST_REQUIRE(serial_hex.rfind("serial=", 0) == 0);
+    const std::string serial_line = "Serial Number: " + serial_hex.substr(7, serial_hex.find_last_not_of("\n") - 6);
+    auto listed = [&](const std::string& der) {
+        temp_dir t;
+        test::write_text(t / "crl.der", der);
+        return run("openssl crl -inform DER -noout -text -in " + (t / "crl.der").string()).output.find(serial_line) !=
+               std::string::npos;
+    };
+    BOOST_TEST(listed(crl2->der));
+    f.svc.reset();
+    // On disk: the number 2 kept, the files still CRL 1, without the revocation.
+    BOOST_TEST(load_crl_state(f.paths())->crl_number == 2u);
+    BOOST_TEST(test::read_text(f.paths().crl_der()) == crl1->der);
+    BOOST_TEST(!listed(crl1->der));
+    // What the start reads of the files: their CRL number, without decoding the entries.
+    BOOST_TEST((crl_number_of(crl1->der) == std::optional<std::uint64_t>(1)));
+    BOOST_TEST((crl_number_of(crl2->der) == std::optional<std::uint64_t>(2)));
+    BOOST_TEST(!crl_number_of(crl2->der.substr(0, crl2->der.size() / 2)));
+    BOOST_TEST(!crl_number_of("not a CRL"));
+
+    f.open();
+    BOOST_TEST(!f.svc->current_crl());  // not CRL 1 again
+    auto crl3 = f.build_crl_now(false); // due at start: nothing served
+    BOOST_TEST(crl3->crl_number == 3u);
+    BOOST_TEST(f.svc->current_crl() == crl3);
+    BOOST_TEST(listed(crl3->der));
+    f.svc.reset();
+    BOOST_TEST(test::read_text(f.paths().crl_der()) == crl3->der);
+    BOOST_TEST(test::read_text(f.paths().crl_pem()) == crl3->pem);
+
+    // And with the files whole, the next start serves them: CRL 3.
+    f.open();
+    BOOST_REQUIRE(f.svc->current_crl());
+    BOOST_TEST(f.svc->current_crl()->crl_number == 3u);
+    BOOST_TEST(f.svc->current_crl()->der == crl3->der);
+    BOOST_TEST(f.svc->current_crl()->pem == crl3->pem);
+}
+
+// Two builds in flight at once (the server overlaps their signatures): the later one carries the
+// higher number whichever finishes first, the number kept never goes back, and the earlier one,
+// finishing last, is not served over it.
+BOOST_AUTO_TEST_CASE(overlapping_crl_builds_serve_in_number_order) {
+    service_fixture f;
+    f.svc.reset();
+    f.open([](storage::fs_store& s) { s.overlap_crl_builds = true; });
+    f.create("a");
+    f.create("b");
+    f.build_crl_now();
+    BOOST_REQUIRE(run_sync(f.svc->stage_revoke("a", {revocation_reason::key_compromise}, {})));
+    auto first = f.svc->stage_crl_build(false);
+    BOOST_REQUIRE(first);
+    BOOST_TEST(!f.svc->stage_crl_build(false)); // nothing changed since: no second build
+    BOOST_REQUIRE(run_sync(f.svc->stage_revoke("b", {revocation_reason::key_compromise}, {})));
+    auto second = f.svc->stage_crl_build(false);
+    BOOST_REQUIRE(second);
+    BOOST_TEST(!f.svc->stage_crl_build(true)); // two run: a forced one waits for them
+
+    auto later = second->commit(second->work());
+    BOOST_REQUIRE(later);
+    BOOST_TEST((*later)->crl_number == 3u);
+    BOOST_TEST(f.svc->current_crl() == *later);
+    auto earlier = first->commit(first->work());
+    BOOST_REQUIRE(earlier);
+    BOOST_TEST((*earlier)->crl_number == 2u);
+    BOOST_TEST(f.svc->current_crl() == *later); // CRL 2 is not served after CRL 3
+    BOOST_TEST(load_crl_state(f.paths())->crl_number == 3u);
+    // The forced build asked for meanwhile runs now, above both.
+    auto next = f.build_crl_now(false);
+    BOOST_TEST(next->crl_number == 4u);
+    f.svc.reset();
+    BOOST_TEST(test::read_text(f.paths().crl_der()) == next->der);
 }
 
 BOOST_AUTO_TEST_CASE(thousand_certificates_survive_a_restart) {
