@@ -618,22 +618,52 @@ void fs_store::mirror_crl(const built_crl& crl) {
 
 void fs_store::mirror_loop() {
     std::unique_lock lk(mirror_mu_);
+    // The newest CRL whose files could not be written: written again every crl_files_retry
+    // until they are, a newer CRL comes, or the store goes (one last try).
+    std::optional<crl_files> failed;
+    auto woken = [this] { return mirror_stop_ || mirror_next_.has_value(); };
     for (;;) {
-        mirror_cv_.wait(lk, [this] { return mirror_stop_ || mirror_next_.has_value(); });
-        if (!mirror_next_) return; // stopping, nothing pending
-        crl_files files = std::move(*mirror_next_);
-        mirror_next_.reset();
+        if (failed)
+            mirror_cv_.wait_for(lk, crl_files_retry, woken);
+        else
+            mirror_cv_.wait(lk, woken);
+        crl_files files;
+        if (mirror_next_) {
+            files = std::move(*mirror_next_);
+            mirror_next_.reset();
+        } else if (failed) {
+            files = std::move(*failed);
+        } else {
+            return; // stopping, nothing pending
+        }
+        failed.reset();
+        const bool stopping = mirror_stop_;
         mirror_busy_ = true;
         lk.unlock();
+        result<void> w;
         if (crash_hook && !crash_hook("crl-files")) {
             spdlog::debug("fs_store: simulated crash before the files of CRL {}", files.number);
-        } else if (auto w = publish_crl(files.der, files.pem); !w) {
-            // Served from memory all the same; the next CRL writes them again. A start finding
-            // older files does not serve them (cert_service::load()).
-            spdlog::error("fs_store: the files of CRL {} could not be written: {}", files.number, w.error().message);
+        } else {
+            w = publish_crl(files.der, files.pem);
         }
+        {
+            // Served from memory all the same, but whoever reads the files (and the next start,
+            // which does not serve older files: cert_service::load()) lacks it: /health says so.
+            std::lock_guard io(io_mu_);
+            if (w) {
+                if (crl_files_problem_) spdlog::info("fs_store: the files of CRL {} are written", files.number);
+                crl_files_problem_.reset();
+            } else {
+                crl_files_problem_ = "the CRL files could not be written (CRL " + std::to_string(files.number) +
+                                     " is served; the files hold an older one): " + w.error().message;
+            }
+        }
+        if (!w)
+            spdlog::error("fs_store: the files of CRL {} could not be written ({}), tried again every {} ms",
+                          files.number, w.error().message, crl_files_retry.count());
         lk.lock();
         mirror_busy_ = false;
+        if (!w && !stopping) failed = std::move(files);
         mirror_cv_.notify_all();
     }
 }
@@ -698,6 +728,7 @@ std::optional<std::string> fs_store::problem() const {
         return std::string("the data directory is full");
     if (auto e = io_error()) return e;
     std::lock_guard lk(io_mu_);
+    if (crl_files_problem_) return crl_files_problem_;
     if (write_problem_) return "the last certificate write failed: " + *write_problem_;
     return std::nullopt;
 }

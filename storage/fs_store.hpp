@@ -11,6 +11,7 @@
 #include "core/cert_repository.hpp"
 #include "storage/layout.hpp"
 
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
@@ -46,8 +47,9 @@ public:
     std::optional<std::pair<std::string, std::string>> published_crl() const override;
     // The number is kept (crl_state.json, fsynced) before this returns, so the CRL may be served;
     // crl.der and crl.pem, a mirror of the CRL served, are written after, on a thread of the
-    // store's, newest CRL first (an older one still pending is skipped). A stop in between leaves
-    // files older than the number kept, which cert_service::load() does not serve. Two calls may
+    // store's, newest CRL first (an older one still pending is skipped); files that cannot be
+    // written are tried again (crl_files_retry) and problem() reports them meanwhile. A stop in
+    // between leaves files older than the number kept, which cert_service::load() does not serve. Two calls may
     // overlap (signatures in parallel): crl_state.json never goes back to a lower number.
     result<built_crl> publish_next_crl(std::uint64_t at_least, std::uint64_t applied_seq,
                                        const std::function<result<built_crl>(std::uint64_t number)>& sign) override;
@@ -56,6 +58,9 @@ public:
     // signatures took the pool threads from the revocations (BENCHMARKS.md, issue 15).
     bool crl_builds_may_overlap() const override { return overlap_crl_builds; }
     bool overlap_crl_builds = false;
+    // How often CRL files that could not be written (a failing disk) are written again; until
+    // they are, problem() (/health) says so.
+    std::chrono::milliseconds crl_files_retry{std::chrono::seconds(5)};
     std::optional<renewal_summary> load_last_sweep() const override;
     result<void> save_last_sweep(const renewal_summary& s) override;
     std::optional<std::string> io_error() const override;
@@ -112,8 +117,9 @@ private:
     bool mirror_stop_ = false;             // guarded by mirror_mu_
     std::thread mirror_thread_;
     mutable std::mutex io_mu_;
-    std::optional<std::string> io_error_;      // guarded by io_mu_
-    std::optional<std::string> write_problem_; // guarded by io_mu_: the last certificate write failed
+    std::optional<std::string> io_error_;          // guarded by io_mu_
+    std::optional<std::string> write_problem_;     // guarded by io_mu_: the last certificate write failed
+    std::optional<std::string> crl_files_problem_; // guarded by io_mu_: the newest CRL's files failed
     mutable std::mutex snap_mu_;
     std::uint64_t writes_ = 0;  // guarded by snap_mu_: certificate writes started
     bool snapshot_kept_ = true; // guarded by snap_mu_: state/index.snapshot may exist
