@@ -20,6 +20,7 @@
 #include "support/sample_records.hpp"
 #include "support/service_steps.hpp"
 #include "support/tools.hpp"
+#include "support/wait.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -27,6 +28,8 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -624,6 +627,64 @@ BOOST_AUTO_TEST_CASE(overlapping_crl_builds_serve_in_number_order) {
     BOOST_TEST(next->crl_number == 4u);
     f.svc.reset();
     BOOST_TEST(test::read_text(f.paths().crl_der()) == next->der);
+}
+
+// A failing disk (EIO) under the CRL files, written after the CRL was served: the store says so
+// (problem(), hence /health), writes them again every crl_files_retry, and when it goes makes one
+// last try, neither hanging on the failing disk nor dropping files the disk now takes.
+BOOST_AUTO_TEST_CASE(crl_files_that_cannot_be_written_are_reported_retried_and_tried_at_the_stop) {
+    service_fixture f;
+    auto crl1 = f.build_crl_now();
+    f.svc.reset(); // the files of CRL 1 are written
+    auto fail = std::make_shared<std::atomic<bool>>(true);
+    auto tries = std::make_shared<std::atomic<int>>(0);
+    // Set while no store thread runs, cleared after the last store went.
+    storage::write_fault_hook = [fail, tries](const fs::path& p) {
+        const auto name = p.filename().string();
+        if (name.find("crl.der") == std::string::npos && name.find("crl.pem") == std::string::npos) return 0;
+        ++*tries;
+        return fail->load() ? EIO : 0;
+    };
+    struct clear_hook {
+        ~clear_hook() { storage::write_fault_hook = nullptr; }
+    } clear;
+    storage::fs_store* store = nullptr;
+    f.open([&](storage::fs_store& s) {
+        s.crl_files_retry = 20ms;
+        store = &s;
+    });
+    auto crl2 = f.build_crl_now();
+    BOOST_TEST(crl2->crl_number == 2u);
+    BOOST_TEST(test::eventually([&] { return tries->load() >= 3; })); // tried again, not once
+    auto problem = store->problem();
+    BOOST_REQUIRE(problem);
+    BOOST_TEST(problem->find("the CRL files could not be written (CRL 2 is served") == 0u, *problem);
+    BOOST_TEST(problem->find(f.paths().data_dir.string()) == std::string::npos, *problem); // public: no path
+    BOOST_TEST(test::read_text(f.paths().crl_der()) == crl1->der);
+    // The stop, the disk still failing: one last try, then the store goes.
+    const int before = tries->load();
+    f.svc.reset();
+    BOOST_TEST(tries->load() > before);
+    BOOST_TEST(test::read_text(f.paths().crl_der()) == crl1->der);
+
+    // Again, with a retry far off: the disk works again just before the stop, whose try writes them.
+    f.open([&](storage::fs_store& s) {
+        s.crl_files_retry = std::chrono::hours(1);
+        store = &s;
+    });
+    BOOST_TEST(!f.svc->current_crl()); // the files hold CRL 1, CRL 2 was kept: not served
+    auto crl3 = f.build_crl_now(false);
+    BOOST_TEST(crl3->crl_number == 3u);
+    BOOST_TEST(test::eventually([&] { return store->problem().has_value(); }));
+    fail->store(false);
+    BOOST_TEST(!!store->problem()); // no retry yet (an hour away)
+    f.svc.reset();
+    BOOST_TEST(test::read_text(f.paths().crl_der()) == crl3->der);
+    BOOST_TEST(test::read_text(f.paths().crl_pem()) == crl3->pem);
+    f.open([&](storage::fs_store& s) { store = &s; });
+    BOOST_REQUIRE(f.svc->current_crl());
+    BOOST_TEST(f.svc->current_crl()->crl_number == 3u);
+    BOOST_TEST(!store->problem());
 }
 
 BOOST_AUTO_TEST_CASE(thousand_certificates_survive_a_restart) {
