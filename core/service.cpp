@@ -220,28 +220,34 @@ result<load_report> cert_service::load() {
     if (!state) return state.error();
     crl_number_ = state->crl_number;
     crl_dirty_ = true;
-    if (state->this_update && state->next_update) {
+    auto published = store_->published_crl();
+    const auto number = published ? crl_number_of(published->first) : std::nullopt;
+    // A CRL number must not go back (RFC 5280 5.2.3): with the number kept lost (crl_state.json
+    // removed, a partial restore) the files' number is the floor, not 0.
+    if (number && *number > crl_number_) {
+        spdlog::warn("the CRL files carry CRL number {}, above the {} kept: numbering continues above them", *number,
+                     crl_number_);
+        crl_number_ = *number;
+    }
+    if (published && state->this_update && state->next_update) {
         // The CRL files are a mirror written after the CRL was served (cert_repository::
         // publish_next_crl): a stop between its number kept and its files written leaves older
         // files, which lack revocations already acknowledged and carry a number below one
         // served. Those are not served: the start-up build (above every number kept) comes
         // first (docs/architecture.md "CRL publication"). The PEM is the DER's, whatever crl.pem holds.
-        if (auto published = store_->published_crl()) {
-            const auto number = crl_number_of(published->first);
-            auto pem = crl_pem_of(published->first);
-            if (number && *number == state->crl_number && pem) {
-                auto crl = std::make_shared<built_crl>();
-                crl->der = std::move(published->first);
-                crl->pem = std::move(*pem);
-                crl->crl_number = state->crl_number;
-                crl->this_update = *state->this_update;
-                crl->next_update = *state->next_update;
-                crl_.store(std::shared_ptr<const built_crl>(std::move(crl)));
-            } else {
-                spdlog::warn("the CRL files (CRL number {}) are not CRL {}, the last one kept (a stop before they "
-                             "were written): none is served until a new CRL is built",
-                             number ? std::to_string(*number) : std::string("unreadable"), state->crl_number);
-            }
+        auto pem = crl_pem_of(published->first);
+        if (number && *number == state->crl_number && pem) {
+            auto crl = std::make_shared<built_crl>();
+            crl->der = std::move(published->first);
+            crl->pem = std::move(*pem);
+            crl->crl_number = state->crl_number;
+            crl->this_update = *state->this_update;
+            crl->next_update = *state->next_update;
+            crl_.store(std::shared_ptr<const built_crl>(std::move(crl)));
+        } else {
+            spdlog::warn("the CRL files (CRL number {}) are not CRL {}, the last one kept (a stop before they "
+                         "were written): none is served until a new CRL is built",
+                         number ? std::to_string(*number) : std::string("unreadable"), state->crl_number);
         }
     }
     spdlog::info("loaded {} certificates; CRL number {}", index_.size(), crl_number_);

@@ -687,6 +687,23 @@ BOOST_AUTO_TEST_CASE(crl_files_that_cannot_be_written_are_reported_retried_and_t
     BOOST_TEST(!store->problem());
 }
 
+// crl_state.json lost (an operator's clean-up, a partial restore) while the CRL files remain: the
+// numbering continues above the files' CRL number instead of starting again at 1, which relying
+// parties would take for an older CRL than the one they hold (RFC 5280 5.2.3).
+BOOST_AUTO_TEST_CASE(a_lost_crl_state_never_numbers_below_the_crl_files) {
+    service_fixture f;
+    f.build_crl_now();
+    auto crl2 = f.build_crl_now();
+    BOOST_TEST(crl2->crl_number == 2u);
+    f.svc.reset();
+    BOOST_REQUIRE(test::read_text(f.paths().crl_der()) == crl2->der);
+    fs::remove(f.paths().crl_state());
+    f.open();
+    auto next = f.build_crl_now(false);
+    BOOST_TEST(next->crl_number == 3u);
+    BOOST_TEST(load_crl_state(f.paths())->crl_number == 3u);
+}
+
 BOOST_AUTO_TEST_CASE(thousand_certificates_survive_a_restart) {
     service_fixture f;
     std::map<std::string, cert_record> before;
