@@ -610,9 +610,11 @@ result<built_crl> fs_store::publish_next_crl(std::uint64_t at_least, std::uint64
 void fs_store::mirror_crl(const built_crl& crl) {
     std::lock_guard lk(mirror_mu_);
     if (crl.crl_number <= mirror_queued_) return; // a newer CRL's files are on their way
+    // The thread first: when it cannot start (std::system_error) nothing is left queued that no
+    // one would write, which flush_crl_mirror() would wait for forever.
+    if (!mirror_thread_.joinable()) mirror_thread_ = std::thread([this] { mirror_loop(); });
     mirror_queued_ = crl.crl_number;
     mirror_next_ = crl_files{crl.crl_number, crl.der, crl.pem};
-    if (!mirror_thread_.joinable()) mirror_thread_ = std::thread([this] { mirror_loop(); });
     mirror_cv_.notify_all();
 }
 
@@ -646,21 +648,24 @@ void fs_store::mirror_loop() {
         } else {
             w = publish_crl(files.der, files.pem);
         }
+        bool was_failing = false;
         {
             // Served from memory all the same, but whoever reads the files (and the next start,
             // which does not serve older files: cert_service::load()) lacks it: /health says so.
             std::lock_guard io(io_mu_);
-            if (w) {
-                if (crl_files_problem_) spdlog::info("fs_store: the files of CRL {} are written", files.number);
+            was_failing = crl_files_problem_.has_value();
+            if (w)
                 crl_files_problem_.reset();
-            } else {
+            else
                 crl_files_problem_ = "the CRL files could not be written (CRL " + std::to_string(files.number) +
                                      " is served; the files hold an older one): " + w.error().message;
-            }
         }
+        if (w && was_failing) spdlog::info("fs_store: the files of CRL {} are written", files.number);
+        // Once per failing spell, not at every retry.
         if (!w)
-            spdlog::error("fs_store: the files of CRL {} could not be written ({}), tried again every {} ms",
-                          files.number, w.error().message, crl_files_retry.count());
+            spdlog::log(was_failing ? spdlog::level::debug : spdlog::level::err,
+                        "fs_store: the files of CRL {} could not be written ({}); tried again every {} ms",
+                        files.number, w.error().message, crl_files_retry.count());
         lk.lock();
         mirror_busy_ = false;
         if (!w && !stopping) failed = std::move(files);
