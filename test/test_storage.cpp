@@ -32,6 +32,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <cctype>
 #include <map>
@@ -702,6 +703,33 @@ BOOST_AUTO_TEST_CASE(a_lost_crl_state_never_numbers_below_the_crl_files) {
     auto next = f.build_crl_now(false);
     BOOST_TEST(next->crl_number == 3u);
     BOOST_TEST(load_crl_state(f.paths())->crl_number == 3u);
+}
+
+// crl_number_of reads crl.der at every start without decoding it: every truncation of a real CRL
+// is refused, and every value of every byte gives a number or nullopt, reading nothing outside the
+// input (the ASan stage runs this).
+BOOST_AUTO_TEST_CASE(crl_number_of_survives_every_truncation_and_byte_value) {
+    service_fixture f;
+    f.create("a");
+    BOOST_REQUIRE(run_sync(f.svc->stage_revoke("a", {revocation_reason::key_compromise}, {})));
+    auto crl = f.build_crl_now();
+    const std::string der = crl->der;
+    BOOST_TEST((crl_number_of(der) == std::optional<std::uint64_t>(crl->crl_number)));
+    std::size_t refused = 0;
+    for (std::size_t n = 0; n < der.size(); ++n) refused += !crl_number_of(std::string_view(der).substr(0, n));
+    BOOST_TEST(refused == der.size());
+    std::size_t numbers = 0;
+    for (std::size_t i = 0; i < der.size(); ++i) {
+        std::string bad = der;
+        for (int v = 0; v < 256; ++v) {
+            bad[i] = static_cast<char>(v);
+            // Copied to a buffer of its exact size, so a read past the end is ASan's to see.
+            auto exact = std::make_unique<char[]>(bad.size());
+            std::memcpy(exact.get(), bad.data(), bad.size());
+            numbers += crl_number_of(std::string_view(exact.get(), bad.size())).has_value();
+        }
+    }
+    BOOST_TEST(numbers > 0u);
 }
 
 BOOST_AUTO_TEST_CASE(thousand_certificates_survive_a_restart) {
