@@ -9,6 +9,7 @@
 #include "core/crl.hpp"
 #include "core/ossl.hpp"
 #include "storage/atomic_file.hpp"
+#include "support/child_process.hpp"
 #include "support/http_server_fixture.hpp"
 #include "support/json_checks.hpp"
 #include "support/wait.hpp"
@@ -16,6 +17,13 @@
 #include <openssl/bn.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <csignal>
 
 #include <atomic>
 #include <cerrno>
@@ -63,6 +71,19 @@ struct crl_fault_hook {
     }
     ~crl_fault_hook() { storage::write_fault_hook = nullptr; }
 };
+
+unsigned short free_loopback_port() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    const bool ok = fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+                    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
+    if (fd >= 0) ::close(fd);
+    BOOST_REQUIRE(ok);
+    return ntohs(a.sin_port);
+}
 
 } // namespace
 
@@ -214,4 +235,101 @@ BOOST_AUTO_TEST_CASE(crls_fetched_during_a_revocation_storm_never_lack_an_acknow
     BOOST_REQUIRE(final_crl);
     for (const auto& per : serials)
         for (const auto& sn : per) BOOST_TEST(final_crl->count(sn) == 1u);
+}
+
+// The crash window with the real binary (docs/architecture.md "CRL publication"): the data dir as
+// a SIGKILL between CRL N's number kept and its files written leaves it: crl_state.json at N,
+// crl.der / crl.pem still an older CRL without the last revocation acknowledged, and a half-written
+// temp file of the next crl.der beside them. A stranger polling /crl.der from before the server
+// listens never gets that older CRL: 404 until the start-up CRL, numbered above N, which lists
+// the revocation. The temp file is gone and /health is ok once that CRL is out.
+BOOST_AUTO_TEST_CASE(a_start_after_a_kill_before_the_crl_files_never_serves_them) {
+    temp_dir dir;
+    const fs::path data = dir / "data", conf = dir / "certmate.conf";
+    const std::string token = "crl-attack-token-5b0c1d9e8f7a6b5c4d3e";
+    const std::string hash = run("printf %s " + token + " | sha256sum | cut -c1-64").output.substr(0, 64);
+    write_text(conf, "[storage]\ndata_dir = " + data.string() +
+                         "\n[ca]\nkey_type = ec-p256\n[issuance]\ndefault_key_type = ec-p256\n"
+                         "[rate_limit]\ndefault = 0\ncreate = 0\nbatch = 0\ncrl = 0\nocsp = 0\n"
+                         "[auth]\ntoken = attacker:admin:" +
+                         hash + "\n");
+    const std::string bin = certmate_binary();
+    auto init = run(bin + " init -c " + conf.string());
+    BOOST_TEST_REQUIRE(init.exit_code == 0, init.output);
+    const unsigned short port = free_loopback_port();
+    auto serve = [&](const std::string& name) {
+        auto p = std::make_unique<child_process>(std::vector<std::string>{bin, "serve", "-c", conf.string(), "--listen",
+                                                                          "127.0.0.1:" + std::to_string(port)},
+                                                 dir / (name + ".err"));
+        if (!p->wait_for_line("listening on http://", 60s)) BOOST_FAIL(read_text(dir / (name + ".err")));
+        return p;
+    };
+
+    std::string old_der, old_pem, serial;
+    std::uint64_t kept = 0;
+    {
+        auto p = serve("first");
+        http_client c(port);
+        auto a = c.post_json("/api/client-certs", R"({"common_name":"a","identifier":"a"})", token);
+        BOOST_REQUIRE(a.status == 201u);
+        serial = str(obj(a), "serial_number");
+        BOOST_REQUIRE(eventually([&] { return c.get("/crl.der").status == 200u; }));
+        old_der = c.get("/crl.der").body;
+        old_pem = c.get("/api/crl/pem", token).body;
+        BOOST_REQUIRE(revoked_serials(old_der));
+        BOOST_REQUIRE(revoked_serials(old_der)->count(serial) == 0u);
+        auto r = c.post_json("/api/client-certs/a/revoke", R"({"reason":"keyCompromise"})", token);
+        BOOST_REQUIRE_MESSAGE(r.status == 200u, r.body);
+        const std::string served = c.get("/crl.der").body;
+        BOOST_REQUIRE(revoked_serials(served)->count(serial) == 1u);
+        kept = *crl_number_of(served);
+        BOOST_REQUIRE(*crl_number_of(old_der) < kept);
+        p->signal(SIGKILL);
+        BOOST_REQUIRE(p->wait_exit(10s));
+    }
+    // As a kill before the files of CRL `kept` were written leaves the disk.
+    BOOST_REQUIRE(read_text(data / "certs/crl/crl_state.json").find("\"crl_number\":" + std::to_string(kept)) !=
+                  std::string::npos);
+    write_text(data / "certs/crl/crl.der", old_der);
+    write_text(data / "certs/ca/crl.pem", old_pem);
+    write_text(data / "certs/crl/.crl.der.tmp-0123456789ab", old_der.substr(0, old_der.size() / 2));
+
+    std::atomic<bool> stop{false};
+    std::atomic<int> stale{0}, served_ok{0}, torn{0};
+    std::atomic<std::uint64_t> first_seen{0};
+    std::thread stranger([&] {
+        while (!stop) {
+            try {
+                http_client c(port, "127.0.0.1", 2s);
+                auto r = c.get("/crl.der");
+                if (r.status != 200u) continue;
+                auto n = crl_number_of(r.body);
+                auto listed = revoked_serials(r.body);
+                if (!n || !listed) {
+                    ++torn;
+                    continue;
+                }
+                if (*n <= kept || !listed->count(serial)) ++stale;
+                std::uint64_t zero = 0;
+                first_seen.compare_exchange_strong(zero, *n);
+                ++served_ok;
+            } catch (const std::exception&) {
+                std::this_thread::sleep_for(1ms); // not listening yet
+            }
+        }
+    });
+    auto p = serve("second");
+    http_client c(port);
+    BOOST_TEST(eventually([&] { return served_ok.load() >= 20; }));
+    stop = true;
+    stranger.join();
+    BOOST_TEST(stale.load() == 0);
+    BOOST_TEST(torn.load() == 0);
+    BOOST_TEST(first_seen.load() > kept);
+    BOOST_TEST(!fs::exists(data / "certs/crl/.crl.der.tmp-0123456789ab"));
+    BOOST_TEST(eventually([&] { return c.get("/health").status == 200u; }));
+    // The files caught up with the CRL served.
+    BOOST_TEST(eventually([&] { return read_text(data / "certs/crl/crl.der") == c.get("/crl.der").body; }));
+    p->signal(SIGTERM);
+    BOOST_TEST((p->wait_exit(30s) == std::optional<int>(0)));
 }
