@@ -686,6 +686,7 @@ BOOST_AUTO_TEST_CASE(crl_files_that_cannot_be_written_are_reported_retried_and_t
     BOOST_REQUIRE(f.svc->current_crl());
     BOOST_TEST(f.svc->current_crl()->crl_number == 3u);
     BOOST_TEST(!store->problem());
+    f.svc.reset(); // no store thread left when the hook is cleared
 }
 
 // crl_state.json lost (an operator's clean-up, a partial restore) while the CRL files remain: the
