@@ -458,7 +458,6 @@ BOOST_AUTO_TEST_SUITE(service_on_fs_store_suite)
 
 namespace {
 
-constexpr auto day = std::chrono::hours(24);
 using certmate::test::create_certificate;
 using certmate::test::openssl_verify;
 using certmate::test::run;
