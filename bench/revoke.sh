@@ -22,7 +22,8 @@
 #                          over the same serials with the same CA key (the median of 3), and the ratio.
 #
 # Knobs: BENCH_REVOKE_N=30000, BENCH_CA=rsa4096, BENCH_REVOKE_DIR=dir (default
-# build-bench/revoke-data-<CA>-<N>), CERTMATE_BIN=path skips the build. Logs: build-bench/bench-logs/revoke-*.
+# build-bench/revoke-data-<CA>-<N>), CERTMATE_BIN=path skips the build, BENCH_REVOKE_CLIENTS_ONLY=1
+# runs the clients-8 and clients-64 phases only. Logs: build-bench/bench-logs/revoke-*.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -225,11 +226,13 @@ for C in 8 64; do
         "$(awk -v n="$N" -v s="$secs" 'BEGIN { printf "%.0f", n / s }')" \
         "$(val p50_ms)/$(val p99_ms) ms" "$(val max_ms) ms" "$(($(builds) - b0))" "$idle/$(rss VmHWM)" "${timeouts:-?}" "$fetch"
     [ "${timeouts:-x}" = 0 ] || die "clients-$C: $timeouts CRL waits reached their bound"
-    if [ "$C" = 64 ]; then
+    if [ "$C" = 64 ] && [ -z "${BENCH_REVOKE_CLIENTS_ONLY:-}" ]; then
         REBUILD_N=$(single_revokes); CRL_N=$(curl -sf "$URL/crl.der" | wc -c); GENCRL_N=$(openssl_gencrl)
     fi
     stop_server
 done
+
+[ -z "${BENCH_REVOKE_CLIENTS_ONLY:-}" ] || exit 0
 
 fresh_copy
 start_server "$WORK/data" batch

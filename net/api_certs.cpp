@@ -344,8 +344,12 @@ asio::awaitable<response> revocation_change(call& c, Stage& stage) {
     };
     auto r = co_await c.core().run_staged<cert_view>(stage, after);
     if (r) {
-        c.api.crl.kick();
-        if (!c.api.crl.acks_before_publish() && !co_await c.api.crl.wait_published(gen, crl_publish_wait))
+        const bool acked_early = c.api.crl.acks_before_publish();
+        if (acked_early)
+            c.api.crl.kick_acknowledged();
+        else
+            c.api.crl.kick();
+        if (!acked_early && !co_await c.api.crl.wait_published(gen, crl_publish_wait))
             spdlog::warn("[{}] CRL not yet published after {} of {}", c.request_id, r->record.identifier,
                          c.req.target());
     }

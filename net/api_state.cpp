@@ -57,6 +57,24 @@ asio::awaitable<void> crl_publisher::build_loop(bool periodic) {
         // A build deferred for another instance's change is not a failed one.
         if (out || out.error().code != errc::conflict) metrics_.crl_built(out.has_value());
         if (!again) co_return;
+        if (acks_before_publish()) {
+            bool pause = false;
+            {
+                // Under the waiters' lock: a waiter registering after this sees pausing_ and kicks.
+                std::lock_guard lock(wait_mu_);
+                if (waiters_.empty()) {
+                    ++pausing_;
+                    pause = true;
+                }
+            }
+            if (pause) {
+                asio::steady_timer t(co_await asio::this_coro::executor);
+                t.expires_after(build_pace);
+                boost::system::error_code ec;
+                co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+                --pausing_;
+            }
+        }
     }
 }
 
@@ -101,11 +119,14 @@ asio::awaitable<bool> crl_publisher::wait_published(std::uint64_t gen, std::chro
     if (published_.load() >= gen) co_return true;
     auto t = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor);
     t->expires_after(timeout);
+    bool paused = false;
     {
         std::lock_guard lock(wait_mu_);
         if (published_.load() >= gen) co_return true;
         waiters_.emplace(gen, t);
+        paused = pausing_.load() > 0;
     }
+    if (paused) kick(); // a paced build loop is in its pause: this request ends it
     boost::system::error_code ec;
     co_await t->async_wait(asio::redirect_error(asio::use_awaitable, ec));
     if (published_.load() >= gen) co_return true;
