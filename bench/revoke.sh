@@ -9,21 +9,27 @@
 #   clients-8, clients-64  N revocations, one POST .../revoke each, from 8 / 64 wrk connections:
 #                          wall time, acknowledged revocations/s, ack latency p50/p99, CRL builds,
 #                          peak RSS; every answer checked (200 with "revoked":true), the final CRL
-#                          must list all N, and no answer may have gone out on the CRL wait's bound
-#                          (certmate_crl_wait_timeouts_total 0): each ack was in /crl.der.
+#                          must list all N, and no CRL wait may have reached its bound
+#                          (certmate_crl_wait_timeouts_total 0). The file store answers a revoke once
+#                          it is durable, and each CRL request waits for the build of the revocations
+#                          acknowledged before it (docs/architecture.md "CRL publication"): during the
+#                          storm, spare identifiers are revoked one at a time and /crl.der fetched
+#                          right after each answer must list it (the "in /crl.der" column: checked,
+#                          the fetch's p50/max time while the storm runs).
 #   batch                  one batch revoke job of the N identifiers.
 #   rebuild                with 3,000 and with N revoked: one revoke -> in /crl.der (curl
 #                          time_total, the median of 5), the CRL size, beside `openssl ca -gencrl`
 #                          over the same serials with the same CA key (the median of 3), and the ratio.
 #
 # Knobs: BENCH_REVOKE_N=30000, BENCH_CA=rsa4096, BENCH_REVOKE_DIR=dir (default
-# build-bench/revoke-data-<CA>-<N>), CERTMATE_BIN=path skips the build. Logs: build-bench/bench-logs/revoke-*.
+# build-bench/revoke-data-<CA>-<N>), CERTMATE_BIN=path skips the build, BENCH_REVOKE_CLIENTS_ONLY=1
+# runs the clients-8 and clients-64 phases only. Logs: build-bench/bench-logs/revoke-*.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 N=${BENCH_REVOKE_N:-30000}
 CA=${BENCH_CA:-rsa4096}
-SPARE=5
+SPARE=25 # N+1..N+5: the single revokes; N+6..N+25: the in-storm checks (10 per phase)
 TOTAL=$((N + SPARE))
 BENCH_TAG="revoke"
 # shellcheck source=bench/common.sh
@@ -103,21 +109,43 @@ fi
 
 fresh_copy() { rm -rf "$WORK/data"; cp -a "$CACHE" "$WORK/data"; rm -f "$WORK/data/serve.lock"; }
 
-# One revoke of a spare identifier after another, timed (curl time_total: request to the answer,
-# which waits for the CRL listing it); each checked in /crl.der. Prints the median in seconds.
+# Revokes r-$1 and fetches /crl.der right after the answer: prints "<revoke secs> <fetch secs>"
+# (curl time_total each), or dies when the answer is not 200 or the CRL does not list the serial.
+revoke_then_crl() {
+    local i=$1 t c serial
+    serial=$(curl -sf -H "$AUTH" "$URL/api/client-certs/r-$i/certificate" | openssl x509 -noout -serial | cut -d= -f2)
+    [ -n "$serial" ] || die "r-$i: no certificate (a store filled with fewer spares? remove $CACHE)"
+    t=$(curl -s -o "$WORK/one-$i.json" -w '%{http_code} %{time_total}' -H "$AUTH" -H 'Content-Type: application/json' \
+        -d '{"reason":"keyCompromise"}' "$URL/api/client-certs/r-$i/revoke")
+    [ "${t%% *}" = 200 ] || die "revoke r-$i: $t $(cat "$WORK/one-$i.json")"
+    c=$(curl -s -o "$WORK/crl-$i.der" -w '%{http_code} %{time_total}' "$URL/crl.der")
+    [ "${c%% *}" = 200 ] || die "r-$i acknowledged, then /crl.der answered $c"
+    openssl crl -inform DER -noout -text -in "$WORK/crl-$i.der" | grep -q "Serial Number: $serial\$" ||
+        die "r-$i ($serial) acknowledged but not in the /crl.der fetched after"
+    echo "${t#* } ${c#* }"
+}
+
+# One revoke of a spare identifier after another, timed from the request to a /crl.der that lists
+# it (the revoke's and the fetch's curl time_total added). Prints the median in seconds.
 single_revokes() {
-    local i t serial
+    local i r
     : >"$WORK/single.times"
-    for i in $(seq $((N + 1)) $((N + SPARE))); do
-        t=$(curl -s -o "$WORK/one.json" -w '%{http_code} %{time_total}' -H "$AUTH" -H 'Content-Type: application/json' \
-            -d '{"reason":"keyCompromise"}' "$URL/api/client-certs/r-$i/revoke")
-        [ "${t%% *}" = 200 ] || die "revoke r-$i: $t $(cat "$WORK/one.json")"
-        serial=$(curl -sf -H "$AUTH" "$URL/api/client-certs/r-$i/certificate" | openssl x509 -noout -serial | cut -d= -f2)
-        curl -sf "$URL/crl.der" | openssl crl -inform DER -noout -text | grep -q "Serial Number: $serial\$" ||
-            die "r-$i ($serial) acknowledged but not in /crl.der"
-        echo "${t#* }" >>"$WORK/single.times"
+    for i in $(seq $((N + 1)) $((N + 5))); do
+        r=$(revoke_then_crl "$i") || exit 1
+        awk '{ print $1 + $2 }' <<<"$r" >>"$WORK/single.times"
     done
     median <"$WORK/single.times"
+}
+
+# While the storm runs: revoke_then_crl on spares FROM..TO, 0.5 s apart (the storm still running),
+# into $1. A failed check kills the bench (die in a subshell: the marker file says so).
+storm_checks() { # OUT FROM TO MARKS
+    local i
+    for i in $(seq "$2" "$3"); do
+        [ "$(grep -c '^end' "$4")" -lt 2 ] || break
+        (revoke_then_crl "$i") >>"$1" || { echo "failed r-$i" >"$1.failed"; return; }
+        sleep 0.5
+    done
 }
 
 # `openssl ca -gencrl` over the serials of the current /crl.der, with the CA's key (or a fresh key
@@ -161,7 +189,7 @@ CNF
 }
 
 echo "# bash bench/revoke.sh  (N=$N, CA $CA, Ed25519 leaves, $(nproc) cores, $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo -))"
-printf '%-10s %7s %8s %10s %14s %14s %8s %9s %9s\n' phase revoked secs "revoked/s" "ack p50/p99" "ack max" builds "RSS MiB" timeouts
+printf '%-10s %7s %8s %10s %14s %14s %8s %9s %9s %22s\n' phase revoked secs "revoked/s" "ack p50/p99" "ack max" builds "RSS MiB" timeouts "in /crl.der (p50/max)"
 
 for C in 8 64; do
     fresh_copy
@@ -173,25 +201,38 @@ for C in 8 64; do
     REVOKE_MARKS=$marks REVOKE_THREADS=2 REVOKE_FROM=1 REVOKE_TO=$N REVOKE_TOKEN=$TOKEN \
         wrk -t2 -c"$C" -d900s --timeout 30s -s bench/revoke.lua "$URL" >"$LOGS/revoke-clients-$C.wrk" 2>&1 &
     WRK=$!
+    checks=$WORK/checks-$C
+    : >"$checks"
+    first=$((N + (C == 8 ? 6 : 16)))
+    sleep 1
+    storm_checks "$checks" "$first" $((first + 9)) "$marks" &
+    CHECKS=$!
     while kill -0 "$WRK" 2>/dev/null && [ "$(grep -c '^end' "$marks")" -lt 2 ]; do sleep 0.2; done
     kill -INT "$WRK" 2>/dev/null || true
     wait "$WRK" || true
+    wait "$CHECKS" || true
+    [ ! -e "$checks.failed" ] || die "clients-$C: $(cat "$checks.failed")"
+    nchecks=$(wc -l <"$checks")
+    [ "$nchecks" -gt 0 ] || die "clients-$C: no revoke -> /crl.der check ran during the storm"
+    fetch=$(awk '{ print $2 }' "$checks" | sort -g | awk '{ v[NR] = $1 } END { printf "%d ok, %.0f/%.0f ms", NR, v[int((NR + 1) / 2)] * 1000, v[NR] * 1000 }')
     out=$(grep REVOKESTAT "$LOGS/revoke-clients-$C.wrk") || die "wrk: $(cat "$LOGS/revoke-clients-$C.wrk")"
     secs=$(awk '$1 == "start" && (s == "" || $3 < s) { s = $3 } $1 == "end" && $3 > e { e = $3 } END { printf "%.2f", e - s }' "$marks")
     val() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$out"; }
     [ "$(val acked)" = "$N" ] && [ "$(val bad)" = 0 ] || die "clients-$C: $out"
     listed=$(crl_count)
-    [ "$listed" = "$N" ] || die "clients-$C: /crl.der lists $listed, not $N"
+    [ "$listed" = $((N + nchecks)) ] || die "clients-$C: /crl.der lists $listed, not $N + $nchecks"
     timeouts=$(metric certmate_crl_wait_timeouts_total)
-    printf '%-10s %7s %8s %10s %14s %14s %8s %9s %9s\n' "clients-$C" "$(val acked)" "$secs" \
+    printf '%-10s %7s %8s %10s %14s %14s %8s %9s %9s %22s\n' "clients-$C" "$(val acked)" "$secs" \
         "$(awk -v n="$N" -v s="$secs" 'BEGIN { printf "%.0f", n / s }')" \
-        "$(val p50_ms)/$(val p99_ms) ms" "$(val max_ms) ms" "$(($(builds) - b0))" "$idle/$(rss VmHWM)" "${timeouts:-?}"
-    [ "${timeouts:-x}" = 0 ] || die "clients-$C: $timeouts answers went out before their CRL"
-    if [ "$C" = 64 ]; then
+        "$(val p50_ms)/$(val p99_ms) ms" "$(val max_ms) ms" "$(($(builds) - b0))" "$idle/$(rss VmHWM)" "${timeouts:-?}" "$fetch"
+    [ "${timeouts:-x}" = 0 ] || die "clients-$C: $timeouts CRL waits reached their bound"
+    if [ "$C" = 64 ] && [ -z "${BENCH_REVOKE_CLIENTS_ONLY:-}" ]; then
         REBUILD_N=$(single_revokes); CRL_N=$(curl -sf "$URL/crl.der" | wc -c); GENCRL_N=$(openssl_gencrl)
     fi
     stop_server
 done
+
+[ -z "${BENCH_REVOKE_CLIENTS_ONLY:-}" ] || exit 0
 
 fresh_copy
 start_server "$WORK/data" batch
@@ -221,7 +262,7 @@ REBUILD_3K=$(single_revokes); CRL_3K=$(curl -sf "$URL/crl.der" | wc -c); GENCRL_
 stop_server
 
 echo
-printf '%-28s %10s %22s %24s %8s\n' "one revoke -> in /crl.der" "CRL bytes" "certmate (median of 5)" "openssl ca -gencrl (of 3)" ratio
+printf '%-28s %10s %22s %24s %8s\n' "one revoke + /crl.der" "CRL bytes" "certmate (median of 5)" "openssl ca -gencrl (of 3)" ratio
 for row in "$K $((K + SPARE)) $CRL_3K $REBUILD_3K $GENCRL_3K" "$N $((N + SPARE)) $CRL_N $REBUILD_N $GENCRL_N"; do
     set -- $row
     printf '%-28s %10s %20.3f s %22.3f s %7.2fx\n' "with ~$1 revoked" "$3" "$4" "$5" "$(awk -v a="$4" -v b="$5" 'BEGIN { print a / b }')"

@@ -184,6 +184,13 @@ public:
     // number go back when they finish out of order. A store that picks the number itself, in the
     // order calls reach it, would give an older build a higher number than a newer one.
     virtual bool crl_builds_may_overlap() const { return false; }
+    // Whether every CRL clients fetch is served by this one process (docs/architecture.md "CRL
+    // publication"): then a change may be acknowledged once durable, before a CRL lists it, since
+    // each CRL request here first waits for the build of every change acknowledged (a stop in
+    // between: cert_service::load() serves no kept CRL that misses one). Not so where other
+    // instances serve the store's CRL too: they cannot know of a build pending here, so a
+    // revocation's answer waits for its CRL. The default: true unless shared().
+    virtual bool crl_served_by_one_instance() const { return !shared(); }
     // [any thread, non-blocking] The store's connection state; a store of this process only says
     // shared = false and nothing else.
     virtual store_status status() const { return {}; }

@@ -184,6 +184,32 @@ std::optional<std::uint64_t> crl_number_of(std::string_view der) {
     return std::nullopt;
 }
 
+std::optional<std::string_view> crl_listed_entries(std::string_view der) {
+    // TBSCertList ::= SEQUENCE { version INTEGER OPTIONAL, signature AlgorithmIdentifier,
+    // issuer Name, thisUpdate Time, nextUpdate Time OPTIONAL, revokedCertificates SEQUENCE OF
+    // SEQUENCE OPTIONAL, crlExtensions [0] EXPLICIT Extensions OPTIONAL } (RFC 5280 5.1).
+    der_reader top{der};
+    auto list = top.next();
+    if (!list || list->tag != 0x30) return std::nullopt;
+    der_reader in_list{list->content};
+    auto tbs = in_list.next();
+    if (!tbs || tbs->tag != 0x30) return std::nullopt;
+    der_reader fields{tbs->content};
+    auto f = fields.next();
+    if (f && f->tag == 0x02) f = fields.next(); // version
+    for (int seq = 0; seq < 2; ++seq) {         // signature, issuer
+        if (!f || f->tag != 0x30) return std::nullopt;
+        f = fields.next();
+    }
+    auto is_time = [](const auto& t) { return t && (t->tag == 0x17 || t->tag == 0x18); };
+    if (!is_time(f)) return std::nullopt; // thisUpdate
+    f = fields.next();
+    if (is_time(f)) f = fields.next(); // nextUpdate
+    if (f && f->tag == 0x30) return f->content;
+    if (f && f->tag != 0xa0) return std::nullopt;
+    return std::string_view{};
+}
+
 result<built_crl> read_published_crl(const certificate_authority& ca, std::string der, std::string pem) {
     const auto* p = reinterpret_cast<const unsigned char*>(der.data());
     ossl::x509_crl crl(d2i_X509_CRL(nullptr, &p, static_cast<long>(der.size())));

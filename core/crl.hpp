@@ -53,6 +53,10 @@ result<built_crl> read_published_crl(const certificate_authority& ca, std::strin
 // decoding the entries (a start-up check of the CRL files against the number kept); nullopt when
 // `der` is not a CertificateList or carries no CRL number. Checks no signature.
 std::optional<std::uint64_t> crl_number_of(std::string_view der);
+// The revokedCertificates (RFC 5280 5.1.2.6) of a DER CertificateList: the entries' DER back to
+// back as listed, empty when the CRL lists none; nullopt when `der` is not a CertificateList.
+// Checks no signature. A CRL built from a crl_entry_set lists exactly its concatenated().
+std::optional<std::string_view> crl_listed_entries(std::string_view der);
 // The PEM form ("X509 CRL") of a DER CRL, as every build writes it.
 result<std::string> crl_pem_of(std::string_view der);
 

@@ -236,7 +236,17 @@ result<load_report> cert_service::load() {
         // served. Those are not served: the start-up build (above every number kept) comes
         // first (docs/architecture.md "CRL publication"). The PEM is the DER's, whatever crl.pem holds.
         auto pem = crl_pem_of(published->first);
-        if (number && *number == state->crl_number && pem) {
+        // A revocation is acknowledged once it is durable, before a CRL lists it (where the
+        // store says one instance serves the CRL, crl_served_by_one_instance): a stop in between
+        // leaves a kept CRL without it, also not served. It must list exactly the revoked set
+        // loaded (encoded byte for byte as a build would list it). (A shared store's revocations
+        // wait for their CRL: not checked there.)
+        bool covers = true;
+        if (store_->crl_served_by_one_instance()) {
+            const auto listed = crl_listed_entries(published->first);
+            covers = listed && crl_bad_entries_ == 0 && *listed == crl_entries_.concatenated();
+        }
+        if (number && *number == state->crl_number && pem && covers) {
             auto crl = std::make_shared<built_crl>();
             crl->der = std::move(published->first);
             crl->pem = std::move(*pem);
@@ -244,6 +254,10 @@ result<load_report> cert_service::load() {
             crl->this_update = *state->this_update;
             crl->next_update = *state->next_update;
             crl_.store(std::shared_ptr<const built_crl>(std::move(crl)));
+        } else if (number && *number == state->crl_number && pem) {
+            spdlog::warn("CRL {} does not list the revocation state loaded (a stop before the CRL of a change "
+                         "was built): none is served until a new CRL is built",
+                         state->crl_number);
         } else {
             spdlog::warn("the CRL files (CRL number {}) are not CRL {}, the last one kept (a stop before they "
                          "were written): none is served until a new CRL is built",

@@ -181,6 +181,9 @@ public:
     // build was refused because another instance's change was missing (errc::conflict), a newer
     // change has been applied since (building before that would be refused again).
     bool crl_rebuild_needed() const { return crl_dirty_ && (!crl_conflict_at_ || applied_seq_ > *crl_conflict_at_); }
+    // [strand] The CRL served lists every change committed here: one is served, none is pending
+    // and no build runs (a change that left the CRL entries as they were needs no build).
+    bool crl_settled() const { return !crl_dirty_ && crl_builds_ == 0 && current_crl() != nullptr; }
     // [strand] True when nextUpdate is within `margin` (or no CRL exists).
     bool crl_due(std::chrono::seconds margin) const;
 
@@ -204,6 +207,9 @@ public:
     result<std::unique_ptr<task_lease>> try_lead(std::string_view task) const { return store_->try_lead(task); }
     // Whether other instances share the store (cert_repository::shared).
     bool shared_store() const { return store_->shared(); }
+    // [any thread] cert_repository::crl_served_by_one_instance(): a revocation may be acknowledged
+    // before its CRL is built, and each CRL request waits for the changes acknowledged (net/).
+    bool crl_served_here_only() const { return store_->crl_served_by_one_instance(); }
     // [any thread, blocking: the pool] cert_repository::find_records.
     result<std::vector<cert_record>> find_records(const std::vector<std::string>& ids) const {
         return store_->find_records(ids);

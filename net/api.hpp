@@ -119,13 +119,45 @@ private:
 };
 
 // Builds CRLs on the pool after revocations (bursts coalesce inside the service) and lets a
-// revoking request wait until a CRL listing its change is published.
+// request wait until a CRL listing a change is published: the revoking request itself on a
+// shared store, each CRL request where this process alone serves the CRL (docs/architecture.md
+// "CRL publication").
 class crl_publisher {
 public:
     crl_publisher(core_access& core, metrics& m) : core_(core), metrics_(m) {}
 
-    // [strand] A revocation state changed: the generation a CRL must reach to include it.
-    std::uint64_t note_change() { return ++requested_; }
+    // [strand] A revocation state changed (and may be acknowledged): the generation a CRL must
+    // reach to include it; CRL requests wait for it (wait_acknowledged).
+    std::uint64_t note_change() {
+        const auto gen = requested_.load() + 1;
+        requested_.store(gen);
+        acknowledged_.store(gen);
+        return gen;
+    }
+    // [strand] A CRL is wanted with no change behind it (the refresh before nextUpdate): the
+    // generation to wait for; CRL requests do not wait for it (the CRL served lists every change).
+    std::uint64_t note_refresh() {
+        const auto gen = requested_.load() + 1;
+        requested_.store(gen);
+        return gen;
+    }
+    // Whether a revocation's answer goes out once the change is durable, the CRL requests waiting
+    // for its build instead (cert_service::crl_served_here_only), or waits for the CRL itself.
+    bool acks_before_publish() const { return core_.view().crl_served_here_only(); }
+    // Waits until the CRL served lists every change noted when called (note_change), at most
+    // `timeout`; false on timeout (counted like wait_published's). No wait and no strand hop
+    // when it does already (the common case).
+    asio::awaitable<bool> wait_acknowledged(std::chrono::milliseconds timeout);
+    // [any thread] kick() for a change acknowledged before its CRL (acks_before_publish): while
+    // builds are paced (a storm, nobody waiting for a CRL) the paused build loop takes it.
+    void kick_acknowledged() {
+        if (pausing_.load() == 0) kick();
+    }
+    // Where revocations are acknowledged before their CRL, a build that ends with more changes
+    // pending and no request waiting for a CRL starts the next one after this pause (a CRL request
+    // or any other waiter arriving ends it): back-to-back builds took a pool thread from the
+    // revocations' own work during a storm (BENCHMARKS.md "Revocation at 30,000").
+    static constexpr std::chrono::milliseconds build_pace{100};
     // [any thread] Starts a build if one is needed and none runs (a running one re-runs).
     // `periodic` (the CRL timer): while a batch revoke holds builds, only a CRL near its
     // nextUpdate is rebuilt, so that the job's revocations make one CRL.
@@ -135,6 +167,7 @@ public:
     void release() { --holds_; }
     // Waits until a CRL of generation >= `gen` is published, at most `timeout`; false on timeout
     // (counted in certmate_crl_wait_timeouts_total). Woken by the publish itself, not by polling.
+    // A generation whose change needed no build is published when the CRL is settled.
     // The caller runs on a strand (a connection's, a job's): the wake-up is posted to it.
     asio::awaitable<bool> wait_published(std::uint64_t gen, std::chrono::milliseconds timeout);
     // [any thread] Entries in the current CRL (parsed once per CRL).
@@ -154,8 +187,11 @@ private:
 
     core_access& core_;
     metrics& metrics_;
-    std::uint64_t requested_ = 0; // [strand]
+    // Written on the strand, read anywhere (CRL requests read acknowledged_ on their own threads).
+    std::atomic<std::uint64_t> requested_{0};    // the newest generation asked for
+    std::atomic<std::uint64_t> acknowledged_{0}; // the newest of a change (note_change)
     std::atomic<int> holds_{0};
+    std::atomic<int> pausing_{0}; // build loops in their pause (build_pace)
     std::atomic<std::uint64_t> published_{0};
     std::mutex wait_mu_;
     std::multimap<std::uint64_t, std::shared_ptr<asio::steady_timer>> waiters_; // by generation awaited

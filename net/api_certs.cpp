@@ -331,7 +331,11 @@ asio::awaitable<response> download_pfx(call& c) {
 
 // ---- revocation and renewal ----
 
-// Runs a mutation that changes revocation state, then waits for the CRL that shows it.
+// Runs a mutation that changes revocation state and starts the CRL build that lists it. The
+// answer goes out once the change is durable where this process alone serves the CRL: each CRL
+// request waits for the build of every change acknowledged (crl_as, net/api_misc.cpp). On a
+// shared store the answer waits for that CRL (another instance's /crl.der knows of no build
+// pending here). docs/architecture.md "CRL publication".
 template <class Stage>
 asio::awaitable<response> revocation_change(call& c, Stage& stage) {
     std::uint64_t gen = 0;
@@ -340,8 +344,12 @@ asio::awaitable<response> revocation_change(call& c, Stage& stage) {
     };
     auto r = co_await c.core().run_staged<cert_view>(stage, after);
     if (r) {
-        c.api.crl.kick();
-        if (!co_await c.api.crl.wait_published(gen, crl_publish_wait))
+        const bool acked_early = c.api.crl.acks_before_publish();
+        if (acked_early)
+            c.api.crl.kick_acknowledged();
+        else
+            c.api.crl.kick();
+        if (!acked_early && !co_await c.api.crl.wait_published(gen, crl_publish_wait))
             spdlog::warn("[{}] CRL not yet published after {} of {}", c.request_id, r->record.identifier,
                          c.req.target());
     }

@@ -53,6 +53,9 @@ asio::awaitable<response> metrics_text(call& c) {
     snap.expiring_soon = st.expiring_soon;
     snap.jobs_by_state = c.api.jobs.counts_by_state();
     auto& svc = c.core().view();
+    // The CRL gauges after the changes acknowledged, as a CRL request would see them (crl_as);
+    // a scrape is never refused for it: past a short bound it shows the CRL served.
+    if (c.api.crl.acks_before_publish()) co_await c.api.crl.wait_acknowledged(std::chrono::milliseconds(1000));
     if (auto crl = svc.current_crl()) {
         const auto now = svc.now();
         snap.have_crl = true;
@@ -87,7 +90,19 @@ asio::awaitable<response> ca_info(call& c) {
 
 enum class crl_form { der, pem, info, json };
 
+// How long a CRL request waits for the build of the changes acknowledged before it arrived.
+constexpr std::chrono::milliseconds crl_serve_wait{3000};
+
 asio::awaitable<response> crl_as(call& c, crl_form form, bool public_der = false) {
+    // Where this process alone serves the CRL, a revocation is acknowledged before its CRL is
+    // built: every CRL served lists each change acknowledged before the request came
+    // (docs/architecture.md "CRL publication"), else 503, never a CRL missing one.
+    if (c.api.crl.acks_before_publish() && !co_await c.api.crl.wait_acknowledged(crl_serve_wait)) {
+        auto res =
+            error_response(errc::busy, "the CRL listing the latest revocations is not built yet; try again later");
+        res.set(http::field::retry_after, "5");
+        co_return res;
+    }
     auto crl = c.core().view().current_crl();
     if (!crl) co_return error_response(errc::not_found, "no CRL has been published yet");
     switch (form) {

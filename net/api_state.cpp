@@ -28,10 +28,14 @@ asio::awaitable<void> crl_publisher::build_loop(bool periodic) {
     for (;;) {
         std::uint64_t gen = 0;
         auto stage_fn = [&](cert_service& s) -> std::optional<staged<crl_ptr>> {
-            gen = requested_;
+            gen = requested_.load();
             const auto margin = std::chrono::duration_cast<std::chrono::seconds>(s.config().crl_validity) / 4;
-            if (periodic && holds_.load() > 0 && !s.crl_due(margin)) return std::nullopt;
-            return s.stage_crl_build();
+            std::optional<staged<crl_ptr>> out;
+            if (!periodic || holds_.load() == 0 || s.crl_due(margin)) out = s.stage_crl_build();
+            // Nothing to build and none running: the CRL served lists every change noted so far
+            // (one that left the entries as they were, e.g. a batch revoke job of failed rows).
+            if (!out && s.crl_settled()) published(gen);
+            return out;
         };
         auto staged = co_await core_.in_core(stage_fn);
         if (!staged) co_return; // nothing due, or a running build will pick the change up
@@ -44,7 +48,8 @@ asio::awaitable<void> crl_publisher::build_loop(bool periodic) {
                 if (out.error().code == errc::conflict) again = s.crl_rebuild_needed();
                 return;
             }
-            published(gen);
+            // Settled: changes noted while it ran left the entries as they were; it lists them too.
+            published(s.crl_settled() ? requested_.load() : gen);
             again = s.crl_rebuild_needed();
         };
         // The commit hands the work's result on unchanged: ok is whether the build succeeded.
@@ -52,6 +57,24 @@ asio::awaitable<void> crl_publisher::build_loop(bool periodic) {
         // A build deferred for another instance's change is not a failed one.
         if (out || out.error().code != errc::conflict) metrics_.crl_built(out.has_value());
         if (!again) co_return;
+        if (acks_before_publish()) {
+            bool pause = false;
+            {
+                // Under the waiters' lock: a waiter registering after this sees pausing_ and kicks.
+                std::lock_guard lock(wait_mu_);
+                if (waiters_.empty()) {
+                    ++pausing_;
+                    pause = true;
+                }
+            }
+            if (pause) {
+                asio::steady_timer t(co_await asio::this_coro::executor);
+                t.expires_after(build_pace);
+                boost::system::error_code ec;
+                co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+                --pausing_;
+            }
+        }
     }
 }
 
@@ -96,11 +119,14 @@ asio::awaitable<bool> crl_publisher::wait_published(std::uint64_t gen, std::chro
     if (published_.load() >= gen) co_return true;
     auto t = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor);
     t->expires_after(timeout);
+    bool paused = false;
     {
         std::lock_guard lock(wait_mu_);
         if (published_.load() >= gen) co_return true;
         waiters_.emplace(gen, t);
+        paused = pausing_.load() > 0;
     }
+    if (paused) kick(); // a paced build loop is in its pause: this request ends it
     boost::system::error_code ec;
     co_await t->async_wait(asio::redirect_error(asio::use_awaitable, ec));
     if (published_.load() >= gen) co_return true;
@@ -115,6 +141,14 @@ asio::awaitable<bool> crl_publisher::wait_published(std::uint64_t gen, std::chro
     }
     metrics_.crl_wait_timed_out();
     co_return false;
+}
+
+// The CRL side of acknowledging a revocation once durable (docs/architecture.md "CRL
+// publication"): a CRL request arriving after the acknowledgement finds its generation here.
+asio::awaitable<bool> crl_publisher::wait_acknowledged(std::chrono::milliseconds timeout) {
+    const std::uint64_t gen = acknowledged_.load();
+    if (published_.load() >= gen) co_return true;
+    co_return co_await wait_published(gen, timeout);
 }
 
 std::size_t crl_publisher::revoked_count(const std::shared_ptr<const built_crl>& crl) {

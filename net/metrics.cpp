@@ -216,7 +216,8 @@ std::string metrics::render(const metrics_snapshot& s) const {
     out += fmt::format("certmate_crl_builds_total{{result=\"ok\"}} {}\n", crl_builds_ok_);
     out += fmt::format("certmate_crl_builds_total{{result=\"failed\"}} {}\n", crl_builds_failed_);
     header(out, "certmate_crl_wait_timeouts_total", "counter",
-           "Revocations answered before a CRL listing them was published (the wait's bound passed).");
+           "Waits for a CRL listing a revocation that passed their bound: CRL requests answered 503, and "
+           "revocations (shared store), batch revoke jobs and sweeps answered before their CRL.");
     out += fmt::format("certmate_crl_wait_timeouts_total {}\n", crl_wait_timeouts_);
     header(out, "certmate_ocsp_responses_total", "counter",
            "OCSP answers: each CertID of a successful response by status, error responses by kind.");

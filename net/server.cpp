@@ -697,7 +697,7 @@ asio::awaitable<void> server::impl::led_crl_refresh() {
     // Another instance's refresh may have been applied here while the lease was asked for.
     const auto margin = std::chrono::duration_cast<std::chrono::seconds>(svc->config().crl_validity) / 4;
     if (svc->crl_due(margin) || svc->crl_rebuild_needed()) {
-        const auto gen = api->crl.note_change();
+        const auto gen = api->crl.note_refresh();
         api->crl.kick();
         co_await api->crl.wait_published(gen, std::chrono::seconds(30));
     }
@@ -795,6 +795,9 @@ result<void> server::start() {
     if (m.opts.snapshot_delay.count() > 0)
         asio::co_spawn(m.api->core.strand(), m.snapshot_loop(), log_failure("snapshot timer"));
     if (m.opts.renewal_sweep) asio::co_spawn(m.api->core.strand(), m.renewal_loop(), log_failure("renewal sweep"));
+    // No CRL served after load() (none kept, or one missing a revocation acknowledged before its
+    // build: cert_service::load): CRL requests wait for this first build rather than find none.
+    if (!m.svc->current_crl() && m.api->crl.acks_before_publish()) m.api->crl.note_change();
     m.api->crl.kick(); // the first CRL (or a fresh one) before anyone asks
     const unsigned n = or_cores(m.opts.threads);
     for (unsigned i = 0; i < n; ++i) m.threads.emplace_back([&m] { m.ioc.run(); });

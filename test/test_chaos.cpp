@@ -231,23 +231,25 @@ BOOST_AUTO_TEST_CASE(sigkill_at_random_moments_loses_nothing) {
         }
         BOOST_TEST(leftovers == 0u);
         auto all = listing(c, token, t);
-        // The CRL of this start (built at start-up when changes were pending).
+        // The first CRL served after the start lists every revocation acknowledged before the
+        // kill (issue 15: acknowledged once durable, a kept CRL missing one is not served; a CRL
+        // request waits for the start-up build). Only a refusal (503) is asked again.
         std::string crl_text;
         for (auto deadline = std::chrono::steady_clock::now() + 10s;;) {
+            auto der = c.get("/crl.der");
+            if (der.status != 200 && std::chrono::steady_clock::now() < deadline) {
+                BOOST_TEST_MESSAGE("round " << round << ": /crl.der answered " << der.status);
+                std::this_thread::sleep_for(100ms);
+                continue;
+            }
+            BOOST_TEST(der.status == 200u);
             auto info = obj(c.get("/api/crl/info", token));
             const auto number = info.at("crl_number").to_number<std::uint64_t>();
             BOOST_TEST(number >= last_crl_number);
             last_crl_number = std::max(last_crl_number, number);
-            write_text(dir / "crl.der", c.get("/crl.der").body);
+            write_text(dir / "crl.der", der.body);
             crl_text = run("openssl crl -inform DER -noout -text -in " + (dir / "crl.der").string()).output;
-            bool complete = true;
-            std::lock_guard lk(m.mu);
-            for (const auto& [id, e] : m.certs)
-                for (const auto& s : e.revoked_serials)
-                    if (e.pending == 0 && crl_text.find("Serial Number: " + hex_of_decimal(s)) == std::string::npos)
-                        complete = false;
-            if (complete || std::chrono::steady_clock::now() > deadline) break;
-            std::this_thread::sleep_for(100ms); // the start-up CRL build is on its way
+            break;
         }
         std::lock_guard lk(m.mu);
         for (auto& [id, e] : m.certs) {

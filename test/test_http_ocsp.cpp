@@ -16,6 +16,7 @@
 #include "net/router.hpp"
 #include "storage/ca_files.hpp"
 #include "support/child_process.hpp"
+#include "support/crl_gate.hpp"
 #include "support/http_server_fixture.hpp"
 #include "support/json_checks.hpp"
 #include "support/raw_socket.hpp"
@@ -752,6 +753,50 @@ BOOST_FIXTURE_TEST_CASE(fast_path_answers_revoked_as_soon_as_a_revoke_is_answere
     const double f1 = fast();
     BOOST_TEST(inspect(post_ocsp(der).body).cert_status == V_OCSP_CERTSTATUS_REVOKED);
     BOOST_TEST(fast() == f1 + 1);
+}
+
+namespace {
+struct gate_first {
+    crl_gate gate; // before the server: the hook is in place when it starts
+};
+struct gated_ocsp_fixture : gate_first, ocsp_fixture {
+    gate_opener opener{gate}; // opened before the server stops
+};
+} // namespace
+
+// The file store acknowledges a revocation before its CRL is built (issue 15): OCSP, answered
+// from the record, says revoked at once, the cached good answer gone, while the build is held.
+BOOST_FIXTURE_TEST_CASE(ocsp_says_revoked_right_after_the_ack_while_the_crl_build_is_held, gated_ocsp_fixture) {
+    if (skip_on_pg("the CRL build is held at the file store's crl_state.json")) return;
+    const std::string serial = issue("kate");
+    const auto der = request_for("kate");
+    const auto fast = [this] { return metric("certmate_ocsp_fast_path_total"); };
+    BOOST_TEST(inspect(post_ocsp(der).body).cert_status == V_OCSP_CERTSTATUS_GOOD); // signed, cached
+    const double fast0 = fast();
+    BOOST_TEST(inspect(post_ocsp(der).body).cert_status == V_OCSP_CERTSTATUS_GOOD);
+    BOOST_TEST(fast() == fast0 + 1);
+
+    gate.set(crl_gate::mode::hold);
+    revoke("kate", "keyCompromise");
+    BOOST_TEST(gate.build_held()); // the CRL listing it is not out
+    const auto right_after = post_ocsp(der);
+    BOOST_TEST(inspect(right_after.body).cert_status == V_OCSP_CERTSTATUS_REVOKED);
+    auto v = check_response(right_after.body, "kate");
+    BOOST_TEST(has(v.output, "Response verify OK"));
+    BOOST_TEST(has(v.output, crt("kate") + ": revoked"));
+    BOOST_TEST(has(v.output, "Reason: keyCompromise"));
+    BOOST_TEST(str(obj(http.get("/api/ocsp/status/" + serial, viewer)), "certificate_status") == "revoked");
+    BOOST_TEST(gate.build_held()); // still held: the answers above did not wait for it
+    gate.set(crl_gate::mode::pass);
+    auto crl = http_client(srv.port()).get("/crl.der");
+    BOOST_REQUIRE_EQUAL(crl.status, 200u);
+    write_text(work / "crl.der", crl.body);
+    auto conv =
+        run("openssl crl -inform DER -in " + (work / "crl.der").string() + " -out " + (work / "crl.pem").string());
+    BOOST_REQUIRE_MESSAGE(conv.exit_code == 0, conv.output);
+    auto rejected =
+        run("openssl verify -crl_check -CAfile " + ca + " -CRLfile " + (work / "crl.pem").string() + " " + crt("kate"));
+    BOOST_TEST(has(rejected.output, "certificate revoked"));
 }
 
 BOOST_AUTO_TEST_CASE(fast_path_leaves_the_ocsp_rate_limit_to_the_routed_path) {
