@@ -105,7 +105,7 @@ BOOST_AUTO_TEST_CASE(create_get_list_revoke_renew) {
     BOOST_TEST(a.status == cert_status::active);
     BOOST_TEST(!a.certificate_pem.empty());
     BOOST_TEST(a.record.has_private_key);
-    BOOST_TEST(openssl_verify(f.ca_file, f.cert_file(a)).find(": OK") != std::string::npos);
+    BOOST_TEST(openssl_verify(f.ca_file, f.cert_file(a), nullptr, *f.now).find(": OK") != std::string::npos);
 
     // Generated identifier.
     create_request anon;
@@ -364,8 +364,8 @@ BOOST_AUTO_TEST_CASE(crl_lists_revocations_and_its_number_grows) {
     BOOST_TEST(
         run("openssl crl -noout -CAfile " + f.ca_file.string() + " -in " + crl_pem.string()).output.find("verify OK") !=
         std::string::npos);
-    BOOST_TEST(openssl_verify(f.ca_file, f.cert_file(bad), &crl_pem).find("revoked") != std::string::npos);
-    BOOST_TEST(openssl_verify(f.ca_file, f.cert_file(good), &crl_pem).find(": OK") != std::string::npos);
+    BOOST_TEST(openssl_verify(f.ca_file, f.cert_file(bad), &crl_pem, *f.now).find("revoked") != std::string::npos);
+    BOOST_TEST(openssl_verify(f.ca_file, f.cert_file(good), &crl_pem, *f.now).find(": OK") != std::string::npos);
 
     (void)held;
 }

@@ -9,7 +9,9 @@
 #include <boost/test/unit_test.hpp>
 
 #include <filesystem>
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace certmate::test {
@@ -36,10 +38,15 @@ inline std::shared_ptr<const built_crl> build_crl_now(cert_service& svc, bool fo
     return *r;
 }
 
-// `openssl verify` of `cert` against `ca` (and `crl` when given): its output.
+// `openssl verify` of `cert` against `ca` (and `crl` when given): its output. `at`: the time to
+// verify at (a test's own clock), so that a CRL made on a fixed date does not expire under the test.
 inline std::string openssl_verify(const std::filesystem::path& ca, const std::filesystem::path& cert,
-                                  const std::filesystem::path* crl = nullptr) {
+                                  const std::filesystem::path* crl = nullptr,
+                                  std::optional<std::chrono::system_clock::time_point> at = std::nullopt) {
     std::string cmd = "openssl verify -CAfile " + ca.string();
+    if (at)
+        cmd += " -attime " +
+               std::to_string(std::chrono::duration_cast<std::chrono::seconds>(at->time_since_epoch()).count());
     if (crl) cmd += " -crl_check -CRLfile " + crl->string();
     return run(cmd + " " + cert.string()).output;
 }
