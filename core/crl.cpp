@@ -141,19 +141,26 @@ struct der_reader {
     }
 };
 
-} // namespace
-
-std::optional<std::uint64_t> crl_number_of(std::string_view der) {
-    // CertificateList ::= SEQUENCE { tbsCertList SEQUENCE { ..., crlExtensions [0] EXPLICIT
-    // Extensions OPTIONAL }, ... } (RFC 5280 5.1); the fields before [0] are skipped whole.
+// The fields of a CRL's tbsCertList: CertificateList ::= SEQUENCE { tbsCertList SEQUENCE {...},
+// signatureAlgorithm, signatureValue } (RFC 5280 5.1).
+std::optional<der_reader> tbs_fields(std::string_view der) {
     der_reader top{der};
     auto list = top.next();
     if (!list || list->tag != 0x30) return std::nullopt;
     der_reader in_list{list->content};
     auto tbs = in_list.next();
     if (!tbs || tbs->tag != 0x30) return std::nullopt;
-    der_reader fields{tbs->content};
-    while (auto f = fields.next()) {
+    return der_reader{tbs->content};
+}
+
+} // namespace
+
+std::optional<std::uint64_t> crl_number_of(std::string_view der) {
+    // CertificateList ::= SEQUENCE { tbsCertList SEQUENCE { ..., crlExtensions [0] EXPLICIT
+    // Extensions OPTIONAL }, ... } (RFC 5280 5.1); the fields before [0] are skipped whole.
+    auto fields = tbs_fields(der);
+    if (!fields) return std::nullopt;
+    while (auto f = fields->next()) {
         if (f->tag != 0xa0) continue;
         der_reader wrapped{f->content};
         auto exts = wrapped.next();
@@ -188,13 +195,9 @@ std::optional<std::string_view> crl_listed_entries(std::string_view der) {
     // TBSCertList ::= SEQUENCE { version INTEGER OPTIONAL, signature AlgorithmIdentifier,
     // issuer Name, thisUpdate Time, nextUpdate Time OPTIONAL, revokedCertificates SEQUENCE OF
     // SEQUENCE OPTIONAL, crlExtensions [0] EXPLICIT Extensions OPTIONAL } (RFC 5280 5.1).
-    der_reader top{der};
-    auto list = top.next();
-    if (!list || list->tag != 0x30) return std::nullopt;
-    der_reader in_list{list->content};
-    auto tbs = in_list.next();
-    if (!tbs || tbs->tag != 0x30) return std::nullopt;
-    der_reader fields{tbs->content};
+    auto tbs = tbs_fields(der);
+    if (!tbs) return std::nullopt;
+    der_reader& fields = *tbs;
     auto f = fields.next();
     if (f && f->tag == 0x02) f = fields.next(); // version
     for (int seq = 0; seq < 2; ++seq) {         // signature, issuer
