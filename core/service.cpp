@@ -936,6 +936,7 @@ std::optional<staged<std::shared_ptr<const built_crl>>> cert_service::stage_crl_
                 seq](result<std::shared_ptr<const built_crl>> r) -> result<std::shared_ptr<const built_crl>> {
         --crl_builds_;
         if (r) {
+            crl_build_failing_ = false;
             crl_conflict_at_.reset();
             crl_number_ = std::max(crl_number_, (*r)->crl_number);
             // A newer CRL of another instance may have been applied while this one was signed,
@@ -958,6 +959,7 @@ std::optional<staged<std::shared_ptr<const built_crl>>> cert_service::stage_crl_
             // The number may have been kept before the failure: never reuse it.
             crl_number_ = std::max(crl_number_, at_least);
             crl_dirty_ = true;
+            crl_build_failing_ = true;
             spdlog::error("CRL build failed: {}", r.error().message);
         }
         return r;
@@ -1072,7 +1074,13 @@ std::vector<cert_service::health_check> cert_service::health() const {
     check("ca", ca_->not_after() > now, "the CA certificate has expired");
     check("audit", audit_->healthy(), "the audit log cannot be written; mutations are refused");
     auto crl = current_crl();
-    check("crl", crl && crl->next_update > now, crl ? "the CRL is past its nextUpdate" : "no CRL published yet");
+    // A failing build is degraded even with a current CRL: the revocations since are in no CRL
+    // and, acknowledged before their CRL (docs/architecture.md "CRL publication"), make every CRL
+    // request wait and get 503. The message is public: no store error (it may name a path).
+    check("crl", crl && crl->next_update > now && !crl_build_failing_.load(),
+          !crl                      ? "no CRL published yet"
+          : crl->next_update <= now ? "the CRL is past its nextUpdate"
+                                    : "the CRL cannot be built: the last build failed (see the log)");
     auto problem = store_->problem();
     check("storage", !problem, problem.value_or(""));
     return out;

@@ -362,6 +362,10 @@ private:
     std::uint64_t crl_number_ = 0;                      // last number persisted
     std::uint64_t crl_staged_number_ = 0;               // the number the last build staged asked for
     bool crl_dirty_ = true;
+    // The last CRL build failed (not a deferral): no CRL lists the changes since, and where they
+    // are acknowledged before their CRL (crl_served_by_one_instance) CRL requests get 503 until a
+    // build succeeds. Set on the strand, read by health() on any thread.
+    std::atomic<bool> crl_build_failing_{false};
     unsigned crl_builds_ = 0;                      // builds staged and not committed (at most 2, see stage_crl_build)
     std::uint64_t applied_seq_ = 0;                // newest change of another instance applied
     std::optional<std::uint64_t> crl_conflict_at_; // applied_seq_ of the last build refused as conflict

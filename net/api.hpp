@@ -160,7 +160,8 @@ public:
     static constexpr std::chrono::milliseconds build_pace{100};
     // [any thread] Starts a build if one is needed and none runs (a running one re-runs).
     // `periodic` (the CRL timer): while a batch revoke holds builds, only a CRL near its
-    // nextUpdate is rebuilt, so that the job's revocations make one CRL.
+    // nextUpdate is rebuilt, so that the job's revocations make one CRL; a periodic build that
+    // ends with changes pending builds them as any other (their kicks left them to it).
     void kick(bool periodic = false);
     // [any thread] A batch revoke job runs (hold) or has finished (release).
     void hold() { ++holds_; }

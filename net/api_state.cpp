@@ -57,6 +57,9 @@ asio::awaitable<void> crl_publisher::build_loop(bool periodic) {
         // A build deferred for another instance's change is not a failed one.
         if (out || out.error().code != errc::conflict) metrics_.crl_built(out.has_value());
         if (!again) co_return;
+        // Going on for changes committed during the build: their own kicks found it running and
+        // left them to it, so the holds of a batch revoke (periodic only) no longer apply.
+        periodic = false;
         if (acks_before_publish()) {
             bool pause = false;
             {

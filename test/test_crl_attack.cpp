@@ -10,6 +10,7 @@
 #include "core/ossl.hpp"
 #include "storage/atomic_file.hpp"
 #include "support/child_process.hpp"
+#include "support/crl_gate.hpp"
 #include "support/http_server_fixture.hpp"
 #include "support/json_checks.hpp"
 #include "support/wait.hpp"
@@ -27,6 +28,8 @@
 
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -332,4 +335,184 @@ BOOST_AUTO_TEST_CASE(a_start_after_a_kill_before_the_crl_files_never_serves_them
     BOOST_TEST(eventually([&] { return read_text(data / "certs/crl/crl.der") == c.get("/crl.der").body; }));
     p->signal(SIGTERM);
     BOOST_TEST((p->wait_exit(30s) == std::optional<int>(0)));
+}
+
+// A disk that fails every CRL build (here the write of crl_state.json) while revocations are
+// acknowledged once durable (issue 15): /crl.der answers 503 for everyone, since no CRL lists the
+// revocation acknowledged. /health must say so (degraded, a "crl" check), not ok with a CRL that
+// is merely current; once builds work again the CRL and /health recover by themselves.
+BOOST_AUTO_TEST_CASE(health_is_degraded_while_crl_builds_fail) {
+    if (skip_on_pg("the revocation's answer waits for its CRL on a shared store")) return;
+    crl_gate gate; // outlives the server
+    auto s = std::make_unique<test_server>(std::function<void(app::config&)>{},
+                                           [](net::server_options& o) { o.crl_check_interval = 1s; });
+    gate_opener opener{gate};
+    auto c = s->client();
+    const std::string op = s->tokens.operator_;
+    BOOST_REQUIRE(eventually([&] { return c.get("/crl.der").status == 200u; }));
+    BOOST_REQUIRE(c.post_json("/api/client-certs", R"({"common_name":"a","identifier":"a"})", op).status == 201u);
+    BOOST_REQUIRE(eventually([&] { return c.get("/health").status == 200u; }));
+
+    gate.set(crl_gate::mode::fail);
+    BOOST_REQUIRE(c.post_json("/api/client-certs/a/revoke", R"({"reason":"keyCompromise"})", op).status == 200u);
+    BOOST_TEST(c.get("/crl.der").status == 503u);
+    auto h = c.get("/health");
+    BOOST_TEST(h.status == 503u, h.body);
+    BOOST_TEST(has(h.body, "\"crl\":\"the CRL"), h.body);
+    BOOST_TEST(!has(h.body, s->config().data_dir.string()), h.body); // public: no path
+
+    gate.set(crl_gate::mode::pass);
+    BOOST_TEST(eventually([&] { return c.get("/crl.der").status == 200u; }, 15s, 200ms));
+    BOOST_TEST(eventually([&] { return c.get("/health").status == 200u; }, 15s, 200ms));
+    s.reset();
+}
+
+// An operator's revocation storm (hold / unhold cycles: each one a CRL change) while a stranger
+// fetches /crl.der every 100 ms: builds are paced 100 ms apart only while nobody waits for a CRL,
+// so a CRL request is answered after at most the build running and the next one, never 503 after
+// its 3 s bound while builds succeed, and each CRL lists what was acknowledged before it.
+BOOST_AUTO_TEST_CASE(a_revocation_storm_never_makes_crl_requests_time_out) {
+    if (skip_on_pg("the revocation's answer waits for its CRL on a shared store")) return;
+    test_server s;
+    auto c = s.client();
+    const std::string op = s.tokens.operator_;
+    BOOST_REQUIRE(eventually([&] { return c.get("/crl.der").status == 200u; }));
+    constexpr int revokers = 8;
+    for (int t = 0; t < revokers; ++t) {
+        const std::string id = "storm" + std::to_string(t);
+        BOOST_REQUIRE(
+            c.post_json("/api/client-certs", R"({"common_name":")" + id + R"(","identifier":")" + id + "\"}", op)
+                .status == 201u);
+    }
+    // Revoked for good: the CRL is not empty.
+    for (int i = 0; i < 40; ++i) {
+        const std::string id = "fixed" + std::to_string(i);
+        BOOST_REQUIRE(
+            c.post_json("/api/client-certs", R"({"common_name":")" + id + R"(","identifier":")" + id + "\"}", op)
+                .status == 201u);
+        BOOST_REQUIRE(c.post_json("/api/client-certs/" + id + "/revoke", "{}", op).status == 200u);
+    }
+    const auto secs = std::getenv("CERTMATE_STORM_SECONDS") ? std::atoi(std::getenv("CERTMATE_STORM_SECONDS")) : 4;
+    std::atomic<bool> done{false};
+    std::atomic<int> changes{0}, change_failures{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < revokers; ++t)
+        threads.emplace_back([&, t] {
+            auto rc = s.client();
+            const std::string base = "/api/client-certs/storm" + std::to_string(t);
+            while (!done) {
+                auto a = rc.post_json(base + "/revoke", R"({"reason":"certificateHold"})", op);
+                auto b = rc.post_json(base + "/unhold", "", op);
+                if (a.status != 200u || b.status != 200u) ++change_failures;
+                changes += 2;
+            }
+        });
+    std::atomic<int> fetched{0}, busy{0}, other{0};
+    std::atomic<double> slowest{0};
+    threads.emplace_back([&] {
+        auto rc = s.client();
+        while (!done) {
+            const auto t0 = std::chrono::steady_clock::now();
+            auto r = rc.get("/crl.der");
+            const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            if (took > slowest.load()) slowest = took;
+            ++fetched;
+            if (r.status == 503u)
+                ++busy;
+            else if (r.status != 200u || !revoked_serials(r.body) || revoked_serials(r.body)->size() < 40u)
+                ++other;
+            std::this_thread::sleep_for(100ms);
+        }
+    });
+    std::this_thread::sleep_for(std::chrono::seconds(secs));
+    done = true;
+    for (auto& th : threads) th.join();
+    BOOST_TEST_MESSAGE(changes.load() << " changes in " << secs << " s; " << fetched.load() << " CRL fetches, "
+                                      << busy.load() << " answered 503; slowest " << slowest.load() << " s");
+    BOOST_TEST(change_failures.load() == 0);
+    BOOST_TEST(changes.load() > 0);
+    BOOST_TEST(fetched.load() > 0);
+    BOOST_TEST(busy.load() == 0);
+    BOOST_TEST(other.load() == 0);
+}
+
+// A batch revoke job holds the periodic CRL builds (one CRL for the job, docs/api.md). A build
+// started by the CRL timer that ends with a revocation pending (acknowledged meanwhile, its own kick
+// taken by that running build) must still build it: the loop goes on for a change, not for the
+// timer. Otherwise no CRL lists the revocation until the job ends, and every CRL request until
+// then is answered 503.
+BOOST_AUTO_TEST_CASE(a_revocation_taken_by_a_timer_build_during_a_batch_revoke_is_built) {
+    if (skip_on_pg("the revocation's answer waits for its CRL on a shared store")) return;
+    crl_gate gate;
+    // The job's row (certificate "jobslow") waits at its metadata write until released.
+    std::mutex mu;
+    std::condition_variable cv;
+    bool row_hold = false; // set once the certificate exists
+    int rows_waiting = 0;
+    auto crl_hook = storage::write_fault_hook;
+    storage::write_fault_hook = [&, crl_hook](const fs::path& p) {
+        if (p.string().find("jobslow") != std::string::npos) {
+            std::unique_lock lk(mu);
+            ++rows_waiting;
+            cv.notify_all();
+            cv.wait(lk, [&] { return !row_hold; });
+            --rows_waiting;
+        }
+        return crl_hook(p);
+    };
+    auto release_row = [&] {
+        std::lock_guard lk(mu);
+        row_hold = false;
+        cv.notify_all();
+    };
+    struct on_exit {
+        std::function<void()> f;
+        ~on_exit() { f(); }
+    } reset_hook{[&] { storage::write_fault_hook = crl_hook; }}; // before ~crl_gate
+    auto s = std::make_unique<test_server>(std::function<void(app::config&)>{}, [](net::server_options& o) {
+        o.crl_check_interval = 1s;
+        o.pool_threads = 4; // two of them held below
+    });
+    on_exit release{[&] {
+        release_row();
+        gate.set(crl_gate::mode::pass);
+    }};
+    auto c = s->client();
+    const std::string op = s->tokens.operator_;
+    BOOST_REQUIRE(eventually([&] { return c.get("/crl.der").status == 200u; }));
+    std::string serial_b;
+    for (const std::string id : {"a", "b", "jobslow"}) {
+        auto r = c.post_json("/api/client-certs", R"({"common_name":")" + id + R"(","identifier":")" + id + "\"}", op);
+        BOOST_REQUIRE(r.status == 201u);
+        if (id == "b") serial_b = str(obj(r), "serial_number");
+    }
+    // A build fails: the change waits for the CRL timer's build, which is held at the gate.
+    gate.set(crl_gate::mode::fail);
+    BOOST_REQUIRE(c.post_json("/api/client-certs/a/revoke", "{}", op).status == 200u);
+    BOOST_REQUIRE(eventually([&] {
+        return !has(c.get("/metrics", s->tokens.admin).body, "certmate_crl_builds_total{result=\"failed\"} 0\n");
+    }));
+    gate.set(crl_gate::mode::hold);
+    BOOST_REQUIRE(gate.build_held()); // the timer's (periodic) build
+    // A batch revoke job starts (holding periodic builds) and stays running at its row.
+    {
+        std::lock_guard lk(mu);
+        row_hold = true;
+    }
+    auto job = c.post_json("/api/client-certs/batch/revoke", R"({"identifiers":["jobslow"]})", op);
+    BOOST_REQUIRE_MESSAGE(job.status == 202u, job.body);
+    {
+        std::unique_lock lk(mu);
+        BOOST_REQUIRE(cv.wait_for(lk, 10s, [&] { return rows_waiting > 0; }));
+    }
+    // A revocation acknowledged while the timer's build runs: its kick finds that build running.
+    BOOST_REQUIRE(c.post_json("/api/client-certs/b/revoke", "{}", op).status == 200u);
+    gate.set(crl_gate::mode::pass);
+    // A CRL fetched now lists b: within the wait's bound, not 503 until the job ends.
+    auto r = http_client(s->port()).get("/crl.der");
+    BOOST_TEST(r.status == 200u, r.body);
+    if (r.status == 200u) BOOST_TEST(revoked_serials(r.body)->count(serial_b) == 1u);
+    release_row();
+    BOOST_TEST(eventually([&] { return c.get("/crl.der").status == 200u; }));
+    s.reset();
 }

@@ -7,6 +7,7 @@
 #include "app/backend.hpp"
 #include "app/bootstrap.hpp"
 #include "app/server_options.hpp"
+#include "core/crl.hpp"
 #include "support/crl_gate.hpp"
 #include "support/http_server_fixture.hpp"
 #include "support/json_checks.hpp"
@@ -871,10 +872,23 @@ BOOST_AUTO_TEST_CASE(after_a_stop_before_the_crl_build_the_first_crl_served_list
     BOOST_TEST(gate.build_held());
     const unsigned short port = s->port();
     auto pub = std::async(std::launch::async, [port] { return http_client(port).get("/crl.der"); });
+    // The PEM form and the figures wait for the same build (crl_as).
+    const std::string viewer = tokens.viewer;
+    auto pem = std::async(std::launch::async, [port, viewer] { return http_client(port).get("/api/crl/pem", viewer); });
+    auto info =
+        std::async(std::launch::async, [port, viewer] { return http_client(port).get("/api/crl/info", viewer); });
     BOOST_TEST((pub.wait_for(std::chrono::milliseconds(300)) == std::future_status::timeout));
+    BOOST_TEST((pem.wait_for(std::chrono::milliseconds(0)) == std::future_status::timeout));
+    BOOST_TEST((info.wait_for(std::chrono::milliseconds(0)) == std::future_status::timeout));
     gate.set(crl_gate::mode::pass);
     auto der = pub.get();
     BOOST_REQUIRE_EQUAL(der.status, 200u);
+    auto p = pem.get();
+    BOOST_REQUIRE_EQUAL(p.status, 200u);
+    BOOST_TEST(p.body == crl_pem_of(der.body).value());
+    auto i = info.get();
+    BOOST_REQUIRE_EQUAL(i.status, 200u);
+    BOOST_TEST(obj(i).at("revoked_count").to_number<std::uint64_t>() == 1u);
     write_text(dir / "served.der", der.body);
     BOOST_TEST(run("openssl crl -inform DER -noout -text -in " + (dir / "served.der").string())
                    .output.find("Serial Number: " + decimal_to_hex(serial)) != std::string::npos);
